@@ -1,0 +1,138 @@
+//! SendMessages and PollMessages: the hot path.
+//!
+//! A send validates the producer's batch where it lies in the request
+//! buffer, stamps offset and time into it and writes those same bytes to the
+//! partition log — no per-message decoding or copying. A poll reads stored
+//! batch records from the log straight into the reply buffer.
+
+use super::{Context, decode};
+use crate::error::{Error, Result};
+use crate::partition::ConsumerKey;
+use crate::storage::batch;
+use bytes::{BufMut, BytesMut};
+use iggy_binary_protocol::primitives::consumer::{KIND_CONSUMER_GROUP, WireConsumer};
+use iggy_binary_protocol::requests::messages::poll_messages::PollMessagesRequest;
+use iggy_binary_protocol::requests::messages::send_messages::SendMessagesHeader;
+use iggy_binary_protocol::responses::messages::send_messages::{
+    SendMessagesConfirmationResponse, SendMessagesResponse,
+};
+use iggy_binary_protocol::{WireDecode, WireEncode, WirePartitioning};
+
+pub fn consumer_key(consumer: &WireConsumer) -> ConsumerKey {
+    if consumer.kind == KIND_CONSUMER_GROUP {
+        ConsumerKey::Group(consumer.id.to_string())
+    } else {
+        ConsumerKey::Consumer(consumer.id.to_string())
+    }
+}
+
+pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut) -> Result<()> {
+    if body.len() < 4 {
+        return Err(Error::InvalidFormat("send_messages body too short".into()));
+    }
+    let metadata_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
+    let batch_start = 4usize
+        .checked_add(metadata_len)
+        .filter(|end| *end <= body.len())
+        .ok_or_else(|| Error::InvalidFormat("metadata length exceeds the body".into()))?;
+    let (header, consumed) = SendMessagesHeader::decode(&body[4..batch_start])?;
+    if consumed != metadata_len {
+        return Err(Error::InvalidFormat("metadata length mismatch".into()));
+    }
+    let record = &mut body[batch_start..];
+    batch::validate_incoming(record, header.messages_count)?;
+
+    let broker = ctx.broker;
+    let partition_id = match &header.partitioning {
+        WirePartitioning::PartitionId(id) => *id,
+        WirePartitioning::Balanced => {
+            let count = broker.partitions_count(&header.stream_id, &header.topic_id)?;
+            broker.next_balanced(&header.stream_id, &header.topic_id, count)?
+        }
+        WirePartitioning::MessagesKey(key) => {
+            let count = broker.partitions_count(&header.stream_id, &header.topic_id)?;
+            if count == 0 {
+                return Err(Error::NoPartitions);
+            }
+            // The same function the SDKs use client-side: xxh32(seed 0) mod n.
+            iggy_common::calculate_32(key) % count
+        }
+    };
+    let ((stream_id, topic_id, _), partition) =
+        broker.partition(&header.stream_id, &header.topic_id, partition_id)?;
+    let timestamp = crate::broker::now_micros();
+    // The append may fsync; keep the async workers free for other clients.
+    let appended = tokio::task::block_in_place(|| {
+        partition.log.lock().expect("log lock").append(
+            record,
+            header.messages_count,
+            partition_id,
+            timestamp,
+        )
+    })?;
+    SendMessagesResponse {
+        confirmations: vec![SendMessagesConfirmationResponse {
+            stream_id,
+            topic_id,
+            partition_id,
+            base_offset: appended.base_offset,
+        }],
+    }
+    .encode(out);
+    Ok(())
+}
+
+const STRATEGY_OFFSET: u8 = 1;
+const STRATEGY_TIMESTAMP: u8 = 2;
+const STRATEGY_FIRST: u8 = 3;
+const STRATEGY_LAST: u8 = 4;
+const STRATEGY_NEXT: u8 = 5;
+/// Size of the `[partition_id u32][current_offset u64][count u32]` prefix.
+const POLL_PREFIX_BYTES: usize = 16;
+
+pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: PollMessagesRequest = decode(body)?;
+    let partition_id = request.partition_id.unwrap_or(0);
+    let (_, partition) =
+        ctx.broker
+            .partition(&request.stream_id, &request.topic_id, partition_id)?;
+    let key = consumer_key(&request.consumer);
+    let stored = partition.stored_offset(&key);
+    let max_bytes = ctx.broker.effective.max_poll_bytes;
+
+    let prefix_at = out.len();
+    out.put_bytes(0, POLL_PREFIX_BYTES);
+    let (current_offset, start, count) = tokio::task::block_in_place(|| -> Result<_> {
+        let log = partition.log.lock().expect("log lock");
+        let next = log.next_offset();
+        let first = log.first_offset();
+        let start = match request.strategy.kind {
+            STRATEGY_OFFSET => Some(request.strategy.value),
+            STRATEGY_TIMESTAMP => log.offset_at_timestamp(request.strategy.value),
+            STRATEGY_FIRST => Some(first),
+            STRATEGY_LAST => Some(next.saturating_sub(u64::from(request.count)).max(first)),
+            STRATEGY_NEXT => Some(stored.map_or(first, |o| o + 1)),
+            other => {
+                return Err(Error::InvalidFormat(format!(
+                    "unknown polling strategy {other}"
+                )));
+            }
+        };
+        let (start, count) = match start {
+            Some(start) => {
+                let start = start.max(first);
+                (start, log.read(start, request.count, max_bytes, out)?)
+            }
+            None => (next, 0),
+        };
+        Ok((next.saturating_sub(1), start, count))
+    })?;
+    out[prefix_at..prefix_at + 4].copy_from_slice(&partition_id.to_le_bytes());
+    out[prefix_at + 4..prefix_at + 12].copy_from_slice(&current_offset.to_le_bytes());
+    out[prefix_at + 12..prefix_at + 16].copy_from_slice(&count.to_le_bytes());
+
+    if request.auto_commit && count > 0 {
+        partition.store_offset(key, start + u64::from(count) - 1)?;
+    }
+    Ok(())
+}

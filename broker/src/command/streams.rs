@@ -1,0 +1,87 @@
+//! Streams: get, list, create, update, delete, purge.
+
+use super::{Context, decode};
+use crate::error::Result;
+use crate::metadata::StreamMeta;
+use bytes::BytesMut;
+use iggy_binary_protocol::requests::streams::{
+    CreateStreamRequest, DeleteStreamRequest, GetStreamRequest, PurgeStreamRequest,
+    UpdateStreamRequest,
+};
+use iggy_binary_protocol::responses::streams::{GetStreamResponse, StreamResponse};
+use iggy_binary_protocol::{WireEncode, WireName, WireOptions};
+
+pub fn stream_response(ctx: &Context<'_>, stream: &StreamMeta) -> StreamResponse {
+    let (size_bytes, messages_count) = ctx.broker.usage(|key| key.0 == stream.id);
+    StreamResponse {
+        id: stream.id,
+        created_at: stream.created_at,
+        topics_count: stream.topics.len() as u32,
+        size_bytes,
+        messages_count,
+        name: WireName::new(stream.name.as_str()).expect("stored names are valid"),
+        options: WireOptions::from_validated(bytes::Bytes::from(stream.options.clone())),
+    }
+}
+
+fn encode_stream(ctx: &Context<'_>, stream: &StreamMeta, out: &mut BytesMut) {
+    let topics = stream
+        .topics
+        .values()
+        .map(|topic| super::topics::topic_header(ctx, stream.id, topic))
+        .collect();
+    GetStreamResponse {
+        stream: stream_response(ctx, stream),
+        topics,
+    }
+    .encode(out);
+}
+
+pub fn get_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: GetStreamRequest = decode(body)?;
+    let broker = ctx.broker;
+    let stream = broker.with_metadata(|m| {
+        broker
+            .resolve_stream(m, &request.stream_id)
+            .ok()
+            .map(|id| m.streams[&id].clone())
+    });
+    // Absent: an empty OK body, which the SDK reads as `None`.
+    if let Some(stream) = stream {
+        encode_stream(ctx, &stream, out);
+    }
+    Ok(())
+}
+
+pub fn get_streams(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    let streams: Vec<StreamMeta> = ctx
+        .broker
+        .with_metadata(|m| m.streams.values().cloned().collect());
+    for stream in &streams {
+        stream_response(ctx, stream).encode(out);
+    }
+    Ok(())
+}
+
+pub fn create_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: CreateStreamRequest = decode(body)?;
+    let stream = ctx.broker.create_stream(&request.name, &request.options)?;
+    encode_stream(ctx, &stream, out);
+    Ok(())
+}
+
+pub fn update_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: UpdateStreamRequest = decode(body)?;
+    ctx.broker
+        .update_stream(&request.stream_id, &request.name, &request.options)
+}
+
+pub fn delete_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: DeleteStreamRequest = decode(body)?;
+    ctx.broker.delete_stream(&request.stream_id)
+}
+
+pub fn purge_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: PurgeStreamRequest = decode(body)?;
+    ctx.broker.purge_stream(&request.stream_id)
+}

@@ -1,0 +1,167 @@
+//! Ping, stats, clients, cluster metadata, option catalogs.
+
+use super::{Context, decode};
+use crate::error::Result;
+use bytes::BytesMut;
+use iggy_binary_protocol::WireEncode;
+use iggy_binary_protocol::requests::system::describe_options::DescribeOptionsRequest;
+use iggy_binary_protocol::requests::system::get_client::GetClientRequest;
+use iggy_binary_protocol::responses::clients::client_response::ClientResponse;
+use iggy_binary_protocol::responses::clients::get_client::ClientDetailsResponse;
+use iggy_binary_protocol::responses::system::get_cluster_metadata::{
+    ClusterMetadataResponse, ClusterNodeResponse,
+};
+use iggy_binary_protocol::responses::system::get_stats::StatsResponse;
+
+/// Transport code of TCP in upstream's client listings.
+const TRANSPORT_TCP: u8 = 1;
+
+fn client_response(client: &crate::broker::ClientInfo) -> ClientResponse {
+    ClientResponse {
+        client_id: client.client_id,
+        user_id: client.user_id.unwrap_or(u32::MAX),
+        transport: TRANSPORT_TCP,
+        address: client.address.to_string(),
+        consumer_groups_count: 0,
+    }
+}
+
+pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    if let Some(client) = ctx.broker.client(ctx.session.client_id) {
+        ClientDetailsResponse {
+            client: client_response(&client),
+            consumer_groups: Vec::new(),
+        }
+        .encode(out);
+    }
+    Ok(())
+}
+
+pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: GetClientRequest = decode(body)?;
+    if let Some(client) = ctx.broker.client(request.client_id) {
+        ClientDetailsResponse {
+            client: client_response(&client),
+            consumer_groups: Vec::new(),
+        }
+        .encode(out);
+    }
+    Ok(())
+}
+
+pub fn get_clients(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    for client in ctx.broker.clients() {
+        client_response(&client).encode(out);
+    }
+    Ok(())
+}
+
+/// A standalone broker is a cluster of one node that leads everything; SDKs
+/// use this to decide that no redirection is needed.
+pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    let bound = *ctx.broker.tcp_address.read().expect("address lock");
+    let (ip, tcp_port) = bound.map_or(("127.0.0.1".to_string(), 8090), |a| {
+        let ip = if a.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            a.ip().to_string()
+        };
+        (ip, a.port())
+    });
+    ClusterMetadataResponse {
+        name: "single-node".into(),
+        nodes: vec![ClusterNodeResponse {
+            name: "iggy-broker-0".into(),
+            ip,
+            tcp_port,
+            quic_port: 0,
+            http_port: 0,
+            websocket_port: 0,
+            role: 0,
+            status: 0,
+        }],
+    }
+    .encode(out);
+    Ok(())
+}
+
+pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    let broker = ctx.broker;
+    let (streams, topics, partitions) = broker.with_metadata(|m| {
+        let topics: usize = m.streams.values().map(|s| s.topics.len()).sum();
+        let partitions: usize = m
+            .streams
+            .values()
+            .flat_map(|s| s.topics.values())
+            .map(|t| t.partitions.len())
+            .sum();
+        (m.streams.len() as u32, topics as u32, partitions as u32)
+    });
+    let segments: usize = broker
+        .all_partitions()
+        .iter()
+        .map(|p| p.log.lock().expect("log lock").segments_count())
+        .sum();
+    let (size, messages) = broker.usage(|_| true);
+    StatsResponse {
+        process_id: std::process::id(),
+        cpu_usage: 0.0,
+        total_cpu_usage: 0.0,
+        memory_usage: 0,
+        total_memory: 0,
+        available_memory: 0,
+        run_time: broker.started_at.elapsed().as_micros() as u64,
+        start_time: broker.started_at_micros,
+        read_bytes: 0,
+        written_bytes: 0,
+        messages_size_bytes: size,
+        streams_count: streams,
+        topics_count: topics,
+        partitions_count: partitions,
+        segments_count: segments as u32,
+        messages_count: messages,
+        clients_count: broker.clients().len() as u32,
+        consumer_groups_count: 0,
+        hostname: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        os_name: std::env::consts::OS.into(),
+        os_version: String::new(),
+        kernel_version: String::new(),
+        iggy_server_version: env!("CARGO_PKG_VERSION").into(),
+        iggy_server_semver: None,
+        cache_metrics: Vec::new(),
+        threads_count: 0,
+        free_disk_space: 0,
+        total_disk_space: 0,
+    }
+    .encode(out);
+    Ok(())
+}
+
+/// The catalog of options each resource accepts. Topics accept upstream's
+/// topic catalog; streams and users accept no options yet.
+pub fn describe_options(body: &[u8], out: &mut BytesMut) -> Result<()> {
+    use iggy_binary_protocol::responses::system::describe_options::{
+        DescribeOptionsResponse, OptionDescriptor,
+    };
+    let request: DescribeOptionsRequest = decode(body)?;
+    let scope = iggy_common::OptionsScope::from_code(request.scope)
+        .map_err(|_| crate::error::Error::InvalidCommand)?;
+    let keys: &[&str] = match scope {
+        iggy_common::OptionsScope::Topic => iggy_common::TOPIC_OPTION_KEYS,
+        iggy_common::OptionsScope::Stream | iggy_common::OptionsScope::User => &[],
+    };
+    let entries = keys
+        .iter()
+        .map(|key| OptionDescriptor {
+            key: iggy_binary_protocol::WireName::new(*key).expect("catalog keys are valid names"),
+            // String kind: every key accepts a human-readable string value.
+            kind: 2,
+            default_value: bytes::Bytes::new(),
+            description: String::new(),
+        })
+        .collect();
+    DescribeOptionsResponse { entries }.encode(out);
+    Ok(())
+}

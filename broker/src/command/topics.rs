@@ -1,0 +1,191 @@
+//! Topics: get, list, create, update, delete, purge; option blocks.
+
+use super::{Context, decode};
+use crate::error::{Error, Result};
+use crate::metadata::{TopicMeta, TopicSettings};
+use bytes::BytesMut;
+use iggy_binary_protocol::requests::topics::{
+    CreateTopicRequest, DeleteTopicRequest, GetTopicRequest, GetTopicsRequest, PurgeTopicRequest,
+    UpdateTopicRequest,
+};
+use iggy_binary_protocol::responses::streams::TopicHeader;
+use iggy_binary_protocol::responses::topics::get_topic::{GetTopicResponse, PartitionResponse};
+use iggy_binary_protocol::responses::topics::get_topics::GetTopicsResponse;
+use iggy_binary_protocol::{WireEncode, WireName, WireOptions};
+use iggy_common::{
+    IggyExpiry, MAX_TOPIC_SEGMENT_SIZE, TopicCreateOptions, validate_topic_segment_size,
+};
+
+/// Expiry as the wire reports it: upstream SDKs read 0 as "never".
+fn wire_expiry(expiry_us: u64) -> u64 {
+    if expiry_us == u64::MAX { 0 } else { expiry_us }
+}
+
+pub fn topic_header(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta) -> TopicHeader {
+    let (size_bytes, messages_count) = ctx
+        .broker
+        .usage(|key| key.0 == stream_id && key.1 == topic.id);
+    TopicHeader {
+        id: topic.id,
+        created_at: topic.created_at,
+        partitions_count: topic.partitions.len() as u32,
+        message_expiry: wire_expiry(topic.settings.message_expiry_us),
+        compression_algorithm: topic.settings.compression_algorithm,
+        max_topic_size: topic.settings.max_topic_size,
+        size_bytes,
+        messages_count,
+        name: WireName::new(topic.name.as_str()).expect("stored names are valid"),
+        options: WireOptions::from_validated(bytes::Bytes::from(topic.options.clone())),
+        derived_options: WireOptions::empty(),
+    }
+}
+
+fn encode_topic(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta, out: &mut BytesMut) {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let handle = ctx.broker.partition_handle((stream_id, topic.id, p.id));
+            let (segments, current, size, count) = handle.map_or((0, 0, 0, 0), |h| {
+                let log = h.log.lock().expect("log lock");
+                (
+                    log.segments_count() as u32,
+                    log.next_offset().saturating_sub(1),
+                    log.size_bytes(),
+                    log.messages_count(),
+                )
+            });
+            PartitionResponse {
+                id: p.id,
+                created_at: p.created_at,
+                segments_count: segments,
+                current_offset: current,
+                size_bytes: size,
+                messages_count: count,
+            }
+        })
+        .collect();
+    GetTopicResponse {
+        topic: topic_header(ctx, stream_id, topic),
+        partitions,
+    }
+    .encode(out);
+}
+
+/// Resolve a create request's options over the broker defaults.
+fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<TopicSettings> {
+    let parsed = TopicCreateOptions::parse(options)?;
+    let segment_size_bytes = match parsed.segment_size {
+        Some(size) => {
+            let bytes = size.as_bytes_u64();
+            validate_topic_segment_size(bytes, MAX_TOPIC_SEGMENT_SIZE)?;
+            bytes
+        }
+        None => ctx.broker.effective.segment_size_bytes,
+    };
+    Ok(TopicSettings {
+        compression_algorithm: parsed.compression_algorithm.map_or(1, |c| c.as_code()),
+        message_expiry_us: parsed.message_expiry.map_or(u64::MAX, u64::from),
+        max_topic_size: parsed.max_topic_size.map_or(u64::MAX, u64::from),
+        segment_size_bytes,
+        replication_factor: 1,
+        fsync: ctx.broker.effective.fsync,
+    })
+}
+
+pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: GetTopicRequest = decode(body)?;
+    let broker = ctx.broker;
+    let found = broker.with_metadata(|m| {
+        broker
+            .resolve_topic(m, &request.stream_id, &request.topic_id)
+            .ok()
+            .map(|(s, t)| (s, m.streams[&s].topics[&t].clone()))
+    });
+    if let Some((stream_id, topic)) = found {
+        encode_topic(ctx, stream_id, &topic, out);
+    }
+    Ok(())
+}
+
+pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: GetTopicsRequest = decode(body)?;
+    let broker = ctx.broker;
+    let found = broker.with_metadata(|m| {
+        broker.resolve_stream(m, &request.stream_id).map(|s| {
+            (
+                s,
+                m.streams[&s].topics.values().cloned().collect::<Vec<_>>(),
+            )
+        })
+    });
+    let (stream_id, topics) = match found {
+        Ok(found) => found,
+        Err(Error::StreamIdNotFound(_) | Error::StreamNameNotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    GetTopicsResponse {
+        topics: topics
+            .iter()
+            .map(|t| topic_header(ctx, stream_id, t))
+            .collect(),
+    }
+    .encode(out);
+    Ok(())
+}
+
+pub fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: CreateTopicRequest = decode(body)?;
+    let settings = settings_from_options(ctx, &request.options)?;
+    let (stream_id, topic) = ctx.broker.create_topic(
+        &request.stream_id,
+        &request.name,
+        request.partitions_count,
+        settings,
+        &request.options,
+    )?;
+    encode_topic(ctx, stream_id, &topic, out);
+    Ok(())
+}
+
+pub fn update_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: UpdateTopicRequest = decode(body)?;
+    let parsed = TopicCreateOptions::parse(&request.options)?;
+    if parsed.segment_size.is_some() {
+        return Err(Error::InvalidOptionValue("segment_size".into()));
+    }
+    ctx.broker.update_topic(
+        &request.stream_id,
+        &request.topic_id,
+        &request.name,
+        |current| {
+            let mut settings = current.clone();
+            if let Some(c) = parsed.compression_algorithm {
+                settings.compression_algorithm = c.as_code();
+            }
+            if let Some(expiry) = parsed.message_expiry {
+                settings.message_expiry_us = match expiry {
+                    IggyExpiry::ServerDefault => u64::MAX,
+                    other => u64::from(other),
+                };
+            }
+            if let Some(size) = parsed.max_topic_size {
+                settings.max_topic_size = u64::from(size);
+            }
+            Ok(settings)
+        },
+        &request.options,
+    )
+}
+
+pub fn delete_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: DeleteTopicRequest = decode(body)?;
+    ctx.broker
+        .delete_topic(&request.stream_id, &request.topic_id)
+}
+
+pub fn purge_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: PurgeTopicRequest = decode(body)?;
+    ctx.broker
+        .purge_topic(&request.stream_id, &request.topic_id)
+}

@@ -1,0 +1,364 @@
+//! Broker configuration: built-in defaults, then a TOML file, then
+//! `IGGY_<SECTION>_<KEY>` environment variables, then command-line flags.
+//!
+//! Every value is validated at start-up; an invalid one stops the broker with
+//! a message naming the key and the reason. The effective configuration, with
+//! the addresses actually bound, is written to
+//! `<system.path>/runtime/current_config.toml` (upstream's contract, which
+//! test harnesses wait for).
+
+use crate::storage::FsyncPolicy;
+use iggy_common::{IggyByteSize, IggyDuration};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub system: SystemConfig,
+    pub tcp: TcpConfig,
+    pub topic: TopicDefaults,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Data directory: metadata, partitions, runtime files.
+    pub path: PathBuf,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpConfig {
+    pub enabled: bool,
+    /// Bind address; `127.0.0.1:8090` standalone, `0.0.0.0:8090` in containers.
+    pub address: String,
+}
+
+/// Defaults applied to topics that do not set an option themselves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicDefaults {
+    /// Segment roll size, e.g. `"1 GiB"`.
+    pub segment_size: String,
+    /// `always` (fsync each batch before acknowledging), `interval`
+    /// (background fsync every `fsync_interval`) or `never`.
+    pub fsync: String,
+    pub fsync_interval: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request frame (header + body) accepted, e.g. `"64 MiB"`.
+    pub max_request_size: String,
+    /// Most concurrent client connections.
+    pub max_connections: usize,
+    /// Most bytes one poll reply reads, e.g. `"16 MiB"`.
+    pub max_poll_size: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            system: SystemConfig {
+                path: PathBuf::from("local_data"),
+                log_format: "text".into(),
+            },
+            tcp: TcpConfig {
+                enabled: true,
+                address: "127.0.0.1:8090".into(),
+            },
+            topic: TopicDefaults {
+                segment_size: "1 GiB".into(),
+                fsync: "always".into(),
+                fsync_interval: "1s".into(),
+            },
+            limits: Limits {
+                max_request_size: "64 MiB".into(),
+                max_connections: 10_000,
+                max_poll_size: "16 MiB".into(),
+            },
+        }
+    }
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Config::default().system
+    }
+}
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Config::default().tcp
+    }
+}
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Config::default().topic
+    }
+}
+impl Default for Limits {
+    fn default() -> Self {
+        Config::default().limits
+    }
+}
+
+/// A configuration error that names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: `{key}`: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn invalid(key: &str, reason: impl ToString) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Validated values derived from the textual configuration.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub segment_size_bytes: u64,
+    pub fsync: FsyncPolicy,
+    pub max_request_bytes: usize,
+    pub max_poll_bytes: usize,
+}
+
+/// Smallest segment the broker accepts as a default (tests use small ones).
+pub const MIN_SEGMENT_SIZE_BYTES: u64 = 4 * 1024;
+/// Largest segment: index positions and upstream's ceiling.
+pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1024 * 1024 * 1024;
+
+fn byte_size(key: &str, value: &str) -> Result<u64, ConfigError> {
+    IggyByteSize::from_str(value)
+        .map(|size| size.as_bytes_u64())
+        .map_err(|e| invalid(key, format!("`{value}` is not a byte size ({e})")))
+}
+
+fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    IggyDuration::from_str(value)
+        .map(|d| d.get_duration())
+        .map_err(|e| invalid(key, format!("`{value}` is not a duration ({e})")))
+}
+
+impl Config {
+    /// Load defaults ← file (if any) ← environment overrides.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut value = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid("--config", format!("cannot read {}: {e}", path.display())))?;
+            let from_file: toml::Value = toml::from_str(&text)
+                .map_err(|e| invalid("--config", format!("{}: {e}", path.display())))?;
+            merge(&mut value, from_file);
+        }
+        apply_env_overrides(&mut value, env)?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("config", e.message().to_string()))?;
+        config.effective()?;
+        Ok(config)
+    }
+
+    /// Check every value and derive the typed settings.
+    pub fn effective(&self) -> Result<Effective, ConfigError> {
+        let segment_size_bytes = byte_size("topic.segment_size", &self.topic.segment_size)?;
+        if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&segment_size_bytes) {
+            return Err(invalid(
+                "topic.segment_size",
+                format!("must be between {MIN_SEGMENT_SIZE_BYTES} B and 1 GiB"),
+            ));
+        }
+        let fsync = match self.topic.fsync.as_str() {
+            "always" => FsyncPolicy::Always,
+            "never" => FsyncPolicy::Never,
+            "interval" => FsyncPolicy::Interval(duration(
+                "topic.fsync_interval",
+                &self.topic.fsync_interval,
+            )?),
+            other => {
+                return Err(invalid(
+                    "topic.fsync",
+                    format!("`{other}` is not one of always, interval, never"),
+                ));
+            }
+        };
+        let max_request_bytes =
+            byte_size("limits.max_request_size", &self.limits.max_request_size)? as usize;
+        if max_request_bytes < 4096 {
+            return Err(invalid("limits.max_request_size", "must be at least 4 KiB"));
+        }
+        let max_poll_bytes =
+            byte_size("limits.max_poll_size", &self.limits.max_poll_size)? as usize;
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if !matches!(self.system.log_format.as_str(), "text" | "json") {
+            return Err(invalid("system.log_format", "must be `text` or `json`"));
+        }
+        if self.tcp.enabled {
+            self.tcp
+                .address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid("tcp.address", format!("`{}`: {e}", self.tcp.address)))?;
+        }
+        Ok(Effective {
+            segment_size_bytes,
+            fsync,
+            max_request_bytes,
+            max_poll_bytes,
+        })
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.system.path.join("runtime")
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base), toml::Value::Table(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// Apply `IGGY_<SECTION>_<KEY>` variables to the known keys. The value is
+/// parsed as the type of the key's default; variables for keys this broker
+/// does not have are ignored (upstream harnesses set some).
+fn apply_env_overrides(
+    value: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("IGGY_"))
+        .collect();
+    let toml::Value::Table(sections) = value else {
+        return Ok(());
+    };
+    for (section, table) in sections.iter_mut() {
+        let toml::Value::Table(table) = table else {
+            continue;
+        };
+        for (key, current) in table.iter_mut() {
+            let name = format!("IGGY_{}_{}", section, key).to_uppercase();
+            let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) else {
+                continue;
+            };
+            let dotted = format!("{section}.{key}");
+            *current =
+                match current {
+                    toml::Value::Boolean(_) => toml::Value::Boolean(raw.parse().map_err(|_| {
+                        invalid(&dotted, format!("{name}=`{raw}` is not a boolean"))
+                    })?),
+                    toml::Value::Integer(_) => toml::Value::Integer(raw.parse().map_err(|_| {
+                        invalid(&dotted, format!("{name}=`{raw}` is not an integer"))
+                    })?),
+                    _ => toml::Value::String(raw.clone()),
+                };
+        }
+    }
+    Ok(())
+}
+
+/// Write `<path>/runtime/current_config.toml` with the bound addresses.
+pub fn write_runtime_config(
+    config: &Config,
+    tcp_bound: Option<std::net::SocketAddr>,
+) -> std::io::Result<()> {
+    let mut effective = config.clone();
+    if let Some(addr) = tcp_bound {
+        effective.tcp.address = addr.to_string();
+    }
+    let text = toml::to_string_pretty(&effective).map_err(std::io::Error::other)?;
+    let dir = config.runtime_dir();
+    std::fs::create_dir_all(&dir)?;
+    crate::storage::fs::write_atomic(&dir.join("current_config.toml"), text.as_bytes(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.tcp.address, "127.0.0.1:8090");
+        let effective = config.effective().unwrap();
+        assert_eq!(effective.fsync, FsyncPolicy::Always);
+        assert_eq!(effective.segment_size_bytes, 1024 * 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        std::fs::write(
+            &file,
+            "[tcp]\naddress = \"0.0.0.0:9000\"\n[topic]\nsegment_size = \"2 MiB\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("IGGY_TCP_ADDRESS", "127.0.0.1:9100"),
+                ("IGGY_UNKNOWN_KEY", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.tcp.address, "127.0.0.1:9100");
+        assert_eq!(
+            config.effective().unwrap().segment_size_bytes,
+            2 * 1024 * 1024
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = Config::load(None, env(&[("IGGY_TOPIC_FSYNC", "sometimes")])).unwrap_err();
+        assert_eq!(err.key, "topic.fsync");
+        let err = Config::load(None, env(&[("IGGY_TCP_ENABLED", "maybe")])).unwrap_err();
+        assert_eq!(err.key, "tcp.enabled");
+        let err = Config::load(None, env(&[("IGGY_TOPIC_SEGMENT_SIZE", "1 B")])).unwrap_err();
+        assert_eq!(err.key, "topic.segment_size");
+        let err = Config::load(None, env(&[("IGGY_TCP_ADDRESS", "nowhere")])).unwrap_err();
+        assert_eq!(err.key, "tcp.address");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        std::fs::write(&file, "[tcp]\nadress = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err();
+        assert!(err.reason.contains("adress"), "{err}");
+    }
+}

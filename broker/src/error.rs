@@ -1,0 +1,224 @@
+//! The broker's error type and the one place errors become wire status codes.
+//!
+//! Codes are upstream's (`iggy_common::IggyError`); SDKs map them back to
+//! their own error types, so a code is never invented or reused here. A test
+//! pins every code against the upstream enum.
+
+use crate::storage::batch::BatchError;
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid command")]
+    InvalidCommand,
+    #[error("invalid format: {0}")]
+    InvalidFormat(String),
+    #[error("feature unavailable: {0}")]
+    FeatureUnavailable(&'static str),
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("stream {0} not found")]
+    StreamIdNotFound(u32),
+    #[error("stream `{0}` not found")]
+    StreamNameNotFound(String),
+    #[error("stream `{0}` already exists")]
+    StreamNameAlreadyExists(String),
+    #[error("invalid stream name")]
+    InvalidStreamName,
+    #[error("topic {0} not found")]
+    TopicIdNotFound(u32),
+    #[error("topic `{0}` not found")]
+    TopicNameNotFound(String),
+    #[error("topic `{0}` already exists")]
+    TopicNameAlreadyExists(String),
+    #[error("invalid topic name")]
+    InvalidTopicName,
+    #[error("too many partitions")]
+    TooManyPartitions,
+    #[error("invalid partitions count")]
+    InvalidPartitionsCount,
+    #[error("partition {0} not found")]
+    PartitionNotFound(u32),
+    #[error("topic has no partitions")]
+    NoPartitions,
+    #[error("unsupported option `{0}`")]
+    UnsupportedOptionKey(String),
+    #[error("invalid value for option `{0}`")]
+    InvalidOptionValue(String),
+    #[error("invalid messages count")]
+    InvalidMessagesCount,
+    #[error("message payload is empty")]
+    EmptyMessagePayload,
+    #[error("message payload too big")]
+    TooBigMessagePayload,
+    #[error("user headers too big")]
+    TooBigUserHeaders,
+    #[error("invalid message checksum")]
+    InvalidMessageChecksum,
+    #[error("offset {0} is beyond the end of the partition")]
+    InvalidOffset(u64),
+    #[error("no stored offset for this consumer in partition {0}")]
+    ConsumerOffsetNotFound(u32),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The upstream status code sent on the wire.
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::InvalidCommand => 3,
+            Error::InvalidFormat(_) => 4,
+            Error::FeatureUnavailable(_) => 5,
+            Error::Unauthenticated => 40,
+            Error::InvalidCredentials => 42,
+            Error::StreamIdNotFound(_) => 1009,
+            Error::StreamNameNotFound(_) => 1010,
+            Error::StreamNameAlreadyExists(_) => 1012,
+            Error::InvalidStreamName => 1013,
+            Error::TopicIdNotFound(_) => 2010,
+            Error::TopicNameNotFound(_) => 2011,
+            Error::TopicNameAlreadyExists(_) => 2013,
+            Error::InvalidTopicName => 2014,
+            Error::TooManyPartitions => 2015,
+            Error::InvalidPartitionsCount => 2019,
+            Error::PartitionNotFound(_) => 3007,
+            Error::NoPartitions => 3008,
+            Error::UnsupportedOptionKey(_) => 4041,
+            Error::InvalidOptionValue(_) => 4042,
+            Error::InvalidMessagesCount => 4009,
+            Error::EmptyMessagePayload => 4024,
+            Error::TooBigMessagePayload => 4022,
+            Error::TooBigUserHeaders => 4017,
+            Error::InvalidMessageChecksum => 4027,
+            Error::InvalidOffset(_) => 4100,
+            Error::ConsumerOffsetNotFound(_) => 3021,
+            // Upstream's generic `Error`: the client learns the request failed,
+            // the log says why.
+            Error::Io(_) => 1,
+        }
+    }
+}
+
+impl From<iggy_binary_protocol::WireError> for Error {
+    fn from(e: iggy_binary_protocol::WireError) -> Self {
+        Error::InvalidFormat(e.to_string())
+    }
+}
+
+impl From<BatchError> for Error {
+    fn from(e: BatchError) -> Self {
+        use iggy_binary_protocol::WireError;
+        match e {
+            BatchError::Malformed(WireError::InvalidMessageChecksum { .. })
+            | BatchError::Malformed(WireError::InvalidBatchChecksum { .. }) => {
+                Error::InvalidMessageChecksum
+            }
+            BatchError::Malformed(other) => Error::InvalidFormat(other.to_string()),
+            BatchError::CountMismatch { .. } | BatchError::Empty => Error::InvalidMessagesCount,
+            BatchError::EmptyPayload => Error::EmptyMessagePayload,
+            BatchError::PayloadTooBig(_) => Error::TooBigMessagePayload,
+            BatchError::HeadersTooBig(_) => Error::TooBigUserHeaders,
+            BatchError::BadOffsetDelta { .. } => Error::InvalidFormat(e.to_string()),
+        }
+    }
+}
+
+impl From<iggy_common::IggyError> for Error {
+    fn from(e: iggy_common::IggyError) -> Self {
+        match e {
+            iggy_common::IggyError::UnsupportedOptionKey(key) => Error::UnsupportedOptionKey(key),
+            iggy_common::IggyError::InvalidOptionValue(key) => Error::InvalidOptionValue(key),
+            other => Error::InvalidFormat(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iggy_common::{Identifier, IggyError};
+
+    #[test]
+    fn codes_match_upstream() {
+        let id = Identifier::default();
+        let pairs = [
+            (Error::InvalidCommand, IggyError::InvalidCommand),
+            (
+                Error::InvalidFormat(String::new()),
+                IggyError::InvalidFormat,
+            ),
+            (Error::FeatureUnavailable(""), IggyError::FeatureUnavailable),
+            (Error::Unauthenticated, IggyError::Unauthenticated),
+            (Error::InvalidCredentials, IggyError::InvalidCredentials),
+            (
+                Error::StreamIdNotFound(0),
+                IggyError::StreamIdNotFound(id.clone()),
+            ),
+            (
+                Error::StreamNameNotFound(String::new()),
+                IggyError::StreamNameNotFound(String::new()),
+            ),
+            (
+                Error::StreamNameAlreadyExists(String::new()),
+                IggyError::StreamNameAlreadyExists(String::new()),
+            ),
+            (Error::InvalidStreamName, IggyError::InvalidStreamName),
+            (
+                Error::TopicIdNotFound(0),
+                IggyError::TopicIdNotFound(id.clone(), id.clone()),
+            ),
+            (
+                Error::TopicNameNotFound(String::new()),
+                IggyError::TopicNameNotFound(String::new(), String::new()),
+            ),
+            (
+                Error::TopicNameAlreadyExists(String::new()),
+                IggyError::TopicNameAlreadyExists(String::new(), id.clone()),
+            ),
+            (Error::InvalidTopicName, IggyError::InvalidTopicName),
+            (Error::TooManyPartitions, IggyError::TooManyPartitions),
+            (
+                Error::InvalidPartitionsCount,
+                IggyError::InvalidPartitionsCount,
+            ),
+            (
+                Error::PartitionNotFound(0),
+                IggyError::PartitionNotFound(0, id.clone(), id.clone()),
+            ),
+            (
+                Error::NoPartitions,
+                IggyError::NoPartitions(id.clone(), id.clone()),
+            ),
+            (
+                Error::UnsupportedOptionKey(String::new()),
+                IggyError::UnsupportedOptionKey(String::new()),
+            ),
+            (
+                Error::InvalidOptionValue(String::new()),
+                IggyError::InvalidOptionValue(String::new()),
+            ),
+            (Error::InvalidMessagesCount, IggyError::InvalidMessagesCount),
+            (Error::EmptyMessagePayload, IggyError::EmptyMessagePayload),
+            (Error::TooBigMessagePayload, IggyError::TooBigMessagePayload),
+            (Error::TooBigUserHeaders, IggyError::TooBigUserHeaders),
+            (
+                Error::InvalidMessageChecksum,
+                IggyError::InvalidMessageChecksum(0, 0, 0),
+            ),
+            (Error::InvalidOffset(0), IggyError::InvalidOffset(0)),
+            (
+                Error::ConsumerOffsetNotFound(0),
+                IggyError::ConsumerOffsetNotFound(0),
+            ),
+            (Error::Io(io::Error::other("x")), IggyError::Error),
+        ];
+        for (ours, upstream) in pairs {
+            assert_eq!(ours.code(), upstream.as_code(), "{ours:?} vs {upstream:?}");
+        }
+    }
+}

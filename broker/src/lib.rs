@@ -1,0 +1,34 @@
+//! `iggy-broker`: an Iggy-compatible message-streaming broker.
+//!
+//! # Layout
+//!
+//! Data flows one way: transport → protocol decode → command handlers →
+//! broker state (metadata, partitions) → storage.
+//!
+//! - [`server`]: start-up, the TCP accept loop, graceful shutdown.
+//! - [`connection`]: one client connection: read a frame, run it, reply.
+//! - [`protocol`]: the 0.11 wire framing (256-byte request/reply headers).
+//! - [`command`]: one handler per command, grouped by area.
+//! - [`session`]: per-connection state (client id, logged-in user).
+//! - [`broker`]: the shared state and the operations handlers call.
+//! - [`metadata`]: the metadata state machine and its durable log.
+//! - [`partition`]: a partition at run time: log and consumer offsets.
+//! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
+//! - [`auth`]: password hashing.
+//! - [`config`]: configuration file, environment overrides, validation.
+//! - [`error`]: the error type and its wire status codes.
+
+pub mod auth;
+pub mod broker;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod metadata;
+pub mod partition;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod storage;
+
+pub use error::{Error, Result};

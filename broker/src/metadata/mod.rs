@@ -1,0 +1,9 @@
+//! Cluster metadata: the state machine and its durable log.
+
+mod state;
+mod store;
+
+pub use state::{
+    MetadataOp, MetadataState, PartitionMeta, StreamMeta, TopicMeta, TopicSettings, UserMeta,
+};
+pub use store::MetadataStore;

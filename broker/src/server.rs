@@ -1,0 +1,107 @@
+//! Start-up and shutdown: open the broker, bind listeners, run until a
+//! shutdown signal, then stop accepting, let connections finish their
+//! current request, and flush every partition.
+
+use crate::broker::Broker;
+use crate::config::write_runtime_config;
+use crate::storage::FsyncPolicy;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How long connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = &broker.config;
+    let listener = if config.tcp.enabled {
+        let listener = TcpListener::bind(&config.tcp.address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind TCP {}: {e}", config.tcp.address))?;
+        let bound = listener.local_addr()?;
+        *broker.tcp_address.write().expect("address lock") = Some(bound);
+        tracing::info!("TCP listening on {bound}");
+        Some(listener)
+    } else {
+        None
+    };
+    write_runtime_config(config, *broker.tcp_address.read().expect("address lock"))?;
+
+    let flusher = tokio::spawn(periodic_flush(broker.clone()));
+    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    if let Some(listener) = listener {
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (stream, address) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        tracing::warn!(%address, "connection limit reached; refusing");
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    tasks.spawn(async move {
+                        crate::connection::serve(broker, stream, address).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    } else {
+        shutdown.await;
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    flusher.abort();
+    flush_all(&broker);
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+fn flush_all(broker: &Broker) {
+    for partition in broker.all_partitions() {
+        if let Err(e) = partition.log.lock().expect("log lock").flush() {
+            tracing::error!(partition = partition.id, "flush failed: {e}");
+        }
+    }
+}
+
+/// Fsync partitions whose topics use the `interval` policy.
+async fn periodic_flush(broker: Arc<Broker>) {
+    let interval = match broker.effective.fsync {
+        FsyncPolicy::Interval(interval) => interval,
+        _ => Duration::from_secs(1),
+    };
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for partition in broker.all_partitions() {
+                let mut log = partition.log.lock().expect("log lock");
+                if matches!(log.config().fsync, FsyncPolicy::Interval(_))
+                    && let Err(e) = log.flush()
+                {
+                    tracing::error!(partition = partition.id, "periodic fsync failed: {e}");
+                }
+            }
+        })
+        .await;
+    }
+}

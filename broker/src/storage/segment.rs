@@ -1,0 +1,164 @@
+//! One segment of a partition log: `<start_offset:020>.log` holding batch
+//! records back to back, and its sparse index.
+//!
+//! A segment only ever grows at its end. It knows its own offset range and
+//! size; choosing when to roll to a new segment is the log's job.
+
+use super::index::{Index, IndexEntry};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub const LOG_EXTENSION: &str = "log";
+pub const INDEX_EXTENSION: &str = "index";
+
+/// File stem of the segment that starts at `start_offset`; zero-padded so
+/// that `ls` lists segments in offset order.
+pub fn file_stem(start_offset: u64) -> String {
+    format!("{start_offset:020}")
+}
+
+pub fn log_path(dir: &Path, start_offset: u64) -> PathBuf {
+    dir.join(format!("{}.{LOG_EXTENSION}", file_stem(start_offset)))
+}
+
+pub fn index_path(dir: &Path, start_offset: u64) -> PathBuf {
+    dir.join(format!("{}.{INDEX_EXTENSION}", file_stem(start_offset)))
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    start_offset: u64,
+    /// One past the last offset stored here (`start_offset` when empty).
+    next_offset: u64,
+    size_bytes: u64,
+    log: File,
+    index: Index,
+    log_path: PathBuf,
+    index_path: PathBuf,
+    /// Wall-clock time (µs) of the newest batch, for retention by age.
+    last_timestamp: u64,
+}
+
+impl Segment {
+    /// Create a new, empty segment starting at `start_offset`.
+    pub fn create(dir: &Path, start_offset: u64) -> io::Result<Self> {
+        let log_path = log_path(dir, start_offset);
+        let index_path = index_path(dir, start_offset);
+        let log = open_rw(&log_path, true)?;
+        let index_file = open_rw(&index_path, true)?;
+        Ok(Self {
+            start_offset,
+            next_offset: start_offset,
+            size_bytes: 0,
+            log,
+            index: Index::new(index_file, Vec::new()),
+            log_path,
+            index_path,
+            last_timestamp: 0,
+        })
+    }
+
+    /// Assemble a segment from the state recovery established.
+    pub fn from_recovered(
+        dir: &Path,
+        start_offset: u64,
+        next_offset: u64,
+        size_bytes: u64,
+        entries: Vec<IndexEntry>,
+    ) -> io::Result<Self> {
+        let log_path = log_path(dir, start_offset);
+        let index_path = index_path(dir, start_offset);
+        let log = open_rw(&log_path, false)?;
+        let index_file = open_rw(&index_path, false)?;
+        let last_timestamp = entries.last().map_or(0, |e| e.timestamp);
+        Ok(Self {
+            start_offset,
+            next_offset,
+            size_bytes,
+            log,
+            index: Index::new(index_file, entries),
+            log_path,
+            index_path,
+            last_timestamp,
+        })
+    }
+
+    /// Append one stamped batch record holding `count` messages.
+    pub fn append(&mut self, record: &[u8], count: u32, timestamp: u64) -> io::Result<()> {
+        let position = self.size_bytes;
+        self.log.write_all_at(record, position)?;
+        self.index.append(IndexEntry {
+            base_offset: self.next_offset,
+            timestamp,
+            position,
+        })?;
+        self.size_bytes += record.len() as u64;
+        self.next_offset += u64::from(count);
+        self.last_timestamp = timestamp;
+        Ok(())
+    }
+
+    /// Make every appended byte of the log durable. The index is rebuilt by
+    /// recovery when needed, so only the log is synced.
+    pub fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()
+    }
+
+    pub fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
+        self.log.read_exact_at(buf, position)
+    }
+
+    pub fn start_offset(&self) -> u64 {
+        self.start_offset
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next_offset == self.start_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub fn last_timestamp(&self) -> u64 {
+        self.last_timestamp
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// File position where the batch at index entry `i` ends.
+    pub fn batch_end(&self, i: usize) -> u64 {
+        self.index
+            .entries()
+            .get(i + 1)
+            .map_or(self.size_bytes, |e| e.position)
+    }
+
+    /// Remove the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        std::fs::remove_file(&self.log_path)?;
+        match std::fs::remove_file(&self.index_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn open_rw(path: &Path, create_new: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if create_new {
+        options.create(true).truncate(true);
+    } else {
+        options.create(true);
+    }
+    options.open(path)
+}

@@ -1,0 +1,173 @@
+//! Test harness: runs the real `iggy-broker` binary in a temporary data
+//! directory on a free port and connects the official `iggy` client to it.
+#![allow(dead_code)]
+
+use iggy::prelude::*;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestBroker {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    pub address: SocketAddr,
+}
+
+impl TestBroker {
+    /// Start a broker with default settings (fsync every batch).
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Start a broker with extra `IGGY_*` environment settings.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut broker = Self {
+            child: None,
+            dir,
+            env,
+            address: "127.0.0.1:0".parse().unwrap(),
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let data = self.data_dir();
+        let runtime_config = data.join("runtime").join("current_config.toml");
+        let _ = std::fs::remove_file(&runtime_config);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_iggy-broker"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("IGGY_SYSTEM_PATH", &data)
+            // Reuse the port across restarts so reconnecting clients find it.
+            .env("IGGY_TCP_ADDRESS", self.address.to_string())
+            .env("IGGY_ROOT_USERNAME", "iggy")
+            .env("IGGY_ROOT_PASSWORD", "iggy")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().expect("start iggy-broker"));
+        self.address = wait_for_address(&runtime_config, self.child.as_mut().unwrap());
+    }
+
+    /// `kill -9` the broker: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().unwrap();
+        }
+    }
+
+    /// Start the broker again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn connection_string(&self) -> String {
+        format!("iggy://iggy:iggy@{}", self.address)
+    }
+
+    /// A connected, logged-in official client.
+    pub async fn client(&self) -> IggyClient {
+        let client = IggyClient::from_connection_string(&self.connection_string()).unwrap();
+        client.connect().await.unwrap();
+        client
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn wait_for_address(runtime_config: &Path, child: &mut Child) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("iggy-broker exited during start-up: {status}");
+        }
+        if let Ok(text) = std::fs::read_to_string(runtime_config)
+            && let Ok(value) = text.parse::<toml::Table>()
+            && let Some(address) = value["tcp"]["address"].as_str()
+        {
+            return address.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "broker did not start in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `count` messages with ids `first_id..`, a payload naming the id, and user
+/// headers carrying the id as a string and as a number.
+pub fn messages(first_id: u128, count: usize) -> Vec<IggyMessage> {
+    (0..count)
+        .map(|i| {
+            let id = first_id + i as u128;
+            let mut headers = std::collections::BTreeMap::new();
+            headers.insert(
+                HeaderKey::try_from("id").unwrap(),
+                HeaderValue::try_from(id.to_string().as_str()).unwrap(),
+            );
+            headers.insert(
+                HeaderKey::try_from("n").unwrap(),
+                HeaderValue::from(id as u64),
+            );
+            IggyMessage::builder()
+                .id(id)
+                .payload(bytes::Bytes::from(format!("message-{id}")))
+                .user_headers(headers)
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+pub async fn create_stream_and_topic(
+    client: &IggyClient,
+    stream: &str,
+    topic: &str,
+    partitions: u32,
+) {
+    client.create_stream(stream).await.unwrap();
+    client
+        .create_topic(
+            &Identifier::named(stream).unwrap(),
+            topic,
+            &TopicCreateOptions {
+                partitions_count: Some(partitions),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+pub fn id(name: &str) -> Identifier {
+    Identifier::named(name).unwrap()
+}
