@@ -1,0 +1,188 @@
+//! Bad input gets a clear answer and costs only the connection that sent it:
+//! garbage, truncated and oversize frames, unauthenticated commands and a
+//! wrong password, while a second client keeps working.
+
+mod common;
+
+use common::{TestBroker, create_stream_and_topic, id, messages};
+use iggy::prelude::*;
+use iggy_binary_protocol::codes::GET_STREAMS_CODE;
+use iggy_binary_protocol::consensus::{Command, HEADER_SIZE, Operation, RequestHeader};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A well-formed non-replicated request for `code` with `body`.
+fn request(code: u32, body: &[u8]) -> Vec<u8> {
+    let mut reserved = [0u8; 60];
+    reserved[0..4].copy_from_slice(&code.to_le_bytes());
+    let header = RequestHeader {
+        command: Command::Request,
+        operation: Operation::NonReplicated,
+        size: (HEADER_SIZE + body.len()) as u32,
+        client: 42,
+        reserved,
+        ..Default::default()
+    };
+    let mut frame = bytemuck::bytes_of(&header).to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Read until the server closes the connection; returns what it sent.
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("server closes the connection")
+        .ok();
+    out
+}
+
+async fn second_client_still_works(client: &IggyClient) {
+    client.ping().await.unwrap();
+    let polled = client
+        .poll_messages(
+            &id("s"),
+            &id("t"),
+            Some(0),
+            &Consumer::new(Identifier::numeric(1).unwrap()),
+            &PollingStrategy::first(),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(polled.messages.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_their_connection() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    let mut batch = messages(1, 10);
+    client
+        .send_messages(
+            &id("s"),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        )
+        .await
+        .unwrap();
+
+    // Garbage: 256 bytes that are not a request header.
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    let mut garbage = vec![0xA5u8; HEADER_SIZE];
+    garbage[48..52].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
+    stream.write_all(&garbage).await.unwrap();
+    let reply = read_to_close(&mut stream).await;
+    assert_eq!(reply.len(), HEADER_SIZE, "an eviction, then close");
+    assert_eq!(reply[60], Command::Eviction as u8);
+    second_client_still_works(&client).await;
+
+    // Oversize: a header declaring 2 GiB is refused before any allocation.
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    let mut frame = request(GET_STREAMS_CODE, &[]);
+    frame[48..52].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    stream.write_all(&frame).await.unwrap();
+    let reply = read_to_close(&mut stream).await;
+    assert_eq!(reply[60], Command::Eviction as u8);
+    second_client_still_works(&client).await;
+
+    // Truncated: a header promising a body that never comes.
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    let mut frame = request(GET_STREAMS_CODE, &[0u8; 100]);
+    frame.truncate(HEADER_SIZE + 10);
+    stream.write_all(&frame).await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert!(read_to_close(&mut stream).await.is_empty());
+    second_client_still_works(&client).await;
+
+    // A size smaller than the header itself.
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    let mut frame = request(GET_STREAMS_CODE, &[]);
+    frame[48..52].copy_from_slice(&10u32.to_le_bytes());
+    stream.write_all(&frame).await.unwrap();
+    let reply = read_to_close(&mut stream).await;
+    assert_eq!(reply[60], Command::Eviction as u8);
+    second_client_still_works(&client).await;
+    assert!(broker.log().contains("closing connection"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_before_login_are_unauthenticated_and_ping_works() {
+    let broker = TestBroker::start();
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+
+    stream
+        .write_all(&request(GET_STREAMS_CODE, &[]))
+        .await
+        .unwrap();
+    let mut reply = vec![0u8; HEADER_SIZE];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[60], Command::Reply as u8);
+    let status = u32::from_le_bytes(reply[216..220].try_into().unwrap());
+    assert_eq!(status, IggyError::Unauthenticated.as_code());
+
+    // The connection stays usable: ping works before login.
+    stream.write_all(&request(1, &[])).await.unwrap();
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(u32::from_le_bytes(reply[216..220].try_into().unwrap()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_invalid_messages_get_clear_errors() {
+    let broker = TestBroker::start();
+    let client = IggyClient::builder()
+        .with_tcp()
+        .with_server_address(broker.address.to_string())
+        .build()
+        .unwrap();
+    client.connect().await.unwrap();
+    let err = client
+        .login_user("iggy", "wrong-password")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_code(), IggyError::InvalidCredentials.as_code());
+    // The same client can then log in properly.
+    client.login_user("iggy", "iggy").await.unwrap();
+    create_stream_and_topic(&client, "s", "t", 1).await;
+
+    // Unknown stream, topic and partition.
+    let mut batch = messages(1, 1);
+    let err = client
+        .send_messages(
+            &id("nope"),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_code(),
+        IggyError::StreamNameNotFound(String::new()).as_code()
+    );
+    let mut batch = messages(1, 1);
+    let err = client
+        .send_messages(
+            &id("s"),
+            &id("t"),
+            &Partitioning::partition_id(9),
+            &mut batch,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_code(),
+        IggyError::PartitionNotFound(0, Identifier::default(), Identifier::default()).as_code()
+    );
+    // Duplicate names.
+    let err = client.create_stream("s").await.unwrap_err();
+    assert_eq!(
+        err.as_code(),
+        IggyError::StreamNameAlreadyExists(String::new()).as_code()
+    );
+}

@@ -1,0 +1,173 @@
+//! Durability: what a client was told is stored survives `kill -9`, and a
+//! segment cut mid-record recovers to its last whole record.
+
+mod common;
+
+use common::{TestBroker, create_stream_and_topic, id, messages};
+use iggy::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+async fn poll_all_ids(client: &IggyClient, partition: u32) -> Vec<(u64, u128)> {
+    let consumer = Consumer::new(Identifier::numeric(1).unwrap());
+    let mut out = Vec::new();
+    loop {
+        let polled = client
+            .poll_messages(
+                &id("s"),
+                &id("t"),
+                Some(partition),
+                &consumer,
+                &PollingStrategy::offset(out.len() as u64),
+                1_000,
+                false,
+            )
+            .await
+            .unwrap();
+        if polled.messages.is_empty() {
+            return out;
+        }
+        out.extend(
+            polled
+                .messages
+                .iter()
+                .map(|m| (m.header.offset, m.header.id)),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_kill_9_under_load() {
+    let mut broker = TestBroker::start_with(&[("IGGY_TOPIC_FSYNC", "always")]);
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+
+    // A producer sends batches until the broker dies, recording every
+    // acknowledged id.
+    let acked = Arc::new(Mutex::new(Vec::<u128>::new()));
+    let producer = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            let mut next: u128 = 1;
+            loop {
+                let mut batch = messages(next, 100);
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.send_messages(
+                        &id("s"),
+                        &id("t"),
+                        &Partitioning::partition_id(0),
+                        &mut batch,
+                    ),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(_)) => {
+                        acked.lock().unwrap().extend(next..next + 100);
+                        next += 100;
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    // Let it run, then kill the broker mid-stream.
+    while acked.lock().unwrap().len() < 5_000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    broker.kill9();
+    producer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 5_000);
+
+    broker.restart();
+    let client = broker.client().await;
+    let stored = poll_all_ids(&client, 0).await;
+    // Offsets are dense and nothing acknowledged is missing.
+    assert!(stored.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
+    let stored_ids: std::collections::HashSet<u128> = stored.iter().map(|(_, id)| *id).collect();
+    let missing: Vec<_> = acked.iter().filter(|id| !stored_ids.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages lost",
+        missing.len()
+    );
+    // The partition accepts writes again, continuing the offsets.
+    let mut batch = messages(1_000_000, 10);
+    client
+        .send_messages(
+            &id("s"),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        )
+        .await
+        .unwrap();
+    assert_eq!(poll_all_ids(&client, 0).await.len(), stored.len() + 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_cut_mid_record_recovers_to_the_last_whole_record() {
+    let mut broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    for round in 0..5u128 {
+        let mut batch = messages(round * 10 + 1, 10);
+        client
+            .send_messages(
+                &id("s"),
+                &id("t"),
+                &Partitioning::partition_id(0),
+                &mut batch,
+            )
+            .await
+            .unwrap();
+    }
+    drop(client);
+    broker.kill9();
+
+    // Simulate a torn write: cut the last record in half.
+    let log = broker
+        .data_dir()
+        .join("streams/0/topics/0/partitions/0/00000000000000000000.log");
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+
+    broker.restart();
+    assert!(broker.log().contains("torn tail"), "recovery is reported");
+    let client = broker.client().await;
+    let stored = poll_all_ids(&client, 0).await;
+    assert_eq!(stored.len(), 40, "the four whole batches remain");
+    assert_eq!(stored.last().unwrap().1, 40);
+    let mut batch = messages(100, 1);
+    let sent = client
+        .send_messages(
+            &id("s"),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.confirmations[0].base_offset, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_survives_kill_9() {
+    let mut broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 4).await;
+    client.create_stream("other").await.unwrap();
+    broker.kill9();
+    broker.restart();
+    let client = broker.client().await;
+    let streams = client.get_streams().await.unwrap();
+    assert_eq!(streams.len(), 2);
+    let topic = client.get_topic(&id("s"), &id("t")).await.unwrap().unwrap();
+    assert_eq!(topic.partitions_count, 4);
+}
