@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, id, messages};
+use common::{TestBroker, create_stream_and_topic, id, messages, send};
 use iggy::prelude::*;
 use iggy_binary_protocol::codes::GET_STREAMS_CODE;
 use iggy_binary_protocol::consensus::{Command, HEADER_SIZE, Operation, RequestHeader};
@@ -27,6 +27,14 @@ fn request(code: u32, body: &[u8]) -> Vec<u8> {
     let mut frame = bytemuck::bytes_of(&header).to_vec();
     frame.extend_from_slice(body);
     frame
+}
+
+/// Send `bytes` on a new connection and return everything the server sent
+/// before closing it.
+async fn send_raw(broker: &TestBroker, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read_to_close(&mut stream).await
 }
 
 /// Read until the server closes the connection; returns what it sent.
@@ -61,33 +69,20 @@ async fn malformed_frames_close_only_their_connection() {
     let broker = TestBroker::start();
     let client = broker.client().await;
     create_stream_and_topic(&client, "s", "t", 1).await;
-    let mut batch = messages(1, 10);
-    client
-        .send_messages(
-            &id("s"),
-            &id("t"),
-            &Partitioning::partition_id(0),
-            &mut batch,
-        )
-        .await
-        .unwrap();
+    send(&client, "s", "t", &Partitioning::partition_id(0), 1, 10).await;
 
     // Garbage: 256 bytes that are not a request header.
-    let mut stream = TcpStream::connect(broker.address).await.unwrap();
     let mut garbage = vec![0xA5u8; HEADER_SIZE];
     garbage[48..52].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
-    stream.write_all(&garbage).await.unwrap();
-    let reply = read_to_close(&mut stream).await;
+    let reply = send_raw(&broker, &garbage).await;
     assert_eq!(reply.len(), HEADER_SIZE, "an eviction, then close");
     assert_eq!(reply[60], Command::Eviction as u8);
     second_client_still_works(&client).await;
 
     // Oversize: a header declaring 2 GiB is refused before any allocation.
-    let mut stream = TcpStream::connect(broker.address).await.unwrap();
     let mut frame = request(GET_STREAMS_CODE, &[]);
     frame[48..52].copy_from_slice(&(1u32 << 31).to_le_bytes());
-    stream.write_all(&frame).await.unwrap();
-    let reply = read_to_close(&mut stream).await;
+    let reply = send_raw(&broker, &frame).await;
     assert_eq!(reply[60], Command::Eviction as u8);
     second_client_still_works(&client).await;
 
@@ -101,11 +96,9 @@ async fn malformed_frames_close_only_their_connection() {
     second_client_still_works(&client).await;
 
     // A size smaller than the header itself.
-    let mut stream = TcpStream::connect(broker.address).await.unwrap();
     let mut frame = request(GET_STREAMS_CODE, &[]);
     frame[48..52].copy_from_slice(&10u32.to_le_bytes());
-    stream.write_all(&frame).await.unwrap();
-    let reply = read_to_close(&mut stream).await;
+    let reply = send_raw(&broker, &frame).await;
     assert_eq!(reply[60], Command::Eviction as u8);
     second_client_still_works(&client).await;
     assert!(broker.log().contains("closing connection"));

@@ -3,38 +3,10 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, id, messages};
+use common::{TestBroker, create_stream_and_topic, id, messages, poll_all, send};
 use iggy::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-async fn poll_all_ids(client: &IggyClient, partition: u32) -> Vec<(u64, u128)> {
-    let consumer = Consumer::new(Identifier::numeric(1).unwrap());
-    let mut out = Vec::new();
-    loop {
-        let polled = client
-            .poll_messages(
-                &id("s"),
-                &id("t"),
-                Some(partition),
-                &consumer,
-                &PollingStrategy::offset(out.len() as u64),
-                1_000,
-                false,
-            )
-            .await
-            .unwrap();
-        if polled.messages.is_empty() {
-            return out;
-        }
-        out.extend(
-            polled
-                .messages
-                .iter()
-                .map(|m| (m.header.offset, m.header.id)),
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9_under_load() {
@@ -82,7 +54,7 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
 
     broker.restart();
     let client = broker.client().await;
-    let stored = poll_all_ids(&client, 0).await;
+    let stored = poll_all(&client, "s", "t", 0).await;
     // Offsets are dense and nothing acknowledged is missing.
     assert!(stored.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
     let stored_ids: std::collections::HashSet<u128> = stored.iter().map(|(_, id)| *id).collect();
@@ -93,17 +65,19 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
         missing.len()
     );
     // The partition accepts writes again, continuing the offsets.
-    let mut batch = messages(1_000_000, 10);
-    client
-        .send_messages(
-            &id("s"),
-            &id("t"),
-            &Partitioning::partition_id(0),
-            &mut batch,
-        )
-        .await
-        .unwrap();
-    assert_eq!(poll_all_ids(&client, 0).await.len(), stored.len() + 10);
+    send(
+        &client,
+        "s",
+        "t",
+        &Partitioning::partition_id(0),
+        1_000_000,
+        10,
+    )
+    .await;
+    assert_eq!(
+        poll_all(&client, "s", "t", 0).await.len(),
+        stored.len() + 10
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,16 +86,15 @@ async fn a_segment_cut_mid_record_recovers_to_the_last_whole_record() {
     let client = broker.client().await;
     create_stream_and_topic(&client, "s", "t", 1).await;
     for round in 0..5u128 {
-        let mut batch = messages(round * 10 + 1, 10);
-        client
-            .send_messages(
-                &id("s"),
-                &id("t"),
-                &Partitioning::partition_id(0),
-                &mut batch,
-            )
-            .await
-            .unwrap();
+        send(
+            &client,
+            "s",
+            "t",
+            &Partitioning::partition_id(0),
+            round * 10 + 1,
+            10,
+        )
+        .await;
     }
     drop(client);
     broker.kill9();
@@ -141,19 +114,10 @@ async fn a_segment_cut_mid_record_recovers_to_the_last_whole_record() {
     broker.restart();
     assert!(broker.log().contains("torn tail"), "recovery is reported");
     let client = broker.client().await;
-    let stored = poll_all_ids(&client, 0).await;
+    let stored = poll_all(&client, "s", "t", 0).await;
     assert_eq!(stored.len(), 40, "the four whole batches remain");
     assert_eq!(stored.last().unwrap().1, 40);
-    let mut batch = messages(100, 1);
-    let sent = client
-        .send_messages(
-            &id("s"),
-            &id("t"),
-            &Partitioning::partition_id(0),
-            &mut batch,
-        )
-        .await
-        .unwrap();
+    let sent = send(&client, "s", "t", &Partitioning::partition_id(0), 100, 1).await;
     assert_eq!(sent.confirmations[0].base_offset, 40);
 }
 
@@ -168,6 +132,6 @@ async fn metadata_survives_kill_9() {
     let client = broker.client().await;
     let streams = client.get_streams().await.unwrap();
     assert_eq!(streams.len(), 2);
-    let topic = client.get_topic(&id("s"), &id("t")).await.unwrap().unwrap();
-    assert_eq!(topic.partitions_count, 4);
+    let details = common::topic(&client, "s", "t").await.unwrap();
+    assert_eq!(details.partitions_count, 4);
 }

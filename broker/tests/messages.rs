@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, id, messages};
+use common::{TestBroker, create_stream_and_topic, id, messages, poll_all, send, topic};
 use iggy::prelude::*;
 use std::collections::HashMap;
 
@@ -29,34 +29,6 @@ fn assert_message(message: &IggyMessage, expected_id: u128) {
             .unwrap(),
         expected_id as u64
     );
-}
-
-/// Poll a whole partition from offset 0 in pages; returns (offset, id) pairs.
-async fn poll_partition(client: &IggyClient, partition: u32) -> Vec<(u64, u128)> {
-    let consumer = Consumer::new(Identifier::numeric(1).unwrap());
-    let mut out = Vec::new();
-    loop {
-        let polled = client
-            .poll_messages(
-                &id("orders"),
-                &id("events"),
-                Some(partition),
-                &consumer,
-                &PollingStrategy::offset(out.len() as u64),
-                BATCH as u32,
-                false,
-            )
-            .await
-            .unwrap();
-        assert_eq!(polled.partition_id, partition);
-        if polled.messages.is_empty() {
-            return out;
-        }
-        for message in &polled.messages {
-            assert_message(message, message.header.id);
-            out.push((message.header.offset, message.header.id));
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,34 +69,22 @@ async fn hundred_thousand_messages_through_every_partitioning_kind() {
     let mut key_of_id = HashMap::new();
     for round in 0..30 {
         let key = keys[round % keys.len()];
-        let mut batch = messages(next_id, BATCH);
         for i in 0..BATCH {
             key_of_id.insert(next_id + i as u128, key);
         }
+        let partitioning = Partitioning::messages_key_str(key).unwrap();
+        send(&client, "orders", "events", &partitioning, next_id, BATCH).await;
         next_id += BATCH as u128;
-        client
-            .send_messages(
-                &id("orders"),
-                &id("events"),
-                &Partitioning::messages_key_str(key).unwrap(),
-                &mut batch,
-            )
-            .await
-            .unwrap();
     }
     assert_eq!(next_id - 1, 100_000);
 
-    let topic = client
-        .get_topic(&id("orders"), &id("events"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.messages_count, 100_000);
+    let details = topic(&client, "orders", "events").await.unwrap();
+    assert_eq!(details.messages_count, 100_000);
 
     let mut seen = vec![false; 100_001];
     let mut partition_of_key: HashMap<&str, u32> = HashMap::new();
     for partition in 0..PARTITIONS {
-        let polled = poll_partition(&client, partition).await;
+        let polled = poll_all(&client, "orders", "events", partition).await;
         // Offsets are dense from 0 and ids arrive in send order.
         for (i, (offset, _)) in polled.iter().enumerate() {
             assert_eq!(*offset, i as u64);
@@ -139,12 +99,12 @@ async fn hundred_thousand_messages_through_every_partitioning_kind() {
                 assert_eq!(first, partition, "key {key} spread over partitions");
             }
         }
-        let expected = topic.partitions[partition as usize].messages_count;
+        let expected = details.partitions[partition as usize].messages_count;
         assert_eq!(polled.len() as u64, expected);
     }
     assert!(seen[1..].iter().all(|s| *s), "every message came back");
     // Explicit partition 0 got the first 40k.
-    let first = poll_partition(&client, 0).await;
+    let first = poll_all(&client, "orders", "events", 0).await;
     assert!(first.iter().take(40_000).all(|(_, id)| *id <= 40_000));
 }
 
@@ -254,11 +214,15 @@ async fn stored_offsets_drive_next_and_can_be_deleted() {
     let client = broker.client().await;
     create_stream_and_topic(&client, "orders", "events", 2).await;
     let (stream, topic) = (id("orders"), id("events"));
-    let mut batch = messages(1, 20);
-    client
-        .send_messages(&stream, &topic, &Partitioning::partition_id(1), &mut batch)
-        .await
-        .unwrap();
+    send(
+        &client,
+        "orders",
+        "events",
+        &Partitioning::partition_id(1),
+        1,
+        20,
+    )
+    .await;
     let consumer = Consumer::new(Identifier::numeric(7).unwrap());
     assert!(
         client

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, id, messages};
+use common::{TestBroker, create_stream_and_topic, id, send, topic};
 use iggy::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +31,7 @@ async fn stream_and_topic_lifecycle() {
         .unwrap();
     assert!(client.get_stream(&id("audit-log")).await.unwrap().is_some());
 
-    let topic = client
+    let created = client
         .create_topic(
             &id("payments"),
             "charges",
@@ -46,10 +46,10 @@ async fn stream_and_topic_lifecycle() {
         )
         .await
         .unwrap();
-    assert_eq!(topic.partitions_count, 2);
-    assert_eq!(topic.partitions.len(), 2);
+    assert_eq!(created.partitions_count, 2);
+    assert_eq!(created.partitions.len(), 2);
     assert_eq!(
-        topic.message_expiry,
+        created.message_expiry,
         IggyExpiry::ExpireDuration(IggyDuration::from(3_600_000_000))
     );
     let err = client
@@ -72,40 +72,27 @@ async fn stream_and_topic_lifecycle() {
         .create_partitions(&id("payments"), &id("charges"), 3)
         .await
         .unwrap();
-    let topic = client
-        .get_topic(&id("payments"), &id("charges"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.partitions_count, 5);
+    let details = topic(&client, "payments", "charges").await.unwrap();
+    assert_eq!(details.partitions_count, 5);
     client
         .delete_partitions(&id("payments"), &id("charges"), 2)
         .await
         .unwrap();
-    let topic = client
-        .get_topic(&id("payments"), &id("charges"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.partitions_count, 3);
+    let details = topic(&client, "payments", "charges").await.unwrap();
+    assert_eq!(details.partitions_count, 3);
 
-    let mut batch = messages(1, 25);
-    client
-        .send_messages(
-            &id("payments"),
-            &id("charges"),
-            &Partitioning::partition_id(2),
-            &mut batch,
-        )
-        .await
-        .unwrap();
-    let topic = client
-        .get_topic(&id("payments"), &id("charges"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.messages_count, 25);
-    assert_eq!(topic.partitions[2].current_offset, 24);
+    send(
+        &client,
+        "payments",
+        "charges",
+        &Partitioning::partition_id(2),
+        1,
+        25,
+    )
+    .await;
+    let details = topic(&client, "payments", "charges").await.unwrap();
+    assert_eq!(details.messages_count, 25);
+    assert_eq!(details.partitions[2].current_offset, 24);
     let stats = client.get_stats().await.unwrap();
     assert_eq!((stats.streams_count, stats.topics_count), (2, 1));
     assert_eq!(stats.messages_count, 25);
@@ -114,12 +101,8 @@ async fn stream_and_topic_lifecycle() {
         .purge_topic(&id("payments"), &id("charges"))
         .await
         .unwrap();
-    let topic = client
-        .get_topic(&id("payments"), &id("charges"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.messages_count, 0);
+    let details = topic(&client, "payments", "charges").await.unwrap();
+    assert_eq!(details.messages_count, 0);
 
     client
         .update_topic(
@@ -133,13 +116,9 @@ async fn stream_and_topic_lifecycle() {
         )
         .await
         .unwrap();
-    let topic = client
-        .get_topic(&id("payments"), &id("charges-v2"))
-        .await
-        .unwrap()
-        .unwrap();
+    let details = topic(&client, "payments", "charges-v2").await.unwrap();
     assert_eq!(
-        topic.max_topic_size,
+        details.max_topic_size,
         MaxTopicSize::Custom(IggyByteSize::from(1_000_000_000))
     );
     assert_eq!(client.get_topics(&id("payments")).await.unwrap().len(), 1);
@@ -159,12 +138,8 @@ async fn stream_and_topic_lifecycle() {
     assert_eq!(client.get_streams().await.unwrap().len(), 1);
     // A new topic with reused ids starts empty.
     create_stream_and_topic(&client, "payments", "charges", 1).await;
-    let topic = client
-        .get_topic(&id("payments"), &id("charges"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(topic.messages_count, 0);
+    let details = topic(&client, "payments", "charges").await.unwrap();
+    assert_eq!(details.messages_count, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,3 +171,58 @@ pub async fn create_stream_and_topic(
 pub fn id(name: &str) -> Identifier {
     Identifier::named(name).unwrap()
 }
+
+/// Send `count` generated messages starting at id `first_id`.
+pub async fn send(
+    client: &IggyClient,
+    stream: &str,
+    topic: &str,
+    partitioning: &Partitioning,
+    first_id: u128,
+    count: usize,
+) -> SendMessagesResponse {
+    let mut batch = messages(first_id, count);
+    client
+        .send_messages(&id(stream), &id(topic), partitioning, &mut batch)
+        .await
+        .unwrap()
+}
+
+/// Every (offset, id) of a partition, read from offset 0 in pages of 1000.
+pub async fn poll_all(
+    client: &IggyClient,
+    stream: &str,
+    topic: &str,
+    partition: u32,
+) -> Vec<(u64, u128)> {
+    let consumer = Consumer::new(Identifier::numeric(1).unwrap());
+    let mut out = Vec::new();
+    loop {
+        let polled = client
+            .poll_messages(
+                &id(stream),
+                &id(topic),
+                Some(partition),
+                &consumer,
+                &PollingStrategy::offset(out.len() as u64),
+                1_000,
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(polled.partition_id, partition);
+        if polled.messages.is_empty() {
+            return out;
+        }
+        out.extend(
+            polled
+                .messages
+                .iter()
+                .map(|m| (m.header.offset, m.header.id)),
+        );
+    }
+}
+
+pub async fn topic(client: &IggyClient, stream: &str, topic: &str) -> Option<TopicDetails> {
+    client.get_topic(&id(stream), &id(topic)).await.unwrap()
+}
