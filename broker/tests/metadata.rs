@@ -154,4 +154,22 @@ async fn clients_me_and_cluster_metadata() {
     let cluster = client.get_cluster_metadata().await.unwrap();
     assert_eq!(cluster.nodes.len(), 1);
     assert_eq!(cluster.nodes[0].endpoints.tcp, broker.address.port());
+
+    let topic_options = client.describe_options(OptionsScope::Topic).await.unwrap();
+    let keys: Vec<_> = topic_options.iter().map(|o| o.key.as_str()).collect();
+    for key in [
+        "message_expiry",
+        "max_topic_size",
+        "segment_size",
+        "compression_algorithm",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert!(
+        client
+            .describe_options(OptionsScope::Stream)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -25,13 +25,13 @@ pub enum FsyncPolicy {
     /// Batches are fsynced by a background task at this interval: an
     /// acknowledged message survives a process crash (it is in the page
     /// cache) but up to one interval can be lost if the machine fails.
-    Interval(#[serde(with = "humantime_serde_compat")] Duration),
+    Interval(#[serde(with = "duration_as_millis")] Duration),
     /// Never fsynced by the broker (the OS writes back eventually): survives
     /// a process crash, not a machine failure.
     Never,
 }
 
-mod humantime_serde_compat {
+mod duration_as_millis {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -152,13 +152,13 @@ impl Segment {
     }
 }
 
-fn open_rw(path: &Path, create_new: bool) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    if create_new {
-        options.create(true).truncate(true);
-    } else {
-        options.create(true);
-    }
-    options.open(path)
+/// Open a segment file for reading and positional writes; `truncate` starts
+/// it empty (a new segment), otherwise existing bytes are kept.
+fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
 }
