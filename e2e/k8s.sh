@@ -195,7 +195,7 @@ kctl() { "$(cache_dir)/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
 # ------------------------------------------------------------ components ----
 
 write_configs() {
-  mkdir -p "$STATE/containerd" /etc/cni/net.d "$STATE/kubelet"
+  mkdir -p "$STATE/containerd" "$STATE/cni" "$STATE/kubelet"
   local restrict_oom=false
   if ! (echo -1 > /proc/self/oom_score_adj) 2>/dev/null; then restrict_oom=true; fi
   cat > "$STATE/containerd/config.toml" <<EOF
@@ -219,11 +219,11 @@ state = "$RUN/containerd"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "/etc/cni/net.d"
+    conf_dir = "$STATE/cni"
 EOF
-  # containerd loads the first file by name; ours must be the only one.
-  rm -f /etc/cni/net.d/*
-  cat > /etc/cni/net.d/10-iggy-e2e.conflist <<EOF
+  # A CNI directory of our own: containerd loads the first file by name, and
+  # the host's /etc/cni/net.d is left alone.
+  cat > "$STATE/cni/10-iggy-e2e.conflist" <<EOF
 {"cniVersion": "1.0.0", "name": "iggy-e2e", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
@@ -482,7 +482,7 @@ cmd_down() {
     [ -d "$controller/kubepods" ] || continue
     find "$controller/kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
-  rm -rf /var/lib/kubelet "$STATE/etcd" "$STATE/containerd" "$RUN" "$STATE/kubelet" /etc/cni/net.d/10-iggy-e2e.conflist \
+  rm -rf /var/lib/kubelet "$STATE/etcd" "$STATE/containerd" "$RUN" "$STATE/kubelet" "$STATE/cni" \
     /run/containerd/runc/k8s.io
   [ -n "$quiet" ] || log "stopped; state removed (PKI kept in $STATE)"
 }
