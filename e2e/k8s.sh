@@ -130,7 +130,17 @@ kubeconfig() { # name cert
 }
 
 make_pki() {
+  # Reuse certificates across runs only while they are valid for another day
+  # and were made for this node's name and address.
+  if [ -f "$PKI/ca.crt" ]; then
+    if ! openssl x509 -checkend 86400 -noout -in "$PKI/ca.crt" >/dev/null \
+      || [ "$(cat "$PKI/node" 2>/dev/null)" != "$NODE $NODE_IP" ]; then
+      log "certificates expiring or made for another node: regenerating"
+      rm -rf "$PKI" "$STATE"/*.kubeconfig
+    fi
+  fi
   mkdir -p "$PKI"
+  echo "$NODE $NODE_IP" > "$PKI/node"
   if [ ! -f "$PKI/ca.crt" ]; then
     openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
       -subj "/CN=iggy-e2e-ca" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
