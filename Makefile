@@ -1,8 +1,9 @@
 # The two entry points a newcomer needs:
 #   make demo   a local Kubernetes, the broker on it, messages flowing through
 #               its client Service with the official iggy SDK
-#   make test   everything CI checks: formatting, lints, unit and integration
-#               tests, and the local-Kubernetes smoke test
+#   make test   everything CI checks: formatting, lints, generated CRDs, unit
+#               and integration tests, the local-Kubernetes smoke test and the
+#               operator's tests against its API server
 #
 # Build products live outside the work tree so that clean clones (CI) reuse
 # them; override CARGO_TARGET_DIR to build elsewhere. The Kubernetes parts
@@ -11,23 +12,37 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint unit-and-integration e2e-smoke demo demo-local bench build release k8s-up k8s-down
+.PHONY: test fmt-check lint crd-check crds unit-and-integration e2e demo demo-local bench build release k8s-up k8s-down
 
-test: fmt-check lint unit-and-integration e2e-smoke
+test: fmt-check lint crd-check unit-and-integration e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# crds/ is generated from the Rust types; CI fails when it drifts.
+crds:
+	$(CARGO) run --quiet --locked -p iggy-operator -- crdgen --out crds
+
+crd-check:
+	@tmp=$$(mktemp -d) && $(CARGO) run --quiet --locked -p iggy-operator -- crdgen --out $$tmp \
+	  && diff -ru crds $$tmp && echo "crds/ is up to date" \
+	  || { echo "crds/ is out of date: run 'make crds' and commit the result"; exit 1; }
 
 unit-and-integration:
 	$(CARGO) test --workspace --locked
 
-# Bring the local cluster up, smoke-test it, and tear it down again.
-e2e-smoke:
+# Bring the local cluster up, smoke-test it, run the operator's tests against
+# its API server, and tear it down again.
+e2e:
+	$(CARGO) build --locked -p iggy-operator --features apiserver-tests --tests
 	e2e/k8s.sh up
 	e2e/smoke.sh || { e2e/k8s.sh down; exit 1; }
+	KUBECONFIG=$${E2E_STATE:-/var/lib/iggy-e2e}/admin.kubeconfig \
+	  $(CARGO) test --locked -p iggy-operator --features apiserver-tests --test apiserver -- --test-threads 1 \
+	  || { e2e/k8s.sh down; exit 1; }
 	e2e/k8s.sh down
 
 build:

@@ -9,7 +9,7 @@ data=$(mktemp -d /tmp/iggy-demo.XXXXXX)
 port=${IGGY_DEMO_PORT:-8090}
 
 echo "==> starting iggy-broker on 127.0.0.1:$port (data in $data)"
-IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" \
+IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP_ADDRESS=127.0.0.1:0 \
   "$target/release/iggy-broker" --with-default-root-credentials >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true' EXIT

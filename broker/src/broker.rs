@@ -59,6 +59,8 @@ pub struct Broker {
     pub started_at_micros: u64,
     /// Bound TCP address, once listening.
     pub tcp_address: RwLock<Option<SocketAddr>>,
+    /// Recovered and serving clients (the readiness probe).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -94,6 +96,7 @@ impl Broker {
             started_at: Instant::now(),
             started_at_micros: now_micros(),
             tcp_address: RwLock::new(None),
+            ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -105,6 +108,14 @@ impl Broker {
     fn commit(&self, inner: &mut Inner, op: MetadataOp) -> Result<()> {
         inner.metadata.commit(op)?;
         Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
     // ---- users ----

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub struct Config {
     pub system: SystemConfig,
     pub tcp: TcpConfig,
+    pub http: HttpConfig,
     pub topic: TopicDefaults,
     pub limits: Limits,
 }
@@ -37,6 +38,14 @@ pub struct SystemConfig {
 pub struct TcpConfig {
     pub enabled: bool,
     /// Bind address; `127.0.0.1:8090` standalone, `0.0.0.0:8090` in containers.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    /// Bind address of the HTTP listener (health probes).
     pub address: String,
 }
 
@@ -74,6 +83,10 @@ impl Default for Config {
                 enabled: true,
                 address: "127.0.0.1:8090".into(),
             },
+            http: HttpConfig {
+                enabled: true,
+                address: "127.0.0.1:3000".into(),
+            },
             topic: TopicDefaults {
                 segment_size: "1 GiB".into(),
                 fsync: "always".into(),
@@ -96,6 +109,11 @@ impl Default for SystemConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         Config::default().tcp
+    }
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Config::default().http
     }
 }
 impl Default for TopicDefaults {
@@ -214,6 +232,12 @@ impl Config {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|e| invalid("tcp.address", format!("`{}`: {e}", self.tcp.address)))?;
         }
+        if self.http.enabled {
+            self.http
+                .address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid("http.address", format!("`{}`: {e}", self.http.address)))?;
+        }
         Ok(Effective {
             segment_size_bytes,
             fsync,
@@ -286,10 +310,14 @@ fn apply_env_overrides(
 pub fn write_runtime_config(
     config: &Config,
     tcp_bound: Option<std::net::SocketAddr>,
+    http_bound: Option<std::net::SocketAddr>,
 ) -> std::io::Result<()> {
     let mut effective = config.clone();
     if let Some(addr) = tcp_bound {
         effective.tcp.address = addr.to_string();
+    }
+    if let Some(addr) = http_bound {
+        effective.http.address = addr.to_string();
     }
     let text = toml::to_string_pretty(&effective).map_err(std::io::Error::other)?;
     let dir = config.runtime_dir();

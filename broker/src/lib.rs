@@ -7,6 +7,7 @@
 //!
 //! - [`server`]: start-up, the TCP accept loop, graceful shutdown.
 //! - [`connection`]: one client connection: read a frame, run it, reply.
+//! - [`http`]: the HTTP listener (health endpoints).
 //! - [`protocol`]: the 0.11 wire framing (256-byte request/reply headers).
 //! - [`command`]: one handler per command, grouped by area.
 //! - [`session`]: per-connection state (client id, logged-in user).
@@ -24,6 +25,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod http;
 pub mod metadata;
 pub mod partition;
 pub mod protocol;

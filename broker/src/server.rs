@@ -27,7 +27,30 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     } else {
         None
     };
-    write_runtime_config(config, *broker.tcp_address.read().expect("address lock"))?;
+    let http = if config.http.enabled {
+        let listener = TcpListener::bind(&config.http.address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.address))?;
+        let bound = listener.local_addr()?;
+        tracing::info!("HTTP listening on {bound}");
+        Some((listener, bound))
+    } else {
+        None
+    };
+    write_runtime_config(
+        config,
+        *broker.tcp_address.read().expect("address lock"),
+        http.as_ref().map(|(_, bound)| *bound),
+    )?;
+    let http_server = http.map(|(listener, _)| {
+        let app = crate::http::router(broker.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("HTTP server failed: {e}");
+            }
+        })
+    });
+    broker.set_ready(true);
 
     let flusher = tokio::spawn(periodic_flush(broker.clone()));
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -61,6 +84,10 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
         }
     } else {
         shutdown.await;
+    }
+    broker.set_ready(false);
+    if let Some(server) = http_server {
+        server.abort();
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {

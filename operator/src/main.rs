@@ -1,11 +1,129 @@
-//! `iggy-operator`: the Kubernetes operator for Iggy clusters.
-//!
-//! Skeleton only: the IggyCluster/IggyTopic APIs and controllers are built
-//! in later issues (see the README's feature table).
+//! The `iggy-operator` binary: `run` (the default) starts the controllers
+//! behind leader election plus the metrics/health server; `crdgen` prints
+//! the CRDs.
 
-fn main() {
-    println!(
-        "iggy-operator {}: not implemented yet",
-        env!("CARGO_PKG_VERSION")
-    );
+use clap::{Parser, Subcommand};
+use iggy_operator::controller::{self, Context};
+use iggy_operator::{crd, leader, metrics::Metrics, web};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Parser)]
+#[command(
+    name = "iggy-operator",
+    version,
+    about = "Kubernetes operator for Iggy clusters"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator (default).
+    Run(RunArgs),
+    /// Write the CustomResourceDefinitions as YAML: one file per CRD into
+    /// `--out DIR`, or all of them to standard output.
+    Crdgen {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Parser, Default)]
+struct RunArgs {
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "IGGY_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: String,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Reconcile without leader election (single replica, development).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Log as JSON.
+    #[arg(long, env = "IGGY_OPERATOR_LOG_JSON")]
+    log_json: bool,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let client = kube::Client::try_default().await?;
+    controller::check_crds(&client).await?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("iggy-operator-{}", std::process::id()));
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(true));
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let server = axum::serve(
+        listener,
+        web::router(web::WebState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        }),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    let server = tokio::spawn(async move { server.await });
+
+    let ctx = Arc::new(Context::new(client.clone(), metrics, &identity));
+    if args.no_leader_election {
+        controller::run(ctx).await;
+    } else {
+        leader::run_as_leader(
+            client,
+            &args.namespace,
+            &identity,
+            move || controller::run(ctx.clone()),
+            shutdown_signal(),
+        )
+        .await?;
+    }
+    ready.store(false, Ordering::Relaxed);
+    server.abort();
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command {
+        Some(Command::Crdgen { out }) => {
+            for (file, yaml) in crd::crd_files() {
+                match &out {
+                    Some(dir) => std::fs::write(dir.join(&file), yaml)?,
+                    None => print!("---\n{yaml}"),
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Run(run_args)) => run(run_args).await,
+        None => run(RunArgs::parse_from(["iggy-operator"])).await,
+    }
 }

@@ -13,6 +13,7 @@ pub struct TestBroker {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     pub address: SocketAddr,
+    pub http_address: Option<SocketAddr>,
 }
 
 impl TestBroker {
@@ -33,6 +34,7 @@ impl TestBroker {
             dir,
             env,
             address: "127.0.0.1:0".parse().unwrap(),
+            http_address: None,
         };
         broker.spawn();
         broker
@@ -59,6 +61,7 @@ impl TestBroker {
             .env("IGGY_SYSTEM_PATH", &data)
             // Reuse the port across restarts so reconnecting clients find it.
             .env("IGGY_TCP_ADDRESS", self.address.to_string())
+            .env("IGGY_HTTP_ADDRESS", "127.0.0.1:0")
             .env("IGGY_ROOT_USERNAME", "iggy")
             .env("IGGY_ROOT_PASSWORD", "iggy")
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -67,7 +70,9 @@ impl TestBroker {
             command.env(k, v);
         }
         self.child = Some(command.spawn().expect("start iggy-broker"));
-        self.address = wait_for_address(&runtime_config, self.child.as_mut().unwrap());
+        let (tcp, http) = wait_for_addresses(&runtime_config, self.child.as_mut().unwrap());
+        self.address = tcp;
+        self.http_address = http;
     }
 
     /// `kill -9` the broker: no shutdown code runs.
@@ -106,7 +111,10 @@ impl Drop for TestBroker {
     }
 }
 
-fn wait_for_address(runtime_config: &Path, child: &mut Child) -> SocketAddr {
+fn wait_for_addresses(
+    runtime_config: &Path,
+    child: &mut Child,
+) -> (SocketAddr, Option<SocketAddr>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -116,7 +124,12 @@ fn wait_for_address(runtime_config: &Path, child: &mut Child) -> SocketAddr {
             && let Ok(value) = text.parse::<toml::Table>()
             && let Some(address) = value["tcp"]["address"].as_str()
         {
-            return address.parse().unwrap();
+            let http = value
+                .get("http")
+                .and_then(|h| h.get("address"))
+                .and_then(|a| a.as_str())
+                .map(|a| a.parse().unwrap());
+            return (address.parse().unwrap(), http);
         }
         assert!(Instant::now() < deadline, "broker did not start in time");
         std::thread::sleep(Duration::from_millis(20));

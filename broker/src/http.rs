@@ -1,0 +1,26 @@
+//! The HTTP listener. For now: the health endpoints Kubernetes probes —
+//! `/ping` and `/healthz` (the process is up) and `/readyz` (storage is
+//! recovered and the client listeners are serving). The REST API grows here.
+
+use crate::broker::Broker;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::sync::Arc;
+
+pub fn router(broker: Arc<Broker>) -> Router {
+    Router::new()
+        .route("/ping", get(|| async { "pong" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(broker)
+}
+
+async fn readyz(State(broker): State<Arc<Broker>>) -> (StatusCode, &'static str) {
+    if broker.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}

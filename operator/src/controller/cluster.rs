@@ -1,0 +1,406 @@
+//! Reconciling an `IggyCluster`: apply every child with server-side apply,
+//! remove children the spec no longer needs, and write an honest status.
+
+use super::Context;
+use crate::crd::cluster::ClusterEndpoints;
+use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
+use crate::crd::{IggyCluster, IggyClusterStatus};
+use crate::resources::{
+    configmap::build_config_map, names, pdb::build_pdb, secret, services, statefulset,
+};
+use crate::{Error, MANAGER, Result};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Setting this annotation to "true" stops all changes to the cluster.
+pub const PAUSE_ANNOTATION: &str = "iggy.rs/pause-reconciliation";
+const KIND: &str = "iggycluster";
+
+/// Requeue while the cluster is converging, to refresh the status.
+const PROGRESS_REQUEUE: Duration = Duration::from_secs(10);
+/// Periodic resync of a steady cluster.
+const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+
+pub fn is_paused(cluster: &IggyCluster) -> bool {
+    cluster
+        .annotations()
+        .get(PAUSE_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
+pub async fn reconcile(cluster: Arc<IggyCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let mut measurer = ctx.metrics.measure(KIND);
+    let result = reconcile_inner(&cluster, &ctx).await;
+    if let Err(e) = &result {
+        measurer.fail(e.metric_label());
+    }
+    result
+}
+
+pub fn error_policy(cluster: Arc<IggyCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), "reconcile failed: {error}");
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action> {
+    let namespace = cluster
+        .namespace()
+        .ok_or_else(|| Error::InvalidSpec("IggyCluster must be namespaced".into()))?;
+    let generation = cluster.metadata.generation;
+    let mut status = cluster.status.clone().unwrap_or_default();
+
+    if is_paused(cluster) {
+        if !conditions::is_true(&status.conditions, PAUSED) {
+            publish(
+                ctx,
+                cluster,
+                "Paused",
+                "reconciliation paused by annotation",
+            )
+            .await;
+        }
+        conditions::set(
+            &mut status.conditions,
+            PAUSED,
+            true,
+            "PausedByAnnotation",
+            format!("{PAUSE_ANNOTATION} is \"true\": the operator changes nothing"),
+            generation,
+        );
+        write_status(ctx, cluster, &status).await?;
+        return Ok(Action::await_change());
+    }
+    if conditions::is_true(&status.conditions, PAUSED) {
+        publish(ctx, cluster, "Resumed", "reconciliation resumed").await;
+    }
+    conditions::set(
+        &mut status.conditions,
+        PAUSED,
+        false,
+        "Reconciling",
+        "",
+        generation,
+    );
+
+    let root_secret_ready = ensure_root_secret(ctx, cluster, &namespace).await?;
+
+    let previous: Option<StatefulSet> =
+        Api::<StatefulSet>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(&names::statefulset(cluster))
+            .await?;
+    apply(ctx, &namespace, &build_config_map(cluster)).await?;
+    apply(ctx, &namespace, &services::build_headless_service(cluster)).await?;
+    apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
+    let sts = apply(ctx, &namespace, &statefulset::build_statefulset(cluster)).await?;
+    match build_pdb(cluster) {
+        Some(pdb) => {
+            apply(ctx, &namespace, &pdb).await?;
+        }
+        None => {
+            delete_if_present::<PodDisruptionBudget>(ctx, &namespace, &names::pdb(cluster)).await?
+        }
+    }
+
+    let previous_replicas = previous.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    match previous_replicas {
+        None => {
+            publish(
+                ctx,
+                cluster,
+                "Created",
+                "created the broker StatefulSet and its Services",
+            )
+            .await
+        }
+        Some(r) if r != cluster.spec.replicas => {
+            let note = format!("scaled brokers from {r} to {}", cluster.spec.replicas);
+            publish(ctx, cluster, "Scaled", &note).await
+        }
+        _ => {}
+    }
+
+    let was_ready = conditions::is_true(&status.conditions, READY);
+    compute_status(cluster, &sts, root_secret_ready, &mut status);
+    if !was_ready && conditions::is_true(&status.conditions, READY) {
+        publish(ctx, cluster, "Ready", "all brokers are ready").await;
+    }
+    write_status(ctx, cluster, &status).await?;
+
+    Ok(if conditions::is_true(&status.conditions, READY) {
+        Action::requeue(STEADY_REQUEUE)
+    } else {
+        Action::requeue(PROGRESS_REQUEUE)
+    })
+}
+
+/// The status of a cluster given its StatefulSet.
+pub fn compute_status(
+    cluster: &IggyCluster,
+    sts: &StatefulSet,
+    root_secret_ready: bool,
+    status: &mut IggyClusterStatus,
+) {
+    let generation = cluster.metadata.generation;
+    let desired = cluster.spec.replicas;
+    let sts_status = sts.status.clone().unwrap_or_default();
+    let ready = sts_status.ready_replicas.unwrap_or(0);
+    let sts_current = sts_status.observed_generation == sts.metadata.generation;
+
+    status.observed_generation = generation;
+    status.replicas = desired;
+    status.ready_replicas = ready;
+    status.version = Some(cluster.spec.version.clone().unwrap_or_else(|| {
+        statefulset::image(cluster)
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }));
+    let namespace = cluster.namespace().unwrap_or_default();
+    let host = format!("{}.{namespace}.svc", names::client_service(cluster));
+    let l = &cluster.spec.listeners;
+    status.endpoints = Some(ClusterEndpoints {
+        tcp: format!("{host}:{}", l.tcp_port),
+        quic: format!("{host}:{}", l.quic_port),
+        http: format!("{host}:{}", l.http_port),
+    });
+
+    let all_ready = root_secret_ready && sts_current && ready >= desired;
+    let (reason, message) = if !root_secret_ready {
+        (
+            "RootCredentialsMissing",
+            format!(
+                "Secret {} with username and password is missing",
+                names::root_secret(cluster)
+            ),
+        )
+    } else if all_ready {
+        (
+            "AllBrokersReady",
+            format!("{ready}/{desired} brokers ready"),
+        )
+    } else {
+        (
+            "BrokersStarting",
+            format!("{ready}/{desired} brokers ready"),
+        )
+    };
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        all_ready,
+        reason,
+        message.clone(),
+        generation,
+    );
+    conditions::set(
+        &mut status.conditions,
+        PROGRESSING,
+        !all_ready,
+        if all_ready { "Stable" } else { reason },
+        if all_ready {
+            String::new()
+        } else {
+            message.clone()
+        },
+        generation,
+    );
+    // Degraded: some brokers that should serve are not ready (a partial
+    // outage), as opposed to a cluster that has not started yet.
+    let degraded = root_secret_ready && ready > 0 && ready < desired;
+    conditions::set(
+        &mut status.conditions,
+        DEGRADED,
+        degraded || !root_secret_ready,
+        if degraded {
+            "BrokersUnavailable"
+        } else if !root_secret_ready {
+            reason
+        } else {
+            "AsExpected"
+        },
+        if degraded || !root_secret_ready {
+            message
+        } else {
+            String::new()
+        },
+        generation,
+    );
+}
+
+/// Make sure the root-credentials Secret exists. A Secret the user names is
+/// only checked; the operator's own is created once and never overwritten.
+/// Returns whether the Secret exists.
+async fn ensure_root_secret(ctx: &Context, cluster: &IggyCluster, namespace: &str) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = names::root_secret(cluster);
+    if api.get_opt(&name).await?.is_some() {
+        return Ok(true);
+    }
+    if cluster.spec.auth.root_credentials_secret.is_some() {
+        return Ok(false);
+    }
+    let secret = secret::build_root_secret(cluster, &secret::random_password());
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &secret,
+        )
+        .await
+    {
+        Ok(_) => {
+            publish(
+                ctx,
+                cluster,
+                "SecretCreated",
+                &format!("generated root credentials in Secret {name}"),
+            )
+            .await;
+            Ok(true)
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Server-side apply `object` as the operator's field manager.
+async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.meta().name.clone().expect("children are named");
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await?)
+}
+
+async fn delete_if_present<K>(ctx: &Context, namespace: &str, name: &str) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    status: &IggyClusterStatus,
+) -> Result<()> {
+    let api: Api<IggyCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "iggy.rs/v1alpha1",
+        "kind": "IggyCluster",
+        "status": status,
+    });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Record a Kubernetes Event on the cluster; failures to record are logged,
+/// never fatal.
+async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!("could not record event {reason}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::cluster;
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+
+    fn sts(generation: i64, observed: i64, ready: i32) -> StatefulSet {
+        let mut s = StatefulSet::default();
+        s.metadata.generation = Some(generation);
+        s.status = Some(StatefulSetStatus {
+            observed_generation: Some(observed),
+            ready_replicas: Some(ready),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn status_tells_starting_degraded_and_ready_apart() {
+        let c = cluster(3);
+        let mut status = IggyClusterStatus::default();
+        compute_status(&c, &sts(1, 1, 0), true, &mut status);
+        assert!(!conditions::is_true(&status.conditions, READY));
+        assert!(conditions::is_true(&status.conditions, PROGRESSING));
+        assert!(!conditions::is_true(&status.conditions, DEGRADED));
+
+        compute_status(&c, &sts(1, 1, 2), true, &mut status);
+        assert!(conditions::is_true(&status.conditions, DEGRADED));
+
+        compute_status(&c, &sts(2, 1, 3), true, &mut status);
+        assert!(
+            !conditions::is_true(&status.conditions, READY),
+            "StatefulSet not caught up"
+        );
+
+        compute_status(&c, &sts(2, 2, 3), true, &mut status);
+        assert!(conditions::is_true(&status.conditions, READY));
+        assert!(!conditions::is_true(&status.conditions, PROGRESSING));
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(status.ready_replicas, 3);
+        assert_eq!(
+            status.endpoints.as_ref().unwrap().tcp,
+            "demo-client.iggy.svc:8090"
+        );
+    }
+
+    #[test]
+    fn a_missing_user_secret_is_reported() {
+        let c = cluster(1);
+        let mut status = IggyClusterStatus::default();
+        compute_status(&c, &sts(1, 1, 1), false, &mut status);
+        assert!(!conditions::is_true(&status.conditions, READY));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "RootCredentialsMissing");
+    }
+}

@@ -1,0 +1,249 @@
+//! `IggyCluster`: a replicated set of iggy-broker nodes.
+
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Desired state of an Iggy cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "iggy.rs",
+    version = "v1alpha1",
+    kind = "IggyCluster",
+    plural = "iggyclusters",
+    shortname = "iggy",
+    namespaced,
+    status = "IggyClusterStatus",
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}"#,
+    printcolumn = r#"{"name": "Ready Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}"#,
+    printcolumn = r#"{"name": "Version", "type": "string", "jsonPath": ".status.version"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IggyClusterSpec {
+    /// Number of broker nodes (pods).
+    #[x_kube(validation = Rule::new("self >= 1").message("replicas must be at least 1"))]
+    pub replicas: i32,
+    /// Broker container image. Defaults to the image matching `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Broker version, reported in status; selects the default image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Persistent storage of each broker.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Compute resources of the broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Client-facing listeners and the client Service.
+    #[serde(default)]
+    pub listeners: ListenersSpec,
+    /// Root credentials.
+    #[serde(default)]
+    pub auth: AuthSpec,
+    /// Broker settings.
+    #[serde(default)]
+    pub config: BrokerConfig,
+    /// Replication defaults for topics.
+    #[serde(default)]
+    pub replication: ReplicationSpec,
+    /// Overrides merged into the broker pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplateOverrides>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each broker's volume, e.g. `10Gi`.
+    #[serde(default = "default_storage_size")]
+    pub size: String,
+    /// Storage class of the volumes; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_storage_size() -> String {
+    "10Gi".into()
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenersSpec {
+    /// Iggy binary protocol over TCP.
+    #[serde(default = "default_tcp_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number"))]
+    pub tcp_port: i32,
+    /// QUIC (UDP).
+    #[serde(default = "default_quic_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number"))]
+    pub quic_port: i32,
+    /// HTTP API, metrics and health probes.
+    #[serde(default = "default_http_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number"))]
+    pub http_port: i32,
+    /// Type of the client Service: ClusterIP, NodePort or LoadBalancer.
+    #[serde(default = "default_service_type")]
+    #[x_kube(validation = Rule::new("self in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("must be ClusterIP, NodePort or LoadBalancer"))]
+    pub service_type: String,
+}
+
+fn default_tcp_port() -> i32 {
+    8090
+}
+fn default_quic_port() -> i32 {
+    8080
+}
+fn default_http_port() -> i32 {
+    3000
+}
+fn default_service_type() -> String {
+    "ClusterIP".into()
+}
+
+impl Default for ListenersSpec {
+    fn default() -> Self {
+        Self {
+            tcp_port: default_tcp_port(),
+            quic_port: default_quic_port(),
+            http_port: default_http_port(),
+            service_type: default_service_type(),
+        }
+    }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Secret with `username` and `password` keys for the root user. When
+    /// unset the operator creates `<cluster>-root-credentials` with a random
+    /// password (and never overwrites it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_credentials_secret: Option<String>,
+}
+
+/// How brokers fsync appended messages.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Every batch is on disk before it is acknowledged.
+    #[default]
+    Always,
+    /// A background fsync every `fsyncInterval`.
+    Interval,
+    /// Left to the operating system.
+    Never,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerConfig {
+    /// Default segment size of topics, e.g. `1GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync: Option<FsyncMode>,
+    /// Period of the `interval` fsync mode, e.g. `1s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync_interval: Option<String>,
+    /// Any other broker setting as `section.key: value` (e.g.
+    /// `limits.max_connections: "5000"`), passed as `IGGY_SECTION_KEY`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minInSync <= self.defaultFactor").message("minInSync cannot exceed defaultFactor"))]
+pub struct ReplicationSpec {
+    /// Replication factor of topics that do not set one.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 1").message("defaultFactor must be at least 1"))]
+    pub default_factor: i32,
+    /// Replicas that must have a write before it is acknowledged.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 1").message("minInSync must be at least 1"))]
+    pub min_in_sync: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Default for ReplicationSpec {
+    fn default() -> Self {
+        Self {
+            default_factor: 1,
+            min_in_sync: 1,
+        }
+    }
+}
+
+/// Pod-level settings merged into the broker StatefulSet's template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Replaces the default anti-affinity (spread brokers across nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Replaces the default topology spread (by zone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// Observed state of an Iggy cluster.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IggyClusterStatus {
+    /// Ready, Progressing, Degraded, Paused.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where clients connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<ClusterEndpoints>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterEndpoints {
+    /// `host:port` of the client Service's TCP listener.
+    pub tcp: String,
+    pub quic: String,
+    pub http: String,
+}

@@ -1,0 +1,447 @@
+//! The broker StatefulSet.
+//!
+//! - `updateStrategy: OnDelete`: the operator decides when each pod is
+//!   replaced (one at a time, once the broker says it is safe).
+//! - Node id = pod ordinal (the `apps.kubernetes.io/pod-index` label); peers
+//!   are addressed by their stable DNS names in the headless Service.
+//! - Non-root, read-only root filesystem, all capabilities dropped.
+//! - Brokers prefer different nodes and zones unless the spec overrides it.
+
+use super::configmap::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, broker_toml};
+use super::secret::{PASSWORD_KEY, USERNAME_KEY};
+use super::{child_meta, labels, names};
+use crate::crd::IggyCluster;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretKeySelector, SecurityContext, TopologySpreadConstraint, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+/// Image repository used when the spec names no image.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "localhost/iggy-broker";
+/// Non-root user of the broker image.
+pub const BROKER_UID: i64 = 65532;
+/// Annotation holding a hash of the broker config, so a config change is
+/// visible on the pod template (and pods are replaced by the roll-out).
+pub const CONFIG_HASH_ANNOTATION: &str = "iggy.rs/config-hash";
+
+pub fn image(cluster: &IggyCluster) -> String {
+    cluster.spec.image.clone().unwrap_or_else(|| {
+        let version = cluster
+            .spec
+            .version
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+        format!("{DEFAULT_IMAGE_REPOSITORY}:{version}")
+    })
+}
+
+/// `host:port` of every broker's TCP listener, by ordinal.
+pub fn peers(cluster: &IggyCluster) -> Vec<String> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    (0..cluster.spec.replicas)
+        .map(|i| {
+            format!(
+                "{}-{i}.{}.{namespace}.svc:{}",
+                cluster.name_any(),
+                names::headless_service(cluster),
+                cluster.spec.listeners.tcp_port
+            )
+        })
+        .collect()
+}
+
+fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
+    let secret = names::root_secret(cluster);
+    let from_secret = |name: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.clone(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let value = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..Default::default()
+    };
+    let mut env = vec![
+        value("IGGY_CONFIG_PATH", format!("{CONFIG_DIR}/{CONFIG_FILE}")),
+        from_secret("IGGY_ROOT_USERNAME", USERNAME_KEY),
+        from_secret("IGGY_ROOT_PASSWORD", PASSWORD_KEY),
+        EnvVar {
+            name: "IGGY_CLUSTER_NODE_ID".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.labels['apps.kubernetes.io/pod-index']".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
+    ];
+    // `section.key: value` → IGGY_SECTION_KEY=value (the broker's own
+    // override mechanism, which parses the value as the key's type).
+    for (key, val) in &cluster.spec.config.extra {
+        let name = format!("IGGY_{}", key.replace(['.', '-'], "_").to_uppercase());
+        env.push(value(&name, val.clone()));
+    }
+    env
+}
+
+fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn default_affinity(cluster: &IggyCluster) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(labels::selector(cluster)),
+                            ..Default::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn default_topology_spread(cluster: &IggyCluster) -> Vec<TopologySpreadConstraint> {
+    vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(labels::selector(cluster)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]
+}
+
+/// FNV-1a of the broker configuration: stable across operator versions and
+/// platforms (unlike `DefaultHasher`).
+pub fn config_hash(cluster: &IggyCluster) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in broker_toml(cluster).bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+pub fn build_statefulset(cluster: &IggyCluster) -> StatefulSet {
+    let spec = &cluster.spec;
+    let overrides = spec.pod_template.clone().unwrap_or_default();
+    let mut pod_labels = overrides.labels.clone();
+    pod_labels.extend(labels::labels(cluster));
+    let mut annotations = overrides.annotations.clone();
+    annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash(cluster));
+    let l = &spec.listeners;
+    let port = |name: &str, port: i32, protocol: &str| ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+
+    let container = Container {
+        name: "broker".into(),
+        image: Some(image(cluster)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(env(cluster)),
+        ports: Some(vec![
+            port("tcp", l.tcp_port, "TCP"),
+            port("quic", l.quic_port, "UDP"),
+            port("http", l.http_port, "TCP"),
+        ]),
+        liveness_probe: Some(probe("/healthz", l.http_port, 10, 3)),
+        readiness_probe: Some(probe("/readyz", l.http_port, 5, 3)),
+        resources: spec.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+
+    let pod_spec = PodSpec {
+        containers: vec![container],
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(BROKER_UID),
+            run_as_group: Some(BROKER_UID),
+            fs_group: Some(BROKER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        affinity: Some(
+            overrides
+                .affinity
+                .clone()
+                .unwrap_or_else(|| default_affinity(cluster)),
+        ),
+        topology_spread_constraints: Some(if overrides.topology_spread_constraints.is_empty() {
+            default_topology_spread(cluster)
+        } else {
+            overrides.topology_spread_constraints.clone()
+        }),
+        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        node_selector: (!overrides.node_selector.is_empty())
+            .then(|| overrides.node_selector.clone()),
+        priority_class_name: overrides.priority_class_name.clone(),
+        termination_grace_period_seconds: Some(30),
+        volumes: Some(vec![Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map(cluster),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(labels::selector(cluster)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(spec.storage.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    StatefulSet {
+        metadata: child_meta(cluster, names::statefulset(cluster)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names::headless_service(cluster)),
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(cluster)),
+                ..Default::default()
+            },
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..Default::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::cluster;
+
+    fn container(sts: &StatefulSet) -> Container {
+        sts.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .clone()
+    }
+
+    fn env_value(c: &Container, name: &str) -> Option<String> {
+        c.env
+            .as_ref()?
+            .iter()
+            .find(|e| e.name == name)?
+            .value
+            .clone()
+    }
+
+    #[test]
+    fn statefulset_is_wired_for_a_replicated_cluster() {
+        let c = cluster(3);
+        let sts = build_statefulset(&c);
+        let spec = sts.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(spec.service_name.as_deref(), Some("demo-headless"));
+        assert_eq!(
+            spec.update_strategy.as_ref().unwrap().type_.as_deref(),
+            Some("OnDelete")
+        );
+        let broker = container(&sts);
+        assert_eq!(
+            broker.image.as_deref(),
+            Some(format!("localhost/iggy-broker:{}", env!("CARGO_PKG_VERSION")).as_str())
+        );
+        assert_eq!(
+            env_value(&broker, "IGGY_CLUSTER_PEERS").unwrap(),
+            "demo-0.demo-headless.iggy.svc:8090,demo-1.demo-headless.iggy.svc:8090,demo-2.demo-headless.iggy.svc:8090"
+        );
+        let node_id = broker
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "IGGY_CLUSTER_NODE_ID")
+            .unwrap();
+        assert!(
+            node_id
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path
+                .contains("pod-index")
+        );
+        assert_eq!(
+            broker
+                .liveness_probe
+                .unwrap()
+                .http_get
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            broker
+                .readiness_probe
+                .unwrap()
+                .http_get
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/readyz")
+        );
+        let security = broker.security_context.unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.run_as_non_root, Some(true));
+        let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+        assert_eq!(
+            claim
+                .spec
+                .as_ref()
+                .unwrap()
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"],
+            Quantity("10Gi".into())
+        );
+        assert_eq!(sts.metadata.owner_references.unwrap()[0].name, "demo");
+    }
+
+    #[test]
+    fn overrides_replace_the_defaults_and_extra_config_becomes_env() {
+        let mut c = cluster(1);
+        c.spec.image = Some("example.com/iggy:9".into());
+        c.spec
+            .config
+            .extra
+            .insert("limits.max_connections".into(), "5000".into());
+        c.spec.pod_template = Some(crate::crd::cluster::PodTemplateOverrides {
+            node_selector: BTreeMap::from([("disk".into(), "ssd".into())]),
+            affinity: Some(Affinity::default()),
+            ..Default::default()
+        });
+        let sts = build_statefulset(&c);
+        let pod = sts.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        assert_eq!(pod.node_selector.unwrap()["disk"], "ssd");
+        assert_eq!(pod.affinity, Some(Affinity::default()));
+        let broker = container(&sts);
+        assert_eq!(broker.image.as_deref(), Some("example.com/iggy:9"));
+        assert_eq!(
+            env_value(&broker, "IGGY_LIMITS_MAX_CONNECTIONS").as_deref(),
+            Some("5000")
+        );
+    }
+
+    #[test]
+    fn a_config_change_changes_the_pod_template() {
+        let a = cluster(1);
+        let mut b = cluster(1);
+        b.spec.config.segment_size = Some("64MiB".into());
+        assert_ne!(config_hash(&a), config_hash(&b));
+        assert_eq!(config_hash(&a), config_hash(&cluster(1)));
+    }
+}

@@ -1,0 +1,558 @@
+//! The operator against a real kube-apiserver (the cluster in KUBECONFIG;
+//! `make test` uses the local one from e2e/k8s.sh): the CRDs install, the
+//! examples are accepted, invalid resources are rejected with a readable
+//! message, reconciling creates and updates every child, status follows the
+//! generation, pausing stops changes, and of two operator instances only the
+//! leader reconciles.
+
+use iggy_operator::controller::{self, Context};
+use iggy_operator::crd::{self, IggyCluster, IggyTopic};
+use iggy_operator::metrics::Metrics;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn client() -> Client {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG must point at a running API server (make test starts one)");
+    install_crds(&client).await;
+    client
+}
+
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crd::crds() {
+        let name = crd.name_any();
+        crds.patch(
+            &name,
+            &PatchParams::apply("iggy-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            WAIT,
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .unwrap();
+    }
+}
+
+/// A fresh namespace for one test.
+struct TestNamespace {
+    client: Client,
+    name: String,
+}
+
+impl TestNamespace {
+    async fn new(client: &Client, prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", std::process::id());
+        let api: Api<Namespace> = Api::all(client.clone());
+        let _ = api.delete(&name, &DeleteParams::default()).await;
+        // A namespace from an earlier run may still be terminating.
+        wait_for("old namespace gone", || async {
+            api.get_opt(&name).await.unwrap().is_none()
+        })
+        .await;
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        Self {
+            client: client.clone(),
+            name,
+        }
+    }
+}
+
+impl TestNamespace {
+    /// Delete the namespace (a failed test leaves it for inspection; the
+    /// next run deletes it first).
+    async fn delete(self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = api.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn example<K: serde::de::DeserializeOwned>(file: &str) -> K {
+    let path = format!("{}/../examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn cluster(name: &str, replicas: i32) -> IggyCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "iggy.rs/v1alpha1",
+        "kind": "IggyCluster",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas}
+    }))
+    .unwrap()
+}
+
+/// The API server's message for a rejected request.
+fn rejection(result: Result<impl std::fmt::Debug, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(e)) => e.message,
+        other => panic!("expected the API server to reject the request, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn examples_are_accepted_and_invalid_resources_are_rejected_with_clear_messages() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-validate").await;
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    let topics: Api<IggyTopic> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+
+    clusters
+        .create(&pp, &example("cluster.yaml"))
+        .await
+        .unwrap();
+    let topic: IggyTopic = example("topic.yaml");
+    topics.create(&pp, &topic).await.unwrap();
+
+    let message = rejection(clusters.create(&pp, &cluster("zero", 0)).await);
+    assert!(message.contains("replicas must be at least 1"), "{message}");
+
+    let strict = PatchParams::apply("tests").validation_strict();
+    let unknown = json!({
+        "apiVersion": "iggy.rs/v1alpha1", "kind": "IggyCluster",
+        "metadata": {"name": "typo"}, "spec": {"replicas": 1, "replicaz": 3}
+    });
+    let message = rejection(
+        clusters
+            .patch("typo", &strict, &Patch::Apply(&unknown))
+            .await,
+    );
+    assert!(
+        message.contains(".spec.replicaz: field not declared in schema"),
+        "{message}"
+    );
+
+    let merge = PatchParams::default();
+    let message = rejection(
+        topics
+            .patch(
+                "orders",
+                &merge,
+                &Patch::Merge(json!({"spec": {"partitions": 6}})),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("partitions cannot be decreased"),
+        "{message}"
+    );
+    let message = rejection(
+        topics
+            .patch(
+                "orders",
+                &merge,
+                &Patch::Merge(json!({"spec": {"name": "renamed"}})),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("the topic name cannot be changed"),
+        "{message}"
+    );
+    let message = rejection(
+        topics
+            .patch(
+                "orders",
+                &merge,
+                &Patch::Merge(json!({"spec": {"stream": "other"}})),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("the stream of a topic cannot be changed"),
+        "{message}"
+    );
+    // Growing is fine.
+    topics
+        .patch(
+            "orders",
+            &merge,
+            &Patch::Merge(json!({"spec": {"partitions": 24}})),
+        )
+        .await
+        .unwrap();
+    let message = rejection(
+        clusters
+            .patch(
+                "iggy",
+                &merge,
+                &Patch::Merge(
+                    json!({"spec": {"replication": {"defaultFactor": 1, "minInSync": 2}}}),
+                ),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("minInSync cannot exceed defaultFactor"),
+        "{message}"
+    );
+    ns.delete().await;
+}
+
+/// Start the controller in this process with its own metrics.
+fn start_controller(
+    client: &Client,
+    instance: &str,
+) -> (Arc<Metrics>, tokio::task::JoinHandle<()>) {
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), instance));
+    (metrics, tokio::spawn(controller::run(ctx)))
+}
+
+fn reconciles(metrics: &Metrics) -> u64 {
+    metrics
+        .reconciliations
+        .with_label_values(&["iggycluster", "ok"])
+        .get()
+}
+
+#[tokio::test]
+async fn reconcile_creates_children_follows_spec_changes_writes_status_and_pauses() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-reconcile").await;
+    let (metrics, controller) = start_controller(&client, "test");
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns.name);
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+
+    let created = clusters
+        .create(&PostParams::default(), &cluster("demo", 3))
+        .await
+        .unwrap();
+    let uid = created.uid().unwrap();
+
+    // Every child appears, owned by the cluster.
+    wait_for("the StatefulSet", || async {
+        sts_api.get_opt("demo").await.unwrap().is_some()
+    })
+    .await;
+    wait_for("the PDB", || async {
+        pdb_api.get_opt("demo").await.unwrap().is_some()
+    })
+    .await;
+    let sts = sts_api.get("demo").await.unwrap();
+    let headless = svc_api.get("demo-headless").await.unwrap();
+    let client_svc = svc_api.get("demo-client").await.unwrap();
+    let config = cm_api.get("demo-config").await.unwrap();
+    let secret = secret_api.get("demo-root-credentials").await.unwrap();
+    for owners in [
+        sts.owner_references(),
+        headless.owner_references(),
+        client_svc.owner_references(),
+        config.owner_references(),
+        secret.owner_references(),
+        pdb_api.get("demo").await.unwrap().owner_references(),
+    ] {
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].uid, uid);
+        assert_eq!(owners[0].kind, "IggyCluster");
+        assert_eq!(owners[0].controller, Some(true));
+    }
+    let spec = sts.spec.clone().unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(
+        spec.update_strategy.unwrap().type_.as_deref(),
+        Some("OnDelete")
+    );
+    assert_eq!(
+        headless.spec.unwrap().publish_not_ready_addresses,
+        Some(true)
+    );
+    let quic = client_svc
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("quic"))
+        .unwrap();
+    assert_eq!(quic.protocol.as_deref(), Some("UDP"));
+    assert!(config.data.unwrap()["broker.toml"].contains("0.0.0.0:8090"));
+    assert_eq!(secret.data.unwrap()["username"].0, b"iggy");
+
+    // Status: written for the current generation; not Ready (no volumes can
+    // be provisioned on the test cluster, so no broker starts), Progressing.
+    wait_for("status for generation 1", || async {
+        let c = clusters.get("demo").await.unwrap();
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == c.metadata.generation)
+    })
+    .await;
+    let status = clusters.get("demo").await.unwrap().status.unwrap();
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(condition("Ready").status, "False");
+    assert_eq!(condition("Progressing").status, "True");
+    assert_eq!(condition("Paused").status, "False");
+    assert_eq!(condition("Ready").observed_generation, Some(1));
+    assert_eq!(
+        status.endpoints.unwrap().tcp,
+        format!("demo-client.{}.svc:8090", ns.name)
+    );
+
+    // The generated Secret is never overwritten.
+    secret_api
+        .patch(
+            "demo-root-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "chosen-by-user"}})),
+        )
+        .await
+        .unwrap();
+
+    // Spec changes propagate: replicas, image, config, resources.
+    let merge = PatchParams::default();
+    clusters
+        .patch(
+            "demo",
+            &merge,
+            &Patch::Merge(json!({"spec": {
+                "replicas": 1,
+                "image": "localhost/iggy-broker:test",
+                "config": {"segmentSize": "64MiB"},
+                "resources": {"requests": {"cpu": "100m"}}
+            }})),
+        )
+        .await
+        .unwrap();
+    wait_for("replicas 1 in the StatefulSet", || async {
+        sts_api.get("demo").await.unwrap().spec.unwrap().replicas == Some(1)
+    })
+    .await;
+    let sts = sts_api.get("demo").await.unwrap();
+    let template = sts.spec.unwrap().template;
+    let broker = template.spec.unwrap().containers[0].clone();
+    assert_eq!(broker.image.as_deref(), Some("localhost/iggy-broker:test"));
+    assert_eq!(broker.resources.unwrap().requests.unwrap()["cpu"].0, "100m");
+    assert!(
+        cm_api.get("demo-config").await.unwrap().data.unwrap()["broker.toml"]
+            .contains("segment_size = \"64MiB\"")
+    );
+    // One broker needs no disruption budget: it is removed.
+    wait_for("the PDB removed", || async {
+        pdb_api.get_opt("demo").await.unwrap().is_none()
+    })
+    .await;
+    wait_for("status for generation 2", || async {
+        let c = clusters.get("demo").await.unwrap();
+        c.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+    })
+    .await;
+    let password = secret_api
+        .get("demo-root-credentials")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["password"]
+        .clone();
+    assert_eq!(password.0, b"chosen-by-user");
+
+    // Pausing stops changes and says so.
+    clusters
+        .patch(
+            "demo",
+            &merge,
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"iggy.rs/pause-reconciliation": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("Paused=True", || async {
+        clusters
+            .get("demo")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.status == "True")
+    })
+    .await;
+    clusters
+        .patch(
+            "demo",
+            &merge,
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sts_api.get("demo").await.unwrap().spec.unwrap().replicas,
+        Some(1),
+        "paused cluster changed"
+    );
+    clusters
+        .patch(
+            "demo",
+            &merge,
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"iggy.rs/pause-reconciliation": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("replicas 2 after resuming", || async {
+        sts_api.get("demo").await.unwrap().spec.unwrap().replicas == Some(2)
+    })
+    .await;
+
+    // Significant actions are recorded as Events on the cluster.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("events", || async {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.uid.as_deref() == Some(uid.as_str()))
+            .filter_map(|e| e.reason)
+            .collect();
+        ["Created", "SecretCreated", "Scaled", "Paused", "Resumed"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+    })
+    .await;
+    assert!(reconciles(&metrics) > 0);
+    controller.abort();
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn with_two_operator_instances_only_the_leader_reconciles() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-leader").await;
+    let lease_ns = ns.name.clone();
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let metrics = Arc::new(Metrics::default());
+        let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), name));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = client.clone();
+        let lease_ns = lease_ns.clone();
+        let task = tokio::spawn(async move {
+            iggy_operator::leader::run_as_leader(
+                client,
+                &lease_ns,
+                name,
+                move || controller::run(ctx.clone()),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .unwrap();
+        });
+        instances.push((name, metrics, stop, task));
+    }
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    clusters
+        .create(&PostParams::default(), &cluster("led", 1))
+        .await
+        .unwrap();
+    wait_for("a reconcile", || async {
+        instances.iter().any(|(_, m, _, _)| reconciles(m) > 0)
+    })
+    .await;
+    // Give the other instance every chance to reconcile too.
+    clusters
+        .patch(
+            "led",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let active: Vec<&str> = instances
+        .iter()
+        .filter(|(_, m, _, _)| reconciles(m) > 0)
+        .map(|(n, _, _, _)| *n)
+        .collect();
+    assert_eq!(
+        active.len(),
+        1,
+        "exactly one instance reconciled, got {active:?}"
+    );
+
+    // When the leader stops, the other takes over.
+    let leader = active[0];
+    let (index, _) = instances
+        .iter()
+        .enumerate()
+        .find(|(_, (n, _, _, _))| *n == leader)
+        .unwrap();
+    let (_, _, stop, task) = instances.remove(index);
+    let _ = stop.send(());
+    task.await.unwrap();
+    let (_, follower_metrics, follower_stop, follower_task) = instances.remove(0);
+    clusters
+        .patch(
+            "led",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while reconciles(&follower_metrics) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = follower_stop.send(());
+    follower_task.await.unwrap();
+    ns.delete().await;
+}
