@@ -556,3 +556,76 @@ async fn with_two_operator_instances_only_the_leader_reconciles() {
     follower_task.await.unwrap();
     ns.delete().await;
 }
+
+/// Read an HTTP/1.0 response from the operator's web server.
+async fn http_get(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+#[tokio::test]
+async fn the_operator_binary_serves_health_and_metrics_and_reconciles() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-binary").await;
+    let listen = "127.0.0.1:18711";
+    let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_iggy-operator"))
+        .args([
+            "run",
+            "--listen",
+            listen,
+            "--namespace",
+            &ns.name,
+            "--log-json",
+        ])
+        .env("POD_NAME", "operator-under-test")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for("/healthz", || async {
+        http_get(listen, "/healthz")
+            .await
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200"))
+    })
+    .await;
+    assert!(
+        http_get(listen, "/readyz")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.0 200")
+    );
+
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    clusters
+        .create(&PostParams::default(), &cluster("bin", 1))
+        .await
+        .unwrap();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the StatefulSet from the binary", || async {
+        sts.get_opt("bin").await.unwrap().is_some()
+    })
+    .await;
+    wait_for("reconcile metrics", || async {
+        http_get(listen, "/metrics").await.is_some_and(|m| {
+            m.contains("iggy_operator_reconciliations_total{kind=\"iggycluster\",result=\"ok\"}")
+        })
+    })
+    .await;
+
+    // SIGTERM: the operator stops cleanly and releases its lease.
+    let pid = operator.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), operator.wait())
+        .await
+        .expect("the operator exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    ns.delete().await;
+}
