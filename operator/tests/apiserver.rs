@@ -557,6 +557,37 @@ async fn with_two_operator_instances_only_the_leader_reconciles() {
     ns.delete().await;
 }
 
+/// A resource whose CRD is never installed.
+#[derive(
+    kube::CustomResource, schemars::JsonSchema, serde::Serialize, serde::Deserialize, Clone, Debug,
+)]
+#[kube(
+    group = "missing.iggy.rs",
+    version = "v1",
+    kind = "Missing",
+    namespaced
+)]
+struct MissingSpec {
+    field: String,
+}
+
+#[tokio::test]
+async fn a_missing_crd_is_reported_with_how_to_fix_it() {
+    let client = client().await;
+    controller::check_crds(&client)
+        .await
+        .expect("the operator's CRDs are installed");
+    let message = controller::check_crd::<Missing>(&client)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("the Missing CRD (missing.iggy.rs/v1) is not installed"),
+        "{message}"
+    );
+    assert!(message.contains("kubectl apply -f crds/"), "{message}");
+}
+
 /// Read an HTTP/1.0 response from the operator's web server.
 async fn http_get(address: &str, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

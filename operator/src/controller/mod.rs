@@ -37,14 +37,24 @@ impl Context {
 
 /// Check that the CRDs are installed, with a message saying how to fix it.
 pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
-    let clusters: Api<IggyCluster> = Api::all(client.clone());
-    clusters
-        .list(&kube::api::ListParams::default().limit(1))
+    check_crd::<IggyCluster>(client).await?;
+    check_crd::<crate::crd::IggyTopic>(client).await
+}
+
+/// Check that the API server serves the resource `K`.
+pub async fn check_crd<K>(client: &Client) -> anyhow::Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    api.list(&kube::api::ListParams::default().limit(1))
         .await
         .map_err(|e| {
             anyhow::anyhow!(
-                "the IggyCluster CRD is not installed or not readable ({e}); \
-                 install it with `kubectl apply -f crds/` (or the Helm chart)"
+                "the {} CRD ({}) is not installed or not readable ({e}); \
+                 install the CRDs with `kubectl apply -f crds/` (or the Helm chart)",
+                K::kind(&()),
+                K::api_version(&()),
             )
         })?;
     Ok(())
