@@ -16,30 +16,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = &broker.config;
-    let listener = if config.tcp.enabled {
-        let listener = TcpListener::bind(&config.tcp.address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind TCP {}: {e}", config.tcp.address))?;
-        let bound = listener.local_addr()?;
-        *broker.tcp_address.write().expect("address lock") = Some(bound);
-        tracing::info!("TCP listening on {bound}");
-        Some(listener)
-    } else {
-        None
-    };
-    let http = if config.http.enabled {
-        let listener = TcpListener::bind(&config.http.address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.address))?;
-        let bound = listener.local_addr()?;
-        tracing::info!("HTTP listening on {bound}");
-        Some((listener, bound))
-    } else {
-        None
-    };
+    let tcp = bind("TCP", config.tcp.enabled, &config.tcp.address).await?;
+    if let Some((_, bound)) = &tcp {
+        *broker.tcp_address.write().expect("address lock") = Some(*bound);
+    }
+    let http = bind("HTTP", config.http.enabled, &config.http.address).await?;
     write_runtime_config(
         config,
-        *broker.tcp_address.read().expect("address lock"),
+        tcp.as_ref().map(|(_, bound)| *bound),
         http.as_ref().map(|(_, bound)| *bound),
     )?;
     let http_server = http.map(|(listener, _)| {
@@ -56,7 +40,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
-    if let Some(listener) = listener {
+    if let Some((listener, _)) = tcp {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -99,6 +83,23 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     flush_all(&broker);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Bind an enabled listener and log where it listens.
+async fn bind(
+    kind: &str,
+    enabled: bool,
+    address: &str,
+) -> anyhow::Result<Option<(TcpListener, std::net::SocketAddr)>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind {kind} {address}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("{kind} listening on {bound}");
+    Ok(Some((listener, bound)))
 }
 
 fn flush_all(broker: &Broker) {
