@@ -589,6 +589,23 @@ impl Broker {
             .cloned()
     }
 
+    /// Each topic's settings with its partitions, for the retention cleaner.
+    pub fn topics_for_retention(&self) -> Vec<(TopicSettings, Vec<Arc<Partition>>)> {
+        let inner = self.inner.read().expect("broker lock");
+        let mut out = Vec::new();
+        for stream in inner.metadata.state().streams.values() {
+            for topic in stream.topics.values() {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .filter_map(|p| inner.partitions.get(&(stream.id, topic.id, p.id)).cloned())
+                    .collect();
+                out.push((topic.settings.clone(), partitions));
+            }
+        }
+        out
+    }
+
     /// Every partition, for housekeeping (periodic fsync, stats).
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.inner

@@ -21,7 +21,18 @@ pub struct Config {
     pub tcp: TcpConfig,
     pub http: HttpConfig,
     pub topic: TopicDefaults,
+    pub retention: RetentionConfig,
     pub limits: Limits,
+}
+
+/// The background cleaner that enforces `message_expiry` and
+/// `max_topic_size` on sealed segments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub enabled: bool,
+    /// How often the cleaner runs, e.g. `"1m"`.
+    pub interval: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +103,10 @@ impl Default for Config {
                 fsync: "always".into(),
                 fsync_interval: "1s".into(),
             },
+            retention: RetentionConfig {
+                enabled: true,
+                interval: "1m".into(),
+            },
             limits: Limits {
                 max_request_size: "64 MiB".into(),
                 max_connections: 10_000,
@@ -121,6 +136,11 @@ impl Default for TopicDefaults {
         Config::default().topic
     }
 }
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Config::default().retention
+    }
+}
 impl Default for Limits {
     fn default() -> Self {
         Config::default().limits
@@ -146,6 +166,7 @@ fn invalid(key: &str, reason: impl ToString) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Effective {
     pub segment_size_bytes: u64,
+    pub retention_interval: Duration,
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
     pub max_poll_bytes: usize,
@@ -238,8 +259,13 @@ impl Config {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|e| invalid("http.address", format!("`{}`: {e}", self.http.address)))?;
         }
+        let retention_interval = duration("retention.interval", &self.retention.interval)?;
+        if retention_interval.is_zero() {
+            return Err(invalid("retention.interval", "must be longer than zero"));
+        }
         Ok(Effective {
             segment_size_bytes,
+            retention_interval,
             fsync,
             max_request_bytes,
             max_poll_bytes,

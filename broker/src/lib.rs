@@ -15,6 +15,7 @@
 //! - [`metadata`]: the metadata state machine and its durable log.
 //! - [`partition`]: a partition at run time: log and consumer offsets.
 //! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
+//! - [`retention`]: the cleaner enforcing message expiry and topic size.
 //! - [`auth`]: password hashing.
 //! - [`config`]: configuration file, environment overrides, validation.
 //! - [`error`]: the error type and its wire status codes.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod metadata;
 pub mod partition;
 pub mod protocol;
+pub mod retention;
 pub mod server;
 pub mod session;
 pub mod storage;

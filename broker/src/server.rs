@@ -37,6 +37,12 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     broker.set_ready(true);
 
     let flusher = tokio::spawn(periodic_flush(broker.clone()));
+    let cleaner = config.retention.enabled.then(|| {
+        tokio::spawn(crate::retention::run(
+            broker.clone(),
+            broker.effective.retention_interval,
+        ))
+    });
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -80,6 +86,9 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     .await;
     tasks.abort_all();
     flusher.abort();
+    if let Some(cleaner) = cleaner {
+        cleaner.abort();
+    }
     flush_all(&broker);
     tracing::info!("shutdown complete");
     Ok(())

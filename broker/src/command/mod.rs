@@ -74,6 +74,7 @@ pub fn dispatch(
 
         CREATE_PARTITIONS_CODE => partitions::create_partitions(ctx, body),
         DELETE_PARTITIONS_CODE => partitions::delete_partitions(ctx, body),
+        DELETE_SEGMENTS_CODE => partitions::delete_segments(ctx, body),
 
         SEND_MESSAGES_CODE => messages::send_messages(ctx, body, out),
         POLL_MESSAGES_CODE => messages::poll_messages(ctx, body, out),

@@ -269,6 +269,53 @@ impl PartitionLog {
             .map(|e| e.base_offset)
     }
 
+    /// Sealed segments: every segment but the active one.
+    fn sealed(&self) -> &[Segment] {
+        &self.segments[..self.segments.len() - 1]
+    }
+
+    /// Delete the `count` oldest sealed segments (the active segment is never
+    /// deleted). Returns how many were deleted.
+    pub fn delete_oldest_segments(&mut self, count: usize) -> io::Result<usize> {
+        let count = count.min(self.sealed().len());
+        for segment in self.segments.drain(..count) {
+            segment.delete()?;
+        }
+        if count > 0 {
+            super::fs::fsync_dir(&self.dir)?;
+        }
+        Ok(count)
+    }
+
+    /// Retention by age: delete the sealed segments whose newest message
+    /// was stamped more than `expiry_us` before `now_us`. Segments are in
+    /// time order, so this deletes a prefix.
+    pub fn delete_expired_segments(&mut self, now_us: u64, expiry_us: u64) -> io::Result<usize> {
+        let cutoff = now_us.saturating_sub(expiry_us);
+        let expired = self
+            .sealed()
+            .iter()
+            .take_while(|s| s.last_timestamp() < cutoff)
+            .count();
+        self.delete_oldest_segments(expired)
+    }
+
+    /// Retention by size: delete the oldest sealed segments while the log
+    /// is larger than `max_bytes`.
+    pub fn delete_segments_over_size(&mut self, max_bytes: u64) -> io::Result<usize> {
+        let mut size = self.size_bytes();
+        let excess = self
+            .sealed()
+            .iter()
+            .take_while(|s| {
+                let over = size > max_bytes;
+                size = size.saturating_sub(s.size_bytes());
+                over
+            })
+            .count();
+        self.delete_oldest_segments(excess)
+    }
+
     /// Delete every segment and start again at offset 0 (purge).
     pub fn purge(&mut self) -> io::Result<()> {
         for segment in self.segments.drain(..) {
@@ -450,6 +497,58 @@ mod tests {
         let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
         assert_eq!(append_payloads(&mut log, &[b"three"], 3).base_offset, 1);
         assert_eq!(read_all(&log, 0, 10).len(), 2);
+    }
+
+    /// A log of 5 segments (4 sealed) stamped at times 1..=5 (µs ×1000).
+    fn five_segments(dir: &Path) -> PartitionLog {
+        let (mut log, _) = PartitionLog::open(dir, config(100)).unwrap();
+        for i in 1..=5u64 {
+            append_payloads(&mut log, &[format!("m{i}").as_bytes()], i * 1000);
+        }
+        assert_eq!(log.segments_count(), 5);
+        log
+    }
+
+    #[test]
+    fn expiry_deletes_exactly_the_expired_sealed_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = five_segments(dir.path());
+        // Now 5500, expiry 3000: segments stamped 1000 and 2000 are older
+        // than the cutoff 2500.
+        assert_eq!(log.delete_expired_segments(5_500, 3_000).unwrap(), 2);
+        assert_eq!(log.first_offset(), 2);
+        assert_eq!(
+            read_all(&log, 0, 10)
+                .iter()
+                .map(|(o, _)| *o)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        // Everything expired: the active segment stays.
+        assert_eq!(log.delete_expired_segments(1_000_000, 1).unwrap(), 2);
+        assert_eq!(log.segments_count(), 1);
+        assert_eq!(log.next_offset(), 5);
+        // Deleted files are gone; a restart sees the same log.
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), config(100)).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (4, 5));
+    }
+
+    #[test]
+    fn size_cap_deletes_the_oldest_sealed_segments_until_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = five_segments(dir.path());
+        let one = log.size_bytes() / 5;
+        assert_eq!(log.delete_segments_over_size(one * 3).unwrap(), 2);
+        assert_eq!(log.size_bytes(), one * 3);
+        assert_eq!(log.first_offset(), 2);
+        assert_eq!(log.delete_segments_over_size(0).unwrap(), 2);
+        assert_eq!(
+            log.segments_count(),
+            1,
+            "the active segment is never deleted"
+        );
+        assert_eq!(log.delete_oldest_segments(10).unwrap(), 0);
     }
 
     #[test]

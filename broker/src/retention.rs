@@ -1,0 +1,57 @@
+//! The background cleaner: applies each topic's `message_expiry` and
+//! `max_topic_size` to its partitions. Only sealed segments are deleted,
+//! never the active one, so retention never removes the newest messages.
+//! A topic's size cap is shared equally by its partitions (as upstream).
+
+use crate::broker::{Broker, now_micros};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Apply retention once; returns the number of segments deleted.
+pub fn clean_once(broker: &Broker, now_us: u64) -> usize {
+    let mut deleted = 0;
+    for (settings, partitions) in broker.topics_for_retention() {
+        let expiry = settings.message_expiry_us;
+        let share = match settings.max_topic_size {
+            u64::MAX => None,
+            max => Some(max / partitions.len().max(1) as u64),
+        };
+        for partition in partitions {
+            let mut log = partition.log.lock().expect("log lock");
+            let result = (|| -> std::io::Result<usize> {
+                let mut n = 0;
+                if expiry != u64::MAX {
+                    n += log.delete_expired_segments(now_us, expiry)?;
+                }
+                if let Some(max) = share {
+                    n += log.delete_segments_over_size(max)?;
+                }
+                Ok(n)
+            })();
+            match result {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::error!(partition = partition.id, "retention failed: {e}"),
+            }
+        }
+    }
+    deleted
+}
+
+/// Run the cleaner every `interval` until the task is dropped.
+pub async fn run(broker: Arc<Broker>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let broker = broker.clone();
+        let deleted = tokio::task::spawn_blocking(move || clean_once(&broker, now_micros()))
+            .await
+            .unwrap_or(0);
+        if deleted > 0 {
+            tracing::info!(
+                segments = deleted,
+                "retention deleted expired or excess segments"
+            );
+        }
+    }
+}
