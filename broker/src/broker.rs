@@ -8,10 +8,11 @@
 //! the broker's.
 
 use crate::config::{Config, Effective};
+use crate::consumer_groups::{GroupKey, Groups};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    MetadataOp, MetadataState, MetadataStore, PartitionMeta, StreamMeta, TopicMeta, TopicSettings,
-    UserMeta,
+    ConsumerGroupMeta, MetadataOp, MetadataState, MetadataStore, PartitionMeta, StreamMeta,
+    TopicMeta, TopicSettings, UserMeta,
 };
 use crate::partition::Partition;
 use crate::storage::LogConfig;
@@ -53,6 +54,8 @@ pub struct Broker {
     inner: RwLock<Inner>,
     clients: Mutex<HashMap<u32, ClientInfo>>,
     balanced: Mutex<HashMap<(u32, u32), u32>>,
+    /// Consumer-group membership (runtime: members are sessions).
+    pub groups: Groups,
     next_client_id: AtomicU32,
     next_session: AtomicU64,
     pub started_at: Instant,
@@ -91,6 +94,7 @@ impl Broker {
             }),
             clients: Mutex::new(HashMap::new()),
             balanced: Mutex::new(HashMap::new()),
+            groups: Groups::default(),
             next_client_id: AtomicU32::new(1),
             next_session: AtomicU64::new(1),
             started_at: Instant::now(),
@@ -174,11 +178,13 @@ impl Broker {
         }
     }
 
+    /// A disconnected client is forgotten and leaves its consumer groups.
     pub fn remove_client(&self, client_id: u32) {
         self.clients
             .lock()
             .expect("clients lock")
             .remove(&client_id);
+        self.groups.remove_client(client_id);
     }
 
     pub fn clients(&self) -> Vec<ClientInfo> {
@@ -241,6 +247,78 @@ impl Broker {
                 .ok_or_else(|| Error::TopicNameNotFound(name.to_string()))?,
         };
         Ok((stream_id, topic_id))
+    }
+
+    /// Resolve a consumer group of a topic by id or name.
+    pub fn resolve_group(
+        &self,
+        m: &MetadataState,
+        stream: &WireIdentifier,
+        topic: &WireIdentifier,
+        group: &WireIdentifier,
+    ) -> Result<GroupKey> {
+        let (s, t) = self.resolve_topic(m, stream, topic)?;
+        let groups = &m.streams[&s].topics[&t].consumer_groups;
+        let g = match group {
+            WireIdentifier::Numeric(id) => groups
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(Error::ConsumerGroupIdNotFound(*id))?,
+            WireIdentifier::String(name) => groups
+                .values()
+                .find(|g| g.name == name.as_str())
+                .map(|g| g.id)
+                .ok_or_else(|| Error::ConsumerGroupNameNotFound(name.to_string()))?,
+        };
+        Ok((s, t, g))
+    }
+
+    pub fn create_consumer_group(
+        &self,
+        stream: &WireIdentifier,
+        topic: &WireIdentifier,
+        name: &str,
+    ) -> Result<(GroupKey, ConsumerGroupMeta)> {
+        let mut inner = self.inner.write().expect("broker lock");
+        let m = inner.metadata.state();
+        let (stream_id, topic_id) = self.resolve_topic(m, stream, topic)?;
+        let topic_meta = &m.streams[&stream_id].topics[&topic_id];
+        if topic_meta.consumer_groups.values().any(|g| g.name == name) {
+            return Err(Error::ConsumerGroupNameAlreadyExists(name.to_string()));
+        }
+        let group = ConsumerGroupMeta {
+            id: topic_meta.next_group_id,
+            name: name.to_string(),
+        };
+        self.commit(
+            &mut inner,
+            MetadataOp::CreateConsumerGroup {
+                stream_id,
+                topic_id,
+                group: group.clone(),
+            },
+        )?;
+        Ok(((stream_id, topic_id, group.id), group))
+    }
+
+    pub fn delete_consumer_group(
+        &self,
+        stream: &WireIdentifier,
+        topic: &WireIdentifier,
+        group: &WireIdentifier,
+    ) -> Result<()> {
+        let mut inner = self.inner.write().expect("broker lock");
+        let key = self.resolve_group(inner.metadata.state(), stream, topic, group)?;
+        self.commit(
+            &mut inner,
+            MetadataOp::DeleteConsumerGroup {
+                stream_id: key.0,
+                topic_id: key.1,
+                group_id: key.2,
+            },
+        )?;
+        self.groups.remove_group(key);
+        Ok(())
     }
 
     /// Look up a partition of a topic by identifiers.
@@ -374,6 +452,8 @@ impl Broker {
                 .collect(),
             settings,
             options: options.as_bytes().to_vec(),
+            consumer_groups: Default::default(),
+            next_group_id: 0,
         };
         self.open_partitions(&mut inner, stream_id, &topic, 0..partitions_count)?;
         self.commit(&mut inner, MetadataOp::CreateTopic { stream_id, topic })?;

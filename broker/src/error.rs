@@ -61,6 +61,16 @@ pub enum Error {
     InvalidOffset(u64),
     #[error("no stored offset for this consumer in partition {0}")]
     ConsumerOffsetNotFound(u32),
+    #[error("consumer group {0} not found")]
+    ConsumerGroupIdNotFound(u32),
+    #[error("consumer group `{0}` not found")]
+    ConsumerGroupNameNotFound(String),
+    #[error("consumer group `{0}` already exists")]
+    ConsumerGroupNameAlreadyExists(String),
+    #[error("not a member of the consumer group")]
+    ConsumerGroupMemberNotFound,
+    #[error("partition {0} is not assigned to this member of the consumer group")]
+    ConsumerGroupPartitionNotOwned(u32),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -97,6 +107,11 @@ impl Error {
             Error::InvalidMessageChecksum => 4027,
             Error::InvalidOffset(_) => 4100,
             Error::ConsumerOffsetNotFound(_) => 3021,
+            Error::ConsumerGroupIdNotFound(_) => 5000,
+            Error::ConsumerGroupNameNotFound(_) => 5003,
+            Error::ConsumerGroupNameAlreadyExists(_) => 5004,
+            Error::ConsumerGroupMemberNotFound => 5006,
+            Error::ConsumerGroupPartitionNotOwned(_) => 5009,
             // Upstream's generic `Error`: the client learns the request failed,
             // the log says why.
             Error::Io(_) => 1,
@@ -214,6 +229,26 @@ mod tests {
             (
                 Error::ConsumerOffsetNotFound(0),
                 IggyError::ConsumerOffsetNotFound(0),
+            ),
+            (
+                Error::ConsumerGroupIdNotFound(0),
+                IggyError::ConsumerGroupIdNotFound(id.clone(), id.clone()),
+            ),
+            (
+                Error::ConsumerGroupNameNotFound(String::new()),
+                IggyError::ConsumerGroupNameNotFound(String::new(), id.clone()),
+            ),
+            (
+                Error::ConsumerGroupNameAlreadyExists(String::new()),
+                IggyError::ConsumerGroupNameAlreadyExists(String::new(), id.clone()),
+            ),
+            (
+                Error::ConsumerGroupMemberNotFound,
+                IggyError::ConsumerGroupMemberNotFound(0, id.clone(), id.clone()),
+            ),
+            (
+                Error::ConsumerGroupPartitionNotOwned(0),
+                IggyError::ConsumerGroupPartitionNotOwned(0, 0),
             ),
             (Error::Io(io::Error::other("x")), IggyError::Error),
         ];

@@ -14,6 +14,7 @@
 //! - [`broker`]: the shared state and the operations handlers call.
 //! - [`metadata`]: the metadata state machine and its durable log.
 //! - [`partition`]: a partition at run time: log and consumer offsets.
+//! - [`consumer_groups`]: group membership and partition assignment.
 //! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
 //! - [`auth`]: password hashing.
@@ -25,6 +26,7 @@ pub mod broker;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod consumer_groups;
 pub mod error;
 pub mod http;
 pub mod metadata;

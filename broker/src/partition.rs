@@ -19,6 +19,10 @@ pub enum ConsumerKey {
 pub struct Partition {
     pub id: u32,
     pub log: Mutex<PartitionLog>,
+    /// Held across "read the stored offset, read messages, store the new
+    /// offset" so two polls of the same consumer never get the same
+    /// messages.
+    pub commit_lock: Mutex<()>,
     offsets: Mutex<BTreeMap<ConsumerKey, u64>>,
     offsets_path: PathBuf,
 }
@@ -48,6 +52,7 @@ impl Partition {
         Ok(Self {
             id,
             log: Mutex::new(log),
+            commit_lock: Mutex::new(()),
             offsets: Mutex::new(offsets),
             offsets_path,
         })

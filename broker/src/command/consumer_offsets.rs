@@ -17,7 +17,13 @@ pub fn get_consumer_offset(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMu
         ctx.broker
             .partition(&request.stream_id, &request.topic_id, partition_id)?;
     // Absent: an empty OK body, which the SDK reads as `None`.
-    if let Some(stored_offset) = partition.stored_offset(&consumer_key(&request.consumer)) {
+    let key = consumer_key(
+        ctx,
+        &request.stream_id,
+        &request.topic_id,
+        &request.consumer,
+    )?;
+    if let Some(stored_offset) = partition.stored_offset(&key) {
         let current_offset = partition
             .log
             .lock()
@@ -44,7 +50,13 @@ pub fn store_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     if request.offset >= next {
         return Err(Error::InvalidOffset(request.offset));
     }
-    partition.store_offset(consumer_key(&request.consumer), request.offset)?;
+    let key = consumer_key(
+        ctx,
+        &request.stream_id,
+        &request.topic_id,
+        &request.consumer,
+    )?;
+    partition.store_offset(key, request.offset)?;
     Ok(())
 }
 
@@ -54,7 +66,13 @@ pub fn delete_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> 
     let (_, partition) =
         ctx.broker
             .partition(&request.stream_id, &request.topic_id, partition_id)?;
-    if !partition.delete_offset(&consumer_key(&request.consumer))? {
+    let key = consumer_key(
+        ctx,
+        &request.stream_id,
+        &request.topic_id,
+        &request.consumer,
+    )?;
+    if !partition.delete_offset(&key)? {
         return Err(Error::ConsumerOffsetNotFound(partition_id));
     }
     Ok(())

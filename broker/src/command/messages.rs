@@ -16,13 +16,23 @@ use iggy_binary_protocol::requests::messages::send_messages::SendMessagesHeader;
 use iggy_binary_protocol::responses::messages::send_messages::{
     SendMessagesConfirmationResponse, SendMessagesResponse,
 };
-use iggy_binary_protocol::{WireDecode, WireEncode, WirePartitioning};
+use iggy_binary_protocol::{WireDecode, WireEncode, WireIdentifier, WirePartitioning};
 
-pub fn consumer_key(consumer: &WireConsumer) -> ConsumerKey {
+/// Whose offset a request is about. A group is resolved to its id, so the
+/// name and the numeric id of a group share one offset.
+pub fn consumer_key(
+    ctx: &Context<'_>,
+    stream: &WireIdentifier,
+    topic: &WireIdentifier,
+    consumer: &WireConsumer,
+) -> Result<ConsumerKey> {
     if consumer.kind == KIND_CONSUMER_GROUP {
-        ConsumerKey::Group(consumer.id.to_string())
+        let key = ctx
+            .broker
+            .with_metadata(|m| ctx.broker.resolve_group(m, stream, topic, &consumer.id))?;
+        Ok(ConsumerKey::Group(key.2.to_string()))
     } else {
-        ConsumerKey::Consumer(consumer.id.to_string())
+        Ok(ConsumerKey::Consumer(consumer.id.to_string()))
     }
 }
 
@@ -82,6 +92,31 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
     Ok(())
 }
 
+/// A group member may only poll the partitions assigned to it; a member
+/// with a stale assignment is told so and re-syncs.
+fn ensure_owned(ctx: &Context<'_>, request: &PollMessagesRequest, partition_id: u32) -> Result<()> {
+    let broker = ctx.broker;
+    let (key, partitions) = broker.with_metadata(|m| -> Result<_> {
+        let key = broker.resolve_group(
+            m,
+            &request.stream_id,
+            &request.topic_id,
+            &request.consumer.id,
+        )?;
+        Ok((
+            key,
+            m.streams[&key.0].topics[&key.1].partitions.len() as u32,
+        ))
+    })?;
+    match broker.groups.sync(key, ctx.session.client_id, partitions) {
+        None => Err(Error::ConsumerGroupMemberNotFound),
+        Some((_, owned)) if !owned.contains(&partition_id) => {
+            Err(Error::ConsumerGroupPartitionNotOwned(partition_id))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 const STRATEGY_OFFSET: u8 = 1;
 const STRATEGY_TIMESTAMP: u8 = 2;
 const STRATEGY_FIRST: u8 = 3;
@@ -96,7 +131,18 @@ pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> 
     let (_, partition) =
         ctx.broker
             .partition(&request.stream_id, &request.topic_id, partition_id)?;
-    let key = consumer_key(&request.consumer);
+    let key = consumer_key(
+        ctx,
+        &request.stream_id,
+        &request.topic_id,
+        &request.consumer,
+    )?;
+    if let ConsumerKey::Group(_) = key {
+        ensure_owned(ctx, &request, partition_id)?;
+    }
+    // Serialize committing polls of one partition (see `commit_lock`).
+    let _commit = (request.auto_commit || request.strategy.kind == STRATEGY_NEXT)
+        .then(|| partition.commit_lock.lock().expect("commit lock"));
     let stored = partition.stored_offset(&key);
     let max_bytes = ctx.broker.effective.max_poll_bytes;
 

@@ -5,6 +5,7 @@
 //! and enforces that only ping and login work before authentication.
 //! Handlers are grouped by area as `iggy_binary_protocol::requests` is.
 
+mod consumer_groups;
 mod consumer_offsets;
 mod messages;
 mod partitions;
@@ -85,6 +86,14 @@ pub fn dispatch(
         GET_CONSUMER_OFFSET_CODE => consumer_offsets::get_consumer_offset(ctx, body, out),
         STORE_CONSUMER_OFFSET_CODE => consumer_offsets::store_consumer_offset(ctx, body),
         DELETE_CONSUMER_OFFSET_CODE => consumer_offsets::delete_consumer_offset(ctx, body),
+
+        GET_CONSUMER_GROUP_CODE => consumer_groups::get_consumer_group(ctx, body, out),
+        GET_CONSUMER_GROUPS_CODE => consumer_groups::get_consumer_groups(ctx, body, out),
+        CREATE_CONSUMER_GROUP_CODE => consumer_groups::create_consumer_group(ctx, body, out),
+        DELETE_CONSUMER_GROUP_CODE => consumer_groups::delete_consumer_group(ctx, body),
+        JOIN_CONSUMER_GROUP_CODE => consumer_groups::join_consumer_group(ctx, body),
+        LEAVE_CONSUMER_GROUP_CODE => consumer_groups::leave_consumer_group(ctx, body),
+        SYNC_CONSUMER_GROUP_CODE => consumer_groups::sync_consumer_group(ctx, body, out),
 
         _ => Err(Error::FeatureUnavailable(
             "command not supported by this broker yet",

@@ -6,7 +6,9 @@ use bytes::BytesMut;
 use iggy_binary_protocol::WireEncode;
 use iggy_binary_protocol::requests::system::describe_options::DescribeOptionsRequest;
 use iggy_binary_protocol::requests::system::get_client::GetClientRequest;
-use iggy_binary_protocol::responses::clients::client_response::ClientResponse;
+use iggy_binary_protocol::responses::clients::client_response::{
+    ClientResponse, ConsumerGroupInfoResponse,
+};
 use iggy_binary_protocol::responses::clients::get_client::ClientDetailsResponse;
 use iggy_binary_protocol::responses::system::get_cluster_metadata::{
     ClusterMetadataResponse, ClusterNodeResponse,
@@ -16,23 +18,38 @@ use iggy_binary_protocol::responses::system::get_stats::StatsResponse;
 /// Transport code of TCP in upstream's client listings.
 const TRANSPORT_TCP: u8 = 1;
 
-fn client_response(client: &crate::broker::ClientInfo) -> ClientResponse {
+fn client_response(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> ClientResponse {
     ClientResponse {
         client_id: client.client_id,
         user_id: client.user_id.unwrap_or(u32::MAX),
         transport: TRANSPORT_TCP,
         address: client.address.to_string(),
-        consumer_groups_count: 0,
+        consumer_groups_count: ctx.broker.groups.groups_of(client.client_id).len() as u32,
+    }
+}
+
+fn client_details(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> ClientDetailsResponse {
+    ClientDetailsResponse {
+        client: client_response(ctx, client),
+        consumer_groups: ctx
+            .broker
+            .groups
+            .groups_of(client.client_id)
+            .into_iter()
+            .map(
+                |(stream_id, topic_id, group_id)| ConsumerGroupInfoResponse {
+                    stream_id,
+                    topic_id,
+                    group_id,
+                },
+            )
+            .collect(),
     }
 }
 
 pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     if let Some(client) = ctx.broker.client(ctx.session.client_id) {
-        ClientDetailsResponse {
-            client: client_response(&client),
-            consumer_groups: Vec::new(),
-        }
-        .encode(out);
+        client_details(ctx, &client).encode(out);
     }
     Ok(())
 }
@@ -40,18 +57,14 @@ pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetClientRequest = decode(body)?;
     if let Some(client) = ctx.broker.client(request.client_id) {
-        ClientDetailsResponse {
-            client: client_response(&client),
-            consumer_groups: Vec::new(),
-        }
-        .encode(out);
+        client_details(ctx, &client).encode(out);
     }
     Ok(())
 }
 
 pub fn get_clients(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     for client in ctx.broker.clients() {
-        client_response(&client).encode(out);
+        client_response(ctx, &client).encode(out);
     }
     Ok(())
 }

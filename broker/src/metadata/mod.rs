@@ -4,6 +4,7 @@ mod state;
 mod store;
 
 pub use state::{
-    MetadataOp, MetadataState, PartitionMeta, StreamMeta, TopicMeta, TopicSettings, UserMeta,
+    ConsumerGroupMeta, MetadataOp, MetadataState, PartitionMeta, StreamMeta, TopicMeta,
+    TopicSettings, UserMeta,
 };
 pub use store::MetadataStore;

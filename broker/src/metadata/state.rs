@@ -37,6 +37,17 @@ pub struct TopicMeta {
     pub settings: TopicSettings,
     /// The options block the client sent, echoed back by GetTopic.
     pub options: Vec<u8>,
+    /// Consumer groups of the topic (membership is runtime state).
+    #[serde(default)]
+    pub consumer_groups: BTreeMap<u32, ConsumerGroupMeta>,
+    #[serde(default)]
+    pub next_group_id: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsumerGroupMeta {
+    pub id: u32,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -105,6 +116,16 @@ pub enum MetadataOp {
     },
     CreateUser {
         user: UserMeta,
+    },
+    CreateConsumerGroup {
+        stream_id: u32,
+        topic_id: u32,
+        group: ConsumerGroupMeta,
+    },
+    DeleteConsumerGroup {
+        stream_id: u32,
+        topic_id: u32,
+        group_id: u32,
     },
 }
 
@@ -197,6 +218,25 @@ impl MetadataState {
                     topic.partitions.truncate(keep);
                 }
             }
+            MetadataOp::CreateConsumerGroup {
+                stream_id,
+                topic_id,
+                group,
+            } => {
+                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
+                    topic.next_group_id = topic.next_group_id.max(group.id + 1);
+                    topic.consumer_groups.insert(group.id, group);
+                }
+            }
+            MetadataOp::DeleteConsumerGroup {
+                stream_id,
+                topic_id,
+                group_id,
+            } => {
+                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
+                    topic.consumer_groups.remove(&group_id);
+                }
+            }
             MetadataOp::CreateUser { user } => {
                 self.next_user_id = self.next_user_id.max(user.id + 1);
                 self.users.insert(user.id, user);
@@ -250,6 +290,8 @@ mod tests {
                     partitions: vec![],
                     settings: settings(),
                     options: vec![],
+                    consumer_groups: BTreeMap::new(),
+                    next_group_id: 0,
                 },
             },
             MetadataOp::CreatePartitions {
