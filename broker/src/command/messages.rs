@@ -18,9 +18,28 @@ use iggy_binary_protocol::responses::messages::send_messages::{
 };
 use iggy_binary_protocol::{WireDecode, WireEncode, WireIdentifier, WirePartitioning};
 
+/// The partition a consumer request addresses (partition 0 when none is
+/// given, as upstream) and whose offset it is about.
+pub fn consumer_target(
+    ctx: &Context<'_>,
+    consumer: &WireConsumer,
+    stream: &WireIdentifier,
+    topic: &WireIdentifier,
+    partition_id: Option<u32>,
+) -> Result<(
+    u32,
+    std::sync::Arc<crate::partition::Partition>,
+    ConsumerKey,
+)> {
+    let partition_id = partition_id.unwrap_or(0);
+    let (_, partition) = ctx.broker.partition(stream, topic, partition_id)?;
+    let key = consumer_key(ctx, stream, topic, consumer)?;
+    Ok((partition_id, partition, key))
+}
+
 /// Whose offset a request is about. A group is resolved to its id, so the
 /// name and the numeric id of a group share one offset.
-pub fn consumer_key(
+fn consumer_key(
     ctx: &Context<'_>,
     stream: &WireIdentifier,
     topic: &WireIdentifier,
@@ -127,15 +146,12 @@ const POLL_PREFIX_BYTES: usize = 16;
 
 pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: PollMessagesRequest = decode(body)?;
-    let partition_id = request.partition_id.unwrap_or(0);
-    let (_, partition) =
-        ctx.broker
-            .partition(&request.stream_id, &request.topic_id, partition_id)?;
-    let key = consumer_key(
+    let (partition_id, partition, key) = consumer_target(
         ctx,
+        &request.consumer,
         &request.stream_id,
         &request.topic_id,
-        &request.consumer,
+        request.partition_id,
     )?;
     if let ConsumerKey::Group(_) = key {
         ensure_owned(ctx, &request, partition_id)?;
