@@ -135,3 +135,15 @@ async fn metadata_survives_kill_9() {
     let details = common::topic(&client, "s", "t").await.unwrap();
     assert_eq!(details.partitions_count, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_start_wipes_the_data_directory() {
+    let mut broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    send(&client, "s", "t", &Partitioning::partition_id(0), 1, 10).await;
+    broker.restart_with_args(&["--fresh"]);
+    let client = broker.client().await;
+    assert!(client.get_streams().await.unwrap().is_empty());
+    assert!(broker.log().contains("--fresh: deleting"));
+}

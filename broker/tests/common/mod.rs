@@ -45,6 +45,10 @@ impl TestBroker {
     }
 
     fn spawn(&mut self) {
+        self.spawn_with_args(&[]);
+    }
+
+    fn spawn_with_args(&mut self, args: &[&str]) {
         let data = self.data_dir();
         let runtime_config = data.join("runtime").join("current_config.toml");
         let _ = std::fs::remove_file(&runtime_config);
@@ -55,6 +59,7 @@ impl TestBroker {
             .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_iggy-broker"));
         command
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
@@ -87,6 +92,12 @@ impl TestBroker {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Restart with command-line flags (e.g. `--fresh`).
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.kill9();
+        self.spawn_with_args(args);
     }
 
     pub fn connection_string(&self) -> String {
