@@ -56,6 +56,7 @@ pub struct Broker {
     balanced: Mutex<HashMap<(u32, u32), u32>>,
     /// Consumer-group membership (runtime: members are sessions).
     pub groups: Groups,
+    pub metrics: crate::metrics::Metrics,
     next_client_id: AtomicU32,
     next_session: AtomicU64,
     pub started_at: Instant,
@@ -95,6 +96,7 @@ impl Broker {
             clients: Mutex::new(HashMap::new()),
             balanced: Mutex::new(HashMap::new()),
             groups: Groups::default(),
+            metrics: Default::default(),
             next_client_id: AtomicU32::new(1),
             next_session: AtomicU64::new(1),
             started_at: Instant::now(),
@@ -667,6 +669,32 @@ impl Broker {
             .partitions
             .get(&key)
             .cloned()
+    }
+
+    /// Stream and topic names, for metric labels.
+    pub fn topic_names(&self, stream_id: u32, topic_id: u32) -> (String, String) {
+        self.with_metadata(|m| {
+            let stream = m.streams.get(&stream_id);
+            let topic = stream.and_then(|s| s.topics.get(&topic_id));
+            (
+                stream.map_or_else(String::new, |s| s.name.clone()),
+                topic.map_or_else(String::new, |t| t.name.clone()),
+            )
+        })
+    }
+
+    /// Refresh the storage gauges (called when metrics are scraped).
+    pub fn refresh_storage_metrics(&self) {
+        let partitions = self.all_partitions();
+        let (mut segments, mut bytes) = (0, 0);
+        for partition in &partitions {
+            let log = partition.log.lock().expect("log lock");
+            segments += log.segments_count() as i64;
+            bytes += log.size_bytes() as i64;
+        }
+        self.metrics.partitions.set(partitions.len() as i64);
+        self.metrics.segments.set(segments);
+        self.metrics.disk_bytes.set(bytes);
     }
 
     /// Each topic's settings with its partitions, for the retention cleaner.

@@ -15,6 +15,7 @@ use iggy_binary_protocol::codes::{
     LOGIN_REGISTER_CODE, LOGIN_USER_CODE, LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE, LOGOUT_USER_CODE,
 };
 use iggy_binary_protocol::consensus::{EvictionReason, HEADER_SIZE, Operation};
+use iggy_binary_protocol::lookup_command;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -27,6 +28,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let client_id = broker.register_client(address);
+    broker.metrics.connections.inc();
     let mut session = Session::new(client_id, address);
     tracing::debug!(client_id, %address, "client connected");
     let (reader, mut writer) = tokio::io::split(stream);
@@ -56,6 +58,7 @@ where
             }
         };
         let header = frame.header;
+        let started = std::time::Instant::now();
         let mut ctx = Context {
             broker: &broker,
             session: &mut session,
@@ -101,11 +104,25 @@ where
             }
         };
         finish(&mut reply, &header, status);
+        let command = lookup_command(frame.code).map_or("unknown", |meta| meta.name);
+        broker
+            .metrics
+            .request_duration
+            .with_label_values(&[command])
+            .observe(started.elapsed().as_secs_f64());
+        if status != 0 {
+            broker
+                .metrics
+                .errors
+                .with_label_values(&[&status.to_string()])
+                .inc();
+        }
         if let Err(e) = writer.write_all(&reply).await {
             tracing::debug!(client_id, "write failed: {e}");
             break;
         }
     }
     broker.remove_client(client_id);
+    broker.metrics.connections.dec();
     tracing::debug!(client_id, "client disconnected");
 }

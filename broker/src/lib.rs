@@ -19,6 +19,7 @@
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
 //! - [`auth`]: password hashing.
 //! - [`config`]: configuration file, environment overrides, validation.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the error type and its wire status codes.
 
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod consumer_groups;
 pub mod error;
 pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod retention;

@@ -1,8 +1,9 @@
-//! The HTTP health endpoints that Kubernetes probes.
+//! The HTTP health endpoints that Kubernetes probes, and Prometheus metrics.
 
 mod common;
 
-use common::TestBroker;
+use common::{TestBroker, create_stream_and_topic, poll_all, send};
+use iggy::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(address: std::net::SocketAddr, path: &str) -> String {
@@ -32,4 +33,66 @@ async fn ping_healthz_and_readyz_answer() {
         "{ready}"
     );
     assert!(get(http, "/nope").await.starts_with("HTTP/1.0 404"));
+}
+
+/// The value of the sample `name{labels}` (or unlabelled `name`).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_traffic_requests_and_storage() {
+    let broker = TestBroker::start();
+    let http = broker.http_address.unwrap();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "orders", "events", 2).await;
+    for _ in 0..3 {
+        send(
+            &client,
+            "orders",
+            "events",
+            &Partitioning::partition_id(1),
+            1,
+            10,
+        )
+        .await;
+    }
+    assert_eq!(poll_all(&client, "orders", "events", 1).await.len(), 30);
+    let err = client.create_stream("orders").await.unwrap_err();
+    assert_eq!(err.as_code(), 1012);
+
+    let response = get(http, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let topic = r#"{stream="orders",topic="events"}"#;
+    assert_eq!(
+        sample(&response, &format!("iggy_broker_messages_in_total{topic}")),
+        30.0
+    );
+    assert_eq!(
+        sample(&response, &format!("iggy_broker_messages_out_total{topic}")),
+        30.0
+    );
+    assert!(sample(&response, &format!("iggy_broker_bytes_in_total{topic}")) > 30.0 * 48.0);
+    assert_eq!(
+        sample(
+            &response,
+            r#"iggy_broker_request_duration_seconds_count{command="message.send"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&response, r#"iggy_broker_errors_total{code="1012"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&response, "iggy_broker_fsync_duration_seconds_count"),
+        3.0
+    );
+    assert!(sample(&response, "iggy_broker_connections") >= 1.0);
+    assert_eq!(sample(&response, "iggy_broker_partitions"), 2.0);
+    assert_eq!(sample(&response, "iggy_broker_segments"), 2.0);
+    assert!(sample(&response, "iggy_broker_disk_bytes") > 0.0);
 }

@@ -12,7 +12,7 @@ use iggy_binary_protocol::responses::consumer_offsets::ConsumerOffsetResponse;
 
 pub fn get_consumer_offset(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerOffsetRequest = decode(body)?;
-    let (partition_id, partition, key) = consumer_target(
+    let ((_, _, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,
         &request.stream_id,
@@ -56,7 +56,7 @@ pub fn store_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
 
 pub fn delete_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteConsumerOffsetRequest = decode(body)?;
-    let (partition_id, partition, key) = consumer_target(
+    let ((_, _, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,
         &request.stream_id,

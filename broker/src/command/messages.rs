@@ -6,8 +6,9 @@
 //! batch records from the log straight into the reply buffer.
 
 use super::{Context, decode};
+use crate::broker::PartitionKey;
 use crate::error::{Error, Result};
-use crate::partition::ConsumerKey;
+use crate::partition::{ConsumerKey, Partition};
 use crate::storage::batch;
 use bytes::{BufMut, BytesMut};
 use iggy_binary_protocol::primitives::consumer::{KIND_CONSUMER_GROUP, WireConsumer};
@@ -17,6 +18,7 @@ use iggy_binary_protocol::responses::messages::send_messages::{
     SendMessagesConfirmationResponse, SendMessagesResponse,
 };
 use iggy_binary_protocol::{WireDecode, WireEncode, WireIdentifier, WirePartitioning};
+use std::sync::Arc;
 
 /// The partition a consumer request addresses (partition 0 when none is
 /// given, as upstream) and whose offset it is about.
@@ -26,15 +28,12 @@ pub fn consumer_target(
     stream: &WireIdentifier,
     topic: &WireIdentifier,
     partition_id: Option<u32>,
-) -> Result<(
-    u32,
-    std::sync::Arc<crate::partition::Partition>,
-    ConsumerKey,
-)> {
-    let partition_id = partition_id.unwrap_or(0);
-    let (_, partition) = ctx.broker.partition(stream, topic, partition_id)?;
-    let key = consumer_key(ctx, stream, topic, consumer)?;
-    Ok((partition_id, partition, key))
+) -> Result<(PartitionKey, Arc<Partition>, ConsumerKey)> {
+    let (key, partition) = ctx
+        .broker
+        .partition(stream, topic, partition_id.unwrap_or(0))?;
+    let consumer_key = consumer_key(ctx, stream, topic, consumer)?;
+    Ok((key, partition, consumer_key))
 }
 
 /// Whose offset a request is about. A group is resolved to its id, so the
@@ -99,6 +98,20 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
             timestamp,
         )
     })?;
+    let metrics = &broker.metrics;
+    let (stream_name, topic_name) = broker.topic_names(stream_id, topic_id);
+    let labels = [stream_name.as_str(), topic_name.as_str()];
+    metrics
+        .messages_in
+        .with_label_values(&labels)
+        .inc_by(u64::from(appended.count));
+    metrics
+        .bytes_in
+        .with_label_values(&labels)
+        .inc_by(record.len() as u64);
+    if let Some(fsync) = appended.fsync {
+        metrics.fsync_duration.observe(fsync.as_secs_f64());
+    }
     SendMessagesResponse {
         confirmations: vec![SendMessagesConfirmationResponse {
             stream_id,
@@ -146,7 +159,7 @@ const POLL_PREFIX_BYTES: usize = 16;
 
 pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: PollMessagesRequest = decode(body)?;
-    let (partition_id, partition, key) = consumer_target(
+    let ((stream_id, topic_id, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,
         &request.stream_id,
@@ -193,6 +206,20 @@ pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> 
     out[prefix_at + 4..prefix_at + 12].copy_from_slice(&current_offset.to_le_bytes());
     out[prefix_at + 12..prefix_at + 16].copy_from_slice(&count.to_le_bytes());
 
+    if count > 0 {
+        let (stream_name, topic_name) = ctx.broker.topic_names(stream_id, topic_id);
+        let labels = [stream_name.as_str(), topic_name.as_str()];
+        let metrics = &ctx.broker.metrics;
+        metrics
+            .messages_out
+            .with_label_values(&labels)
+            .inc_by(u64::from(count));
+        let bytes = out.len() - prefix_at - POLL_PREFIX_BYTES;
+        metrics
+            .bytes_out
+            .with_label_values(&labels)
+            .inc_by(bytes as u64);
+    }
     if request.auto_commit && count > 0 {
         partition.store_offset(key, start + u64::from(count) - 1)?;
     }

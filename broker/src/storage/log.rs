@@ -55,6 +55,8 @@ pub struct LogConfig {
 pub struct Appended {
     pub base_offset: u64,
     pub count: u32,
+    /// How long the fsync took, when the policy synced this append.
+    pub fsync: Option<Duration>,
 }
 
 /// What `PartitionLog::open` found on disk.
@@ -177,11 +179,22 @@ impl PartitionLog {
         batch::stamp(record, partition_id, base_offset, timestamp);
         let segment = self.segments.last_mut().expect("active segment");
         segment.append(record, count, timestamp)?;
-        match self.config.fsync {
-            FsyncPolicy::Always => segment.sync()?,
-            FsyncPolicy::Interval(_) | FsyncPolicy::Never => self.unsynced = true,
-        }
-        Ok(Appended { base_offset, count })
+        let fsync = match self.config.fsync {
+            FsyncPolicy::Always => {
+                let start = std::time::Instant::now();
+                segment.sync()?;
+                Some(start.elapsed())
+            }
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never => {
+                self.unsynced = true;
+                None
+            }
+        };
+        Ok(Appended {
+            base_offset,
+            count,
+            fsync,
+        })
     }
 
     /// Seal the active segment and start a new one at the next offset.

@@ -1,0 +1,138 @@
+//! The broker's Prometheus metrics (`iggy_broker_*`), served on the HTTP
+//! listener at `/metrics`.
+//!
+//! Counters are updated once per request (never per message); gauges that
+//! describe storage (partitions, segments, bytes on disk) are computed when
+//! scraped. Labels are bounded: stream and topic names, command names,
+//! error codes.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub messages_in: IntCounterVec,
+    pub bytes_in: IntCounterVec,
+    pub messages_out: IntCounterVec,
+    pub bytes_out: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub errors: IntCounterVec,
+    pub connections: IntGauge,
+    pub fsync_duration: Histogram,
+    pub partitions: IntGauge,
+    pub segments: IntGauge,
+    pub disk_bytes: IntGauge,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let topic = &["stream", "topic"];
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "iggy_broker_request_duration_seconds",
+                "Time from reading a request to having its reply, by command",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["command"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let fsync_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "iggy_broker_fsync_duration_seconds",
+                "fsync of appended batches",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(fsync_duration.clone()))
+            .expect("unique metric");
+        Self {
+            messages_in: counter(
+                &registry,
+                "iggy_broker_messages_in_total",
+                "Messages appended",
+                topic,
+            ),
+            bytes_in: counter(
+                &registry,
+                "iggy_broker_bytes_in_total",
+                "Bytes of batches appended",
+                topic,
+            ),
+            messages_out: counter(
+                &registry,
+                "iggy_broker_messages_out_total",
+                "Messages polled",
+                topic,
+            ),
+            bytes_out: counter(
+                &registry,
+                "iggy_broker_bytes_out_total",
+                "Bytes of batches polled",
+                topic,
+            ),
+            errors: counter(
+                &registry,
+                "iggy_broker_errors_total",
+                "Failed requests by error code",
+                &["code"],
+            ),
+            connections: gauge(
+                &registry,
+                "iggy_broker_connections",
+                "Open client connections (TCP)",
+            ),
+            partitions: gauge(
+                &registry,
+                "iggy_broker_partitions",
+                "Partitions on this broker",
+            ),
+            segments: gauge(&registry, "iggy_broker_segments", "Segments on this broker"),
+            disk_bytes: gauge(
+                &registry,
+                "iggy_broker_disk_bytes",
+                "Bytes of partition logs on disk",
+            ),
+            request_duration,
+            fsync_duration,
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
