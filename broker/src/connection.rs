@@ -23,8 +23,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 /// Read-buffer size: large enough that a 1 MB batch arrives in few reads.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, address: SocketAddr)
-where
+/// Serve one connection until the client leaves, a frame is malformed, or
+/// `shutdown` turns true — checked between requests, so a request that has
+/// started is always answered.
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    address: SocketAddr,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let client_id = broker.register_client(address);
@@ -38,7 +45,11 @@ where
     let max_frame = broker.effective.max_request_bytes;
 
     loop {
-        let frame = match read_frame(&mut reader, &mut request, max_frame).await {
+        let read = tokio::select! {
+            read = read_frame(&mut reader, &mut request, max_frame) => read,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let frame = match read {
             Ok(frame) => frame,
             Err(FrameError::Closed) => break,
             Err(FrameError::Io(e)) => {

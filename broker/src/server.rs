@@ -44,6 +44,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
         ))
     });
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    let (stop_connections, connection_shutdown) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     if let Some((listener, _)) = tcp {
@@ -65,8 +66,9 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
                     };
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
+                    let shutdown = connection_shutdown.clone();
                     tasks.spawn(async move {
-                        crate::connection::serve(broker, stream, address).await;
+                        crate::connection::serve(broker, stream, address, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -80,6 +82,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
         server.abort();
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop_connections.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })

@@ -81,6 +81,61 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_promptly_and_keeps_every_acknowledged_message() {
+    // fsync "never": only the shutdown's flush makes the data durable.
+    let mut broker = TestBroker::start_with(&[("IGGY_TOPIC_FSYNC", "never")]);
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    let acked = Arc::new(Mutex::new(Vec::<u128>::new()));
+    let producer = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            let mut next: u128 = 1;
+            loop {
+                let mut batch = messages(next, 100);
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.send_messages(
+                        &id("s"),
+                        &id("t"),
+                        &Partitioning::partition_id(0),
+                        &mut batch,
+                    ),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(_)) => {
+                        acked.lock().unwrap().extend(next..next + 100);
+                        next += 100;
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 5_000 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The producer keeps sending while the broker shuts down.
+    let (status, took) = tokio::task::block_in_place(|| broker.terminate());
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    producer.await.unwrap();
+    assert!(broker.log().contains("shutdown complete"));
+
+    broker.start_again();
+    let client = broker.client().await;
+    let stored: std::collections::HashSet<u128> = poll_all(&client, "s", "t", 0)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let acked = acked.lock().unwrap().clone();
+    let missing = acked.iter().filter(|id| !stored.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} acknowledged messages lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_segment_cut_mid_record_recovers_to_the_last_whole_record() {
     let mut broker = TestBroker::start();
     let client = broker.client().await;

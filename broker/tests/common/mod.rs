@@ -88,6 +88,24 @@ impl TestBroker {
         }
     }
 
+    /// SIGTERM the broker and wait for it to exit; returns its exit status
+    /// and how long it took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("broker running");
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        (status, started.elapsed())
+    }
+
+    /// Start the broker again after `terminate` or `kill9`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// Start the broker again on the same data directory and port.
     pub fn restart(&mut self) {
         self.kill9();
