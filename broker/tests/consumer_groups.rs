@@ -43,6 +43,21 @@ fn run_member(index: usize, mut consumer: IggyConsumer, seen: Seen) -> tokio::ta
     })
 }
 
+/// `count` members consuming into `seen`: their tasks and their clients.
+async fn start_members(
+    broker: &TestBroker,
+    count: usize,
+    seen: &Seen,
+) -> (Vec<tokio::task::JoinHandle<()>>, Vec<IggyClient>) {
+    let (mut tasks, mut clients) = (Vec::new(), Vec::new());
+    for index in 0..count {
+        let (client, consumer) = member(broker).await;
+        tasks.push(run_member(index, consumer, seen.clone()));
+        clients.push(client);
+    }
+    (tasks, clients)
+}
+
 async fn wait_for_count(seen: &Seen, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -80,13 +95,7 @@ async fn three_members_consume_every_message_exactly_once() {
     let producer = broker.client().await;
     create_stream_and_topic(&producer, "s", "t", 6).await;
     let seen: Seen = Arc::default();
-    let mut tasks = Vec::new();
-    let mut clients = Vec::new();
-    for index in 0..3 {
-        let (client, consumer) = member(&broker).await;
-        tasks.push(run_member(index, consumer, seen.clone()));
-        clients.push(client);
-    }
+    let (tasks, _clients) = start_members(&broker, 3, &seen).await;
     // All three are members and split the six partitions.
     let group = producer
         .get_consumer_group(
@@ -132,13 +141,7 @@ async fn a_dead_members_partitions_move_to_the_others_without_loss() {
     let producer = broker.client().await;
     create_stream_and_topic(&producer, "s", "t", 6).await;
     let seen: Seen = Arc::default();
-    let mut tasks = Vec::new();
-    let mut clients = Vec::new();
-    for index in 0..3 {
-        let (client, consumer) = member(&broker).await;
-        tasks.push(run_member(index, consumer, seen.clone()));
-        clients.push(client);
-    }
+    let (mut tasks, mut clients) = start_members(&broker, 3, &seen).await;
     produce(&producer, 1, 1500).await;
     wait_for_count(&seen, 1500).await;
 
