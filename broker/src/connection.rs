@@ -5,7 +5,7 @@
 //! client can still be told why); every other client is unaffected.
 
 use crate::broker::Broker;
-use crate::command::users::{LoginOutcome, login_register, logout};
+use crate::command::login::{LoginOutcome, login_register, logout};
 use crate::command::{Context, dispatch};
 use crate::protocol::reply::{begin, eviction, finish};
 use crate::protocol::{FrameError, read_frame};

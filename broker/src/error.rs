@@ -19,6 +19,34 @@ pub enum Error {
     Unauthenticated,
     #[error("invalid credentials")]
     InvalidCredentials,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0} not found")]
+    ResourceNotFound(String),
+    #[error("invalid username")]
+    InvalidUsername,
+    #[error("invalid password")]
+    InvalidPassword,
+    #[error("invalid user status")]
+    InvalidUserStatus,
+    #[error("user already exists")]
+    UserAlreadyExists,
+    #[error("user inactive")]
+    UserInactive,
+    #[error("the root user cannot be deleted")]
+    CannotDeleteUser(u32),
+    #[error("the root user's permissions cannot be changed")]
+    CannotChangePermissions(u32),
+    #[error("invalid personal access token name")]
+    InvalidPersonalAccessTokenName,
+    #[error("personal access token `{0}` already exists")]
+    PersonalAccessTokenAlreadyExists(String),
+    #[error("personal access tokens limit reached")]
+    PersonalAccessTokensLimitReached,
+    #[error("invalid personal access token")]
+    InvalidPersonalAccessToken,
+    #[error("personal access token `{0}` has expired")]
+    PersonalAccessTokenExpired(String),
     #[error("stream {0} not found")]
     StreamIdNotFound(u32),
     #[error("stream `{0}` not found")]
@@ -86,6 +114,20 @@ impl Error {
             Error::FeatureUnavailable(_) => 5,
             Error::Unauthenticated => 40,
             Error::InvalidCredentials => 42,
+            Error::Unauthorized => 41,
+            Error::ResourceNotFound(_) => 20,
+            Error::InvalidUsername => 43,
+            Error::InvalidPassword => 44,
+            Error::InvalidUserStatus => 45,
+            Error::UserAlreadyExists => 46,
+            Error::UserInactive => 47,
+            Error::CannotDeleteUser(_) => 48,
+            Error::CannotChangePermissions(_) => 49,
+            Error::InvalidPersonalAccessTokenName => 50,
+            Error::PersonalAccessTokenAlreadyExists(_) => 51,
+            Error::PersonalAccessTokensLimitReached => 52,
+            Error::InvalidPersonalAccessToken => 53,
+            Error::PersonalAccessTokenExpired(_) => 54,
             Error::StreamIdNotFound(_) => 1009,
             Error::StreamNameNotFound(_) => 1010,
             Error::StreamNameAlreadyExists(_) => 1012,
@@ -170,6 +212,41 @@ mod tests {
             (Error::FeatureUnavailable(""), IggyError::FeatureUnavailable),
             (Error::Unauthenticated, IggyError::Unauthenticated),
             (Error::InvalidCredentials, IggyError::InvalidCredentials),
+            (Error::Unauthorized, IggyError::Unauthorized),
+            (
+                Error::ResourceNotFound(String::new()),
+                IggyError::ResourceNotFound(String::new()),
+            ),
+            (Error::InvalidUsername, IggyError::InvalidUsername),
+            (Error::InvalidPassword, IggyError::InvalidPassword),
+            (Error::InvalidUserStatus, IggyError::InvalidUserStatus),
+            (Error::UserAlreadyExists, IggyError::UserAlreadyExists),
+            (Error::UserInactive, IggyError::UserInactive),
+            (Error::CannotDeleteUser(0), IggyError::CannotDeleteUser(0)),
+            (
+                Error::CannotChangePermissions(0),
+                IggyError::CannotChangePermissions(0),
+            ),
+            (
+                Error::InvalidPersonalAccessTokenName,
+                IggyError::InvalidPersonalAccessTokenName,
+            ),
+            (
+                Error::PersonalAccessTokenAlreadyExists(String::new()),
+                IggyError::PersonalAccessTokenAlreadyExists(String::new(), 0),
+            ),
+            (
+                Error::PersonalAccessTokensLimitReached,
+                IggyError::PersonalAccessTokensLimitReached(0, 0),
+            ),
+            (
+                Error::InvalidPersonalAccessToken,
+                IggyError::InvalidPersonalAccessToken,
+            ),
+            (
+                Error::PersonalAccessTokenExpired(String::new()),
+                IggyError::PersonalAccessTokenExpired(String::new(), 0),
+            ),
             (
                 Error::StreamIdNotFound(0),
                 IggyError::StreamIdNotFound(id.clone()),

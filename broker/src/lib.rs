@@ -17,7 +17,7 @@
 //! - [`consumer_groups`]: group membership and partition assignment.
 //! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
-//! - [`auth`]: password hashing.
+//! - [`auth`]: passwords, personal access tokens, permission rules.
 //! - [`config`]: configuration file, environment overrides, validation.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the error type and its wire status codes.

@@ -2,6 +2,8 @@
 //! `max_topic_size` to its partitions. Only sealed segments are deleted,
 //! never the active one, so retention never removes the newest messages.
 //! A topic's size cap is shared equally by its partitions (as upstream).
+//! The same loop removes expired personal access tokens (they are already
+//! refused at login; this only keeps the metadata tidy).
 
 use crate::broker::{Broker, now_micros};
 use std::sync::Arc;
@@ -43,10 +45,15 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let broker = broker.clone();
-        let deleted = tokio::task::spawn_blocking(move || clean_once(&broker, now_micros()))
+        let cleaner = broker.clone();
+        let deleted = tokio::task::spawn_blocking(move || clean_once(&cleaner, now_micros()))
             .await
             .unwrap_or(0);
+        match broker.delete_expired_tokens() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "deleted expired personal access tokens"),
+            Err(e) => tracing::error!("deleting expired personal access tokens failed: {e}"),
+        }
         if deleted > 0 {
             tracing::info!(
                 segments = deleted,

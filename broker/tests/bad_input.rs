@@ -128,12 +128,7 @@ async fn commands_before_login_are_unauthenticated_and_ping_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_invalid_messages_get_clear_errors() {
     let broker = TestBroker::start();
-    let client = IggyClient::builder()
-        .with_tcp()
-        .with_server_address(broker.address.to_string())
-        .build()
-        .unwrap();
-    client.connect().await.unwrap();
+    let client = broker.anonymous_client().await;
     let err = client
         .login_user("iggy", "wrong-password")
         .await

@@ -2,6 +2,7 @@
 //! SyncConsumerGroup through which members learn their partitions.
 
 use super::{Context, decode};
+use crate::auth::Action;
 use crate::consumer_groups::GroupKey;
 use crate::error::{Error, Result};
 use bytes::BytesMut;
@@ -71,6 +72,7 @@ fn resolve(
 
 pub fn get_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     // Absent: an empty OK body, which the SDK reads as `None`.
     if let Ok(key) = resolve(
         ctx,
@@ -85,6 +87,7 @@ pub fn get_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut
 
 pub fn get_consumer_groups(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerGroupsRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let broker = ctx.broker;
     let Ok(keys) = broker.with_metadata(|m| {
         broker
@@ -111,6 +114,7 @@ pub fn get_consumer_groups(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMu
 
 pub fn create_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: CreateConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let (key, _) =
         ctx.broker
             .create_consumer_group(&request.stream_id, &request.topic_id, &request.name)?;
@@ -120,12 +124,14 @@ pub fn create_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut Bytes
 
 pub fn delete_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     ctx.broker
         .delete_consumer_group(&request.stream_id, &request.topic_id, &request.group_id)
 }
 
 pub fn join_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: JoinConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let key = resolve(
         ctx,
         &request.stream_id,
@@ -138,6 +144,7 @@ pub fn join_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
 
 pub fn leave_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: LeaveConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let key = resolve(
         ctx,
         &request.stream_id,
@@ -154,6 +161,7 @@ pub fn leave_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
 /// (the SDK reports that as "not a member" and re-joins).
 pub fn sync_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: SyncConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let key = resolve(
         ctx,
         &request.stream_id,

@@ -2,6 +2,7 @@
 
 use super::messages::consumer_target;
 use super::{Context, decode};
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use bytes::BytesMut;
 use iggy_binary_protocol::WireEncode;
@@ -12,6 +13,7 @@ use iggy_binary_protocol::responses::consumer_offsets::ConsumerOffsetResponse;
 
 pub fn get_consumer_offset(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerOffsetRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::PollMessages)?;
     let ((_, _, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,
@@ -39,6 +41,7 @@ pub fn get_consumer_offset(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMu
 
 pub fn store_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: StoreConsumerOffsetRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::PollMessages)?;
     let (_, partition, key) = consumer_target(
         ctx,
         &request.consumer,
@@ -56,6 +59,7 @@ pub fn store_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
 
 pub fn delete_consumer_offset(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteConsumerOffsetRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::PollMessages)?;
     let ((_, _, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,

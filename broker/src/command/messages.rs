@@ -6,6 +6,7 @@
 //! batch records from the log straight into the reply buffer.
 
 use super::{Context, decode};
+use crate::auth::Action;
 use crate::broker::PartitionKey;
 use crate::error::{Error, Result};
 use crate::partition::{ConsumerKey, Partition};
@@ -67,6 +68,7 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
     if consumed != metadata_len {
         return Err(Error::InvalidFormat("metadata length mismatch".into()));
     }
+    ctx.authorize_topic(&header.stream_id, &header.topic_id, Action::SendMessages)?;
     let record = &mut body[batch_start..];
     batch::validate_incoming(record, header.messages_count)?;
 
@@ -159,6 +161,7 @@ const POLL_PREFIX_BYTES: usize = 16;
 
 pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: PollMessagesRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::PollMessages)?;
     let ((stream_id, topic_id, partition_id), partition, key) = consumer_target(
         ctx,
         &request.consumer,

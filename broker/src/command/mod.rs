@@ -7,24 +7,83 @@
 
 mod consumer_groups;
 mod consumer_offsets;
+pub mod login;
 mod messages;
 mod partitions;
+mod personal_access_tokens;
 mod streams;
 mod system;
 mod topics;
-pub mod users;
+mod users;
 
+use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::session::Session;
 use bytes::BytesMut;
-use iggy_binary_protocol::WireDecode;
 use iggy_binary_protocol::codes::*;
+use iggy_binary_protocol::{WireDecode, WireIdentifier, WireOptions};
 
 /// What a handler works with.
 pub struct Context<'a> {
     pub broker: &'a Broker,
     pub session: &'a mut Session,
+}
+
+impl Context<'_> {
+    fn user_id(&self) -> Result<u32> {
+        self.session.user_id.ok_or(Error::Unauthenticated)
+    }
+
+    /// Fail with `Unauthorized` unless the logged-in user may do `action`.
+    pub fn authorize(&self, action: Action) -> Result<()> {
+        self.broker.authorize(self.user_id()?, action)
+    }
+
+    /// Authorize an action on a stream. An unknown stream passes, so the
+    /// handler reports "not found" as upstream does (not-found before
+    /// unauthorized).
+    pub fn authorize_stream(
+        &self,
+        stream: &WireIdentifier,
+        action: fn(u32) -> Action,
+    ) -> Result<()> {
+        if self.user_id()? == ROOT_USER_ID {
+            return Ok(());
+        }
+        let resolved = self
+            .broker
+            .with_metadata(|m| self.broker.resolve_stream(m, stream).ok());
+        resolved.map_or(Ok(()), |s| self.authorize(action(s)))
+    }
+
+    /// Authorize an action on a topic; unknown topics pass as above.
+    pub fn authorize_topic(
+        &self,
+        stream: &WireIdentifier,
+        topic: &WireIdentifier,
+        action: fn(u32, u32) -> Action,
+    ) -> Result<()> {
+        if self.user_id()? == ROOT_USER_ID {
+            return Ok(());
+        }
+        let resolved = self
+            .broker
+            .with_metadata(|m| self.broker.resolve_topic(m, stream, topic).ok());
+        resolved.map_or(Ok(()), |(s, t)| self.authorize(action(s, t)))
+    }
+}
+
+/// Refuse option keys outside `allowed`, naming the first one: a key that
+/// is stored but ignored would silently give the client defaults.
+pub fn reject_option_keys(options: &WireOptions, allowed: &[&str]) -> Result<()> {
+    for entry in options {
+        let key = String::from_utf8_lossy(entry.key);
+        if !allowed.contains(&key.as_ref()) {
+            return Err(Error::UnsupportedOptionKey(key.into_owned()));
+        }
+    }
+    Ok(())
 }
 
 /// Decode a whole request body as `T`; trailing bytes are an error.
@@ -76,6 +135,18 @@ pub fn dispatch(
         CREATE_PARTITIONS_CODE => partitions::create_partitions(ctx, body),
         DELETE_PARTITIONS_CODE => partitions::delete_partitions(ctx, body),
         DELETE_SEGMENTS_CODE => partitions::delete_segments(ctx, body),
+
+        GET_USER_CODE => users::get_user(ctx, body, out),
+        GET_USERS_CODE => users::get_users(ctx, out),
+        CREATE_USER_CODE => users::create_user(ctx, body, out),
+        UPDATE_USER_CODE => users::update_user(ctx, body),
+        DELETE_USER_CODE => users::delete_user(ctx, body),
+        UPDATE_PERMISSIONS_CODE => users::update_permissions(ctx, body),
+        CHANGE_PASSWORD_CODE => users::change_password(ctx, body),
+
+        GET_PERSONAL_ACCESS_TOKENS_CODE => personal_access_tokens::get_tokens(ctx, out),
+        CREATE_PERSONAL_ACCESS_TOKEN_CODE => personal_access_tokens::create_token(ctx, body, out),
+        DELETE_PERSONAL_ACCESS_TOKEN_CODE => personal_access_tokens::delete_token(ctx, body),
 
         SEND_MESSAGES_CODE => messages::send_messages(ctx, body, out),
         POLL_MESSAGES_CODE => messages::poll_messages(ctx, body, out),

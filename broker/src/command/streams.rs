@@ -1,6 +1,7 @@
 //! Streams: get, list, create, update, delete, purge.
 
-use super::{Context, decode};
+use super::{Context, decode, reject_option_keys};
+use crate::auth::Action;
 use crate::error::Result;
 use crate::metadata::StreamMeta;
 use bytes::BytesMut;
@@ -10,6 +11,7 @@ use iggy_binary_protocol::requests::streams::{
 };
 use iggy_binary_protocol::responses::streams::{GetStreamResponse, StreamResponse};
 use iggy_binary_protocol::{WireEncode, WireName, WireOptions};
+use iggy_common::UPDATABLE_STREAM_OPTION_KEYS;
 
 pub fn stream_response(ctx: &Context<'_>, stream: &StreamMeta) -> StreamResponse {
     let (size_bytes, messages_count) = ctx.broker.usage(|key| key.0 == stream.id);
@@ -39,6 +41,7 @@ fn encode_stream(ctx: &Context<'_>, stream: &StreamMeta, out: &mut BytesMut) {
 
 pub fn get_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetStreamRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::ReadStream)?;
     let broker = ctx.broker;
     let stream = broker.with_metadata(|m| {
         broker
@@ -54,6 +57,7 @@ pub fn get_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
 }
 
 pub fn get_streams(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ListStreams)?;
     let streams: Vec<StreamMeta> = ctx
         .broker
         .with_metadata(|m| m.streams.values().cloned().collect());
@@ -64,7 +68,9 @@ pub fn get_streams(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 }
 
 pub fn create_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::CreateStream)?;
     let request: CreateStreamRequest = decode(body)?;
+    reject_option_keys(&request.options, UPDATABLE_STREAM_OPTION_KEYS)?;
     let stream = ctx.broker.create_stream(&request.name, &request.options)?;
     encode_stream(ctx, &stream, out);
     Ok(())
@@ -72,16 +78,20 @@ pub fn create_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> 
 
 pub fn update_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: UpdateStreamRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
+    reject_option_keys(&request.options, UPDATABLE_STREAM_OPTION_KEYS)?;
     ctx.broker
         .update_stream(&request.stream_id, &request.name, &request.options)
 }
 
 pub fn delete_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteStreamRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
     ctx.broker.delete_stream(&request.stream_id)
 }
 
 pub fn purge_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: PurgeStreamRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
     ctx.broker.purge_stream(&request.stream_id)
 }

@@ -1,6 +1,7 @@
 //! Ping, stats, clients, cluster metadata, option catalogs.
 
 use super::{Context, decode};
+use crate::auth::Action;
 use crate::error::Result;
 use bytes::BytesMut;
 use iggy_binary_protocol::WireEncode;
@@ -55,6 +56,7 @@ pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 }
 
 pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ReadServers)?;
     let request: GetClientRequest = decode(body)?;
     if let Some(client) = ctx.broker.client(request.client_id) {
         client_details(ctx, &client).encode(out);
@@ -63,6 +65,7 @@ pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
 }
 
 pub fn get_clients(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ReadServers)?;
     for client in ctx.broker.clients() {
         client_response(ctx, &client).encode(out);
     }
@@ -99,6 +102,7 @@ pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result
 }
 
 pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ReadServers)?;
     let broker = ctx.broker;
     let (streams, topics, partitions) = broker.with_metadata(|m| {
         let topics: usize = m.streams.values().map(|s| s.topics.len()).sum();

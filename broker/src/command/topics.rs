@@ -1,6 +1,7 @@
 //! Topics: get, list, create, update, delete, purge; option blocks.
 
 use super::{Context, decode};
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::metadata::{TopicMeta, TopicSettings};
 use bytes::BytesMut;
@@ -95,6 +96,7 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
 
 pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let broker = ctx.broker;
     let found = broker.with_metadata(|m| {
         broker
@@ -110,6 +112,7 @@ pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Resu
 
 pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicsRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::ListTopics)?;
     let broker = ctx.broker;
     let found = broker.with_metadata(|m| {
         broker.resolve_stream(m, &request.stream_id).map(|s| {
@@ -136,6 +139,7 @@ pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
 
 pub fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: CreateTopicRequest = decode(body)?;
+    ctx.authorize_stream(&request.stream_id, Action::CreateTopic)?;
     let settings = settings_from_options(ctx, &request.options)?;
     let (stream_id, topic) = ctx.broker.create_topic(
         &request.stream_id,
@@ -150,6 +154,7 @@ pub fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> R
 
 pub fn update_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: UpdateTopicRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
     let parsed = TopicCreateOptions::parse(&request.options)?;
     if parsed.segment_size.is_some() {
         return Err(Error::InvalidOptionValue("segment_size".into()));
@@ -180,12 +185,14 @@ pub fn update_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
 
 pub fn delete_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteTopicRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
     ctx.broker
         .delete_topic(&request.stream_id, &request.topic_id)
 }
 
 pub fn purge_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: PurgeTopicRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
     ctx.broker
         .purge_topic(&request.stream_id, &request.topic_id)
 }

@@ -1,82 +1,115 @@
-//! Login (register a session) and logout.
-//!
-//! Login shapes the session itself, so the connection calls it directly
-//! rather than through `dispatch`. Failures that end the session are
-//! evictions; a wrong password is an ordinary error so the client can retry.
+//! Users: get, list, create, update, delete, change password, update
+//! permissions.
 
-use super::Context;
-use crate::error::Error;
+use super::{Context, decode, reject_option_keys};
+use crate::auth::{Action, Permissions};
+use crate::error::Result;
+use crate::metadata::UserMeta;
 use bytes::BytesMut;
-use iggy_binary_protocol::consensus::EvictionReason;
-use iggy_binary_protocol::requests::users::LoginRegisterRequest;
-use iggy_binary_protocol::requests::users::login_register_with_pat::LoginRegisterWithPatRequest;
-use iggy_binary_protocol::responses::users::login_register::LoginRegisterResponse;
-use iggy_binary_protocol::version::{IGGY_PROTOCOL_VERSION, is_protocol_compatible};
-use iggy_binary_protocol::{ClientVersionInfo, WireDecode, WireEncode, WireName};
-use secrecy::ExposeSecret;
+use iggy_binary_protocol::requests::users::{
+    ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest,
+    UpdatePermissionsRequest, UpdateUserRequest,
+};
+use iggy_binary_protocol::responses::users::{GetUsersResponse, UserDetailsResponse, UserResponse};
+use iggy_binary_protocol::{WireEncode, WireName, WireOptions, WirePermissions};
+use iggy_common::UPDATABLE_USER_OPTION_KEYS;
 
-/// How a login attempt ended.
-pub enum LoginOutcome {
-    /// Logged in; the reply body has been written.
-    Ok,
-    /// Refused with an error status; the session stays open.
-    Refused(Error),
-    /// The session must end with this eviction.
-    Evict(EvictionReason),
+fn user_response(user: &UserMeta) -> UserResponse {
+    UserResponse {
+        id: user.id,
+        created_at: user.created_at,
+        status: user.status,
+        username: WireName::new(user.username.as_str()).expect("stored usernames are valid"),
+        // Users have no option keys yet (upstream's catalog is empty), so
+        // there is never a block to echo.
+        options: WireOptions::empty(),
+    }
 }
 
-pub fn login_register(
-    ctx: &mut Context<'_>,
-    vsr_client: u128,
-    body: &[u8],
-    out: &mut BytesMut,
-) -> LoginOutcome {
-    let Ok((version, prefix_len)) = ClientVersionInfo::decode(body) else {
-        return LoginOutcome::Evict(EvictionReason::MalformedLogin);
-    };
-    if !is_protocol_compatible(version.protocol_version) {
-        return LoginOutcome::Evict(EvictionReason::IncompatibleProtocol);
-    }
-    let tail = &body[prefix_len..];
-    let credentials = match LoginRegisterRequest::decode_after_prefix(version.clone(), tail) {
-        Ok((request, used)) if used == tail.len() => request,
-        _ => {
-            // The PAT shape: same prefix, then a token.
-            return match LoginRegisterWithPatRequest::decode_after_prefix(version, tail) {
-                Ok((_, used)) if used == tail.len() => LoginOutcome::Refused(
-                    Error::FeatureUnavailable("personal access tokens are not supported yet"),
-                ),
-                _ => LoginOutcome::Evict(EvictionReason::MalformedLogin),
-            };
-        }
-    };
-    let user_id = match ctx
-        .broker
-        .authenticate(&credentials.username, credentials.password.expose_secret())
-    {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::info!(client = ctx.session.client_id, username = %credentials.username.as_str(), "login refused: {e}");
-            return LoginOutcome::Refused(e);
-        }
-    };
-    ctx.session.user_id = Some(user_id);
-    ctx.session.vsr_client = vsr_client;
-    ctx.session.session = ctx.broker.new_session();
-    ctx.broker
-        .set_client_user(ctx.session.client_id, Some(user_id));
-    LoginRegisterResponse {
-        user_id,
-        session: ctx.session.session,
-        server_protocol_version: IGGY_PROTOCOL_VERSION,
-        server_version: WireName::new(env!("CARGO_PKG_VERSION")).expect("version is a valid name"),
+fn encode_details(user: &UserMeta, out: &mut BytesMut) {
+    UserDetailsResponse {
+        user: user_response(user),
+        permissions: user.permissions.as_ref().map(WirePermissions::from),
     }
     .encode(out);
-    LoginOutcome::Ok
 }
 
-pub fn logout(ctx: &mut Context<'_>) {
-    ctx.session.user_id = None;
-    ctx.session.session = 0;
-    ctx.broker.set_client_user(ctx.session.client_id, None);
+pub fn get_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: GetUserRequest = decode(body)?;
+    let Some(user) = ctx.broker.user(&request.user_id) else {
+        // Not found: an empty body, which the SDK reads as `None`.
+        return Ok(());
+    };
+    // Everyone may read their own user; others need read_users.
+    if Some(user.id) != ctx.session.user_id {
+        ctx.authorize(Action::ReadUsers)?;
+    }
+    encode_details(&user, out);
+    Ok(())
+}
+
+pub fn get_users(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ReadUsers)?;
+    let users = ctx
+        .broker
+        .with_metadata(|m| m.users.values().map(user_response).collect());
+    GetUsersResponse { users }.encode(out);
+    Ok(())
+}
+
+pub fn create_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    ctx.authorize(Action::ManageUsers)?;
+    let request: CreateUserRequest = decode(body)?;
+    reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
+    let user = ctx.broker.create_user(
+        request.username.as_str(),
+        &request.password,
+        request.status,
+        request.permissions.as_ref().map(Permissions::from),
+    )?;
+    encode_details(&user, out);
+    Ok(())
+}
+
+pub fn update_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    ctx.authorize(Action::ManageUsers)?;
+    let request: UpdateUserRequest = decode(body)?;
+    reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
+    ctx.broker.update_user(
+        &request.user_id,
+        request.username.as_ref().map(|n| n.as_str()),
+        request.status,
+    )
+}
+
+pub fn delete_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    ctx.authorize(Action::ManageUsers)?;
+    let request: DeleteUserRequest = decode(body)?;
+    ctx.broker.delete_user(&request.user_id)
+}
+
+pub fn update_permissions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    ctx.authorize(Action::ManageUsers)?;
+    let request: UpdatePermissionsRequest = decode(body)?;
+    ctx.broker.update_permissions(
+        &request.user_id,
+        request.permissions.as_ref().map(Permissions::from),
+    )
+}
+
+/// Users may change their own password; changing another's needs
+/// manage_users. Either way the current password must match.
+pub fn change_password(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: ChangePasswordRequest = decode(body)?;
+    let target = ctx
+        .broker
+        .with_metadata(|m| ctx.broker.resolve_user(m, &request.user_id))?;
+    if Some(target) != ctx.session.user_id {
+        ctx.authorize(Action::ManageUsers)?;
+    }
+    ctx.broker.change_password(
+        &request.user_id,
+        &request.current_password,
+        &request.new_password,
+    )
 }

@@ -4,7 +4,7 @@ mod state;
 mod store;
 
 pub use state::{
-    ConsumerGroupMeta, MetadataOp, MetadataState, PartitionMeta, StreamMeta, TopicMeta,
+    ConsumerGroupMeta, MetadataOp, MetadataState, PartitionMeta, StreamMeta, TokenMeta, TopicMeta,
     TopicSettings, UserMeta,
 };
 pub use store::MetadataStore;

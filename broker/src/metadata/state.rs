@@ -5,6 +5,7 @@
 //! then log and apply the operation, so every node that replays the same log
 //! reaches the same state — the property replication relies on.
 
+use crate::auth::Permissions;
 use crate::storage::FsyncPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,6 +70,20 @@ pub struct UserMeta {
     /// 1 active, 2 inactive (upstream codes).
     pub status: u8,
     pub created_at: u64,
+    /// `None`: no rights beyond the self-service commands.
+    #[serde(default)]
+    pub permissions: Option<Permissions>,
+    /// Personal access tokens by name.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenMeta>,
+}
+
+/// A personal access token: only the hash of the secret is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenMeta {
+    pub hash: String,
+    /// Expiry in µs since the epoch; `None` = never.
+    pub expiry_at: Option<u64>,
 }
 
 /// One change to the metadata. Serialized into the metadata WAL.
@@ -116,6 +131,31 @@ pub enum MetadataOp {
     },
     CreateUser {
         user: UserMeta,
+    },
+    UpdateUser {
+        id: u32,
+        username: String,
+        status: u8,
+    },
+    DeleteUser {
+        id: u32,
+    },
+    ChangePassword {
+        id: u32,
+        password_hash: String,
+    },
+    UpdatePermissions {
+        id: u32,
+        permissions: Option<Permissions>,
+    },
+    CreateToken {
+        user_id: u32,
+        name: String,
+        token: TokenMeta,
+    },
+    DeleteToken {
+        user_id: u32,
+        name: String,
     },
     CreateConsumerGroup {
         stream_id: u32,
@@ -241,6 +281,43 @@ impl MetadataState {
                 self.next_user_id = self.next_user_id.max(user.id + 1);
                 self.users.insert(user.id, user);
             }
+            MetadataOp::UpdateUser {
+                id,
+                username,
+                status,
+            } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.username = username;
+                    user.status = status;
+                }
+            }
+            MetadataOp::DeleteUser { id } => {
+                self.users.remove(&id);
+            }
+            MetadataOp::ChangePassword { id, password_hash } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.password_hash = password_hash;
+                }
+            }
+            MetadataOp::UpdatePermissions { id, permissions } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.permissions = permissions;
+                }
+            }
+            MetadataOp::CreateToken {
+                user_id,
+                name,
+                token,
+            } => {
+                if let Some(user) = self.users.get_mut(&user_id) {
+                    user.tokens.insert(name, token);
+                }
+            }
+            MetadataOp::DeleteToken { user_id, name } => {
+                if let Some(user) = self.users.get_mut(&user_id) {
+                    user.tokens.remove(&name);
+                }
+            }
         }
     }
 
@@ -254,6 +331,16 @@ impl MetadataState {
 
     pub fn user_by_name(&self, name: &str) -> Option<&UserMeta> {
         self.users.values().find(|u| u.username == name)
+    }
+
+    /// The user holding the token with this hash, and the token's name.
+    pub fn token_by_hash(&self, hash: &str) -> Option<(&UserMeta, &str, &TokenMeta)> {
+        self.users.values().find_map(|user| {
+            user.tokens
+                .iter()
+                .find(|(_, token)| token.hash == hash)
+                .map(|(name, token)| (user, name.as_str(), token))
+        })
     }
 }
 

@@ -129,6 +129,24 @@ impl TestBroker {
         client
     }
 
+    /// A connected official client that has not logged in.
+    pub async fn anonymous_client(&self) -> IggyClient {
+        let client = IggyClient::builder()
+            .with_tcp()
+            .with_server_address(self.address.to_string())
+            .build()
+            .unwrap();
+        client.connect().await.unwrap();
+        client
+    }
+
+    /// A client logged in as `username`.
+    pub async fn client_as(&self, username: &str, password: &str) -> IggyClient {
+        let client = self.anonymous_client().await;
+        client.login_user(username, password).await.unwrap();
+        client
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
     }

@@ -12,10 +12,12 @@ use crate::consumer_groups::{GroupKey, Groups};
 use crate::error::{Error, Result};
 use crate::metadata::{
     ConsumerGroupMeta, MetadataOp, MetadataState, MetadataStore, PartitionMeta, StreamMeta,
-    TopicMeta, TopicSettings, UserMeta,
+    TopicMeta, TopicSettings,
 };
 use crate::partition::Partition;
 use crate::storage::LogConfig;
+
+mod users;
 use iggy_binary_protocol::{WireIdentifier, WireOptions};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -122,36 +124,6 @@ impl Broker {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    // ---- users ----
-
-    /// Create the root user on first start.
-    pub fn ensure_root_user(&self, username: &str, password: &str) -> Result<bool> {
-        let mut inner = self.inner.write().expect("broker lock");
-        if !inner.metadata.state().users.is_empty() {
-            return Ok(false);
-        }
-        let user = UserMeta {
-            id: 0,
-            username: username.to_string(),
-            password_hash: crate::auth::hash_password(password),
-            status: 1,
-            created_at: now_micros(),
-        };
-        self.commit(&mut inner, MetadataOp::CreateUser { user })?;
-        Ok(true)
-    }
-
-    /// Check a username and password; returns the user id.
-    pub fn authenticate(&self, username: &str, password: &str) -> Result<u32> {
-        let user = self
-            .with_metadata(|m| m.user_by_name(username).cloned())
-            .ok_or(Error::InvalidCredentials)?;
-        if user.status != 1 || !crate::auth::verify_password(password, &user.password_hash) {
-            return Err(Error::InvalidCredentials);
-        }
-        Ok(user.id)
     }
 
     // ---- clients ----

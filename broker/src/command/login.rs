@@ -1,0 +1,81 @@
+//! Login (register a session, with a password or a personal access token)
+//! and logout.
+//!
+//! Login shapes the session itself, so the connection calls it directly
+//! rather than through `dispatch`. Failures that end the session are
+//! evictions; a wrong password is an ordinary error so the client can retry.
+
+use super::Context;
+use crate::error::Error;
+use bytes::BytesMut;
+use iggy_binary_protocol::consensus::EvictionReason;
+use iggy_binary_protocol::requests::users::LoginRegisterRequest;
+use iggy_binary_protocol::requests::users::login_register_with_pat::LoginRegisterWithPatRequest;
+use iggy_binary_protocol::responses::users::login_register::LoginRegisterResponse;
+use iggy_binary_protocol::version::{IGGY_PROTOCOL_VERSION, is_protocol_compatible};
+use iggy_binary_protocol::{ClientVersionInfo, WireDecode, WireEncode, WireName};
+use secrecy::ExposeSecret;
+
+/// How a login attempt ended.
+pub enum LoginOutcome {
+    /// Logged in; the reply body has been written.
+    Ok,
+    /// Refused with an error status; the session stays open.
+    Refused(Error),
+    /// The session must end with this eviction.
+    Evict(EvictionReason),
+}
+
+pub fn login_register(
+    ctx: &mut Context<'_>,
+    vsr_client: u128,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> LoginOutcome {
+    let Ok((version, prefix_len)) = ClientVersionInfo::decode(body) else {
+        return LoginOutcome::Evict(EvictionReason::MalformedLogin);
+    };
+    if !is_protocol_compatible(version.protocol_version) {
+        return LoginOutcome::Evict(EvictionReason::IncompatibleProtocol);
+    }
+    let tail = &body[prefix_len..];
+    // Both login kinds share the prefix; the password shape must consume the
+    // body exactly, otherwise it is the token shape.
+    let attempt = match LoginRegisterRequest::decode_after_prefix(version.clone(), tail) {
+        Ok((request, used)) if used == tail.len() => ctx
+            .broker
+            .authenticate(request.username.as_str(), request.password.expose_secret()),
+        _ => match LoginRegisterWithPatRequest::decode_after_prefix(version, tail) {
+            Ok((request, used)) if used == tail.len() => {
+                ctx.broker.authenticate_token(request.token.expose_secret())
+            }
+            _ => return LoginOutcome::Evict(EvictionReason::MalformedLogin),
+        },
+    };
+    let user_id = match attempt {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::info!(client = ctx.session.client_id, address = %ctx.session.address, "login refused: {e}");
+            return LoginOutcome::Refused(e);
+        }
+    };
+    ctx.session.user_id = Some(user_id);
+    ctx.session.vsr_client = vsr_client;
+    ctx.session.session = ctx.broker.new_session();
+    ctx.broker
+        .set_client_user(ctx.session.client_id, Some(user_id));
+    LoginRegisterResponse {
+        user_id,
+        session: ctx.session.session,
+        server_protocol_version: IGGY_PROTOCOL_VERSION,
+        server_version: WireName::new(env!("CARGO_PKG_VERSION")).expect("version is a valid name"),
+    }
+    .encode(out);
+    LoginOutcome::Ok
+}
+
+pub fn logout(ctx: &mut Context<'_>) {
+    ctx.session.user_id = None;
+    ctx.session.session = 0;
+    ctx.broker.set_client_user(ctx.session.client_id, None);
+}
