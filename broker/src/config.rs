@@ -58,6 +58,9 @@ pub struct HttpConfig {
     pub enabled: bool,
     /// Bind address of the HTTP listener (health probes).
     pub address: String,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    /// Empty: open (the usual in-cluster setup).
+    pub metrics_token: String,
 }
 
 /// Defaults applied to topics that do not set an option themselves.
@@ -97,6 +100,7 @@ impl Default for Config {
             http: HttpConfig {
                 enabled: true,
                 address: "127.0.0.1:3000".into(),
+                metrics_token: String::new(),
             },
             topic: TopicDefaults {
                 segment_size: "1 GiB".into(),
@@ -344,6 +348,10 @@ pub fn write_runtime_config(
     }
     if let Some(addr) = http_bound {
         effective.http.address = addr.to_string();
+    }
+    // The file is for humans and harnesses; secrets stay out of it.
+    if !effective.http.metrics_token.is_empty() {
+        effective.http.metrics_token = "<redacted>".into();
     }
     let text = toml::to_string_pretty(&effective).map_err(std::io::Error::other)?;
     let dir = config.runtime_dir();

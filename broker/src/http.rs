@@ -6,7 +6,7 @@
 use crate::broker::Broker;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use std::sync::Arc;
 
@@ -19,9 +19,34 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .with_state(broker)
 }
 
-async fn metrics(State(broker): State<Arc<Broker>>) -> String {
+async fn metrics(
+    State(broker): State<Arc<Broker>>,
+    headers: HeaderMap,
+) -> Result<String, StatusCode> {
+    let token = &broker.config.http.metrics_token;
+    if !token.is_empty() && !bearer_matches(&headers, token) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
     broker.refresh_storage_metrics();
-    broker.metrics.encode()
+    Ok(broker.metrics.encode())
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`. Compared in
+/// constant time so the token cannot be guessed byte by byte.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 async fn readyz(State(broker): State<Arc<Broker>>) -> (StatusCode, &'static str) {

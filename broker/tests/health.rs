@@ -7,8 +7,12 @@ use iggy::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(address: std::net::SocketAddr, path: &str) -> String {
+    get_with(address, path, "").await
+}
+
+async fn get_with(address: std::net::SocketAddr, path: &str, headers: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -95,4 +99,26 @@ async fn metrics_count_traffic_requests_and_storage() {
     assert_eq!(sample(&response, "iggy_broker_partitions"), 2.0);
     assert_eq!(sample(&response, "iggy_broker_segments"), 2.0);
     assert!(sample(&response, "iggy_broker_disk_bytes") > 0.0);
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let broker = TestBroker::start_with(&[("IGGY_HTTP_METRICS_TOKEN", "scrape-secret")]);
+    let http = broker.http_address.unwrap();
+    assert!(get(http, "/metrics").await.starts_with("HTTP/1.0 401"));
+    let wrong = get_with(http, "/metrics", "Authorization: Bearer scrape-secreT\r\n").await;
+    assert!(wrong.starts_with("HTTP/1.0 401"));
+    let right = get_with(http, "/metrics", "Authorization: Bearer scrape-secret\r\n").await;
+    assert!(right.starts_with("HTTP/1.0 200"), "{right}");
+    assert!(right.contains("iggy_broker_connections"));
+    // Probes stay open, and the token is not written to the runtime file.
+    assert!(get(http, "/healthz").await.starts_with("HTTP/1.0 200"));
+    let runtime = std::fs::read_to_string(
+        broker
+            .data_dir()
+            .join("runtime")
+            .join("current_config.toml"),
+    )
+    .unwrap();
+    assert!(!runtime.contains("scrape-secret"));
 }
