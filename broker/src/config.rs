@@ -50,6 +50,23 @@ pub struct TcpConfig {
     pub enabled: bool,
     /// Bind address; `127.0.0.1:8090` standalone, `0.0.0.0:8090` in containers.
     pub address: String,
+    pub tls: TlsConfig,
+}
+
+/// TLS for a listener (upstream's `[tcp.tls]` keys, plus reloading).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    /// PEM certificate chain; empty = `<system.path>/certs/iggy_cert.pem`.
+    pub cert_file: String,
+    /// PEM private key; empty = `<system.path>/certs/iggy_key.pem`.
+    pub key_file: String,
+    /// Generate a self-signed certificate (for `localhost`) when the files
+    /// do not exist — for development only.
+    pub self_signed: bool,
+    /// How often the files are checked for a new certificate.
+    pub reload_interval: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +113,13 @@ impl Default for Config {
             tcp: TcpConfig {
                 enabled: true,
                 address: "127.0.0.1:8090".into(),
+                tls: TlsConfig {
+                    enabled: false,
+                    cert_file: String::new(),
+                    key_file: String::new(),
+                    self_signed: false,
+                    reload_interval: "5s".into(),
+                },
             },
             http: HttpConfig {
                 enabled: true,
@@ -128,6 +152,11 @@ impl Default for SystemConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         Config::default().tcp
+    }
+}
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Config::default().tcp.tls
     }
 }
 impl Default for HttpConfig {
@@ -170,6 +199,9 @@ fn invalid(key: &str, reason: impl ToString) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Effective {
     pub segment_size_bytes: u64,
+    /// TCP TLS certificate and key paths (defaults resolved), when enabled.
+    pub tcp_tls: Option<(PathBuf, PathBuf)>,
+    pub tls_reload_interval: Duration,
     pub retention_interval: Duration,
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
@@ -267,8 +299,32 @@ impl Config {
         if retention_interval.is_zero() {
             return Err(invalid("retention.interval", "must be longer than zero"));
         }
+        let tls = &self.tcp.tls;
+        let tls_reload_interval = duration("tcp.tls.reload_interval", &tls.reload_interval)?;
+        if tls_reload_interval.is_zero() {
+            return Err(invalid(
+                "tcp.tls.reload_interval",
+                "must be longer than zero",
+            ));
+        }
+        let certs = self.system.path.join("certs");
+        let or_default = |file: &str, default: &str| {
+            if file.is_empty() {
+                certs.join(default)
+            } else {
+                PathBuf::from(file)
+            }
+        };
+        let tcp_tls = tls.enabled.then(|| {
+            (
+                or_default(&tls.cert_file, "iggy_cert.pem"),
+                or_default(&tls.key_file, "iggy_key.pem"),
+            )
+        });
         Ok(Effective {
             segment_size_bytes,
+            tcp_tls,
+            tls_reload_interval,
             retention_interval,
             fsync,
             max_request_bytes,
@@ -308,30 +364,45 @@ fn apply_env_overrides(
         .into_iter()
         .filter(|(k, _)| k.starts_with("IGGY_"))
         .collect();
-    let toml::Value::Table(sections) = value else {
+    override_table(value, "IGGY", "", &env)
+}
+
+/// Apply overrides to every scalar key of `value`, recursing into nested
+/// tables: `[tcp.tls] enabled` is `IGGY_TCP_TLS_ENABLED`.
+fn override_table(
+    value: &mut toml::Value,
+    prefix: &str,
+    dotted_prefix: &str,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    let toml::Value::Table(table) = value else {
         return Ok(());
     };
-    for (section, table) in sections.iter_mut() {
-        let toml::Value::Table(table) = table else {
+    for (key, current) in table.iter_mut() {
+        let name = format!("{prefix}_{key}").to_uppercase();
+        let dotted = if dotted_prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{dotted_prefix}.{key}")
+        };
+        if current.is_table() {
+            override_table(current, &name, &dotted, env)?;
+            continue;
+        }
+        let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) else {
             continue;
         };
-        for (key, current) in table.iter_mut() {
-            let name = format!("IGGY_{}_{}", section, key).to_uppercase();
-            let Some((_, raw)) = env.iter().find(|(k, _)| *k == name) else {
-                continue;
-            };
-            let dotted = format!("{section}.{key}");
-            *current =
-                match current {
-                    toml::Value::Boolean(_) => toml::Value::Boolean(raw.parse().map_err(|_| {
-                        invalid(&dotted, format!("{name}=`{raw}` is not a boolean"))
-                    })?),
-                    toml::Value::Integer(_) => toml::Value::Integer(raw.parse().map_err(|_| {
-                        invalid(&dotted, format!("{name}=`{raw}` is not an integer"))
-                    })?),
-                    _ => toml::Value::String(raw.clone()),
-                };
-        }
+        *current = match current {
+            toml::Value::Boolean(_) => toml::Value::Boolean(
+                raw.parse()
+                    .map_err(|_| invalid(&dotted, format!("{name}=`{raw}` is not a boolean")))?,
+            ),
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.parse()
+                    .map_err(|_| invalid(&dotted, format!("{name}=`{raw}` is not an integer")))?,
+            ),
+            _ => toml::Value::String(raw.clone()),
+        };
     }
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! - [`consumer_groups`]: group membership and partition assignment.
 //! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
+//! - [`tls`]: certificates for TLS listeners, reloaded when they change.
 //! - [`auth`]: passwords, personal access tokens, permission rules.
 //! - [`config`]: configuration file, environment overrides, validation.
 //! - [`metrics`]: Prometheus metrics.
@@ -38,5 +39,6 @@ pub mod retention;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod tls;
 
 pub use error::{Error, Result};

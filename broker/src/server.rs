@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 /// How long connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A client that does not finish its TLS handshake in this time is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = &broker.config;
@@ -36,6 +39,10 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     });
     broker.set_ready(true);
 
+    let (tls, tls_watcher) = match tls_acceptor(&broker)? {
+        Some((acceptor, watcher)) => (Some(acceptor), Some(watcher)),
+        None => (None, None),
+    };
     let flusher = tokio::spawn(periodic_flush(broker.clone()));
     let cleaner = config.retention.enabled.then(|| {
         tokio::spawn(crate::retention::run(
@@ -67,8 +74,19 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let shutdown = connection_shutdown.clone();
+                    let tls = tls.clone();
                     tasks.spawn(async move {
-                        crate::connection::serve(broker, stream, address, shutdown).await;
+                        match tls {
+                            None => crate::connection::serve(broker, stream, address, shutdown).await,
+                            Some(acceptor) => {
+                                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                                match handshake {
+                                    Ok(Ok(stream)) => crate::connection::serve(broker, stream, address, shutdown).await,
+                                    Ok(Err(e)) => tracing::info!(%address, "TLS handshake failed: {e}"),
+                                    Err(_) => tracing::info!(%address, "TLS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -89,12 +107,35 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     .await;
     tasks.abort_all();
     flusher.abort();
+    if let Some(watcher) = tls_watcher {
+        watcher.abort();
+    }
     if let Some(cleaner) = cleaner {
         cleaner.abort();
     }
     flush_all(&broker);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The TCP listener's TLS acceptor (and the task reloading its certificate)
+/// when `tcp.tls.enabled`.
+fn tls_acceptor(
+    broker: &Arc<Broker>,
+) -> anyhow::Result<Option<(TlsAcceptor, tokio::task::JoinHandle<()>)>> {
+    let Some((cert, key)) = &broker.effective.tcp_tls else {
+        return Ok(None);
+    };
+    if broker.config.tcp.tls.self_signed
+        && crate::tls::ensure_self_signed(cert, key, &["localhost".to_string()])?
+    {
+        tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate (development only)");
+    }
+    let certificates = crate::tls::Certificates::load(cert, key)?;
+    let acceptor = TlsAcceptor::from(certificates.server_config()?);
+    let watcher = tokio::spawn(certificates.watch(broker.effective.tls_reload_interval));
+    tracing::info!(cert = %cert.display(), "TCP TLS enabled");
+    Ok(Some((acceptor, watcher)))
 }
 
 /// Bind an enabled listener and log where it listens.

@@ -1,0 +1,239 @@
+//! TLS on the TCP listener, with the official client verifying the server
+//! against a CA, and certificate rotation the way Kubernetes does it (a new
+//! directory and a `..data` symlink swap) while a client keeps producing.
+
+mod common;
+
+use common::*;
+use iggy::prelude::*;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A test CA that issues `localhost` certificates.
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A new leaf certificate and key (PEM), and the certificate's DER.
+    fn issue(&self) -> (String, String, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+}
+
+/// A Secret volume as the kubelet lays it out: `tls.crt -> ..data/tls.crt`,
+/// `..data -> ..<version>`.
+struct SecretVolume {
+    dir: PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    fn new(dir: &Path, cert: &str, key: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut volume = Self {
+            dir: dir.to_path_buf(),
+            version: 0,
+        };
+        volume.update(cert, key);
+        for file in ["tls.crt", "tls.key"] {
+            std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file)).unwrap();
+        }
+        volume
+    }
+
+    /// Write a new version and swap `..data` atomically (rename over it).
+    fn update(&mut self, cert: &str, key: &str) {
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        let target = self.dir.join(&version);
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("tls.crt"), cert).unwrap();
+        std::fs::write(target.join("tls.key"), key).unwrap();
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&version, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("tls.crt")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.dir.join("tls.key")
+    }
+}
+
+fn start_tls_broker(volume: &SecretVolume) -> TestBroker {
+    let cert = volume.cert().display().to_string();
+    let key = volume.key().display().to_string();
+    TestBroker::start_with(&[
+        ("IGGY_TCP_TLS_ENABLED", "true"),
+        ("IGGY_TCP_TLS_CERT_FILE", &cert),
+        ("IGGY_TCP_TLS_KEY_FILE", &key),
+        ("IGGY_TCP_TLS_RELOAD_INTERVAL", "200ms"),
+    ])
+}
+
+/// A CA (also written to `ca.pem`), a Secret volume with a certificate it
+/// issued, and a broker serving it; returns the certificate's DER too.
+fn setup(dir: &Path) -> (Ca, PathBuf, SecretVolume, TestBroker, Vec<u8>) {
+    let ca = Ca::new();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let (cert, key, der) = ca.issue();
+    let volume = SecretVolume::new(&dir.join("secret"), &cert, &key);
+    let broker = start_tls_broker(&volume);
+    (ca, ca_file, volume, broker, der)
+}
+
+async fn tls_client(broker: &TestBroker, ca_file: &Path) -> IggyClient {
+    let connection = format!(
+        "iggy://iggy:iggy@{}?tls=true&tls_domain=localhost&tls_ca_file={}",
+        broker.address,
+        ca_file.display()
+    );
+    let client = IggyClient::from_connection_string(&connection).unwrap();
+    client.connect().await.unwrap();
+    client
+}
+
+/// The certificate a fresh TLS handshake gets from the broker.
+async fn served_certificate(broker: &TestBroker, ca_pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(iggy_broker::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(broker.address)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_verify_the_broker_and_rotation_needs_no_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_file, mut volume, broker, first_der) = setup(dir.path());
+    assert_eq!(served_certificate(&broker, &ca.pem).await, first_der);
+
+    let client = tls_client(&broker, &ca_file).await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+
+    // Produce continuously over one TLS connection while the certificate
+    // is rotated underneath it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut next_id = 1u128;
+            while !stop.load(Ordering::Relaxed) {
+                let mut batch = messages(next_id, 10);
+                match client
+                    .send_messages(
+                        &id("s"),
+                        &id("t"),
+                        &Partitioning::partition_id(0),
+                        &mut batch,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        sent.fetch_add(10, Ordering::Relaxed);
+                        next_id += 10;
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            (client, failures)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (cert, key, second_der) = ca.issue();
+    volume.update(&cert, &key);
+    let rotated_at = Instant::now();
+    loop {
+        if served_certificate(&broker, &ca.pem).await == second_der {
+            break;
+        }
+        assert!(
+            rotated_at.elapsed() < Duration::from_secs(10),
+            "the broker still serves the old certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent_at_rotation = sent.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (client, failures) = producer.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "requests failed during rotation: {failures:?}"
+    );
+    let total = sent.load(Ordering::Relaxed);
+    assert!(
+        total > sent_at_rotation,
+        "the old connection kept producing"
+    );
+
+    // Everything acknowledged is there, and new clients connect.
+    let stored = poll_all(&client, "s", "t", 0).await;
+    assert_eq!(stored.len() as u64, total);
+    let fresh = tls_client(&broker, &ca_file).await;
+    fresh.ping().await.unwrap();
+    assert!(broker.log().contains("TLS certificate reloaded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_update_keeps_the_old_one_and_plaintext_clients_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, ca_file, mut volume, broker, der) = setup(dir.path());
+    let cert = std::fs::read_to_string(volume.cert()).unwrap();
+
+    // A key that does not belong to the certificate.
+    let (_, other_key, _) = ca.issue();
+    volume.update(&cert, &other_key);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(served_certificate(&broker, &ca.pem).await, der);
+    assert!(broker.log().contains("TLS certificate not reloaded"));
+
+    // A plaintext client cannot talk to the TLS port; TLS clients still can.
+    let plain = IggyClient::from_connection_string(&broker.connection_string()).unwrap();
+    let attempt = tokio::time::timeout(Duration::from_secs(5), plain.connect()).await;
+    assert!(
+        !matches!(attempt, Ok(Ok(()))),
+        "plaintext connect succeeded"
+    );
+    tls_client(&broker, &ca_file).await.ping().await.unwrap();
+}
