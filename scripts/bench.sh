@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Start a release broker on a scratch directory and run iggy-bench against it.
 # Extra arguments go to iggy-bench (see `iggy-bench --help`).
+# BENCH_TLS=1 serves TCP with TLS (a throwaway CA and certificate made with
+# openssl) and has the clients verify it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
 data=$(mktemp -d /tmp/iggy-bench.XXXXXX)
 port=${IGGY_BENCH_PORT:-18090}
-env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP_ADDRESS=127.0.0.1:0 ${BENCH_BROKER_ENV:-} \
+tls_env=() tls_args=()
+if [ "${BENCH_TLS:-0}" = 1 ]; then
+  certs="$data/certs"
+  mkdir -p "$certs"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+    -keyout "$certs/ca.key" -out "$certs/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$certs/key.pem" -out "$certs/req.csr" 2>/dev/null
+  openssl x509 -req -in "$certs/req.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca.key" -days 1 \
+    -extfile <(printf "subjectAltName=DNS:localhost") -out "$certs/cert.pem" 2>/dev/null
+  tls_env=(IGGY_TCP_TLS_ENABLED=true IGGY_TCP_TLS_CERT_FILE="$certs/cert.pem" IGGY_TCP_TLS_KEY_FILE="$certs/key.pem")
+  tls_args=(--tls-ca-file "$certs/ca.pem")
+fi
+env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP_ADDRESS=127.0.0.1:0 "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
   "$target/release/iggy-broker" --with-default-root-credentials >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true; rm -rf "$data"' EXIT
@@ -14,4 +29,4 @@ for _ in $(seq 1 100); do
   [ -f "$data/runtime/current_config.toml" ] && break
   sleep 0.1
 done
-"$target/release/iggy-bench" --address "127.0.0.1:$port" "$@"
+"$target/release/iggy-bench" --address "127.0.0.1:$port" "${tls_args[@]}" "$@"

@@ -6,10 +6,13 @@
 //! broker state (metadata, partitions) → storage.
 //!
 //! - [`server`]: start-up, the TCP accept loop, graceful shutdown.
-//! - [`connection`]: one client connection: read a frame, run it, reply.
+//! - [`connection`]: one client connection: detect the protocol generation
+//!   from its first bytes, then read a frame, run it, reply.
 //! - [`http`]: the HTTP listener (health endpoints).
-//! - [`protocol`]: the 0.11 wire framing (256-byte request/reply headers).
-//! - [`command`]: one handler per command, grouped by area.
+//! - [`protocol`]: the wire framings: 0.11 (256-byte request/reply headers)
+//!   and legacy 0.10 (`[length][code]`).
+//! - [`command`]: one handler per command, grouped by area; `command::legacy`
+//!   adapts 0.10 requests and replies to them.
 //! - [`session`]: per-connection state (client id, logged-in user).
 //! - [`broker`]: the shared state and the operations handlers call.
 //! - [`metadata`]: the metadata state machine and its durable log.

@@ -1,5 +1,7 @@
 //! Per-connection state: who the client is and whether it has logged in.
 
+use crate::consumer_groups::GroupKey;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone)]
@@ -12,6 +14,9 @@ pub struct Session {
     /// Session number handed out at login; requests echo it.
     pub session: u64,
     pub user_id: Option<u32>,
+    /// Legacy (0.10) group polls name no partition: the broker walks the
+    /// member's partitions round-robin; this is the next position per group.
+    pub group_cursors: HashMap<GroupKey, usize>,
 }
 
 impl Session {
@@ -22,6 +27,7 @@ impl Session {
             vsr_client: 0,
             session: 0,
             user_id: None,
+            group_cursors: HashMap::new(),
         }
     }
 

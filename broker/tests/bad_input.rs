@@ -174,3 +174,78 @@ async fn wrong_password_and_invalid_messages_get_clear_errors() {
         IggyError::StreamNameAlreadyExists(String::new()).as_code()
     );
 }
+
+/// A legacy (0.10) frame: `[length][code][payload]`.
+fn legacy_request(code: u32, body: &[u8]) -> Vec<u8> {
+    let mut frame = ((body.len() + 4) as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&code.to_le_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Read one legacy reply; returns (status, body).
+async fn legacy_reply(stream: &mut TcpStream) -> (u32, Vec<u8>) {
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).await.unwrap();
+    let status = u32::from_le_bytes(header[0..4].try_into().unwrap());
+    let mut body = vec![0u8; u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize];
+    stream.read_exact(&mut body).await.unwrap();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_connections_get_clear_errors_and_keep_working() {
+    let broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    send(&client, "s", "t", &Partitioning::partition_id(0), 1, 10).await;
+    let mut stream = TcpStream::connect(broker.address).await.unwrap();
+
+    // Before login: ping works, everything else is Unauthenticated.
+    stream.write_all(&legacy_request(1, &[])).await.unwrap();
+    assert_eq!(legacy_reply(&mut stream).await, (0, vec![]));
+    stream.write_all(&legacy_request(201, &[])).await.unwrap();
+    let (status, body) = legacy_reply(&mut stream).await;
+    assert_eq!(status, IggyError::Unauthenticated.as_code());
+    assert!(body.is_empty());
+
+    // A wrong password, then the right one: `[user_id u32]`.
+    let login = |password: &str| {
+        let mut body = vec![4];
+        body.extend_from_slice(b"iggy");
+        body.push(password.len() as u8);
+        body.extend_from_slice(password.as_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes()); // no version
+        body.extend_from_slice(&0u32.to_le_bytes()); // no context
+        legacy_request(38, &body)
+    };
+    stream.write_all(&login("nope")).await.unwrap();
+    assert_eq!(
+        legacy_reply(&mut stream).await.0,
+        IggyError::InvalidCredentials.as_code()
+    );
+    stream.write_all(&login("iggy")).await.unwrap();
+    assert_eq!(
+        legacy_reply(&mut stream).await,
+        (0, 0u32.to_le_bytes().to_vec())
+    );
+
+    // A garbage body is InvalidFormat and the connection stays usable.
+    stream
+        .write_all(&legacy_request(200, &[9, 9, 9]))
+        .await
+        .unwrap();
+    assert_eq!(
+        legacy_reply(&mut stream).await.0,
+        IggyError::InvalidFormat.as_code()
+    );
+    stream.write_all(&legacy_request(1, &[])).await.unwrap();
+    assert_eq!(legacy_reply(&mut stream).await.0, 0);
+
+    // A frame declaring 2 GiB closes only that connection.
+    let mut oversize = 0x7fff_ffffu32.to_le_bytes().to_vec();
+    oversize.extend_from_slice(&1u32.to_le_bytes());
+    let reply = send_raw(&broker, &oversize).await;
+    assert!(reply.is_empty());
+    second_client_still_works(&client).await;
+}

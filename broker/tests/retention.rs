@@ -94,7 +94,9 @@ async fn retention_deletes_expired_and_excess_sealed_segments() {
         &client,
         "expiring",
         TopicCreateOptions {
-            message_expiry: Some(IggyExpiry::ExpireDuration(IggyDuration::from(1_500_000))),
+            // Long enough that all four segments exist before the first
+            // can expire, even on a busy machine.
+            message_expiry: Some(IggyExpiry::ExpireDuration(IggyDuration::from(5_000_000))),
             ..Default::default()
         },
     )
@@ -111,10 +113,10 @@ async fn retention_deletes_expired_and_excess_sealed_segments() {
     for batch in 0..4u128 {
         send_big_batch(&client, "expiring", batch * 1000 + 1).await;
     }
+    assert_eq!(segments(&client, "expiring").await, 4);
     for batch in 0..5u128 {
         send_big_batch(&client, "capped", batch * 1000 + 1).await;
     }
-    assert_eq!(segments(&client, "expiring").await, 4);
 
     // Expiry: the three sealed segments go, the active one (offsets
     // 3000..) stays even though its messages are just as old.

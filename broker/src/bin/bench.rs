@@ -48,6 +48,10 @@ struct Args {
     /// Stream name used for the run (deleted first if it exists).
     #[arg(long, default_value = "bench")]
     stream: String,
+    /// Connect with TLS, verifying the server (name `localhost`) against
+    /// this CA certificate.
+    #[arg(long)]
+    tls_ca_file: Option<String>,
 }
 
 struct Phase {
@@ -137,8 +141,11 @@ async fn raw_loopback(connections: u32, bytes_each: u64, chunk: usize) -> anyhow
 }
 
 async fn connect(args: &Args) -> anyhow::Result<IggyClient> {
+    let tls = args.tls_ca_file.as_ref().map_or(String::new(), |ca| {
+        format!("?tls=true&tls_domain=localhost&tls_ca_file={ca}")
+    });
     let client = IggyClient::from_connection_string(&format!(
-        "iggy://{}:{}@{}",
+        "iggy://{}:{}@{}{tls}",
         args.username, args.password, args.address
     ))?;
     client.connect().await?;

@@ -5,12 +5,15 @@
 //! rather than through `dispatch`. Failures that end the session are
 //! evictions; a wrong password is an ordinary error so the client can retry.
 
-use super::Context;
-use crate::error::Error;
+use super::{Context, decode};
+use crate::error::{Error, Result};
 use bytes::BytesMut;
 use iggy_binary_protocol::consensus::EvictionReason;
+use iggy_binary_protocol::requests::personal_access_tokens::LoginWithPersonalAccessTokenRequest;
 use iggy_binary_protocol::requests::users::LoginRegisterRequest;
+use iggy_binary_protocol::requests::users::LoginUserRequest;
 use iggy_binary_protocol::requests::users::login_register_with_pat::LoginRegisterWithPatRequest;
+use iggy_binary_protocol::responses::users::IdentityResponse;
 use iggy_binary_protocol::responses::users::login_register::LoginRegisterResponse;
 use iggy_binary_protocol::version::{IGGY_PROTOCOL_VERSION, is_protocol_compatible};
 use iggy_binary_protocol::{ClientVersionInfo, WireDecode, WireEncode, WireName};
@@ -55,15 +58,12 @@ pub fn login_register(
     let user_id = match attempt {
         Ok(id) => id,
         Err(e) => {
-            tracing::info!(client = ctx.session.client_id, address = %ctx.session.address, "login refused: {e}");
+            refused(ctx, &e);
             return LoginOutcome::Refused(e);
         }
     };
-    ctx.session.user_id = Some(user_id);
+    start_session(ctx, user_id);
     ctx.session.vsr_client = vsr_client;
-    ctx.session.session = ctx.broker.new_session();
-    ctx.broker
-        .set_client_user(ctx.session.client_id, Some(user_id));
     LoginRegisterResponse {
         user_id,
         session: ctx.session.session,
@@ -72,6 +72,45 @@ pub fn login_register(
     }
     .encode(out);
     LoginOutcome::Ok
+}
+
+fn start_session(ctx: &mut Context<'_>, user_id: u32) {
+    ctx.session.user_id = Some(user_id);
+    ctx.session.session = ctx.broker.new_session();
+    ctx.broker
+        .set_client_user(ctx.session.client_id, Some(user_id));
+}
+
+/// Legacy (0.10) LoginUser: username and password, reply `[user_id u32]`.
+pub fn login_user_legacy(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let request: LoginUserRequest = decode(body)?;
+    let user_id = ctx
+        .broker
+        .authenticate(request.username.as_str(), &request.password)
+        .inspect_err(|e| refused(ctx, e))?;
+    start_session(ctx, user_id);
+    IdentityResponse { user_id }.encode(out);
+    Ok(())
+}
+
+/// Legacy (0.10) LoginWithPersonalAccessToken, reply `[user_id u32]`.
+pub fn login_with_token_legacy(
+    ctx: &mut Context<'_>,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> Result<()> {
+    let request: LoginWithPersonalAccessTokenRequest = decode(body)?;
+    let user_id = ctx
+        .broker
+        .authenticate_token(request.token.as_str())
+        .inspect_err(|e| refused(ctx, e))?;
+    start_session(ctx, user_id);
+    IdentityResponse { user_id }.encode(out);
+    Ok(())
+}
+
+fn refused(ctx: &Context<'_>, e: &Error) {
+    tracing::info!(client = ctx.session.client_id, address = %ctx.session.address, "login refused: {e}");
 }
 
 pub fn logout(ctx: &mut Context<'_>) {

@@ -8,6 +8,7 @@
 use super::{Context, decode};
 use crate::auth::Action;
 use crate::broker::PartitionKey;
+use crate::consumer_groups::GroupKey;
 use crate::error::{Error, Result};
 use crate::partition::{ConsumerKey, Partition};
 use crate::storage::batch;
@@ -126,9 +127,12 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
     Ok(())
 }
 
-/// A group member may only poll the partitions assigned to it; a member
-/// with a stale assignment is told so and re-syncs.
-fn ensure_owned(ctx: &Context<'_>, request: &PollMessagesRequest, partition_id: u32) -> Result<()> {
+/// The partitions of the group a poll names that are assigned to this
+/// connection (`ConsumerGroupMemberNotFound` if it is not a member).
+pub fn owned_partitions(
+    ctx: &Context<'_>,
+    request: &PollMessagesRequest,
+) -> Result<(GroupKey, Vec<u32>)> {
     let broker = ctx.broker;
     let (key, partitions) = broker.with_metadata(|m| -> Result<_> {
         let key = broker.resolve_group(
@@ -142,12 +146,21 @@ fn ensure_owned(ctx: &Context<'_>, request: &PollMessagesRequest, partition_id: 
             m.streams[&key.0].topics[&key.1].partitions.len() as u32,
         ))
     })?;
-    match broker.groups.sync(key, ctx.session.client_id, partitions) {
-        None => Err(Error::ConsumerGroupMemberNotFound),
-        Some((_, owned)) if !owned.contains(&partition_id) => {
-            Err(Error::ConsumerGroupPartitionNotOwned(partition_id))
-        }
-        Some(_) => Ok(()),
+    let (_, owned) = broker
+        .groups
+        .sync(key, ctx.session.client_id, partitions)
+        .ok_or(Error::ConsumerGroupMemberNotFound)?;
+    Ok((key, owned))
+}
+
+/// A group member may only poll the partitions assigned to it; a member
+/// with a stale assignment is told so and re-syncs.
+fn ensure_owned(ctx: &Context<'_>, request: &PollMessagesRequest, partition_id: u32) -> Result<()> {
+    let (_, owned) = owned_partitions(ctx, request)?;
+    if owned.contains(&partition_id) {
+        Ok(())
+    } else {
+        Err(Error::ConsumerGroupPartitionNotOwned(partition_id))
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod consumer_groups;
 mod consumer_offsets;
+pub mod legacy;
 pub mod login;
 mod messages;
 mod partitions;

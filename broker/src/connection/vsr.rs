@@ -1,9 +1,11 @@
-//! One client connection: read a frame, run it, write the reply, repeat.
+//! A 0.11 session: read a 256-byte-header frame, run it, write the reply,
+//! repeat.
 //!
 //! The protocol is strictly one request, one reply, in order. A malformed or
 //! oversize frame ends only this connection (with an eviction when the
 //! client can still be told why); every other client is unaffected.
 
+use super::{Shutdown, record_request};
 use crate::broker::Broker;
 use crate::command::login::{LoginOutcome, login_register, logout};
 use crate::command::{Context, dispatch};
@@ -15,35 +17,26 @@ use iggy_binary_protocol::codes::{
     LOGIN_REGISTER_CODE, LOGIN_USER_CODE, LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE, LOGOUT_USER_CODE,
 };
 use iggy_binary_protocol::consensus::{EvictionReason, HEADER_SIZE, Operation};
-use iggy_binary_protocol::lookup_command;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// Read-buffer size: large enough that a 1 MB batch arrives in few reads.
-const READ_BUFFER_BYTES: usize = 256 * 1024;
-
-/// Serve one connection until the client leaves, a frame is malformed, or
-/// `shutdown` turns true — checked between requests, so a request that has
-/// started is always answered.
-pub async fn serve<S>(
-    broker: Arc<Broker>,
-    stream: S,
-    address: SocketAddr,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+/// Serve 0.11 requests until the client leaves, a frame is malformed, or
+/// shutdown is signalled (checked between requests, so a request that has
+/// started is always answered).
+pub async fn serve<R, W>(
+    broker: &Broker,
+    session: &mut Session,
+    mut reader: R,
+    mut writer: W,
+    mut shutdown: Shutdown,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let client_id = broker.register_client(address);
-    broker.metrics.connections.inc();
-    let mut session = Session::new(client_id, address);
-    tracing::debug!(client_id, %address, "client connected");
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let client_id = session.client_id;
+    let address = session.address;
     let mut request = BytesMut::with_capacity(64 * 1024);
     let mut reply = BytesMut::with_capacity(64 * 1024);
     let max_frame = broker.effective.max_request_bytes;
-
     loop {
         let read = tokio::select! {
             read = read_frame(&mut reader, &mut request, max_frame) => read,
@@ -71,8 +64,8 @@ pub async fn serve<S>(
         let header = frame.header;
         let started = std::time::Instant::now();
         let mut ctx = Context {
-            broker: &broker,
-            session: &mut session,
+            broker,
+            session: &mut *session,
         };
         begin(&mut reply, header.operation);
         let body = &mut request[HEADER_SIZE..];
@@ -115,25 +108,10 @@ pub async fn serve<S>(
             }
         };
         finish(&mut reply, &header, status);
-        let command = lookup_command(frame.code).map_or("unknown", |meta| meta.name);
-        broker
-            .metrics
-            .request_duration
-            .with_label_values(&[command])
-            .observe(started.elapsed().as_secs_f64());
-        if status != 0 {
-            broker
-                .metrics
-                .errors
-                .with_label_values(&[&status.to_string()])
-                .inc();
-        }
+        record_request(broker, frame.code, started, status);
         if let Err(e) = writer.write_all(&reply).await {
             tracing::debug!(client_id, "write failed: {e}");
             break;
         }
     }
-    broker.remove_client(client_id);
-    broker.metrics.connections.dec();
-    tracing::debug!(client_id, "client disconnected");
 }

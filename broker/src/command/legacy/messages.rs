@@ -1,0 +1,156 @@
+//! 0.10 SendMessages and PollMessages.
+//!
+//! A 0.10 message is a 64-byte header (checksum, id, absolute offset,
+//! timestamp, origin timestamp, lengths, reserved) then payload then user
+//! headers; a send also carries a 16-byte index entry per message. The
+//! broker stores 0.11 batch records (a 256-byte batch header and 48-byte
+//! frames with offset and timestamp deltas), so sends are re-encoded as a
+//! 0.11 batch and polls are expanded back into 0.10 messages, with the
+//! per-message checksum the 0.10 server computed: xxh3-64 of bytes 8.. of
+//! the message.
+
+use super::super::Context;
+use super::{Scratch, run_011};
+use crate::error::{Error, Result};
+use bytes::{BufMut, BytesMut};
+use iggy_binary_protocol::codes::{POLL_MESSAGES_CODE, SEND_MESSAGES_CODE};
+use iggy_binary_protocol::requests::messages::PollMessagesRequest;
+use iggy_binary_protocol::requests::messages::send_messages::{
+    RawMessage, SendMessagesEncoder, SendMessagesHeader,
+};
+use iggy_binary_protocol::responses::messages::poll_messages::PolledBatchesIterator;
+use iggy_binary_protocol::{KIND_CONSUMER_GROUP, WireDecode};
+use iggy_binary_protocol_010::WireMessageIterator;
+use iggy_binary_protocol_010::message_layout::{WIRE_MESSAGE_HEADER_SIZE, WIRE_MESSAGE_INDEX_SIZE};
+
+/// `[partition_id u32][current_offset u64][count u32]`, as in 0.11.
+const POLL_PREFIX_BYTES: usize = 16;
+
+pub fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
+    let short = || Error::InvalidFormat("legacy send_messages body is truncated".into());
+    let metadata_len = u32::from_le_bytes(body.get(0..4).ok_or_else(short)?.try_into().expect("4"));
+    let messages_start = 4usize
+        .checked_add(metadata_len as usize)
+        .ok_or_else(short)?;
+    let metadata = body.get(4..messages_start).ok_or_else(short)?;
+    let (header, used) = SendMessagesHeader::decode(metadata)?;
+    if used != metadata.len() {
+        return Err(Error::InvalidFormat("metadata length mismatch".into()));
+    }
+    if header.messages_count == 0 {
+        return Err(Error::InvalidMessagesCount);
+    }
+    // The index array is redundant (message lengths are in the headers).
+    let index_bytes = header.messages_count as usize * WIRE_MESSAGE_INDEX_SIZE;
+    let messages = body.get(messages_start + index_bytes..).ok_or_else(short)?;
+    let mut raw = Vec::with_capacity(header.messages_count as usize);
+    let mut consumed = 0;
+    for message in WireMessageIterator::new(messages, header.messages_count) {
+        let message = message.map_err(|e| Error::InvalidFormat(e.to_string()))?;
+        consumed +=
+            WIRE_MESSAGE_HEADER_SIZE + message.payload().len() + message.user_headers().len();
+        let headers = message.user_headers();
+        raw.push(RawMessage {
+            // 0.10 clients leave ids to the server.
+            id: match message.id() {
+                0 => rand::random::<u128>().max(1),
+                id => id,
+            },
+            origin_timestamp: message.origin_timestamp(),
+            headers: (!headers.is_empty()).then_some(headers),
+            payload: message.payload(),
+        });
+    }
+    if raw.len() != header.messages_count as usize || consumed != messages.len() {
+        return Err(Error::InvalidMessagesCount);
+    }
+    scratch.request.clear();
+    SendMessagesEncoder::encode(
+        &mut scratch.request,
+        &header.stream_id,
+        &header.topic_id,
+        &header.partitioning,
+        &raw,
+    )?;
+    scratch.reply.clear();
+    // 0.10 clients ignore the reply body; the confirmations are dropped.
+    super::dispatch_011(
+        ctx,
+        SEND_MESSAGES_CODE,
+        &mut scratch.request,
+        &mut scratch.reply,
+    )
+}
+
+pub fn poll(
+    ctx: &mut Context<'_>,
+    body: &[u8],
+    scratch: &mut Scratch,
+    out: &mut BytesMut,
+) -> Result<()> {
+    let mut request: PollMessagesRequest = super::super::decode(body)?;
+    if request.consumer.kind == KIND_CONSUMER_GROUP && request.partition_id.is_none() {
+        match next_group_partition(ctx, &request)? {
+            Some(partition) => request.partition_id = Some(partition),
+            None => {
+                // A member without partitions gets an empty poll.
+                out.put_bytes(0, POLL_PREFIX_BYTES);
+                return Ok(());
+            }
+        }
+    }
+    match run_011(ctx, POLL_MESSAGES_CODE, &request, scratch) {
+        Ok(()) => expand(&scratch.reply, out),
+        // 0.10 clients do not know "not your partition" (5009); the 0.10
+        // server answered an empty poll.
+        Err(Error::ConsumerGroupPartitionNotOwned(partition)) => {
+            out.put_u32_le(partition);
+            out.put_bytes(0, POLL_PREFIX_BYTES - 4);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The partition a 0.10 group member polls next: its assigned partitions in
+/// turn. `None` when it has none (more members than partitions).
+fn next_group_partition(
+    ctx: &mut Context<'_>,
+    request: &PollMessagesRequest,
+) -> Result<Option<u32>> {
+    let (key, owned) = super::super::messages::owned_partitions(ctx, request)?;
+    if owned.is_empty() {
+        return Ok(None);
+    }
+    let cursor = ctx.session.group_cursors.entry(key).or_insert(0);
+    let partition = owned[*cursor % owned.len()];
+    *cursor = (*cursor + 1) % owned.len();
+    Ok(Some(partition))
+}
+
+/// Rewrite a 0.11 poll reply (prefix + batch records) as a 0.10 one
+/// (prefix + 64-byte-header messages).
+fn expand(reply: &[u8], out: &mut BytesMut) -> Result<()> {
+    let prefix_at = out.len();
+    out.put_slice(&reply[..POLL_PREFIX_BYTES]);
+    let mut count = 0u32;
+    for message in PolledBatchesIterator::new(&reply[POLL_PREFIX_BYTES..]) {
+        let message = message?;
+        let start = out.len();
+        out.put_u64_le(0); // checksum, filled in below
+        out.put_u128_le(message.id);
+        out.put_u64_le(message.offset);
+        out.put_u64_le(message.timestamp);
+        out.put_u64_le(message.origin_timestamp);
+        out.put_u32_le(message.user_headers.len() as u32);
+        out.put_u32_le(message.payload.len() as u32);
+        out.put_u64_le(0); // reserved
+        out.put_slice(message.payload);
+        out.put_slice(message.user_headers);
+        let checksum = twox_hash::XxHash3_64::oneshot(&out[start + 8..]);
+        out[start..start + 8].copy_from_slice(&checksum.to_le_bytes());
+        count += 1;
+    }
+    out[prefix_at + 12..prefix_at + POLL_PREFIX_BYTES].copy_from_slice(&count.to_le_bytes());
+    Ok(())
+}

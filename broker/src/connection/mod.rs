@@ -1,0 +1,72 @@
+//! One client connection. The first bytes tell which protocol generation
+//! the client speaks — the 0.11 framing (256-byte headers) or the legacy
+//! 0.10 framing (`[length][code]`) — and the matching session loop serves
+//! it on the same port. Connection bookkeeping (client registry, metrics,
+//! leaving consumer groups) is shared.
+
+mod legacy;
+mod vsr;
+
+use crate::broker::Broker;
+use crate::session::Session;
+use iggy_binary_protocol::lookup_command;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
+
+/// Read-buffer size: large enough that a 1 MB batch arrives in few reads.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Turns true when the broker shuts down.
+pub type Shutdown = tokio::sync::watch::Receiver<bool>;
+
+/// Serve one connection until the client leaves, its input is malformed,
+/// or the broker shuts down.
+pub async fn serve<S>(broker: Arc<Broker>, stream: S, address: SocketAddr, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let client_id = broker.register_client(address);
+    broker.metrics.connections.inc();
+    let mut session = Session::new(client_id, address);
+    tracing::debug!(client_id, %address, "client connected");
+
+    let (reader, writer) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+    let mut prefix = [0u8; PREFIX_BYTES];
+    if reader.read_exact(&mut prefix).await.is_ok() {
+        let legacy = crate::protocol::legacy::is_legacy_prefix(&prefix);
+        // Put the sniffed bytes back in front of the stream.
+        let reader = std::io::Cursor::new(prefix).chain(reader);
+        if legacy {
+            legacy::serve(&broker, &mut session, reader, writer, shutdown).await;
+        } else {
+            vsr::serve(&broker, &mut session, reader, writer, shutdown).await;
+        }
+    }
+
+    broker.remove_client(client_id);
+    broker.metrics.connections.dec();
+    tracing::debug!(client_id, "client disconnected");
+}
+
+/// Bytes read before choosing a protocol: the legacy length and code.
+const PREFIX_BYTES: usize = crate::protocol::legacy::HEADER_BYTES;
+
+/// Request latency and errors, per command, for either protocol.
+fn record_request(broker: &Broker, code: u32, started: Instant, status: u32) {
+    let command = lookup_command(code).map_or("unknown", |meta| meta.name);
+    broker
+        .metrics
+        .request_duration
+        .with_label_values(&[command])
+        .observe(started.elapsed().as_secs_f64());
+    if status != 0 {
+        broker
+            .metrics
+            .errors
+            .with_label_values(&[&status.to_string()])
+            .inc();
+    }
+}
