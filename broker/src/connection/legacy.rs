@@ -12,7 +12,7 @@ use crate::command::legacy::{Scratch, dispatch};
 use crate::protocol::legacy::{LegacyFrameError, begin, finish, read_request};
 use crate::session::Session;
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 pub async fn serve<R, W>(
     broker: &Broker,
@@ -63,7 +63,7 @@ pub async fn serve<R, W>(
         };
         finish(&mut reply, status);
         record_request(broker, code, started, status);
-        if let Err(e) = writer.write_all(&reply).await {
+        if let Err(e) = super::send_reply(&mut writer, &reply).await {
             tracing::debug!(client_id, "write failed: {e}");
             break;
         }

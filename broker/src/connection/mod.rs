@@ -13,7 +13,7 @@ use iggy_binary_protocol::lookup_command;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// Read-buffer size: large enough that a 1 MB batch arrives in few reads.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -53,6 +53,14 @@ where
 
 /// Bytes read before choosing a protocol: the legacy length and code.
 const PREFIX_BYTES: usize = crate::protocol::legacy::HEADER_BYTES;
+
+/// Write a whole reply. The flush matters for TLS: the stream keeps the
+/// tail of the last record buffered until flushed, which would leave the
+/// client waiting for the end of its reply.
+async fn send_reply<W: AsyncWrite + Unpin>(writer: &mut W, reply: &[u8]) -> std::io::Result<()> {
+    writer.write_all(reply).await?;
+    writer.flush().await
+}
 
 /// Request latency and errors, per command, for either protocol.
 fn record_request(broker: &Broker, code: u32, started: Instant, status: u32) {

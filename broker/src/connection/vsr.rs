@@ -109,7 +109,7 @@ pub async fn serve<R, W>(
         };
         finish(&mut reply, &header, status);
         record_request(broker, frame.code, started, status);
-        if let Err(e) = writer.write_all(&reply).await {
+        if let Err(e) = super::send_reply(&mut writer, &reply).await {
             tracing::debug!(client_id, "write failed: {e}");
             break;
         }
