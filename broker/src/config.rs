@@ -19,6 +19,7 @@ use std::time::Duration;
 pub struct Config {
     pub system: SystemConfig,
     pub tcp: TcpConfig,
+    pub quic: QuicConfig,
     pub http: HttpConfig,
     pub topic: TopicDefaults,
     pub retention: RetentionConfig,
@@ -51,6 +52,23 @@ pub struct TcpConfig {
     /// Bind address; `127.0.0.1:8090` standalone, `0.0.0.0:8090` in containers.
     pub address: String,
     pub tls: TlsConfig,
+}
+
+/// The QUIC listener (always TLS 1.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicConfig {
+    pub enabled: bool,
+    /// UDP bind address; `127.0.0.1:8080` standalone.
+    pub address: String,
+    /// PEM certificate chain and key. Both empty: a self-signed `localhost`
+    /// certificate generated in memory at every start (development only).
+    pub cert_file: String,
+    pub key_file: String,
+    /// How often the files are checked for a new certificate.
+    pub reload_interval: String,
+    /// Connections silent for this long are closed (clients keep alive).
+    pub max_idle_timeout: String,
 }
 
 /// TLS for a listener (upstream's `[tcp.tls]` keys, plus reloading).
@@ -121,6 +139,14 @@ impl Default for Config {
                     reload_interval: "5s".into(),
                 },
             },
+            quic: QuicConfig {
+                enabled: true,
+                address: "127.0.0.1:8080".into(),
+                cert_file: String::new(),
+                key_file: String::new(),
+                reload_interval: "5s".into(),
+                max_idle_timeout: "30s".into(),
+            },
             http: HttpConfig {
                 enabled: true,
                 address: "127.0.0.1:3000".into(),
@@ -152,6 +178,11 @@ impl Default for SystemConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         Config::default().tcp
+    }
+}
+impl Default for QuicConfig {
+    fn default() -> Self {
+        Config::default().quic
     }
 }
 impl Default for TlsConfig {
@@ -202,6 +233,10 @@ pub struct Effective {
     /// TCP TLS certificate and key paths (defaults resolved), when enabled.
     pub tcp_tls: Option<(PathBuf, PathBuf)>,
     pub tls_reload_interval: Duration,
+    /// QUIC certificate and key paths; `None` = in-memory self-signed.
+    pub quic_certificate: Option<(PathBuf, PathBuf)>,
+    pub quic_reload_interval: Duration,
+    pub quic_max_idle_timeout: Duration,
     pub retention_interval: Duration,
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
@@ -321,9 +356,39 @@ impl Config {
                 or_default(&tls.key_file, "iggy_key.pem"),
             )
         });
+        let quic = &self.quic;
+        let quic_certificate = match (quic.cert_file.is_empty(), quic.key_file.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some((
+                PathBuf::from(&quic.cert_file),
+                PathBuf::from(&quic.key_file),
+            )),
+            _ => {
+                return Err(invalid(
+                    "quic.cert_file",
+                    "set both quic.cert_file and quic.key_file, or neither",
+                ));
+            }
+        };
+        let quic_reload_interval = duration("quic.reload_interval", &quic.reload_interval)?;
+        let quic_max_idle_timeout = duration("quic.max_idle_timeout", &quic.max_idle_timeout)?;
+        if quic_reload_interval.is_zero() || quic_max_idle_timeout.is_zero() {
+            return Err(invalid(
+                "quic",
+                "reload_interval and max_idle_timeout must be longer than zero",
+            ));
+        }
+        if quic.enabled {
+            quic.address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid("quic.address", format!("`{}`: {e}", quic.address)))?;
+        }
         Ok(Effective {
             segment_size_bytes,
             tcp_tls,
+            quic_certificate,
+            quic_reload_interval,
+            quic_max_idle_timeout,
             tls_reload_interval,
             retention_interval,
             fsync,
@@ -411,11 +476,15 @@ fn override_table(
 pub fn write_runtime_config(
     config: &Config,
     tcp_bound: Option<std::net::SocketAddr>,
+    quic_bound: Option<std::net::SocketAddr>,
     http_bound: Option<std::net::SocketAddr>,
 ) -> std::io::Result<()> {
     let mut effective = config.clone();
     if let Some(addr) = tcp_bound {
         effective.tcp.address = addr.to_string();
+    }
+    if let Some(addr) = quic_bound {
+        effective.quic.address = addr.to_string();
     }
     if let Some(addr) = http_bound {
         effective.http.address = addr.to_string();

@@ -20,13 +20,18 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let config = &broker.config;
     let tcp = bind("TCP", config.tcp.enabled, &config.tcp.address).await?;
-    if let Some((_, bound)) = &tcp {
-        *broker.tcp_address.write().expect("address lock") = Some(*bound);
-    }
+    let quic = bind_quic(&broker)?;
     let http = bind("HTTP", config.http.enabled, &config.http.address).await?;
+    {
+        let mut listeners = broker.listeners.write().expect("listeners lock");
+        listeners.tcp = tcp.as_ref().map(|(_, bound)| *bound);
+        listeners.quic = quic.as_ref().map(|q| q.bound);
+        listeners.http = http.as_ref().map(|(_, bound)| *bound);
+    }
     write_runtime_config(
         config,
         tcp.as_ref().map(|(_, bound)| *bound),
+        quic.as_ref().map(|q| q.bound),
         http.as_ref().map(|(_, bound)| *bound),
     )?;
     let http_server = http.map(|(listener, _)| {
@@ -52,6 +57,14 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     });
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     let (stop_connections, connection_shutdown) = tokio::sync::watch::channel(false);
+    let quic_server = quic.map(|quic| {
+        tokio::spawn(accept_quic(
+            broker.clone(),
+            quic,
+            connections.clone(),
+            connection_shutdown.clone(),
+        ))
+    });
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     if let Some((listener, _)) = tcp {
@@ -103,6 +116,9 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     let _ = stop_connections.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
+        if let Some(quic) = quic_server {
+            let _ = quic.await;
+        }
     })
     .await;
     tasks.abort_all();
@@ -136,6 +152,85 @@ fn tls_acceptor(
     let watcher = tokio::spawn(certificates.watch(broker.effective.tls_reload_interval));
     tracing::info!(cert = %cert.display(), "TCP TLS enabled");
     Ok(Some((acceptor, watcher)))
+}
+
+/// The bound QUIC endpoint and the certificate it serves.
+struct QuicListener {
+    endpoint: quinn::Endpoint,
+    bound: std::net::SocketAddr,
+    reloader: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Bind the QUIC listener when `quic.enabled`.
+fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
+    let config = &broker.config.quic;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let certificates = match &broker.effective.quic_certificate {
+        Some((cert, key)) => crate::tls::Certificates::load(cert, key)?,
+        None => {
+            tracing::warn!("QUIC uses an in-memory self-signed certificate (development only)");
+            crate::tls::Certificates::ephemeral()?
+        }
+    };
+    let mut server_config = certificates.quic_config()?;
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(broker.effective.quic_max_idle_timeout.try_into()?));
+    server_config.transport_config(Arc::new(transport));
+    let address: std::net::SocketAddr = config.address.parse()?;
+    let endpoint = quinn::Endpoint::server(server_config, address)
+        .map_err(|e| anyhow::anyhow!("cannot bind QUIC {address}: {e}"))?;
+    let bound = endpoint.local_addr()?;
+    tracing::info!("QUIC listening on {bound}");
+    let reloader = broker
+        .effective
+        .quic_certificate
+        .is_some()
+        .then(|| tokio::spawn(certificates.watch(broker.effective.quic_reload_interval)));
+    Ok(Some(QuicListener {
+        endpoint,
+        bound,
+        reloader,
+    }))
+}
+
+/// Accept QUIC connections until shutdown, then wait for them to finish.
+async fn accept_quic(
+    broker: Arc<Broker>,
+    quic: QuicListener,
+    connections: Arc<Semaphore>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            incoming = quic.endpoint.accept() => incoming,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(address = %incoming.remote_address(), "connection limit reached; refusing");
+            incoming.refuse();
+            continue;
+        };
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            match incoming.await {
+                Ok(connection) => {
+                    crate::connection::quic::serve(broker, connection, shutdown).await
+                }
+                Err(e) => tracing::info!("QUIC handshake failed: {e}"),
+            }
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    quic.endpoint.close(0u32.into(), b"shutting down");
+    if let Some(reloader) = quic.reloader {
+        reloader.abort();
+    }
 }
 
 /// Bind an enabled listener and log where it listens.

@@ -29,8 +29,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The certificate currently served, and where it comes from.
 #[derive(Debug)]
 pub struct Certificates {
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    /// Certificate and key files; `None` for an in-memory certificate.
+    files: Option<(PathBuf, PathBuf)>,
     current: RwLock<Arc<CertifiedKey>>,
     /// Hash of the file contents `current` was built from.
     loaded_from: Mutex<u64>,
@@ -40,20 +40,34 @@ impl Certificates {
     pub fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<Arc<Self>> {
         let (key, hash) = read_pair(cert_path, key_path)?;
         Ok(Arc::new(Self {
-            cert_path: cert_path.to_path_buf(),
-            key_path: key_path.to_path_buf(),
+            files: Some((cert_path.to_path_buf(), key_path.to_path_buf())),
             current: RwLock::new(key),
             loaded_from: Mutex::new(hash),
+        }))
+    }
+
+    /// A self-signed certificate for `localhost` that lives only in memory
+    /// (a new one on every start) — upstream's development default for QUIC.
+    pub fn ephemeral() -> anyhow::Result<Arc<Self>> {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+        let key = certified_key(
+            generated.cert.pem().as_bytes(),
+            generated.signing_key.serialize_pem().as_bytes(),
+        )?;
+        Ok(Arc::new(Self {
+            files: None,
+            current: RwLock::new(key),
+            loaded_from: Mutex::new(0),
         }))
     }
 
     /// Reload if the files changed; returns whether the certificate changed.
     /// On an error the previous certificate stays in use.
     pub fn reload_if_changed(&self) -> anyhow::Result<bool> {
-        let contents = (
-            std::fs::read(&self.cert_path)?,
-            std::fs::read(&self.key_path)?,
-        );
+        let Some((cert_path, key_path)) = &self.files else {
+            return Ok(false);
+        };
+        let contents = (std::fs::read(cert_path)?, std::fs::read(key_path)?);
         let hash = contents_hash(&contents.0, &contents.1);
         if hash == *self.loaded_from.lock().expect("tls lock") {
             return Ok(false);
@@ -74,19 +88,34 @@ impl Certificates {
         Ok(Arc::new(config))
     }
 
+    /// A QUIC (quinn) server configuration serving the current certificate.
+    pub fn quic_config(self: &Arc<Self>) -> anyhow::Result<quinn::ServerConfig> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        // No 0-RTT: replayed early data could append a batch twice.
+        tls.max_early_data_size = 0;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+        Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+    }
+
     /// Poll the files every `interval` until the task is dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
+        let Some((cert_path, _)) = self.files.clone() else {
+            return;
+        };
         let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;
             match self.reload_if_changed() {
                 Ok(true) => tracing::info!(
-                    cert = %self.cert_path.display(),
+                    cert = %cert_path.display(),
                     "TLS certificate reloaded; new connections use it"
                 ),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(
-                    cert = %self.cert_path.display(),
+                    cert = %cert_path.display(),
                     "TLS certificate not reloaded (keeping the current one): {e:#}"
                 ),
             }

@@ -37,12 +37,31 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Where the client listeners are bound (reported in cluster metadata).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listeners {
+    pub tcp: Option<SocketAddr>,
+    pub quic: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub websocket: Option<SocketAddr>,
+}
+
+/// How a client is connected (upstream's codes in client listings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp = 1,
+    Quic = 2,
+    Http = 3,
+    WebSocket = 4,
+}
+
 /// A connected client, as GetClients reports it.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub client_id: u32,
     pub user_id: Option<u32>,
     pub address: SocketAddr,
+    pub transport: Transport,
 }
 
 struct Inner {
@@ -63,8 +82,8 @@ pub struct Broker {
     next_session: AtomicU64,
     pub started_at: Instant,
     pub started_at_micros: u64,
-    /// Bound TCP address, once listening.
-    pub tcp_address: RwLock<Option<SocketAddr>>,
+    /// Bound listener addresses, once listening.
+    pub listeners: RwLock<Listeners>,
     /// Recovered and serving clients (the readiness probe).
     ready: std::sync::atomic::AtomicBool,
 }
@@ -103,7 +122,7 @@ impl Broker {
             next_session: AtomicU64::new(1),
             started_at: Instant::now(),
             started_at_micros: now_micros(),
-            tcp_address: RwLock::new(None),
+            listeners: RwLock::new(Listeners::default()),
             ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -128,7 +147,7 @@ impl Broker {
 
     // ---- clients ----
 
-    pub fn register_client(&self, address: SocketAddr) -> u32 {
+    pub fn register_client(&self, address: SocketAddr, transport: Transport) -> u32 {
         let client_id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         self.clients.lock().expect("clients lock").insert(
             client_id,
@@ -136,6 +155,7 @@ impl Broker {
                 client_id,
                 user_id: None,
                 address,
+                transport,
             },
         );
         client_id

@@ -16,14 +16,11 @@ use iggy_binary_protocol::responses::system::get_cluster_metadata::{
 };
 use iggy_binary_protocol::responses::system::get_stats::StatsResponse;
 
-/// Transport code of TCP in upstream's client listings.
-const TRANSPORT_TCP: u8 = 1;
-
 fn client_response(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> ClientResponse {
     ClientResponse {
         client_id: client.client_id,
         user_id: client.user_id.unwrap_or(u32::MAX),
-        transport: TRANSPORT_TCP,
+        transport: client.transport as u8,
         address: client.address.to_string(),
         consumer_groups_count: ctx.broker.groups.groups_of(client.client_id).len() as u32,
     }
@@ -75,24 +72,22 @@ pub fn get_clients(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 /// A standalone broker is a cluster of one node that leads everything; SDKs
 /// use this to decide that no redirection is needed.
 pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
-    let bound = *ctx.broker.tcp_address.read().expect("address lock");
-    let (ip, tcp_port) = bound.map_or(("127.0.0.1".to_string(), 8090), |a| {
-        let ip = if a.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            a.ip().to_string()
-        };
-        (ip, a.port())
-    });
+    let listeners = *ctx.broker.listeners.read().expect("listeners lock");
+    let ip = listeners
+        .tcp
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+    let port = |address: Option<std::net::SocketAddr>| address.map_or(0, |a| a.port());
     ClusterMetadataResponse {
         name: "single-node".into(),
         nodes: vec![ClusterNodeResponse {
             name: "iggy-broker-0".into(),
             ip,
-            tcp_port,
-            quic_port: 0,
-            http_port: 0,
-            websocket_port: 0,
+            tcp_port: port(listeners.tcp),
+            quic_port: port(listeners.quic),
+            http_port: port(listeners.http),
+            websocket_port: port(listeners.websocket),
             role: 0,
             status: 0,
         }],

@@ -5,9 +5,10 @@
 //! leaving consumer groups) is shared.
 
 mod legacy;
+pub mod quic;
 mod vsr;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Transport};
 use crate::session::Session;
 use iggy_binary_protocol::lookup_command;
 use std::net::SocketAddr;
@@ -27,10 +28,8 @@ pub async fn serve<S>(broker: Arc<Broker>, stream: S, address: SocketAddr, shutd
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let client_id = broker.register_client(address);
-    broker.metrics.connections.inc();
-    let mut session = Session::new(client_id, address);
-    tracing::debug!(client_id, %address, "client connected");
+    let mut session = open_session(&broker, address, Transport::Tcp);
+    let client_id = session.client_id;
 
     let (reader, writer) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
@@ -46,6 +45,19 @@ where
         }
     }
 
+    close_session(&broker, client_id);
+}
+
+/// Register a new client connection.
+fn open_session(broker: &Broker, address: SocketAddr, transport: Transport) -> Session {
+    let client_id = broker.register_client(address, transport);
+    broker.metrics.connections.inc();
+    tracing::debug!(client_id, %address, ?transport, "client connected");
+    Session::new(client_id, address)
+}
+
+/// Forget a client: it leaves its consumer groups.
+fn close_session(broker: &Broker, client_id: u32) {
     broker.remove_client(client_id);
     broker.metrics.connections.dec();
     tracing::debug!(client_id, "client disconnected");

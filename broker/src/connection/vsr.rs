@@ -10,14 +10,14 @@ use crate::broker::Broker;
 use crate::command::login::{LoginOutcome, login_register, logout};
 use crate::command::{Context, dispatch};
 use crate::protocol::reply::{begin, eviction, finish};
-use crate::protocol::{FrameError, read_frame};
+use crate::protocol::{FrameError, RequestFrame, read_frame};
 use crate::session::Session;
 use bytes::BytesMut;
 use iggy_binary_protocol::codes::{
     LOGIN_REGISTER_CODE, LOGIN_USER_CODE, LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE, LOGOUT_USER_CODE,
 };
 use iggy_binary_protocol::consensus::{EvictionReason, HEADER_SIZE, Operation};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Serve 0.11 requests until the client leaves, a frame is malformed, or
 /// shutdown is signalled (checked between requests, so a request that has
@@ -33,7 +33,6 @@ pub async fn serve<R, W>(
     W: AsyncWrite + Unpin,
 {
     let client_id = session.client_id;
-    let address = session.address;
     let mut request = BytesMut::with_capacity(64 * 1024);
     let mut reply = BytesMut::with_capacity(64 * 1024);
     let max_frame = broker.effective.max_request_bytes;
@@ -42,76 +41,103 @@ pub async fn serve<R, W>(
             read = read_frame(&mut reader, &mut request, max_frame) => read,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let frame = match read {
-            Ok(frame) => frame,
-            Err(FrameError::Closed) => break,
-            Err(FrameError::Io(e)) => {
-                tracing::debug!(client_id, "connection error: {e}");
-                break;
-            }
-            Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
-                tracing::warn!(client_id, %address, "closing connection: {e}");
-                let reason = match e {
-                    FrameError::TooLarge { .. } => EvictionReason::InvalidRequestBodySize,
-                    _ => EvictionReason::InvalidRequestOperation,
-                };
-                let _ = writer
-                    .write_all(&eviction(session.vsr_client, reason))
-                    .await;
-                break;
-            }
+        let Some(answer) = answer(broker, session, read, &mut request, &mut reply) else {
+            break;
         };
-        let header = frame.header;
-        let started = std::time::Instant::now();
-        let mut ctx = Context {
-            broker,
-            session: &mut *session,
-        };
-        begin(&mut reply, header.operation);
-        let body = &mut request[HEADER_SIZE..];
-        let status = match frame.code {
-            LOGIN_REGISTER_CODE if header.operation == Operation::Register => {
-                match login_register(&mut ctx, header.client, body, &mut reply) {
-                    LoginOutcome::Ok => 0,
-                    LoginOutcome::Refused(e) => e.code(),
-                    LoginOutcome::Evict(reason) => {
-                        let _ = writer.write_all(&eviction(header.client, reason)).await;
-                        break;
-                    }
-                }
-            }
-            LOGOUT_USER_CODE => {
-                logout(&mut ctx);
-                0
-            }
-            // Pre-0.11 login commands cannot open a 0.11 session.
-            LOGIN_USER_CODE | LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE => {
-                let reason = EvictionReason::MalformedLogin;
-                let _ = writer.write_all(&eviction(header.client, reason)).await;
-                break;
-            }
-            code => {
-                let stale_session = header.operation != Operation::NonReplicated
-                    && header.session != ctx.session.session;
-                let result = if stale_session {
-                    Err(crate::error::Error::Unauthenticated)
-                } else {
-                    dispatch(&mut ctx, code, body, &mut reply)
-                };
-                match result {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        tracing::debug!(client_id, code, "request failed: {e}");
-                        e.code()
-                    }
-                }
-            }
-        };
-        finish(&mut reply, &header, status);
-        record_request(broker, frame.code, started, status);
         if let Err(e) = super::send_reply(&mut writer, &reply).await {
             tracing::debug!(client_id, "write failed: {e}");
             break;
         }
+        if answer == Answer::Evicted {
+            break;
+        }
     }
+}
+
+/// How a request was answered; the bytes to send are in the reply buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A reply; the session goes on.
+    Replied,
+    /// An eviction; the session ends once it is sent.
+    Evicted,
+}
+
+/// Answer one read attempt: run the request and fill `reply`. `None` when
+/// the connection is gone or broken beyond telling the client why. Shared
+/// by every transport that carries 0.11 frames (TCP, QUIC, WebSocket).
+pub fn answer(
+    broker: &Broker,
+    session: &mut Session,
+    read: Result<RequestFrame, FrameError>,
+    request: &mut BytesMut,
+    reply: &mut BytesMut,
+) -> Option<Answer> {
+    let client_id = session.client_id;
+    let frame = match read {
+        Ok(frame) => frame,
+        Err(FrameError::Closed) => return None,
+        Err(FrameError::Io(e)) => {
+            tracing::debug!(client_id, "connection error: {e}");
+            return None;
+        }
+        Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
+            tracing::warn!(client_id, address = %session.address, "closing connection: {e}");
+            let reason = match e {
+                FrameError::TooLarge { .. } => EvictionReason::InvalidRequestBodySize,
+                _ => EvictionReason::InvalidRequestOperation,
+            };
+            return Some(evict(reply, session.vsr_client, reason));
+        }
+    };
+    let header = frame.header;
+    let started = std::time::Instant::now();
+    let mut ctx = Context {
+        broker,
+        session: &mut *session,
+    };
+    begin(reply, header.operation);
+    let body = &mut request[HEADER_SIZE..];
+    let status = match frame.code {
+        LOGIN_REGISTER_CODE if header.operation == Operation::Register => {
+            match login_register(&mut ctx, header.client, body, reply) {
+                LoginOutcome::Ok => 0,
+                LoginOutcome::Refused(e) => e.code(),
+                LoginOutcome::Evict(reason) => return Some(evict(reply, header.client, reason)),
+            }
+        }
+        LOGOUT_USER_CODE => {
+            logout(&mut ctx);
+            0
+        }
+        // Pre-0.11 login commands cannot open a 0.11 session.
+        LOGIN_USER_CODE | LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE => {
+            return Some(evict(reply, header.client, EvictionReason::MalformedLogin));
+        }
+        code => {
+            let stale_session = header.operation != Operation::NonReplicated
+                && header.session != ctx.session.session;
+            let result = if stale_session {
+                Err(crate::error::Error::Unauthenticated)
+            } else {
+                dispatch(&mut ctx, code, body, reply)
+            };
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::debug!(client_id, code, "request failed: {e}");
+                    e.code()
+                }
+            }
+        }
+    };
+    finish(reply, &header, status);
+    record_request(broker, frame.code, started, status);
+    Some(Answer::Replied)
+}
+
+fn evict(reply: &mut BytesMut, client: u128, reason: EvictionReason) -> Answer {
+    reply.clear();
+    reply.extend_from_slice(&eviction(client, reason));
+    Answer::Evicted
 }

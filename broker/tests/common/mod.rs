@@ -14,6 +14,7 @@ pub struct TestBroker {
     env: Vec<(String, String)>,
     pub address: SocketAddr,
     pub http_address: Option<SocketAddr>,
+    pub quic_address: Option<SocketAddr>,
 }
 
 impl TestBroker {
@@ -35,6 +36,7 @@ impl TestBroker {
             env,
             address: "127.0.0.1:0".parse().unwrap(),
             http_address: None,
+            quic_address: None,
         };
         broker.spawn();
         broker
@@ -67,6 +69,11 @@ impl TestBroker {
             // Reuse the port across restarts so reconnecting clients find it.
             .env("IGGY_TCP_ADDRESS", self.address.to_string())
             .env("IGGY_HTTP_ADDRESS", "127.0.0.1:0")
+            .env(
+                "IGGY_QUIC_ADDRESS",
+                self.quic_address
+                    .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()),
+            )
             .env("IGGY_ROOT_USERNAME", "iggy")
             .env("IGGY_ROOT_PASSWORD", "iggy")
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -75,9 +82,10 @@ impl TestBroker {
             command.env(k, v);
         }
         self.child = Some(command.spawn().expect("start iggy-broker"));
-        let (tcp, http) = wait_for_addresses(&runtime_config, self.child.as_mut().unwrap());
-        self.address = tcp;
-        self.http_address = http;
+        let bound = wait_for_addresses(&runtime_config, self.child.as_mut().unwrap());
+        self.address = bound.tcp;
+        self.http_address = bound.http;
+        self.quic_address = bound.quic;
     }
 
     /// `kill -9` the broker: no shutdown code runs.
@@ -158,10 +166,14 @@ impl Drop for TestBroker {
     }
 }
 
-fn wait_for_addresses(
-    runtime_config: &Path,
-    child: &mut Child,
-) -> (SocketAddr, Option<SocketAddr>) {
+/// The addresses a started broker listens on.
+struct Bound {
+    tcp: SocketAddr,
+    quic: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+}
+
+fn wait_for_addresses(runtime_config: &Path, child: &mut Child) -> Bound {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -171,12 +183,21 @@ fn wait_for_addresses(
             && let Ok(value) = text.parse::<toml::Table>()
             && let Some(address) = value["tcp"]["address"].as_str()
         {
-            let http = value
-                .get("http")
-                .and_then(|h| h.get("address"))
-                .and_then(|a| a.as_str())
-                .map(|a| a.parse().unwrap());
-            return (address.parse().unwrap(), http);
+            let listener = |name: &str| {
+                value
+                    .get(name)
+                    .filter(|section| {
+                        section.get("enabled").and_then(|e| e.as_bool()) == Some(true)
+                    })
+                    .and_then(|section| section.get("address"))
+                    .and_then(|a| a.as_str())
+                    .map(|a| a.parse().unwrap())
+            };
+            return Bound {
+                tcp: address.parse().unwrap(),
+                quic: listener("quic"),
+                http: listener("http"),
+            };
         }
         assert!(Instant::now() < deadline, "broker did not start in time");
         std::thread::sleep(Duration::from_millis(20));

@@ -24,6 +24,13 @@ pub fn broker_toml(cluster: &IggyCluster) -> String {
         "[tcp]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",
         spec.listeners.tcp_port
     );
+    // QUIC with the broker's in-memory certificate until the operator
+    // manages TLS secrets.
+    let _ = writeln!(
+        toml,
+        "[quic]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",
+        spec.listeners.quic_port
+    );
     let _ = writeln!(
         toml,
         "[http]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",
@@ -86,6 +93,7 @@ mod tests {
         c.spec.config.fsync_interval = Some("2s".into());
         let toml = broker_toml(&c);
         assert!(toml.contains("address = \"0.0.0.0:8090\""));
+        assert!(toml.contains("[quic]\nenabled = true\naddress = \"0.0.0.0:8080\""));
         assert!(toml.contains("path = \"/data\""));
         assert!(toml.contains("segment_size = \"512MiB\""));
         assert!(toml.contains("fsync = \"interval\""));

@@ -1,0 +1,119 @@
+//! The same client scenario over every transport the broker serves, with
+//! the official `iggy` 0.11 client picking the transport from its
+//! connection string (`iggy://`, `iggy+quic://`).
+
+mod common;
+
+use common::*;
+use iggy::prelude::*;
+
+/// Login, CRUD, send and poll with headers, offsets, a consumer group and
+/// a clear error for a bad request: what every transport must carry.
+async fn scenario(client: &IggyClient) {
+    client.ping().await.unwrap();
+    create_stream_and_topic(client, "s", "t", 2).await;
+    let topic = client.get_topic(&id("s"), &id("t")).await.unwrap().unwrap();
+    assert_eq!(topic.partitions_count, 2);
+
+    for (partition, first_id) in [(0, 1), (1, 1_001)] {
+        send(
+            client,
+            "s",
+            "t",
+            &Partitioning::partition_id(partition),
+            first_id,
+            500,
+        )
+        .await;
+    }
+    let read = poll_all(client, "s", "t", 1).await;
+    assert_eq!(read.len(), 500);
+    assert!(
+        read.iter()
+            .enumerate()
+            .all(|(i, (offset, id))| { *offset == i as u64 && *id == 1_001 + i as u128 })
+    );
+    let consumer = Consumer::new(Identifier::numeric(7).unwrap());
+    let polled = client
+        .poll_messages(
+            &id("s"),
+            &id("t"),
+            Some(0),
+            &consumer,
+            &PollingStrategy::offset(10),
+            1,
+            false,
+        )
+        .await
+        .unwrap();
+    let headers = polled.messages[0].user_headers_map().unwrap().unwrap();
+    assert_eq!(
+        headers[&HeaderKey::try_from("n").unwrap()]
+            .as_uint64()
+            .unwrap(),
+        11
+    );
+
+    client
+        .store_consumer_offset(&consumer, &id("s"), &id("t"), Some(0), 99)
+        .await
+        .unwrap();
+    let offset = client
+        .get_consumer_offset(&consumer, &id("s"), &id("t"), Some(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offset.stored_offset, 99);
+
+    client
+        .create_consumer_group(&id("s"), &id("t"), "g")
+        .await
+        .unwrap();
+    client
+        .join_consumer_group(&id("s"), &id("t"), &id("g"))
+        .await
+        .unwrap();
+    let group = client
+        .get_consumer_group(&id("s"), &id("t"), &id("g"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(group.members_count, 1);
+    assert_eq!(group.members[0].partitions_count, 2);
+
+    let missing = client.get_topic(&id("s"), &id("nope")).await.unwrap();
+    assert!(missing.is_none());
+    let err = client.create_stream("s").await.unwrap_err();
+    assert_eq!(
+        err.as_code(),
+        IggyError::StreamNameAlreadyExists(String::new()).as_code()
+    );
+    client.delete_stream(&id("s")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_carries_the_scenario() {
+    let broker = TestBroker::start();
+    scenario(&broker.client().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_carries_the_scenario() {
+    let broker = TestBroker::start();
+    let address = broker.quic_address.expect("QUIC is enabled by default");
+    let client =
+        IggyClient::from_connection_string(&format!("iggy+quic://iggy:iggy@{address}")).unwrap();
+    client.connect().await.unwrap();
+    scenario(&client).await;
+
+    // The broker lists the client as a QUIC client (transport 2).
+    let me = client.get_me().await.unwrap();
+    assert_eq!(me.transport, "QUIC");
+    // A wrong password is refused with the same error as over TCP.
+    let wrong = IggyClient::from_connection_string(&format!(
+        "iggy+quic://iggy:wrong@{address}?reconnection_max_retries=0"
+    ))
+    .unwrap();
+    let err = wrong.connect().await.unwrap_err();
+    assert_eq!(err.as_code(), IggyError::InvalidCredentials.as_code());
+}
