@@ -2,13 +2,18 @@
 # Start a release broker on a scratch directory and run iggy-bench against it.
 # Extra arguments go to iggy-bench (see `iggy-bench --help`).
 # BENCH_TLS=1 serves TCP with TLS (a throwaway CA and certificate made with
-# openssl) and has the clients verify it.
+# openssl) and has the clients verify it. BENCH_QUIC=1 runs the clients over
+# QUIC instead of TCP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
 data=$(mktemp -d /tmp/iggy-bench.XXXXXX)
 port=${IGGY_BENCH_PORT:-18090}
+quic_port=$((port + 1))
 tls_env=() tls_args=()
+if [ "${BENCH_QUIC:-0}" = 1 ]; then
+  tls_args=(--transport quic)
+fi
 if [ "${BENCH_TLS:-0}" = 1 ]; then
   certs="$data/certs"
   mkdir -p "$certs"
@@ -21,7 +26,7 @@ if [ "${BENCH_TLS:-0}" = 1 ]; then
   tls_env=(IGGY_TCP_TLS_ENABLED=true IGGY_TCP_TLS_CERT_FILE="$certs/cert.pem" IGGY_TCP_TLS_KEY_FILE="$certs/key.pem")
   tls_args=(--tls-ca-file "$certs/ca.pem")
 fi
-env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP_ADDRESS=127.0.0.1:0 "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
+env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_QUIC_ADDRESS="127.0.0.1:$quic_port" IGGY_HTTP_ADDRESS=127.0.0.1:0 "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
   "$target/release/iggy-broker" --with-default-root-credentials >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true; rm -rf "$data"' EXIT
@@ -29,4 +34,6 @@ for _ in $(seq 1 100); do
   [ -f "$data/runtime/current_config.toml" ] && break
   sleep 0.1
 done
-"$target/release/iggy-bench" --address "127.0.0.1:$port" "${tls_args[@]}" "$@"
+address="127.0.0.1:$port"
+[ "${BENCH_QUIC:-0}" = 1 ] && address="127.0.0.1:$quic_port"
+"$target/release/iggy-bench" --address "$address" "${tls_args[@]}" "$@"

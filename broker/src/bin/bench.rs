@@ -52,6 +52,9 @@ struct Args {
     /// this CA certificate.
     #[arg(long)]
     tls_ca_file: Option<String>,
+    /// Transport: `tcp` or `quic` (then `--address` is the QUIC address).
+    #[arg(long, default_value = "tcp")]
+    transport: String,
 }
 
 struct Phase {
@@ -147,10 +150,18 @@ async fn connect(args: &Args) -> anyhow::Result<IggyClient> {
     let tls = args.tls_ca_file.as_ref().map_or(String::new(), |ca| {
         format!("&tls=true&tls_domain=localhost&tls_ca_file={ca}")
     });
-    let client = IggyClient::from_connection_string(&format!(
-        "iggy://{}:{}@{}?nodelay=true{tls}",
-        args.username, args.password, args.address
-    ))?;
+    let connection = match args.transport.as_str() {
+        "tcp" => format!(
+            "iggy://{}:{}@{}?nodelay=true{tls}",
+            args.username, args.password, args.address
+        ),
+        "quic" => format!(
+            "iggy+quic://{}:{}@{}",
+            args.username, args.password, args.address
+        ),
+        other => anyhow::bail!("unknown transport `{other}` (tcp or quic)"),
+    };
+    let client = IggyClient::from_connection_string(&connection)?;
     client.connect().await?;
     Ok(client)
 }
