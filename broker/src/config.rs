@@ -20,6 +20,7 @@ pub struct Config {
     pub system: SystemConfig,
     pub tcp: TcpConfig,
     pub quic: QuicConfig,
+    pub websocket: WebSocketListenerConfig,
     pub http: HttpConfig,
     pub topic: TopicDefaults,
     pub retention: RetentionConfig,
@@ -50,6 +51,16 @@ pub struct SystemConfig {
 pub struct TcpConfig {
     pub enabled: bool,
     /// Bind address; `127.0.0.1:8090` standalone, `0.0.0.0:8090` in containers.
+    pub address: String,
+    pub tls: TlsConfig,
+}
+
+/// The WebSocket listener: the binary protocol in binary messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketListenerConfig {
+    pub enabled: bool,
+    /// Bind address; `127.0.0.1:8092` standalone.
     pub address: String,
     pub tls: TlsConfig,
 }
@@ -131,13 +142,7 @@ impl Default for Config {
             tcp: TcpConfig {
                 enabled: true,
                 address: "127.0.0.1:8090".into(),
-                tls: TlsConfig {
-                    enabled: false,
-                    cert_file: String::new(),
-                    key_file: String::new(),
-                    self_signed: false,
-                    reload_interval: "5s".into(),
-                },
+                tls: TlsConfig::disabled(),
             },
             quic: QuicConfig {
                 enabled: true,
@@ -146,6 +151,11 @@ impl Default for Config {
                 key_file: String::new(),
                 reload_interval: "5s".into(),
                 max_idle_timeout: "30s".into(),
+            },
+            websocket: WebSocketListenerConfig {
+                enabled: true,
+                address: "127.0.0.1:8092".into(),
+                tls: TlsConfig::disabled(),
             },
             http: HttpConfig {
                 enabled: true,
@@ -180,6 +190,11 @@ impl Default for TcpConfig {
         Config::default().tcp
     }
 }
+impl Default for WebSocketListenerConfig {
+    fn default() -> Self {
+        Config::default().websocket
+    }
+}
 impl Default for QuicConfig {
     fn default() -> Self {
         Config::default().quic
@@ -187,7 +202,20 @@ impl Default for QuicConfig {
 }
 impl Default for TlsConfig {
     fn default() -> Self {
-        Config::default().tcp.tls
+        Self::disabled()
+    }
+}
+
+impl TlsConfig {
+    /// Plain text (the default for every listener that may use TLS).
+    fn disabled() -> Self {
+        TlsConfig {
+            enabled: false,
+            cert_file: String::new(),
+            key_file: String::new(),
+            self_signed: false,
+            reload_interval: "5s".into(),
+        }
     }
 }
 impl Default for HttpConfig {
@@ -232,6 +260,8 @@ pub struct Effective {
     pub segment_size_bytes: u64,
     /// TCP TLS certificate and key paths (defaults resolved), when enabled.
     pub tcp_tls: Option<(PathBuf, PathBuf)>,
+    /// WebSocket TLS certificate and key paths, when enabled.
+    pub websocket_tls: Option<(PathBuf, PathBuf)>,
     pub tls_reload_interval: Duration,
     /// QUIC certificate and key paths; `None` = in-memory self-signed.
     pub quic_certificate: Option<(PathBuf, PathBuf)>,
@@ -254,7 +284,7 @@ fn byte_size(key: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|e| invalid(key, format!("`{value}` is not a byte size ({e})")))
 }
 
-fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     IggyDuration::from_str(value)
         .map(|d| d.get_duration())
         .map_err(|e| invalid(key, format!("`{value}` is not a duration ({e})")))
@@ -350,12 +380,38 @@ impl Config {
                 PathBuf::from(file)
             }
         };
-        let tcp_tls = tls.enabled.then(|| {
-            (
-                or_default(&tls.cert_file, "iggy_cert.pem"),
-                or_default(&tls.key_file, "iggy_key.pem"),
-            )
-        });
+        let tls_files = |tls: &TlsConfig| {
+            tls.enabled.then(|| {
+                (
+                    or_default(&tls.cert_file, "iggy_cert.pem"),
+                    or_default(&tls.key_file, "iggy_key.pem"),
+                )
+            })
+        };
+        let tcp_tls = tls_files(tls);
+        let websocket_tls = tls_files(&self.websocket.tls);
+        if duration(
+            "websocket.tls.reload_interval",
+            &self.websocket.tls.reload_interval,
+        )?
+        .is_zero()
+        {
+            return Err(invalid(
+                "websocket.tls.reload_interval",
+                "must be longer than zero",
+            ));
+        }
+        if self.websocket.enabled {
+            self.websocket
+                .address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| {
+                    invalid(
+                        "websocket.address",
+                        format!("`{}`: {e}", self.websocket.address),
+                    )
+                })?;
+        }
         let quic = &self.quic;
         let quic_certificate = match (quic.cert_file.is_empty(), quic.key_file.is_empty()) {
             (true, true) => None,
@@ -386,6 +442,7 @@ impl Config {
         Ok(Effective {
             segment_size_bytes,
             tcp_tls,
+            websocket_tls,
             quic_certificate,
             quic_reload_interval,
             quic_max_idle_timeout,
@@ -475,18 +532,19 @@ fn override_table(
 /// Write `<path>/runtime/current_config.toml` with the bound addresses.
 pub fn write_runtime_config(
     config: &Config,
-    tcp_bound: Option<std::net::SocketAddr>,
-    quic_bound: Option<std::net::SocketAddr>,
-    http_bound: Option<std::net::SocketAddr>,
+    bound: &crate::broker::Listeners,
 ) -> std::io::Result<()> {
     let mut effective = config.clone();
-    if let Some(addr) = tcp_bound {
+    if let Some(addr) = bound.tcp {
         effective.tcp.address = addr.to_string();
     }
-    if let Some(addr) = quic_bound {
+    if let Some(addr) = bound.quic {
         effective.quic.address = addr.to_string();
     }
-    if let Some(addr) = http_bound {
+    if let Some(addr) = bound.websocket {
+        effective.websocket.address = addr.to_string();
+    }
+    if let Some(addr) = bound.http {
         effective.http.address = addr.to_string();
     }
     // The file is for humans and harnesses; secrets stay out of it.

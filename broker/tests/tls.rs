@@ -92,6 +92,10 @@ fn start_tls_broker(volume: &SecretVolume) -> TestBroker {
         ("IGGY_TCP_TLS_CERT_FILE", &cert),
         ("IGGY_TCP_TLS_KEY_FILE", &key),
         ("IGGY_TCP_TLS_RELOAD_INTERVAL", "200ms"),
+        ("IGGY_WEBSOCKET_TLS_ENABLED", "true"),
+        ("IGGY_WEBSOCKET_TLS_CERT_FILE", &cert),
+        ("IGGY_WEBSOCKET_TLS_KEY_FILE", &key),
+        ("IGGY_WEBSOCKET_TLS_RELOAD_INTERVAL", "200ms"),
     ])
 }
 
@@ -236,4 +240,20 @@ async fn a_bad_certificate_update_keeps_the_old_one_and_plaintext_clients_fail_c
         "plaintext connect succeeded"
     );
     tls_client(&broker, &ca_file).await.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_verify_the_broker_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, ca_file, _volume, broker, _) = setup(dir.path());
+    let connection = format!(
+        "iggy+ws://iggy:iggy@{}?tls=true&tls_domain=localhost&tls_ca_file={}",
+        broker.websocket_address.unwrap(),
+        ca_file.display()
+    );
+    let client = IggyClient::from_connection_string(&connection).unwrap();
+    client.connect().await.unwrap();
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    send(&client, "s", "t", &Partitioning::partition_id(0), 1, 100).await;
+    assert_eq!(poll_all(&client, "s", "t", 0).await.len(), 100);
 }

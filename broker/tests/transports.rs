@@ -1,6 +1,6 @@
 //! The same client scenario over every transport the broker serves, with
 //! the official `iggy` 0.11 client picking the transport from its
-//! connection string (`iggy://`, `iggy+quic://`).
+//! connection string (`iggy://`, `iggy+quic://`, `iggy+ws://`).
 
 mod common;
 
@@ -116,4 +116,17 @@ async fn quic_carries_the_scenario() {
     .unwrap();
     let err = wrong.connect().await.unwrap_err();
     assert_eq!(err.as_code(), IggyError::InvalidCredentials.as_code());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_carries_the_scenario() {
+    let broker = TestBroker::start();
+    let address = broker
+        .websocket_address
+        .expect("WebSocket is enabled by default");
+    let client =
+        IggyClient::from_connection_string(&format!("iggy+ws://iggy:iggy@{address}")).unwrap();
+    client.connect().await.unwrap();
+    scenario(&client).await;
+    assert_eq!(client.get_me().await.unwrap().transport, "WebSocket");
 }

@@ -7,6 +7,7 @@
 mod legacy;
 pub mod quic;
 mod vsr;
+pub mod websocket;
 
 use crate::broker::{Broker, Transport};
 use crate::session::Session;
@@ -22,13 +23,26 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// Turns true when the broker shuts down.
 pub type Shutdown = tokio::sync::watch::Receiver<bool>;
 
-/// Serve one connection until the client leaves, its input is malformed,
-/// or the broker shuts down.
+/// Serve one TCP connection until the client leaves, its input is
+/// malformed, or the broker shuts down.
 pub async fn serve<S>(broker: Arc<Broker>, stream: S, address: SocketAddr, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut session = open_session(&broker, address, Transport::Tcp);
+    serve_as(broker, stream, address, shutdown, Transport::Tcp).await;
+}
+
+/// Serve a byte stream arriving over `transport`.
+async fn serve_as<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    address: SocketAddr,
+    shutdown: Shutdown,
+    transport: Transport,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = open_session(&broker, address, transport);
     let client_id = session.client_id;
 
     let (reader, writer) = tokio::io::split(stream);

@@ -15,6 +15,7 @@ pub struct TestBroker {
     pub address: SocketAddr,
     pub http_address: Option<SocketAddr>,
     pub quic_address: Option<SocketAddr>,
+    pub websocket_address: Option<SocketAddr>,
 }
 
 impl TestBroker {
@@ -37,6 +38,7 @@ impl TestBroker {
             address: "127.0.0.1:0".parse().unwrap(),
             http_address: None,
             quic_address: None,
+            websocket_address: None,
         };
         broker.spawn();
         broker
@@ -70,6 +72,11 @@ impl TestBroker {
             .env("IGGY_TCP_ADDRESS", self.address.to_string())
             .env("IGGY_HTTP_ADDRESS", "127.0.0.1:0")
             .env(
+                "IGGY_WEBSOCKET_ADDRESS",
+                self.websocket_address
+                    .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()),
+            )
+            .env(
                 "IGGY_QUIC_ADDRESS",
                 self.quic_address
                     .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()),
@@ -86,6 +93,7 @@ impl TestBroker {
         self.address = bound.tcp;
         self.http_address = bound.http;
         self.quic_address = bound.quic;
+        self.websocket_address = bound.websocket;
     }
 
     /// `kill -9` the broker: no shutdown code runs.
@@ -170,6 +178,7 @@ impl Drop for TestBroker {
 struct Bound {
     tcp: SocketAddr,
     quic: Option<SocketAddr>,
+    websocket: Option<SocketAddr>,
     http: Option<SocketAddr>,
 }
 
@@ -196,6 +205,7 @@ fn wait_for_addresses(runtime_config: &Path, child: &mut Child) -> Bound {
             return Bound {
                 tcp: address.parse().unwrap(),
                 quic: listener("quic"),
+                websocket: listener("websocket"),
                 http: listener("http"),
             };
         }

@@ -1,0 +1,268 @@
+//! The client listeners: TCP and WebSocket (byte streams, optionally TLS)
+//! and QUIC. Each accept loop hands connections to `crate::connection`,
+//! stops accepting on shutdown, and then waits for its connections.
+
+use crate::broker::Broker;
+use crate::config::TlsConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// A client that does not finish its TLS handshake in this time is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The listeners that carry a byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Tcp,
+    WebSocket,
+}
+
+impl Listener {
+    fn name(self) -> &'static str {
+        match self {
+            Listener::Tcp => "TCP",
+            Listener::WebSocket => "WebSocket",
+        }
+    }
+}
+
+/// A bound byte-stream listener, its TLS acceptor if any, and the task
+/// reloading that acceptor's certificate.
+pub struct StreamListener {
+    kind: Listener,
+    listener: TcpListener,
+    pub bound: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    reloader: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Bind the TCP or WebSocket listener if enabled, with its TLS settings.
+pub async fn bind_stream(
+    broker: &Arc<Broker>,
+    kind: Listener,
+) -> anyhow::Result<Option<StreamListener>> {
+    let config = &broker.config;
+    let (enabled, address, tls, tls_files) = match kind {
+        Listener::Tcp => (
+            config.tcp.enabled,
+            &config.tcp.address,
+            &config.tcp.tls,
+            &broker.effective.tcp_tls,
+        ),
+        Listener::WebSocket => (
+            config.websocket.enabled,
+            &config.websocket.address,
+            &config.websocket.tls,
+            &broker.effective.websocket_tls,
+        ),
+    };
+    let Some((listener, bound)) = bind(kind.name(), enabled, address).await? else {
+        return Ok(None);
+    };
+    let (tls, reloader) = match tls_files {
+        Some(files) => {
+            let (acceptor, reloader) = tls_acceptor(broker, kind, tls, files)?;
+            (Some(acceptor), Some(reloader))
+        }
+        None => (None, None),
+    };
+    Ok(Some(StreamListener {
+        kind,
+        listener,
+        bound,
+        tls,
+        reloader,
+    }))
+}
+
+/// A TLS acceptor serving the certificate files (generated first if
+/// `self_signed` and missing), and the task that reloads them.
+fn tls_acceptor(
+    broker: &Arc<Broker>,
+    kind: Listener,
+    config: &TlsConfig,
+    (cert, key): &(PathBuf, PathBuf),
+) -> anyhow::Result<(TlsAcceptor, tokio::task::JoinHandle<()>)> {
+    if config.self_signed && crate::tls::ensure_self_signed(cert, key, &["localhost".to_string()])?
+    {
+        tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate (development only)");
+    }
+    let certificates = crate::tls::Certificates::load(cert, key)?;
+    let acceptor = TlsAcceptor::from(certificates.server_config()?);
+    let interval = crate::config::duration("tls.reload_interval", &config.reload_interval)
+        .unwrap_or(broker.effective.tls_reload_interval);
+    let reloader = tokio::spawn(certificates.watch(interval));
+    tracing::info!(cert = %cert.display(), "{} TLS enabled", kind.name());
+    Ok((acceptor, reloader))
+}
+
+/// Accept connections until shutdown, then wait for them to finish.
+pub async fn accept_stream(
+    broker: Arc<Broker>,
+    listener: StreamListener,
+    connections: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (stream, address) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%address, "connection limit reached; refusing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        let tls = listener.tls.clone();
+        let kind = listener.kind;
+        tasks.spawn(async move {
+            match tls {
+                None => serve_stream(kind, broker, stream, address, shutdown).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_stream(kind, broker, stream, address, shutdown).await
+                        }
+                        Ok(Err(e)) => tracing::info!(%address, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::info!(%address, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    if let Some(reloader) = listener.reloader {
+        reloader.abort();
+    }
+}
+
+async fn serve_stream<S>(
+    kind: Listener,
+    broker: Arc<Broker>,
+    stream: S,
+    address: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match kind {
+        Listener::Tcp => crate::connection::serve(broker, stream, address, shutdown).await,
+        Listener::WebSocket => {
+            crate::connection::websocket::serve(broker, stream, address, shutdown).await
+        }
+    }
+}
+
+/// The bound QUIC endpoint and the certificate it serves.
+pub struct QuicListener {
+    endpoint: quinn::Endpoint,
+    pub bound: SocketAddr,
+    reloader: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Bind the QUIC listener when `quic.enabled`.
+pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
+    let config = &broker.config.quic;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let certificates = match &broker.effective.quic_certificate {
+        Some((cert, key)) => crate::tls::Certificates::load(cert, key)?,
+        None => {
+            tracing::warn!("QUIC uses an in-memory self-signed certificate (development only)");
+            crate::tls::Certificates::ephemeral()?
+        }
+    };
+    let mut server_config = certificates.quic_config()?;
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(broker.effective.quic_max_idle_timeout.try_into()?));
+    server_config.transport_config(Arc::new(transport));
+    let address: std::net::SocketAddr = config.address.parse()?;
+    let endpoint = quinn::Endpoint::server(server_config, address)
+        .map_err(|e| anyhow::anyhow!("cannot bind QUIC {address}: {e}"))?;
+    let bound = endpoint.local_addr()?;
+    tracing::info!("QUIC listening on {bound}");
+    let reloader = broker
+        .effective
+        .quic_certificate
+        .is_some()
+        .then(|| tokio::spawn(certificates.watch(broker.effective.quic_reload_interval)));
+    Ok(Some(QuicListener {
+        endpoint,
+        bound,
+        reloader,
+    }))
+}
+
+/// Accept QUIC connections until shutdown, then wait for them to finish.
+pub async fn accept_quic(
+    broker: Arc<Broker>,
+    quic: QuicListener,
+    connections: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            incoming = quic.endpoint.accept() => incoming,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(address = %incoming.remote_address(), "connection limit reached; refusing");
+            incoming.refuse();
+            continue;
+        };
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            match incoming.await {
+                Ok(connection) => {
+                    crate::connection::quic::serve(broker, connection, shutdown).await
+                }
+                Err(e) => tracing::info!("QUIC handshake failed: {e}"),
+            }
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    quic.endpoint.close(0u32.into(), b"shutting down");
+    if let Some(reloader) = quic.reloader {
+        reloader.abort();
+    }
+}
+
+/// Bind an enabled listener and log where it listens.
+pub async fn bind(
+    kind: &str,
+    enabled: bool,
+    address: &str,
+) -> anyhow::Result<Option<(TcpListener, std::net::SocketAddr)>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind {kind} {address}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("{kind} listening on {bound}");
+    Ok(Some((listener, bound)))
+}
