@@ -7,8 +7,8 @@
 //! error codes.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,7 +19,8 @@ pub struct Metrics {
     pub bytes_out: IntCounterVec,
     pub request_duration: HistogramVec,
     pub errors: IntCounterVec,
-    pub connections: IntGauge,
+    /// Open connections by transport (`tcp`, `quic`, `websocket`).
+    pub connections: IntGaugeVec,
     pub fsync_duration: Histogram,
     pub partitions: IntGauge,
     pub segments: IntGauge,
@@ -104,11 +105,20 @@ impl Default for Metrics {
                 "Failed requests by error code",
                 &["code"],
             ),
-            connections: gauge(
-                &registry,
-                "iggy_broker_connections",
-                "Open client connections (TCP)",
-            ),
+            connections: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "iggy_broker_connections",
+                        "Open client connections by transport",
+                    ),
+                    &["transport"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             partitions: gauge(
                 &registry,
                 "iggy_broker_partitions",

@@ -2,22 +2,11 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, poll_all, send};
+use common::{
+    TestBroker, create_stream_and_topic, http_get as get, http_get_with as get_with,
+    metric as sample, poll_all, send,
+};
 use iggy::prelude::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn get(address: std::net::SocketAddr, path: &str) -> String {
-    get_with(address, path, "").await
-}
-
-async fn get_with(address: std::net::SocketAddr, path: &str, headers: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
 
 #[tokio::test]
 async fn ping_healthz_and_readyz_answer() {
@@ -40,12 +29,6 @@ async fn ping_healthz_and_readyz_answer() {
 }
 
 /// The value of the sample `name{labels}` (or unlabelled `name`).
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_traffic_requests_and_storage() {
@@ -95,7 +78,7 @@ async fn metrics_count_traffic_requests_and_storage() {
         sample(&response, "iggy_broker_fsync_duration_seconds_count"),
         3.0
     );
-    assert!(sample(&response, "iggy_broker_connections") >= 1.0);
+    assert!(sample(&response, "iggy_broker_connections{transport=\"tcp\"}") >= 1.0);
     assert_eq!(sample(&response, "iggy_broker_partitions"), 2.0);
     assert_eq!(sample(&response, "iggy_broker_segments"), 2.0);
     assert!(sample(&response, "iggy_broker_disk_bytes") > 0.0);
@@ -110,7 +93,7 @@ async fn metrics_can_require_a_bearer_token() {
     assert!(wrong.starts_with("HTTP/1.0 401"));
     let right = get_with(http, "/metrics", "Authorization: Bearer scrape-secret\r\n").await;
     assert!(right.starts_with("HTTP/1.0 200"), "{right}");
-    assert!(right.contains("iggy_broker_connections"));
+    assert!(right.contains("iggy_broker_partitions"));
     // Probes stay open, and the token is not written to the runtime file.
     assert!(get(http, "/healthz").await.starts_with("HTTP/1.0 200"));
     let runtime = std::fs::read_to_string(

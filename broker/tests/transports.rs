@@ -106,9 +106,15 @@ async fn quic_carries_the_scenario() {
     client.connect().await.unwrap();
     scenario(&client).await;
 
-    // The broker lists the client as a QUIC client (transport 2).
+    // The broker lists the client as a QUIC client (transport 2) and
+    // counts it per transport.
     let me = client.get_me().await.unwrap();
     assert_eq!(me.transport, "QUIC");
+    let metrics = http_get(broker.http_address.unwrap(), "/metrics").await;
+    assert_eq!(
+        metric(&metrics, "iggy_broker_connections{transport=\"quic\"}"),
+        1.0
+    );
     // A wrong password is refused with the same error as over TCP.
     let wrong = IggyClient::from_connection_string(&format!(
         "iggy+quic://iggy:wrong@{address}?reconnection_max_retries=0"
@@ -129,4 +135,9 @@ async fn websocket_carries_the_scenario() {
     client.connect().await.unwrap();
     scenario(&client).await;
     assert_eq!(client.get_me().await.unwrap().transport, "WebSocket");
+    let metrics = http_get(broker.http_address.unwrap(), "/metrics").await;
+    assert_eq!(
+        metric(&metrics, "iggy_broker_connections{transport=\"websocket\"}"),
+        1.0
+    );
 }

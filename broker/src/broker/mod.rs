@@ -55,6 +55,18 @@ pub enum Transport {
     WebSocket = 4,
 }
 
+impl Transport {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+            Transport::Http => "http",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
 /// A connected client, as GetClients reports it.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {

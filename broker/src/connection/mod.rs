@@ -59,21 +59,29 @@ async fn serve_as<S>(
         }
     }
 
-    close_session(&broker, client_id);
+    close_session(&broker, client_id, transport);
 }
 
 /// Register a new client connection.
 fn open_session(broker: &Broker, address: SocketAddr, transport: Transport) -> Session {
     let client_id = broker.register_client(address, transport);
-    broker.metrics.connections.inc();
+    broker
+        .metrics
+        .connections
+        .with_label_values(&[transport.label()])
+        .inc();
     tracing::debug!(client_id, %address, ?transport, "client connected");
     Session::new(client_id, address)
 }
 
 /// Forget a client: it leaves its consumer groups.
-fn close_session(broker: &Broker, client_id: u32) {
+fn close_session(broker: &Broker, client_id: u32, transport: Transport) {
     broker.remove_client(client_id);
-    broker.metrics.connections.dec();
+    broker
+        .metrics
+        .connections
+        .with_label_values(&[transport.label()])
+        .dec();
     tracing::debug!(client_id, "client disconnected");
 }
 

@@ -62,5 +62,5 @@ pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutd
             break;
         }
     }
-    close_session(&broker, client_id);
+    close_session(&broker, client_id, Transport::Quic);
 }

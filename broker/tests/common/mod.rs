@@ -317,3 +317,27 @@ pub async fn poll_all(
 pub async fn topic(client: &IggyClient, stream: &str, topic: &str) -> Option<TopicDetails> {
     client.get_topic(&id(stream), &id(topic)).await.unwrap()
 }
+
+/// A plain HTTP/1.0 GET; returns the whole response (status line included).
+pub async fn http_get(address: SocketAddr, path: &str) -> String {
+    http_get_with(address, path, "").await
+}
+
+/// A GET with extra header lines (each ending in `\r\n`).
+pub async fn http_get_with(address: SocketAddr, path: &str, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The value of one series in a Prometheus text exposition.
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+}
