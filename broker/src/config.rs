@@ -107,6 +107,11 @@ pub struct HttpConfig {
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     /// Empty: open (the usual in-cluster setup).
     pub metrics_token: String,
+    /// Key signing REST access tokens. Empty: random per start (tokens do
+    /// not survive a restart).
+    pub jwt_secret: String,
+    /// Lifetime of a REST access token.
+    pub jwt_expiry: String,
 }
 
 /// Defaults applied to topics that do not set an option themselves.
@@ -161,6 +166,8 @@ impl Default for Config {
                 enabled: true,
                 address: "127.0.0.1:3000".into(),
                 metrics_token: String::new(),
+                jwt_secret: String::new(),
+                jwt_expiry: "1h".into(),
             },
             topic: TopicDefaults {
                 segment_size: "1 GiB".into(),
@@ -267,6 +274,8 @@ pub struct Effective {
     pub quic_certificate: Option<(PathBuf, PathBuf)>,
     pub quic_reload_interval: Duration,
     pub quic_max_idle_timeout: Duration,
+    /// Lifetime of REST access tokens.
+    pub http_token_lifetime: Duration,
     pub retention_interval: Duration,
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
@@ -439,7 +448,12 @@ impl Config {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|e| invalid("quic.address", format!("`{}`: {e}", quic.address)))?;
         }
+        let http_token_lifetime = duration("http.jwt_expiry", &self.http.jwt_expiry)?;
+        if http_token_lifetime < Duration::from_secs(1) {
+            return Err(invalid("http.jwt_expiry", "must be at least 1s"));
+        }
         Ok(Effective {
+            http_token_lifetime,
             segment_size_bytes,
             tcp_tls,
             websocket_tls,
@@ -548,8 +562,13 @@ pub fn write_runtime_config(
         effective.http.address = addr.to_string();
     }
     // The file is for humans and harnesses; secrets stay out of it.
-    if !effective.http.metrics_token.is_empty() {
-        effective.http.metrics_token = "<redacted>".into();
+    for secret in [
+        &mut effective.http.metrics_token,
+        &mut effective.http.jwt_secret,
+    ] {
+        if !secret.is_empty() {
+            *secret = "<redacted>".into();
+        }
     }
     let text = toml::to_string_pretty(&effective).map_err(std::io::Error::other)?;
     let dir = config.runtime_dir();

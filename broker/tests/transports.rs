@@ -9,7 +9,9 @@ use iggy::prelude::*;
 
 /// Login, CRUD, send and poll with headers, offsets, a consumer group and
 /// a clear error for a bad request: what every transport must carry.
-async fn scenario(client: &IggyClient) {
+/// Group membership is a property of a connection, so the SDK offers
+/// join only on the binary transports (`joins`), not over HTTP.
+async fn scenario(client: &IggyClient, joins: bool) {
     client.ping().await.unwrap();
     create_stream_and_topic(client, "s", "t", 2).await;
     let topic = client.get_topic(&id("s"), &id("t")).await.unwrap().unwrap();
@@ -69,32 +71,51 @@ async fn scenario(client: &IggyClient) {
         .create_consumer_group(&id("s"), &id("t"), "g")
         .await
         .unwrap();
-    client
-        .join_consumer_group(&id("s"), &id("t"), &id("g"))
-        .await
-        .unwrap();
+    if joins {
+        client
+            .join_consumer_group(&id("s"), &id("t"), &id("g"))
+            .await
+            .unwrap();
+    }
     let group = client
         .get_consumer_group(&id("s"), &id("t"), &id("g"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(group.members_count, 1);
-    assert_eq!(group.members[0].partitions_count, 2);
+    if joins {
+        assert_eq!(group.members_count, 1);
+        assert_eq!(group.members[0].partitions_count, 2);
+    } else {
+        assert_eq!(group.members_count, 0);
+    }
 
     let missing = client.get_topic(&id("s"), &id("nope")).await.unwrap();
     assert!(missing.is_none());
     let err = client.create_stream("s").await.unwrap_err();
     assert_eq!(
-        err.as_code(),
+        upstream_code(&err),
         IggyError::StreamNameAlreadyExists(String::new()).as_code()
     );
     client.delete_stream(&id("s")).await.unwrap();
 }
 
+/// The upstream error code of a failed request. Over HTTP the SDK reports
+/// a non-auth error as `HttpResponseError(status, body)`; the broker's JSON
+/// body carries the code as `id`.
+fn upstream_code(err: &IggyError) -> u32 {
+    match err {
+        IggyError::HttpResponseError(400, body) => {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            body["id"].as_u64().unwrap() as u32
+        }
+        other => other.as_code(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_carries_the_scenario() {
     let broker = TestBroker::start();
-    scenario(&broker.client().await).await;
+    scenario(&broker.client().await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +125,7 @@ async fn quic_carries_the_scenario() {
     let client =
         IggyClient::from_connection_string(&format!("iggy+quic://iggy:iggy@{address}")).unwrap();
     client.connect().await.unwrap();
-    scenario(&client).await;
+    scenario(&client, true).await;
 
     // The broker lists the client as a QUIC client (transport 2) and
     // counts it per transport.
@@ -133,11 +154,22 @@ async fn websocket_carries_the_scenario() {
     let client =
         IggyClient::from_connection_string(&format!("iggy+ws://iggy:iggy@{address}")).unwrap();
     client.connect().await.unwrap();
-    scenario(&client).await;
+    scenario(&client, true).await;
     assert_eq!(client.get_me().await.unwrap().transport, "WebSocket");
     let metrics = http_get(broker.http_address.unwrap(), "/metrics").await;
     assert_eq!(
         metric(&metrics, "iggy_broker_connections{transport=\"websocket\"}"),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_carries_the_scenario() {
+    let broker = TestBroker::start();
+    let address = broker.http_address.unwrap();
+    let client =
+        IggyClient::from_connection_string(&format!("iggy+http://iggy:iggy@{address}")).unwrap();
+    client.connect().await.unwrap();
+    client.login_user("iggy", "iggy").await.unwrap();
+    scenario(&client, false).await;
 }

@@ -17,7 +17,7 @@ use crate::metadata::{
 use crate::partition::Partition;
 use crate::storage::LogConfig;
 
-mod users;
+pub mod users;
 use iggy_binary_protocol::{WireIdentifier, WireOptions};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -33,6 +33,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     let http_server = http.map(|(listener, _)| {
         let app = crate::http::router(broker.clone());
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("HTTP server failed: {e}");
             }

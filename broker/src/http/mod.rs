@@ -1,7 +1,11 @@
 //! The HTTP listener: the health endpoints Kubernetes probes — `/ping` and
 //! `/healthz` (the process is up), `/readyz` (storage is recovered and the
-//! client listeners are serving) — and Prometheus `/metrics`. The REST API
-//! grows here.
+//! client listeners are serving) — Prometheus `/metrics`, and the REST API
+//! (`api`, authenticated with `auth` tokens, executed by `inprocess`).
+
+mod api;
+mod auth;
+mod inprocess;
 
 use crate::broker::Broker;
 use axum::Router;
@@ -16,7 +20,8 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(broker)
+        .with_state(broker.clone())
+        .merge(api::router(broker))
 }
 
 async fn metrics(

@@ -1,0 +1,133 @@
+//! The official client's command implementations, run in process.
+//!
+//! `iggy_common` implements every domain call (`create_stream`,
+//! `poll_messages`, …) once, for any `BinaryClient`: it encodes the wire
+//! request, sends it, and decodes the reply into the SDK's types. This
+//! client "sends" by running the broker's own command dispatch for the
+//! user of an HTTP request. So the REST API gets exactly the semantics,
+//! validation and permission checks of the binary protocol, and returns
+//! the very types the SDK's HTTP client deserializes.
+
+use crate::broker::{Broker, Transport};
+use crate::command::{Context, dispatch};
+use crate::session::Session;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use iggy_common::{
+    BinaryClient, BinaryTransport, Client, ClientState, ConsumerGroupClientState, DiagnosticEvent,
+    IggyError, NonZeroIggyDuration, VsrSessionControl, VsrSessionSealed,
+};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+pub struct InProcessClient {
+    broker: Arc<Broker>,
+    session: Mutex<Session>,
+    consumer_groups: Arc<ConsumerGroupClientState>,
+    events: async_broadcast::Sender<DiagnosticEvent>,
+}
+
+impl InProcessClient {
+    /// A client acting as `user_id`, registered for the request's lifetime.
+    pub fn new(broker: Arc<Broker>, address: SocketAddr, user_id: u32) -> Self {
+        let client_id = broker.register_client(address, Transport::Http);
+        broker.set_client_user(client_id, Some(user_id));
+        let mut session = Session::new(client_id, address);
+        session.user_id = Some(user_id);
+        let (events, _) = async_broadcast::broadcast(1);
+        Self {
+            broker,
+            session: Mutex::new(session),
+            consumer_groups: Arc::new(ConsumerGroupClientState::new()),
+            events,
+        }
+    }
+}
+
+impl std::fmt::Debug for InProcessClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessClient").finish_non_exhaustive()
+    }
+}
+
+impl Drop for InProcessClient {
+    fn drop(&mut self) {
+        let client_id = self.session.lock().map(|s| s.client_id).unwrap_or(0);
+        self.broker.remove_client(client_id);
+    }
+}
+
+#[async_trait]
+impl BinaryTransport for InProcessClient {
+    async fn get_state(&self) -> ClientState {
+        ClientState::Authenticated
+    }
+
+    async fn set_state(&self, _state: ClientState) {}
+
+    async fn publish_event(&self, _event: DiagnosticEvent) {}
+
+    async fn send_raw_with_response(&self, code: u32, payload: Bytes) -> Result<Bytes, IggyError> {
+        let mut body = BytesMut::from(&payload[..]);
+        let mut reply = BytesMut::new();
+        let mut session = self.session.lock().expect("session lock");
+        let mut ctx = Context {
+            broker: &self.broker,
+            session: &mut session,
+        };
+        match dispatch(&mut ctx, code, &mut body, &mut reply) {
+            Ok(()) => Ok(reply.freeze()),
+            Err(e) => {
+                tracing::debug!(code, "HTTP request failed: {e}");
+                Err(IggyError::from_code(e.code()))
+            }
+        }
+    }
+
+    fn get_heartbeat_interval(&self) -> NonZeroIggyDuration {
+        NonZeroIggyDuration::from_str("5s").expect("valid duration")
+    }
+
+    fn consumer_group_state(&self) -> Arc<ConsumerGroupClientState> {
+        self.consumer_groups.clone()
+    }
+}
+
+impl VsrSessionSealed for InProcessClient {}
+
+#[async_trait]
+impl VsrSessionControl for InProcessClient {
+    async fn bind_vsr_session(&self, _session: u64) -> Result<(), IggyError> {
+        Ok(())
+    }
+
+    async fn reset_vsr_session(&self) -> Result<(), IggyError> {
+        Ok(())
+    }
+
+    fn sdk_version(&self) -> &'static str {
+        "0.11.0"
+    }
+}
+
+#[async_trait]
+impl Client for InProcessClient {
+    async fn connect(&self) -> Result<(), IggyError> {
+        Ok(())
+    }
+
+    async fn disconnect(&self) -> Result<(), IggyError> {
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), IggyError> {
+        Ok(())
+    }
+
+    async fn subscribe_events(&self) -> async_broadcast::Receiver<DiagnosticEvent> {
+        self.events.new_receiver()
+    }
+}
+
+impl BinaryClient for InProcessClient {}
