@@ -112,6 +112,8 @@ pub struct HttpConfig {
     pub jwt_secret: String,
     /// Lifetime of a REST access token.
     pub jwt_expiry: String,
+    /// TLS for the HTTP listener (`https://`).
+    pub tls: TlsConfig,
 }
 
 /// Defaults applied to topics that do not set an option themselves.
@@ -168,6 +170,7 @@ impl Default for Config {
                 metrics_token: String::new(),
                 jwt_secret: String::new(),
                 jwt_expiry: "1h".into(),
+                tls: TlsConfig::disabled(),
             },
             topic: TopicDefaults {
                 segment_size: "1 GiB".into(),
@@ -269,6 +272,8 @@ pub struct Effective {
     pub tcp_tls: Option<(PathBuf, PathBuf)>,
     /// WebSocket TLS certificate and key paths, when enabled.
     pub websocket_tls: Option<(PathBuf, PathBuf)>,
+    /// HTTP TLS certificate and key paths, when enabled.
+    pub http_tls: Option<(PathBuf, PathBuf)>,
     pub tls_reload_interval: Duration,
     /// QUIC certificate and key paths; `None` = in-memory self-signed.
     pub quic_certificate: Option<(PathBuf, PathBuf)>,
@@ -399,6 +404,13 @@ impl Config {
         };
         let tcp_tls = tls_files(tls);
         let websocket_tls = tls_files(&self.websocket.tls);
+        let http_tls = tls_files(&self.http.tls);
+        if duration("http.tls.reload_interval", &self.http.tls.reload_interval)?.is_zero() {
+            return Err(invalid(
+                "http.tls.reload_interval",
+                "must be longer than zero",
+            ));
+        }
         if duration(
             "websocket.tls.reload_interval",
             &self.websocket.tls.reload_interval,
@@ -457,6 +469,7 @@ impl Config {
             segment_size_bytes,
             tcp_tls,
             websocket_tls,
+            http_tls,
             quic_certificate,
             quic_reload_interval,
             quic_max_idle_timeout,

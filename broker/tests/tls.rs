@@ -96,6 +96,9 @@ fn start_tls_broker(volume: &SecretVolume) -> TestBroker {
         ("IGGY_WEBSOCKET_TLS_CERT_FILE", &cert),
         ("IGGY_WEBSOCKET_TLS_KEY_FILE", &key),
         ("IGGY_WEBSOCKET_TLS_RELOAD_INTERVAL", "200ms"),
+        ("IGGY_HTTP_TLS_ENABLED", "true"),
+        ("IGGY_HTTP_TLS_CERT_FILE", &cert),
+        ("IGGY_HTTP_TLS_KEY_FILE", &key),
     ])
 }
 
@@ -124,6 +127,15 @@ async fn tls_client(broker: &TestBroker, ca_file: &Path) -> IggyClient {
 
 /// The certificate a fresh TLS handshake gets from the broker.
 async fn served_certificate(broker: &TestBroker, ca_pem: &str) -> Vec<u8> {
+    let tls = tls_connect(broker.address, ca_pem).await;
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A TLS connection to `address` that trusts only the test CA.
+async fn tls_connect(
+    address: std::net::SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -135,12 +147,9 @@ async fn served_certificate(broker: &TestBroker, ca_pem: &str) -> Vec<u8> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(broker.address)
-        .await
-        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    connector.connect(name, tcp).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,4 +265,25 @@ async fn websocket_clients_verify_the_broker_over_tls() {
     create_stream_and_topic(&client, "s", "t", 1).await;
     send(&client, "s", "t", &Partitioning::partition_id(0), 1, 100).await;
     assert_eq!(poll_all(&client, "s", "t", 0).await.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_listener_serves_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _ca_file, _volume, broker, der) = setup(dir.path());
+    let mut tls = tls_connect(broker.http_address.unwrap(), &ca.pem).await;
+    assert_eq!(
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec(),
+        der
+    );
+    tls.write_all(b"GET /ping HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    let _ = tls.read_to_string(&mut response).await;
+    assert!(
+        response.starts_with("HTTP/1.0 200") && response.ends_with("pong"),
+        "{response}"
+    );
 }

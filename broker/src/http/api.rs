@@ -224,8 +224,8 @@ impl FromRequestParts<Api> for Caller {
         }
         let address = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+            .get::<ConnectInfo<super::ClientAddr>>()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0.0);
         Ok(Caller {
             client: InProcessClient::new(api.broker.clone(), address, bearer.user_id),
             bearer,

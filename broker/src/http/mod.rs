@@ -14,6 +14,31 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::get;
 use std::sync::Arc;
 
+/// The address of an HTTP client, for plain and TLS listeners alike.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl<L> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, L>> for ClientAddr
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr> + TlsListener,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, L>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// Marks listeners whose connections are TLS (see `server::listeners`).
+pub trait TlsListener {}
+
 pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
         .route("/ping", get(|| async { "pong" }))

@@ -66,7 +66,7 @@ pub async fn bind_stream(
     };
     let (tls, reloader) = match tls_files {
         Some(files) => {
-            let (acceptor, reloader) = tls_acceptor(broker, kind, tls, files)?;
+            let (acceptor, reloader) = tls_acceptor(broker, kind.name(), tls, files)?;
             (Some(acceptor), Some(reloader))
         }
         None => (None, None),
@@ -82,9 +82,9 @@ pub async fn bind_stream(
 
 /// A TLS acceptor serving the certificate files (generated first if
 /// `self_signed` and missing), and the task that reloads them.
-fn tls_acceptor(
+pub fn tls_acceptor(
     broker: &Arc<Broker>,
-    kind: Listener,
+    name: &str,
     config: &TlsConfig,
     (cert, key): &(PathBuf, PathBuf),
 ) -> anyhow::Result<(TlsAcceptor, tokio::task::JoinHandle<()>)> {
@@ -97,7 +97,7 @@ fn tls_acceptor(
     let interval = crate::config::duration("tls.reload_interval", &config.reload_interval)
         .unwrap_or(broker.effective.tls_reload_interval);
     let reloader = tokio::spawn(certificates.watch(interval));
-    tracing::info!(cert = %cert.display(), "{} TLS enabled", kind.name());
+    tracing::info!(cert = %cert.display(), "{name} TLS enabled");
     Ok((acceptor, reloader))
 }
 
@@ -265,4 +265,77 @@ pub async fn bind(
     let bound = listener.local_addr()?;
     tracing::info!("{kind} listening on {bound}");
     Ok(Some((listener, bound)))
+}
+
+/// The HTTP listener with TLS: handshakes run concurrently in a background
+/// task (a slow client cannot hold up others) and finished connections are
+/// handed to the HTTP server.
+pub struct TlsHttpListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+    _acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl TlsHttpListener {
+    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, address) = match listener.accept().await {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!("HTTP accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, address)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!(%address, "HTTPS handshake failed: {e}"),
+                        Err(_) => tracing::info!(%address, "HTTPS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            ready,
+            local,
+            _acceptor: task,
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsHttpListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task never ends on its own.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+impl crate::http::TlsListener for TlsHttpListener {}
+
+impl Drop for TlsHttpListener {
+    fn drop(&mut self) {
+        self._acceptor.abort();
+    }
 }

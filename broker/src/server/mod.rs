@@ -30,15 +30,10 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     };
     *broker.listeners.write().expect("listeners lock") = bound;
     write_runtime_config(config, &bound)?;
-    let http_server = http.map(|(listener, _)| {
-        let app = crate::http::router(broker.clone());
-        tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("HTTP server failed: {e}");
-            }
-        })
-    });
+    let http_server = match http {
+        Some((listener, _)) => Some(serve_http(&broker, listener)?),
+        None => None,
+    };
 
     let flusher = tokio::spawn(periodic_flush(broker.clone()));
     let cleaner = config.retention.enabled.then(|| {
@@ -91,6 +86,44 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     flush_all(&broker);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Serve the HTTP API (with TLS when `http.tls.enabled`).
+fn serve_http(
+    broker: &Arc<Broker>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let app = crate::http::router(broker.clone())
+        .into_make_service_with_connect_info::<crate::http::ClientAddr>();
+    let tls = match &broker.effective.http_tls {
+        Some(files) => Some(listeners::tls_acceptor(
+            broker,
+            "HTTP",
+            &broker.config.http.tls,
+            files,
+        )?),
+        None => None,
+    };
+    Ok(tokio::spawn(async move {
+        let served = match tls {
+            None => axum::serve(listener, app).await,
+            Some((acceptor, reloader)) => {
+                let listener = match listeners::TlsHttpListener::new(listener, acceptor) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!("HTTPS listener failed: {e}");
+                        return;
+                    }
+                };
+                let served = axum::serve(listener, app).await;
+                reloader.abort();
+                served
+            }
+        };
+        if let Err(e) = served {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    }))
 }
 
 fn flush_all(broker: &Broker) {
