@@ -48,6 +48,10 @@ struct RunArgs {
     /// Log as JSON.
     #[arg(long, env = "IGGY_OPERATOR_LOG_JSON")]
     log_json: bool,
+    /// Do not install or upgrade the CRDs at start (they are managed
+    /// elsewhere, or the operator may not write CRDs); only check them.
+    #[arg(long, env = "IGGY_OPERATOR_NO_CRD_INSTALL")]
+    no_crd_install: bool,
 }
 
 fn init_logging(json: bool) {
@@ -73,6 +77,9 @@ async fn shutdown_signal() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
     let client = kube::Client::try_default().await?;
+    if !args.no_crd_install {
+        iggy_operator::crd::install::ensure_crds(&client, iggy_operator::MANAGER).await?;
+    }
     controller::check_crds(&client).await?;
     let identity = args
         .identity

@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use std::future::Future;
@@ -31,24 +30,9 @@ async fn client() -> Client {
 }
 
 async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crd::crds() {
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("iggy-operator-tests").force(),
-            &Patch::Apply(&crd),
-        )
+    iggy_operator::crd::install::ensure_crds(client, "iggy-operator-tests")
         .await
         .unwrap();
-        tokio::time::timeout(
-            WAIT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .unwrap();
-    }
 }
 
 /// A fresh namespace for one test.
@@ -637,4 +621,71 @@ async fn the_operator_binary_serves_health_and_metrics_and_reconciles() {
         .unwrap();
     assert!(status.success(), "{status}");
     ns.delete().await;
+}
+
+/// The operator applies its CRDs at start, stamped with its version, and
+/// never replaces CRDs stamped by a newer operator.
+#[tokio::test]
+async fn crds_are_upgraded_but_never_downgraded() {
+    use iggy_operator::crd::install::{VERSION_ANNOTATION, ensure_crds};
+    let client = client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd::crds()[0].name_any();
+    let stamp = |version: &str| json!({"metadata": {"annotations": {VERSION_ANNOTATION: version}}});
+    let stamped = |crd: &CustomResourceDefinition| {
+        crd.annotations()
+            .get(VERSION_ANNOTATION)
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    // An older CRD (as `kubectl apply` of an old release would leave it,
+    // here without its printer columns) is replaced by the bundled one.
+    let mut old = crds.get(&name).await.unwrap();
+    old.annotations_mut()
+        .insert(VERSION_ANNOTATION.into(), "0.0.1".into());
+    old.spec.versions[0].additional_printer_columns = None;
+    crds.replace(&name, &PostParams::default(), &old)
+        .await
+        .unwrap();
+    assert!(
+        crds.get(&name).await.unwrap().spec.versions[0]
+            .additional_printer_columns
+            .is_none()
+    );
+    ensure_crds(&client, iggy_operator::MANAGER).await.unwrap();
+    let upgraded = crds.get(&name).await.unwrap();
+    assert_eq!(stamped(&upgraded), env!("CARGO_PKG_VERSION"));
+    assert!(
+        upgraded.spec.versions[0]
+            .additional_printer_columns
+            .is_some()
+    );
+
+    // A CRD from a newer operator is left exactly as it is.
+    crds.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(stamp("99.0.0")),
+    )
+    .await
+    .unwrap();
+    let before = crds.get(&name).await.unwrap();
+    ensure_crds(&client, iggy_operator::MANAGER).await.unwrap();
+    let after = crds.get(&name).await.unwrap();
+    assert_eq!(stamped(&after), "99.0.0");
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    // Leave the bundled CRD for the other tests.
+    crds.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(stamp(env!("CARGO_PKG_VERSION"))),
+    )
+    .await
+    .unwrap();
+    ensure_crds(&client, iggy_operator::MANAGER).await.unwrap();
 }

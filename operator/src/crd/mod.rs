@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod conditions;
+pub mod install;
 pub mod topic;
 
 pub use cluster::{IggyCluster, IggyClusterSpec, IggyClusterStatus};
