@@ -300,3 +300,41 @@ fn read_all_files(dir: &std::path::Path) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_removed_by_housekeeping() {
+    let broker = TestBroker::start_with(&[("IGGY_RETENTION_INTERVAL", "300ms")]);
+    let root = broker.client().await;
+    root.create_personal_access_token(
+        "brief",
+        PersonalAccessTokenExpiry::ExpireDuration(IggyDuration::new(Duration::from_millis(500))),
+    )
+    .await
+    .unwrap();
+    root.create_personal_access_token("lasting", PersonalAccessTokenExpiry::NeverExpire)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let names: Vec<String> = root
+            .get_personal_access_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        if names == ["lasting"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listed: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        broker
+            .log()
+            .contains("deleted expired personal access tokens")
+    );
+}
