@@ -39,6 +39,22 @@ fn validate_status(status: u8) -> Result<()> {
     }
 }
 
+/// `authorize` against a metadata view the caller already holds.
+pub fn check_permission(m: &MetadataState, user_id: u32, action: Action) -> Result<()> {
+    if user_id == ROOT_USER_ID {
+        return Ok(());
+    }
+    let user = m.users.get(&user_id).ok_or(Error::Unauthenticated)?;
+    if user.status != USER_ACTIVE {
+        return Err(Error::Unauthenticated);
+    }
+    if user.permissions.as_ref().is_some_and(|p| p.allows(action)) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized)
+    }
+}
+
 fn user_not_found(id: &WireIdentifier) -> Error {
     Error::ResourceNotFound(format!("user {id}"))
 }
@@ -100,18 +116,7 @@ impl Broker {
         if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        self.with_metadata(|m| {
-            let user = m.users.get(&user_id).ok_or(Error::Unauthenticated)?;
-            if user.status != USER_ACTIVE {
-                return Err(Error::Unauthenticated);
-            }
-            let allowed = user.permissions.as_ref().is_some_and(|p| p.allows(action));
-            if allowed {
-                Ok(())
-            } else {
-                Err(Error::Unauthorized)
-            }
-        })
+        self.with_metadata(|m| check_permission(m, user_id, action))
     }
 
     pub fn resolve_user(&self, m: &MetadataState, id: &WireIdentifier) -> Result<u32> {

@@ -19,6 +19,7 @@ mod users;
 
 use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
+use crate::broker::users::check_permission;
 use crate::error::{Error, Result};
 use crate::session::Session;
 use bytes::BytesMut;
@@ -43,19 +44,21 @@ impl Context<'_> {
 
     /// Authorize an action on a stream. An unknown stream passes, so the
     /// handler reports "not found" as upstream does (not-found before
-    /// unauthorized).
+    /// unauthorized). Resolution and check share one metadata read.
     pub fn authorize_stream(
         &self,
         stream: &WireIdentifier,
         action: fn(u32) -> Action,
     ) -> Result<()> {
-        if self.user_id()? == ROOT_USER_ID {
+        let user_id = self.user_id()?;
+        if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        let resolved = self
-            .broker
-            .with_metadata(|m| self.broker.resolve_stream(m, stream).ok());
-        resolved.map_or(Ok(()), |s| self.authorize(action(s)))
+        let broker = self.broker;
+        broker.with_metadata(|m| match broker.resolve_stream(m, stream) {
+            Ok(s) => check_permission(m, user_id, action(s)),
+            Err(_) => Ok(()),
+        })
     }
 
     /// Authorize an action on a topic; unknown topics pass as above.
@@ -65,13 +68,15 @@ impl Context<'_> {
         topic: &WireIdentifier,
         action: fn(u32, u32) -> Action,
     ) -> Result<()> {
-        if self.user_id()? == ROOT_USER_ID {
+        let user_id = self.user_id()?;
+        if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        let resolved = self
-            .broker
-            .with_metadata(|m| self.broker.resolve_topic(m, stream, topic).ok());
-        resolved.map_or(Ok(()), |(s, t)| self.authorize(action(s, t)))
+        let broker = self.broker;
+        broker.with_metadata(|m| match broker.resolve_topic(m, stream, topic) {
+            Ok((s, t)) => check_permission(m, user_id, action(s, t)),
+            Err(_) => Ok(()),
+        })
     }
 }
 
