@@ -265,16 +265,22 @@ fn invalid(key: &str, reason: impl ToString) -> ConfigError {
 }
 
 /// Validated values derived from the textual configuration.
+/// A listener's TLS settings with defaults resolved and values validated.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub self_signed: bool,
+    pub reload_interval: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Effective {
     pub segment_size_bytes: u64,
-    /// TCP TLS certificate and key paths (defaults resolved), when enabled.
-    pub tcp_tls: Option<(PathBuf, PathBuf)>,
-    /// WebSocket TLS certificate and key paths, when enabled.
-    pub websocket_tls: Option<(PathBuf, PathBuf)>,
-    /// HTTP TLS certificate and key paths, when enabled.
-    pub http_tls: Option<(PathBuf, PathBuf)>,
-    pub tls_reload_interval: Duration,
+    /// TLS of the TCP, WebSocket and HTTP listeners, when enabled.
+    pub tcp_tls: Option<TlsSettings>,
+    pub websocket_tls: Option<TlsSettings>,
+    pub http_tls: Option<TlsSettings>,
     /// QUIC certificate and key paths; `None` = in-memory self-signed.
     pub quic_certificate: Option<(PathBuf, PathBuf)>,
     pub quic_reload_interval: Duration,
@@ -298,7 +304,7 @@ fn byte_size(key: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|e| invalid(key, format!("`{value}` is not a byte size ({e})")))
 }
 
-pub(crate) fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     IggyDuration::from_str(value)
         .map(|d| d.get_duration())
         .map_err(|e| invalid(key, format!("`{value}` is not a duration ({e})")))
@@ -378,50 +384,30 @@ impl Config {
         if retention_interval.is_zero() {
             return Err(invalid("retention.interval", "must be longer than zero"));
         }
-        let tls = &self.tcp.tls;
-        let tls_reload_interval = duration("tcp.tls.reload_interval", &tls.reload_interval)?;
-        if tls_reload_interval.is_zero() {
-            return Err(invalid(
-                "tcp.tls.reload_interval",
-                "must be longer than zero",
-            ));
-        }
         let certs = self.system.path.join("certs");
-        let or_default = |file: &str, default: &str| {
-            if file.is_empty() {
-                certs.join(default)
-            } else {
-                PathBuf::from(file)
+        let tls_settings = |section: &str, tls: &TlsConfig| -> Result<_, ConfigError> {
+            let key = format!("{section}.tls.reload_interval");
+            let reload_interval = duration(&key, &tls.reload_interval)?;
+            if reload_interval.is_zero() {
+                return Err(invalid(&key, "must be longer than zero"));
             }
+            let or_default = |file: &str, default: &str| {
+                if file.is_empty() {
+                    certs.join(default)
+                } else {
+                    PathBuf::from(file)
+                }
+            };
+            Ok(tls.enabled.then(|| TlsSettings {
+                cert: or_default(&tls.cert_file, "iggy_cert.pem"),
+                key: or_default(&tls.key_file, "iggy_key.pem"),
+                self_signed: tls.self_signed,
+                reload_interval,
+            }))
         };
-        let tls_files = |tls: &TlsConfig| {
-            tls.enabled.then(|| {
-                (
-                    or_default(&tls.cert_file, "iggy_cert.pem"),
-                    or_default(&tls.key_file, "iggy_key.pem"),
-                )
-            })
-        };
-        let tcp_tls = tls_files(tls);
-        let websocket_tls = tls_files(&self.websocket.tls);
-        let http_tls = tls_files(&self.http.tls);
-        if duration("http.tls.reload_interval", &self.http.tls.reload_interval)?.is_zero() {
-            return Err(invalid(
-                "http.tls.reload_interval",
-                "must be longer than zero",
-            ));
-        }
-        if duration(
-            "websocket.tls.reload_interval",
-            &self.websocket.tls.reload_interval,
-        )?
-        .is_zero()
-        {
-            return Err(invalid(
-                "websocket.tls.reload_interval",
-                "must be longer than zero",
-            ));
-        }
+        let tcp_tls = tls_settings("tcp", &self.tcp.tls)?;
+        let websocket_tls = tls_settings("websocket", &self.websocket.tls)?;
+        let http_tls = tls_settings("http", &self.http.tls)?;
         if self.websocket.enabled {
             self.websocket
                 .address
@@ -473,7 +459,6 @@ impl Config {
             quic_certificate,
             quic_reload_interval,
             quic_max_idle_timeout,
-            tls_reload_interval,
             retention_interval,
             fsync,
             max_request_bytes,

@@ -3,9 +3,8 @@
 //! stops accepting on shutdown, and then waits for its connections.
 
 use crate::broker::Broker;
-use crate::config::TlsConfig;
+use crate::config::TlsSettings;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -47,26 +46,24 @@ pub async fn bind_stream(
     kind: Listener,
 ) -> anyhow::Result<Option<StreamListener>> {
     let config = &broker.config;
-    let (enabled, address, tls, tls_files) = match kind {
+    let (enabled, address, tls) = match kind {
         Listener::Tcp => (
             config.tcp.enabled,
             &config.tcp.address,
-            &config.tcp.tls,
             &broker.effective.tcp_tls,
         ),
         Listener::WebSocket => (
             config.websocket.enabled,
             &config.websocket.address,
-            &config.websocket.tls,
             &broker.effective.websocket_tls,
         ),
     };
     let Some((listener, bound)) = bind(kind.name(), enabled, address).await? else {
         return Ok(None);
     };
-    let (tls, reloader) = match tls_files {
-        Some(files) => {
-            let (acceptor, reloader) = tls_acceptor(broker, kind.name(), tls, files)?;
+    let (tls, reloader) = match tls {
+        Some(settings) => {
+            let (acceptor, reloader) = tls_acceptor(kind.name(), settings)?;
             (Some(acceptor), Some(reloader))
         }
         None => (None, None),
@@ -83,20 +80,18 @@ pub async fn bind_stream(
 /// A TLS acceptor serving the certificate files (generated first if
 /// `self_signed` and missing), and the task that reloads them.
 pub fn tls_acceptor(
-    broker: &Arc<Broker>,
     name: &str,
-    config: &TlsConfig,
-    (cert, key): &(PathBuf, PathBuf),
+    settings: &TlsSettings,
 ) -> anyhow::Result<(TlsAcceptor, tokio::task::JoinHandle<()>)> {
-    if config.self_signed && crate::tls::ensure_self_signed(cert, key, &["localhost".to_string()])?
+    let (cert, key) = (&settings.cert, &settings.key);
+    if settings.self_signed
+        && crate::tls::ensure_self_signed(cert, key, &["localhost".to_string()])?
     {
         tracing::warn!(cert = %cert.display(), "generated a self-signed TLS certificate (development only)");
     }
     let certificates = crate::tls::Certificates::load(cert, key)?;
     let acceptor = TlsAcceptor::from(certificates.server_config()?);
-    let interval = crate::config::duration("tls.reload_interval", &config.reload_interval)
-        .unwrap_or(broker.effective.tls_reload_interval);
-    let reloader = tokio::spawn(certificates.watch(interval));
+    let reloader = tokio::spawn(certificates.watch(settings.reload_interval));
     tracing::info!(cert = %cert.display(), "{name} TLS enabled");
     Ok((acceptor, reloader))
 }

@@ -96,12 +96,7 @@ fn serve_http(
     let app = crate::http::router(broker.clone())
         .into_make_service_with_connect_info::<crate::http::ClientAddr>();
     let tls = match &broker.effective.http_tls {
-        Some(files) => Some(listeners::tls_acceptor(
-            broker,
-            "HTTP",
-            &broker.config.http.tls,
-            files,
-        )?),
+        Some(settings) => Some(listeners::tls_acceptor("HTTP", settings)?),
         None => None,
     };
     Ok(tokio::spawn(async move {
