@@ -2,10 +2,11 @@
 //! listener at `/metrics`.
 //!
 //! Counters are updated once per request (never per message); gauges that
-//! describe storage (partitions, segments, bytes on disk) are computed when
-//! scraped. Labels are bounded: stream and topic names, command names,
+//! describe storage (partitions, segments, bytes on disk, free space) and
+//! certificate expiry are computed when scraped. Labels are bounded: stream and topic names, command names,
 //! error codes.
 
+use crate::tls::Certificates;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -23,8 +24,20 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub fsync_duration: Histogram,
     pub partitions: IntGauge,
+    /// Partitions this broker leads (every partition it hosts, until
+    /// partitions are replicated across brokers).
+    pub partition_leaders: IntGauge,
+    /// Partitions led here with fewer in-sync replicas than their topic's
+    /// replication factor.
+    pub under_replicated: IntGauge,
     pub segments: IntGauge,
     pub disk_bytes: IntGauge,
+    /// Space of the filesystem holding the data directory.
+    pub filesystem_avail: IntGauge,
+    pub filesystem_size: IntGauge,
+    /// Expiry (Unix seconds) of the certificate each TLS listener serves.
+    certificate_not_after: IntGaugeVec,
+    certificates: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Certificates>)>>,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -124,7 +137,42 @@ impl Default for Metrics {
                 "iggy_broker_partitions",
                 "Partitions on this broker",
             ),
+            partition_leaders: gauge(
+                &registry,
+                "iggy_broker_partition_leaders",
+                "Partitions this broker leads",
+            ),
+            under_replicated: gauge(
+                &registry,
+                "iggy_broker_under_replicated_partitions",
+                "Partitions led here with fewer in-sync replicas than their replication factor",
+            ),
             segments: gauge(&registry, "iggy_broker_segments", "Segments on this broker"),
+            filesystem_avail: gauge(
+                &registry,
+                "iggy_broker_filesystem_avail_bytes",
+                "Bytes available to the broker on the data directory's filesystem",
+            ),
+            filesystem_size: gauge(
+                &registry,
+                "iggy_broker_filesystem_size_bytes",
+                "Size of the data directory's filesystem",
+            ),
+            certificate_not_after: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "iggy_broker_tls_certificate_not_after_seconds",
+                        "Expiry (Unix time) of the certificate served, by listener",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
+            certificates: Default::default(),
             disk_bytes: gauge(
                 &registry,
                 "iggy_broker_disk_bytes",
@@ -138,6 +186,38 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Report the expiry of the certificate `listener` serves (re-read at
+    /// every scrape, so a reloaded certificate shows up).
+    pub fn watch_certificate(
+        &self,
+        listener: &'static str,
+        certificates: std::sync::Arc<Certificates>,
+    ) {
+        self.certificates
+            .lock()
+            .expect("metrics lock")
+            .push((listener, certificates));
+    }
+
+    /// Update the certificate and filesystem gauges.
+    pub fn refresh_system(&self, data_dir: &std::path::Path) {
+        for (listener, certificates) in self.certificates.lock().expect("metrics lock").iter() {
+            if let Some(not_after) = certificates.not_after() {
+                self.certificate_not_after
+                    .with_label_values(&[*listener])
+                    .set(not_after);
+            }
+        }
+        match rustix::fs::statvfs(data_dir) {
+            Ok(fs) => {
+                let block = fs.f_frsize as i64;
+                self.filesystem_avail.set(fs.f_bavail as i64 * block);
+                self.filesystem_size.set(fs.f_blocks as i64 * block);
+            }
+            Err(e) => tracing::debug!(path = %data_dir.display(), "statvfs: {e}"),
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()

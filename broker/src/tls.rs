@@ -78,6 +78,14 @@ impl Certificates {
         Ok(true)
     }
 
+    /// Expiry (Unix seconds) of the leaf certificate currently served.
+    pub fn not_after(&self) -> Option<i64> {
+        let current = self.current.read().expect("tls lock").clone();
+        let leaf = current.cert.first()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+        Some(cert.validity().not_after.timestamp())
+    }
+
     /// A rustls server configuration that always serves the current
     /// certificate.
     pub fn server_config(self: &Arc<Self>) -> anyhow::Result<Arc<rustls::ServerConfig>> {

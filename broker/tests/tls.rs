@@ -32,11 +32,19 @@ impl Ca {
 
     /// A new leaf certificate and key (PEM), and the certificate's DER.
     fn issue(&self) -> (String, String, Vec<u8>) {
+        self.issue_with(CertificateParams::new(vec!["localhost".to_string()]).unwrap())
+    }
+
+    /// A leaf certificate valid until midnight UTC of the given day.
+    fn issue_until(&self, year: i32, month: u8, day: u8) -> (String, String, Vec<u8>) {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        self.issue_with(params)
+    }
+
+    fn issue_with(&self, params: CertificateParams) -> (String, String, Vec<u8>) {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem(), cert.der().to_vec())
     }
 }
@@ -286,4 +294,44 @@ async fn the_http_listener_serves_https() {
         response.starts_with("HTTP/1.0 200") && response.ends_with("pong"),
         "{response}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_expiry_is_exported_per_listener_and_follows_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, key, _) = ca.issue_until(2031, 1, 2);
+    let mut volume = SecretVolume::new(&dir.path().join("secret"), &cert, &key);
+    let broker = TestBroker::start_with(&[
+        ("IGGY_TCP_TLS_ENABLED", "true"),
+        (
+            "IGGY_TCP_TLS_CERT_FILE",
+            &volume.cert().display().to_string(),
+        ),
+        ("IGGY_TCP_TLS_KEY_FILE", &volume.key().display().to_string()),
+        ("IGGY_TCP_TLS_RELOAD_INTERVAL", "200ms"),
+    ]);
+    let http = broker.http_address.unwrap();
+    let series = r#"iggy_broker_tls_certificate_not_after_seconds{listener="tcp"}"#;
+    let metrics = http_get(http, "/metrics").await;
+    assert_eq!(
+        metric(&metrics, series),
+        1_925_078_400.0,
+        "2031-01-02T00:00:00Z"
+    );
+    // The in-memory QUIC certificate is reported too (QUIC is on in tests).
+    assert!(metrics.contains(r#"iggy_broker_tls_certificate_not_after_seconds{listener="quic"}"#));
+    assert!(metric(&metrics, "iggy_broker_filesystem_size_bytes") > 0.0);
+    assert!(metric(&metrics, "iggy_broker_filesystem_avail_bytes") > 0.0);
+
+    let (cert, key, _) = ca.issue_until(2032, 6, 30);
+    volume.update(&cert, &key);
+    let rotated_at = Instant::now();
+    while metric(&http_get(http, "/metrics").await, series) != 1_972_166_400.0 {
+        assert!(
+            rotated_at.elapsed() < Duration::from_secs(10),
+            "the metric still shows the old certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

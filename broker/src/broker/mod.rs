@@ -697,8 +697,22 @@ impl Broker {
             bytes += log.size_bytes() as i64;
         }
         self.metrics.partitions.set(partitions.len() as i64);
+        // One broker holds every replica of its partitions: it leads them
+        // all, and a partition is under-replicated when its topic asks for
+        // more than that one replica.
+        self.metrics.partition_leaders.set(partitions.len() as i64);
+        let under_replicated: usize = self.with_metadata(|m| {
+            m.streams
+                .values()
+                .flat_map(|s| s.topics.values())
+                .filter(|t| t.settings.replication_factor > 1)
+                .map(|t| t.partitions.len())
+                .sum()
+        });
+        self.metrics.under_replicated.set(under_replicated as i64);
         self.metrics.segments.set(segments);
         self.metrics.disk_bytes.set(bytes);
+        self.metrics.refresh_system(&self.config.system.path);
     }
 
     /// Each topic's settings with its partitions, for the retention cleaner.

@@ -2,7 +2,7 @@
 //! and QUIC. Each accept loop hands connections to `crate::connection`,
 //! stops accepting on shutdown, and then waits for its connections.
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Transport};
 use crate::config::TlsSettings;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +26,13 @@ impl Listener {
         match self {
             Listener::Tcp => "TCP",
             Listener::WebSocket => "WebSocket",
+        }
+    }
+
+    fn transport(self) -> Transport {
+        match self {
+            Listener::Tcp => Transport::Tcp,
+            Listener::WebSocket => Transport::WebSocket,
         }
     }
 }
@@ -63,7 +70,7 @@ pub async fn bind_stream(
     };
     let (tls, reloader) = match tls {
         Some(settings) => {
-            let (acceptor, reloader) = tls_acceptor(kind.name(), settings)?;
+            let (acceptor, reloader) = tls_acceptor(broker, kind.transport(), settings)?;
             (Some(acceptor), Some(reloader))
         }
         None => (None, None),
@@ -80,7 +87,8 @@ pub async fn bind_stream(
 /// A TLS acceptor serving the certificate files (generated first if
 /// `self_signed` and missing), and the task that reloads them.
 pub fn tls_acceptor(
-    name: &str,
+    broker: &Broker,
+    transport: Transport,
     settings: &TlsSettings,
 ) -> anyhow::Result<(TlsAcceptor, tokio::task::JoinHandle<()>)> {
     let (cert, key) = (&settings.cert, &settings.key);
@@ -91,8 +99,11 @@ pub fn tls_acceptor(
     }
     let certificates = crate::tls::Certificates::load(cert, key)?;
     let acceptor = TlsAcceptor::from(certificates.server_config()?);
+    broker
+        .metrics
+        .watch_certificate(transport.label(), certificates.clone());
     let reloader = tokio::spawn(certificates.watch(settings.reload_interval));
-    tracing::info!(cert = %cert.display(), "{name} TLS enabled");
+    tracing::info!(cert = %cert.display(), "{} TLS enabled", transport.label());
     Ok((acceptor, reloader))
 }
 
@@ -187,6 +198,9 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
         }
     };
     let mut server_config = certificates.quic_config()?;
+    broker
+        .metrics
+        .watch_certificate(Transport::Quic.label(), certificates.clone());
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(broker.effective.quic_max_idle_timeout.try_into()?));
     server_config.transport_config(Arc::new(transport));

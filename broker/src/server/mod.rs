@@ -96,7 +96,11 @@ fn serve_http(
     let app = crate::http::router(broker.clone())
         .into_make_service_with_connect_info::<crate::http::ClientAddr>();
     let tls = match &broker.effective.http_tls {
-        Some(settings) => Some(listeners::tls_acceptor("HTTP", settings)?),
+        Some(settings) => Some(listeners::tls_acceptor(
+            broker,
+            crate::broker::Transport::Http,
+            settings,
+        )?),
         None => None,
     };
     Ok(tokio::spawn(async move {
