@@ -12,9 +12,9 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint crd-check crds unit-and-integration e2e demo demo-local bench build release k8s-up k8s-down
+.PHONY: test fmt-check lint crd-check chart-check crds unit-and-integration e2e demo demo-local bench build release k8s-up k8s-down
 
-test: fmt-check lint crd-check unit-and-integration e2e
+test: fmt-check lint crd-check chart-check unit-and-integration e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -22,14 +22,21 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-# crds/ is generated from the Rust types; CI fails when it drifts.
+# crds/ (and its copy in the chart) is generated from the Rust types; CI
+# fails when either drifts.
 crds:
 	$(CARGO) run --quiet --locked -p iggy-operator -- crdgen --out crds
+	cp crds/*.yaml charts/iggy-operator/crds/
 
 crd-check:
 	@tmp=$$(mktemp -d) && $(CARGO) run --quiet --locked -p iggy-operator -- crdgen --out $$tmp \
-	  && diff -ru crds $$tmp && echo "crds/ is up to date" \
-	  || { echo "crds/ is out of date: run 'make crds' and commit the result"; exit 1; }
+	  && diff -ru crds $$tmp && diff -ru charts/iggy-operator/crds $$tmp && echo "crds/ is up to date" \
+	  || { echo "crds/ or charts/iggy-operator/crds is out of date: run 'make crds' and commit the result"; exit 1; }
+
+# helm lint, helm template | kubeconform, values schema, alert rules and
+# dashboard (builds pinned helm/kubeconform on first use).
+chart-check:
+	scripts/chart-check.sh
 
 unit-and-integration:
 	$(CARGO) test --workspace --locked

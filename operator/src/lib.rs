@@ -9,11 +9,13 @@
 //! - [`leader`]: leader election through a Lease.
 //! - [`metrics`]: the operator's Prometheus metrics.
 //! - [`web`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`probe`]: a minimal HTTP GET for `iggy-operator probe` (helm test).
 
 pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod probe;
 pub mod resources;
 pub mod web;
 

@@ -29,6 +29,16 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// GET an `http://` URL and exit 0 on a 2xx answer (containing
+    /// `--expect` when given). Used by the chart's `helm test` pod, since
+    /// the image has no shell or curl.
+    Probe {
+        url: String,
+        #[arg(long)]
+        expect: Option<String>,
+        #[arg(long, default_value = "10")]
+        timeout_seconds: u64,
+    },
 }
 
 #[derive(Parser, Default)]
@@ -52,6 +62,10 @@ struct RunArgs {
     /// elsewhere, or the operator may not write CRDs); only check them.
     #[arg(long, env = "IGGY_OPERATOR_NO_CRD_INSTALL")]
     no_crd_install: bool,
+    /// Watch only these namespaces (comma-separated); all when empty. The
+    /// chart gives the operator a Role in each instead of a ClusterRole.
+    #[arg(long, env = "IGGY_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
 }
 
 fn init_logging(json: bool) {
@@ -80,7 +94,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.no_crd_install {
         iggy_operator::crd::install::ensure_crds(&client, iggy_operator::MANAGER).await?;
     }
-    controller::check_crds(&client).await?;
+    let scope = controller::Scope::from_namespaces(args.watch_namespaces.clone());
+    tracing::info!(?scope, "watching");
+    controller::check_crds(&client, &scope).await?;
     let identity = args
         .identity
         .clone()
@@ -98,15 +114,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal());
     let server = tokio::spawn(async move { server.await });
 
-    let ctx = Arc::new(Context::new(client.clone(), metrics, &identity));
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &identity));
     if args.no_leader_election {
-        controller::run(ctx).await;
+        let _leading = metrics.leading();
+        controller::run(ctx, scope).await;
     } else {
         leader::run_as_leader(
             client,
             &args.namespace,
             &identity,
-            move || controller::run(ctx.clone()),
+            move || {
+                let (ctx, scope) = (ctx.clone(), scope.clone());
+                async move {
+                    let _leading = ctx.metrics.leading();
+                    controller::run(ctx, scope).await
+                }
+            },
             shutdown_signal(),
         )
         .await?;
@@ -131,6 +154,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Run(run_args)) => run(run_args).await,
+        Some(Command::Probe {
+            url,
+            expect,
+            timeout_seconds,
+        }) => {
+            let timeout = std::time::Duration::from_secs(timeout_seconds);
+            let body = tokio::time::timeout(timeout, iggy_operator::probe::get(&url))
+                .await
+                .map_err(|_| anyhow::anyhow!("GET {url}: no answer within {timeout:?}"))??;
+            if let Some(text) = expect
+                && !body.contains(&text)
+            {
+                anyhow::bail!("GET {url}: the answer does not contain {text:?}");
+            }
+            println!("GET {url}: ok");
+            Ok(())
+        }
         None => run(RunArgs::parse_from(["iggy-operator"])).await,
     }
 }

@@ -1,7 +1,8 @@
 //! The operator's Prometheus metrics (`iggy_operator_*`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Instant;
 
@@ -13,6 +14,8 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     /// Reconcile duration by kind.
     pub duration: HistogramVec,
+    /// 1 while this replica holds the lease and reconciles.
+    leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -42,10 +45,27 @@ impl Default for Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let leader = IntGauge::new(
+            "iggy_operator_leader",
+            "1 while this replica holds the leader Lease and reconciles",
+        )
+        .expect("valid metric");
+        // Always present, so a scrape (and `helm test`) sees the operator's
+        // metrics before its first reconcile.
+        let build_info = IntGaugeVec::new(
+            Opts::new("iggy_operator_build_info", "The operator's version"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         for collector in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(failures.clone()),
             Box::new(duration.clone()),
+            Box::new(leader.clone()),
+            Box::new(build_info),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -54,11 +74,19 @@ impl Default for Metrics {
             reconciliations,
             failures,
             duration,
+            leader,
         }
     }
 }
 
 impl Metrics {
+    /// Mark this replica as the reconciling leader until the guard drops
+    /// (including when its task is aborted on lost leadership).
+    pub fn leading(&self) -> LeadingGuard {
+        self.leader.set(1);
+        LeadingGuard(self.leader.clone())
+    }
+
     /// Start timing a reconcile of `kind`; the run is recorded when the
     /// returned measurer is dropped.
     pub fn measure(&self, kind: &'static str) -> ReconcileMeasurer<'_> {
@@ -105,6 +133,14 @@ impl Drop for ReconcileMeasurer<'_> {
         if let Some(reason) = self.failed {
             m.failures.with_label_values(&[self.kind, reason]).inc();
         }
+    }
+}
+
+pub struct LeadingGuard(IntGauge);
+
+impl Drop for LeadingGuard {
+    fn drop(&mut self) {
+        self.0.set(0);
     }
 }
 

@@ -195,7 +195,10 @@ fn start_controller(
 ) -> (Arc<Metrics>, tokio::task::JoinHandle<()>) {
     let metrics = Arc::new(Metrics::default());
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), instance));
-    (metrics, tokio::spawn(controller::run(ctx)))
+    (
+        metrics,
+        tokio::spawn(controller::run(ctx, controller::Scope::Cluster)),
+    )
 }
 
 fn reconciles(metrics: &Metrics) -> u64 {
@@ -447,7 +450,7 @@ async fn with_two_operator_instances_only_the_leader_reconciles() {
                 client,
                 &lease_ns,
                 name,
-                move || controller::run(ctx.clone()),
+                move || controller::run(ctx.clone(), controller::Scope::Cluster),
                 async {
                     let _ = stopped.await;
                 },
@@ -536,10 +539,10 @@ struct MissingSpec {
 #[tokio::test]
 async fn a_missing_crd_is_reported_with_how_to_fix_it() {
     let client = client().await;
-    controller::check_crds(&client)
+    controller::check_crds(&client, &controller::Scope::Cluster)
         .await
         .expect("the operator's CRDs are installed");
-    let message = controller::check_crd::<Missing>(&client)
+    let message = controller::check_crd::<Missing>(&client, &controller::Scope::Cluster)
         .await
         .unwrap_err()
         .to_string();

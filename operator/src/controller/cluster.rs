@@ -5,6 +5,7 @@ use super::Context;
 use crate::crd::cluster::ClusterEndpoints;
 use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
 use crate::crd::{IggyCluster, IggyClusterStatus};
+use crate::resources::monitoring::{self, Scrape};
 use crate::resources::{
     configmap::build_config_map, names, pdb::build_pdb, secret, services, statefulset,
 };
@@ -13,7 +14,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -100,7 +101,14 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             .get_opt(&names::statefulset(cluster))
             .await?;
     apply(ctx, &namespace, &build_config_map(cluster)).await?;
-    apply(ctx, &namespace, &services::build_headless_service(cluster)).await?;
+    let pod_monitor_crd = pod_monitor_crd_installed(ctx).await?;
+    let scrape = scrape_mode(cluster, pod_monitor_crd)?;
+    apply(
+        ctx,
+        &namespace,
+        &services::build_headless_service(cluster, scrape == Scrape::Annotations),
+    )
+    .await?;
     apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
     let sts = apply(ctx, &namespace, &statefulset::build_statefulset(cluster)).await?;
     match build_pdb(cluster) {
@@ -108,8 +116,13 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             apply(ctx, &namespace, &pdb).await?;
         }
         None => {
-            delete_if_present::<PodDisruptionBudget>(ctx, &namespace, &names::pdb(cluster)).await?
+            let pdbs = Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &namespace);
+            delete_if_present(&pdbs, &names::pdb(cluster)).await?
         }
+    }
+
+    if pod_monitor_crd {
+        reconcile_pod_monitor(ctx, cluster, &namespace, scrape).await?;
     }
 
     let previous_replicas = previous.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
@@ -239,6 +252,54 @@ pub fn compute_status(
     );
 }
 
+/// Whether the API server serves PodMonitors (Prometheus Operator).
+async fn pod_monitor_crd_installed(ctx: &Context) -> Result<bool> {
+    match ctx
+        .client
+        .list_api_group_resources(monitoring::MONITORING_GROUP_VERSION)
+        .await
+    {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "podmonitors")),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How this cluster's brokers are to be scraped, given what is installed.
+fn scrape_mode(cluster: &IggyCluster, pod_monitor_crd: bool) -> Result<Scrape> {
+    monitoring::resolve(cluster.spec.metrics.monitor, pod_monitor_crd).ok_or_else(|| {
+        Error::InvalidSpec(
+            "spec.metrics.monitor is PodMonitor but the monitoring.coreos.com/v1 PodMonitor \
+             CRD is not installed (install the Prometheus Operator, or use Auto or Annotations)"
+                .into(),
+        )
+    })
+}
+
+/// Apply the PodMonitor, or remove one left from an earlier mode (only
+/// called when the CRD is installed).
+async fn reconcile_pod_monitor(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+    scrape: Scrape,
+) -> Result<()> {
+    let resource = monitoring::pod_monitor_resource();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let name = names::pod_monitor(cluster);
+    if scrape == Scrape::PodMonitor {
+        let monitor = monitoring::build_pod_monitor(cluster);
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&monitor),
+        )
+        .await?;
+        return Ok(());
+    }
+    delete_if_present(&api, &name).await
+}
+
 /// Make sure the root-credentials Secret exists. A Secret the user names is
 /// only checked; the operator's own is created once and never overwritten.
 /// Returns whether the Secret exists.
@@ -297,14 +358,10 @@ where
         .await?)
 }
 
-async fn delete_if_present<K>(ctx: &Context, namespace: &str, name: &str) -> Result<()>
+async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Resource + DeserializeOwned + Clone + Debug,
 {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     match api.delete(name, &Default::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

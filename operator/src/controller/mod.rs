@@ -35,42 +35,105 @@ impl Context {
     }
 }
 
-/// Check that the CRDs are installed, with a message saying how to fix it.
-pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
-    check_crd::<IggyCluster>(client).await?;
-    check_crd::<crate::crd::IggyTopic>(client).await
+/// Which namespaces the operator watches. Cluster-wide needs a ClusterRole;
+/// a list of namespaces needs only a Role in each of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    Namespaces(Vec<String>),
 }
 
-/// Check that the API server serves the resource `K`.
-pub async fn check_crd<K>(client: &Client) -> anyhow::Result<()>
+impl Scope {
+    /// `[]` means cluster-wide.
+    pub fn from_namespaces(namespaces: Vec<String>) -> Self {
+        if namespaces.is_empty() {
+            Scope::Cluster
+        } else {
+            Scope::Namespaces(namespaces)
+        }
+    }
+
+    /// An `Api` per watched namespace (one cluster-wide `Api` otherwise).
+    fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self {
+            Scope::Cluster => vec![Api::all(client.clone())],
+            Scope::Namespaces(namespaces) => namespaces
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect(),
+        }
+    }
+}
+
+/// Check that the CRDs are installed, with a message saying how to fix it.
+pub async fn check_crds(client: &Client, scope: &Scope) -> anyhow::Result<()> {
+    check_crd::<IggyCluster>(client, scope).await?;
+    check_crd::<crate::crd::IggyTopic>(client, scope).await
+}
+
+/// Check that the API server serves the resource `K` where the operator
+/// watches it.
+pub async fn check_crd<K>(client: &Client, scope: &Scope) -> anyhow::Result<()>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
-    let api: Api<K> = Api::all(client.clone());
-    api.list(&kube::api::ListParams::default().limit(1))
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the {} CRD ({}) is not installed or not readable ({e}); \
-                 install the CRDs with `kubectl apply -f crds/` (or the Helm chart)",
-                K::kind(&()),
-                K::api_version(&()),
-            )
-        })?;
+    for api in scope.apis::<K>(client) {
+        api.list(&kube::api::ListParams::default().limit(1))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the {} CRD ({}) is not installed or not readable ({e}); \
+                     install the CRDs with `kubectl apply -f crds/` (or the Helm chart)",
+                    K::kind(&()),
+                    K::api_version(&()),
+                )
+            })?;
+    }
     Ok(())
 }
 
-/// Run the IggyCluster controller until the stream ends.
-pub async fn run(ctx: Arc<Context>) {
+/// Run the IggyCluster controller (one per watched namespace) until the
+/// streams end.
+pub async fn run(ctx: Arc<Context>, scope: Scope) {
+    let controllers = scope
+        .apis::<IggyCluster>(&ctx.client)
+        .into_iter()
+        .map(|clusters| run_controller(ctx.clone(), clusters));
+    futures::future::join_all(controllers).await;
+}
+
+/// The children are watched in the same namespace(s) as the clusters, and
+/// only those the operator labelled (less memory than every Secret and
+/// ConfigMap of the cluster).
+async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
     let client = ctx.client.clone();
-    let clusters: Api<IggyCluster> = Api::all(client.clone());
-    let config = watcher::Config::default();
-    Controller::new(clusters, config.clone())
-        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-        .owns(Api::<Service>::all(client.clone()), config.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
-        .owns(Api::<Secret>::all(client.clone()), config.clone())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), config)
+    let namespace = clusters.namespace().map(str::to_owned);
+    fn children<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::resources::labels::MANAGED_BY,
+        crate::MANAGER
+    ));
+    Controller::new(clusters, watcher::Config::default())
+        .owns(children::<StatefulSet>(&client, &namespace), owned.clone())
+        .owns(children::<Service>(&client, &namespace), owned.clone())
+        .owns(children::<ConfigMap>(&client, &namespace), owned.clone())
+        .owns(children::<Secret>(&client, &namespace), owned.clone())
+        .owns(children::<PodDisruptionBudget>(&client, &namespace), owned)
         .shutdown_on_signal()
         .run(cluster::reconcile, cluster::error_policy, ctx)
         .for_each(|result| async move {

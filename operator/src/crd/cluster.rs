@@ -57,6 +57,69 @@ pub struct IggyClusterSpec {
     /// Overrides merged into the broker pod template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
+    /// How Prometheus finds and scrapes the brokers' `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+}
+
+/// How the brokers are made known to Prometheus.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MonitorMode {
+    /// A PodMonitor when the monitoring.coreos.com CRDs are installed
+    /// (Prometheus Operator), `prometheus.io/*` annotations otherwise.
+    #[default]
+    Auto,
+    /// Always a PodMonitor (the reconcile fails without the CRD).
+    PodMonitor,
+    /// `prometheus.io/scrape|port|path` annotations on the headless Service.
+    Annotations,
+    /// Neither.
+    None,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.tokenSecret) || self.monitor != 'Annotations'").message("prometheus.io annotations cannot carry a token: use monitor PodMonitor or Auto with tokenSecret"))]
+pub struct MetricsSpec {
+    /// `Auto` (default), `PodMonitor`, `Annotations` or `None`.
+    #[serde(default)]
+    pub monitor: MonitorMode,
+    /// Extra labels on the PodMonitor, e.g. the `release` label a
+    /// kube-prometheus-stack Prometheus selects monitors by.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Scrape interval of the PodMonitor, e.g. `30s`.
+    #[serde(default = "default_scrape_interval")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(ms|s|m|h)$')").message("must be a duration such as 30s or 1m"))]
+    pub interval: String,
+    /// Protect `/metrics` with a bearer token read from this Secret. The
+    /// brokers require it and the PodMonitor presents it. Annotation-based
+    /// scrapers cannot send a token, so this needs `PodMonitor` (or `Auto`
+    /// with the CRDs installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<SecretKeyRef>,
+}
+
+fn default_scrape_interval() -> String {
+    "30s".into()
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        Self {
+            monitor: MonitorMode::Auto,
+            labels: BTreeMap::new(),
+            interval: default_scrape_interval(),
+            token_secret: None,
+        }
+    }
+}
+
+/// A key of a Secret in the cluster's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -3,6 +3,7 @@
 
 pub mod configmap;
 pub mod labels;
+pub mod monitoring;
 pub mod pdb;
 pub mod secret;
 pub mod services;
@@ -49,6 +50,9 @@ pub mod names {
     }
     pub fn pdb(c: &IggyCluster) -> String {
         c.name_any()
+    }
+    pub fn pod_monitor(c: &IggyCluster) -> String {
+        format!("{}-brokers", c.name_any())
     }
     /// The root-credentials Secret: the user's, or the one the operator makes.
     pub fn root_secret(c: &IggyCluster) -> String {

@@ -22,9 +22,15 @@ fn ports(cluster: &IggyCluster) -> Vec<ServicePort> {
     ]
 }
 
-pub fn build_headless_service(cluster: &IggyCluster) -> Service {
+/// The headless Service; with `scrape_annotations` it carries the
+/// `prometheus.io/*` annotations (it lists every broker pod).
+pub fn build_headless_service(cluster: &IggyCluster, scrape_annotations: bool) -> Service {
+    let mut metadata = child_meta(cluster, names::headless_service(cluster));
+    if scrape_annotations {
+        metadata.annotations = Some(super::monitoring::scrape_annotations(cluster));
+    }
     Service {
-        metadata: child_meta(cluster, names::headless_service(cluster)),
+        metadata,
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
@@ -57,7 +63,7 @@ mod tests {
     #[test]
     fn quic_is_udp_and_the_headless_service_publishes_unready_pods() {
         let c = cluster(3);
-        let headless = build_headless_service(&c).spec.unwrap();
+        let headless = build_headless_service(&c, false).spec.unwrap();
         assert_eq!(headless.cluster_ip.as_deref(), Some("None"));
         assert_eq!(headless.publish_not_ready_addresses, Some(true));
         let client = build_client_service(&c).spec.unwrap();

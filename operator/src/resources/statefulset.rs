@@ -60,12 +60,12 @@ pub fn peers(cluster: &IggyCluster) -> Vec<String> {
 }
 
 fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
-    let secret = names::root_secret(cluster);
-    let from_secret = |name: &str, key: &str| EnvVar {
+    let root_secret = names::root_secret(cluster);
+    let from_secret = |name: &str, secret: &str, key: &str| EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
-                name: secret.clone(),
+                name: secret.into(),
                 key: key.into(),
                 optional: Some(false),
             }),
@@ -80,8 +80,8 @@ fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
     };
     let mut env = vec![
         value("IGGY_CONFIG_PATH", format!("{CONFIG_DIR}/{CONFIG_FILE}")),
-        from_secret("IGGY_ROOT_USERNAME", USERNAME_KEY),
-        from_secret("IGGY_ROOT_PASSWORD", PASSWORD_KEY),
+        from_secret("IGGY_ROOT_USERNAME", &root_secret, USERNAME_KEY),
+        from_secret("IGGY_ROOT_PASSWORD", &root_secret, PASSWORD_KEY),
         EnvVar {
             name: "IGGY_CLUSTER_NODE_ID".into(),
             value_from: Some(EnvVarSource {
@@ -95,6 +95,13 @@ fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
         },
         value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
     ];
+    if let Some(token) = &cluster.spec.metrics.token_secret {
+        env.push(from_secret(
+            "IGGY_HTTP_METRICS_TOKEN",
+            &token.name,
+            &token.key,
+        ));
+    }
     // `section.key: value` → IGGY_SECTION_KEY=value (the broker's own
     // override mechanism, which parses the value as the key's type).
     for (key, val) in &cluster.spec.config.extra {
@@ -409,6 +416,40 @@ mod tests {
             Quantity("10Gi".into())
         );
         assert_eq!(sts.metadata.owner_references.unwrap()[0].name, "demo");
+    }
+
+    #[test]
+    fn a_metrics_token_comes_from_its_secret() {
+        let mut c = cluster(1);
+        let broker = container(&build_statefulset(&c));
+        assert!(
+            !broker
+                .env
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "IGGY_HTTP_METRICS_TOKEN")
+        );
+        c.spec.metrics.token_secret = Some(crate::crd::cluster::SecretKeyRef {
+            name: "scrape".into(),
+            key: "token".into(),
+        });
+        let broker = container(&build_statefulset(&c));
+        let env = broker.env.unwrap();
+        let token = env
+            .iter()
+            .find(|e| e.name == "IGGY_HTTP_METRICS_TOKEN")
+            .unwrap();
+        let secret = token
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("scrape", "token")
+        );
     }
 
     #[test]
