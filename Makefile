@@ -1,9 +1,11 @@
 # The two entry points a newcomer needs:
-#   make demo   a local Kubernetes, the broker on it, messages flowing through
-#               its client Service with the official iggy SDK
-#   make test   everything CI checks: formatting, lints, generated CRDs, unit
-#               and integration tests, the local-Kubernetes smoke test and the
-#               operator's tests against its API server
+#   make demo   a local Kubernetes, the operator installed with its Helm
+#               chart, an IggyCluster, messages flowing through its client
+#               Service with the official iggy SDK
+#   make test   everything CI checks: formatting, lints, generated CRDs, the
+#               chart's static checks, unit and integration tests, the
+#               local-Kubernetes smoke test, the operator's tests against its
+#               API server and the chart end to end with a real Prometheus
 #
 # Build products live outside the work tree so that clean clones (CI) reuse
 # them; override CARGO_TARGET_DIR to build elsewhere. The Kubernetes parts
@@ -42,7 +44,8 @@ unit-and-integration:
 	$(CARGO) test --workspace --locked
 
 # Bring the local cluster up, smoke-test it, run the operator's tests against
-# its API server, and tear it down again.
+# its API server, install/test/upgrade/uninstall the chart with a real
+# Prometheus scraping a broker, and tear it down again.
 e2e:
 	$(CARGO) build --locked -p iggy-operator --features apiserver-tests --tests
 	e2e/k8s.sh up
@@ -50,6 +53,7 @@ e2e:
 	KUBECONFIG=$${E2E_STATE:-/var/lib/iggy-e2e}/admin.kubeconfig \
 	  $(CARGO) test --locked -p iggy-operator --features apiserver-tests --test apiserver -- --test-threads 1 \
 	  || { e2e/k8s.sh down; exit 1; }
+	e2e/chart.sh || { e2e/k8s.sh down; exit 1; }
 	e2e/k8s.sh down
 
 build:
@@ -58,7 +62,7 @@ build:
 release:
 	$(CARGO) build --release --locked -p iggy-broker
 
-demo: release
+demo:
 	e2e/demo.sh
 
 # The broker alone on this host, without Kubernetes.

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make demo`: a local Kubernetes (or the cluster in $KUBECONFIG), the broker
-# deployed on it, and messages produced and consumed through the cluster's
-# client Service with the official iggy SDK.
+# `make demo`: a local Kubernetes (or the cluster in $KUBECONFIG), the
+# operator installed with its Helm chart, an IggyCluster, and messages
+# produced and consumed through the cluster's client Service with the
+# official iggy SDK.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
+NS=iggy-demo
+CLUSTER=iggy
 step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 
 if [ -n "${KUBECONFIG:-}" ] && "$("$HERE/k8s.sh" bin)/kubectl" version --request-timeout=5s >/dev/null 2>&1; then
@@ -17,27 +20,49 @@ else
 fi
 kubectl() { "$("$HERE/k8s.sh" bin)/kubectl" "$@"; }
 
-step "building the broker image without a registry and importing it"
+step "building helm (first run: a few minutes) and the images, without a registry"
+"$ROOT/scripts/tools.sh" install
+eval "$("$ROOT/scripts/tools.sh" env)"
 images=$("$HERE/images.sh" | tail -1)
-broker_image=${images%% *}
+version=${images##*:}
 
-step "deploying the broker ($broker_image) with a plain manifest"
-password=$(openssl rand -hex 16)
-BROKER_IMAGE=$broker_image ROOT_PASSWORD=$password envsubst < "$HERE/manifests/broker-standalone.yaml" | kubectl apply -f - >/dev/null
-# The password lives in the Secret; a re-run keeps the first one.
-password=$(kubectl get secret -n iggy-demo iggy-root -o jsonpath='{.data.password}' | base64 -d)
-kubectl rollout status -n iggy-demo statefulset/iggy --timeout=180s
-ip=$(kubectl get service -n iggy-demo iggy-client -o jsonpath='{.spec.clusterIP}')
+step "installing the operator with its Helm chart (localhost/iggy-operator:$version)"
+helm upgrade --install iggy-operator "$ROOT/charts/iggy-operator" -n iggy-system --create-namespace \
+  --set image.tag="$version" --wait --timeout 180s
+kubectl get pods -n iggy-system
 
-step "producing and consuming through Service iggy-demo/iggy-client ($ip:8090)"
-(cd "$ROOT" && cargo run --quiet --release --locked -p iggy-broker --example produce_consume -- "iggy://iggy:$password@$ip:8090")
+step "creating IggyCluster $NS/$CLUSTER (one broker; its root password goes to a generated Secret)"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply -n "$NS" -f - <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyCluster
+metadata: {name: $CLUSTER}
+spec:
+  replicas: 1
+  version: "$version"
+  storage: {size: 1Gi}
+  resources:
+    requests: {cpu: 100m, memory: 128Mi}
+    limits: {memory: 1Gi}
+YAML
+kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=180s
+kubectl get iggy -n "$NS"
+
+secret=$CLUSTER-root-credentials
+username=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.username}' | base64 -d)
+password=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.password}' | base64 -d)
+ip=$(kubectl get service -n "$NS" "$CLUSTER-client" -o jsonpath='{.spec.clusterIP}')
+
+step "producing and consuming through Service $NS/$CLUSTER-client ($ip:8090)"
+"$target/release/examples/produce_consume" "iggy://$username:$password@$ip:8090"
 
 cat <<TXT
 
 Connect any official Iggy SDK through the client Service:
-  inside the cluster:  iggy://iggy:<password>@iggy-client.iggy-demo.svc.cluster.local:8090
-  from this machine:   iggy://iggy:<password>@$ip:8090
-  password:            kubectl get secret -n iggy-demo iggy-root -o jsonpath='{.data.password}' | base64 -d
+  inside the cluster:  iggy://$username:<password>@$CLUSTER-client.$NS.svc.cluster.local:8090
+  from this machine:   iggy://$username:<password>@$ip:8090
+  password:            kubectl get secret -n $NS $secret -o jsonpath='{.data.password}' | base64 -d
   kubectl:             $("$HERE/k8s.sh" env)
+  the operator:        helm status iggy-operator -n iggy-system; kubectl get iggy -A
 Stop the local cluster with: e2e/k8s.sh down
 TXT

@@ -15,7 +15,10 @@ version=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | python3 -c
 out=${E2E_STATE:-/var/lib/iggy-e2e}/images
 mkdir -p "$out"
 
-(cd "$ROOT" && cargo build --release --locked -p iggy-broker --bin iggy-broker -p iggy-operator --bin iggy-operator)
+# One build for the images and the SDK example the demo and the e2e tests
+# run from this host (one feature set, so nothing is compiled twice).
+(cd "$ROOT" && cargo build --release --locked -p iggy-broker --bin iggy-broker -p iggy-operator --bin iggy-operator \
+  --example produce_consume)
 
 # rootfs BINARY NAME: a directory with the binary under /usr/local/bin and
 # every shared library it needs at the path the loader expects.

@@ -12,6 +12,7 @@
 #                      iptables chains, CNI leases, cgroups
 #   e2e/k8s.sh env     print `export KUBECONFIG=...`
 #   e2e/k8s.sh import IMAGE.tar...   load image archives into containerd
+#   e2e/k8s.sh prometheus CONFIG      start a Prometheus on the host
 #
 # `up` and `down` are idempotent: `up` first cleans whatever an earlier run
 # left behind. Built binaries are cached outside the work tree, keyed by the
@@ -333,6 +334,42 @@ ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol
 EOF
 }
 
+# Persistent volumes without a provisioner: a default StorageClass that
+# binds when a pod is scheduled, and E2E_VOLUMES hostPath PersistentVolumes
+# under $STATE/volumes (owned by the images' user 65532, since fsGroup does
+# not apply to hostPath). Released volumes are not reused; `up` starts fresh.
+local_volumes() {
+  local count=${E2E_VOLUMES:-12} i
+  rm -rf "$STATE/volumes"
+  {
+    cat <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+EOF
+    for i in $(seq 1 "$count"); do
+      install -d -m 0770 -o 65532 -g 65532 "$STATE/volumes/pv-$i"
+      cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: local-pv-$i}
+spec:
+  capacity: {storage: 20Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local
+  hostPath: {path: $STATE/volumes/pv-$i, type: Directory}
+EOF
+    done
+  } | kctl apply -f - >/dev/null
+}
+
 cmd_import() {
   for archive in "$@"; do
     ctr --address "$RUN/containerd.sock" -n k8s.io images import --all-platforms "$archive" >/dev/null
@@ -398,6 +435,7 @@ cmd_up() {
     --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP
   wait_for kube-apiserver "the API server to be ready" curl -fsk https://127.0.0.1:6443/readyz
   bootstrap_objects
+  local_volumes
 
   start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig="$STATE/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
@@ -444,6 +482,8 @@ cmd_down() {
   [ -n "$quiet" ] || log "stopping the local cluster"
   local bin; bin=$(cache_dir)
   mkdir -p "$RUN"
+  stop prometheus
+  rm -rf "$STATE/prometheus"
   # Pods first, through the kubelet, so their containers and mounts go away.
   if [ -f "$RUN/kubelet.pid" ] && kill -0 "$(cat "$RUN/kubelet.pid")" 2>/dev/null && [ -x "$bin/kubectl" ]; then
     kctl delete pods --all -A --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
@@ -493,11 +533,26 @@ cmd_down() {
     find "$controller/kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
   rm -rf /var/lib/kubelet "$STATE/etcd" "$STATE/containerd" "$RUN" "$STATE/kubelet" "$STATE/cni" \
-    /run/containerd/runc/k8s.io
+    "$STATE/volumes" /run/containerd/runc/k8s.io
   [ -n "$quiet" ] || log "stopped; state removed (PKI kept in $STATE)"
 }
 
 cmd_env() { echo "export KUBECONFIG=$STATE/admin.kubeconfig"; }
+
+# A Prometheus on the host (Debian's package; it has no Kubernetes service
+# discovery, so CONFIG lists targets by file) on 127.0.0.1:$PROMETHEUS_PORT,
+# stopped by `down` like every other component.
+PROMETHEUS_PORT=19090
+cmd_prometheus() {
+  local config=${1:?usage: k8s.sh prometheus CONFIG}
+  mkdir -p "$RUN" "$STATE/prometheus"
+  stop prometheus
+  rm -rf "$STATE/prometheus/data"
+  promtool check config "$config" >/dev/null || die "invalid Prometheus configuration $config"
+  start prometheus prometheus --config.file="$config" --storage.tsdb.path="$STATE/prometheus/data" \
+    --storage.tsdb.retention.time=1h --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-lifecycle
+  wait_for prometheus "Prometheus ready" curl -fs "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+}
 
 case "${1:-}" in
   build) cmd_build ;;
@@ -507,5 +562,6 @@ case "${1:-}" in
   import) shift; cmd_import "$@" ;;
   kubectl) shift; kctl "$@" ;;
   bin) cache_dir ;;
-  *) echo "usage: $0 build|up|down|env|import IMAGE.tar...|kubectl ARGS...|bin" >&2; exit 2 ;;
+  prometheus) shift; cmd_prometheus "$@" ;;
+  *) echo "usage: $0 build|up|down|env|import IMAGE.tar...|kubectl ARGS...|bin|prometheus CONFIG" >&2; exit 2 ;;
 esac

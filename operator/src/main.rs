@@ -142,6 +142,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // kube's TLS uses rustls with ring; when the workspace is built together
+    // (the images are), feature unification also enables aws-lc-rs and
+    // rustls can no longer pick a provider by itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     match args.command {
         Some(Command::Crdgen { out }) => {

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The Helm chart on the local cluster (run by make test after the operator's
+# API-server tests; the cluster must be up):
+#   helm install (with the Prometheus Operator's CRDs present) → operator
+#   Ready, CRDs applied, least-privilege RBAC, helm test → an IggyCluster
+#   Ready with a token-protected PodMonitor → a real Prometheus, configured
+#   from that PodMonitor, scrapes the broker and a message counter rises
+#   after producing through the client Service; the chart's alert rules load
+#   → prometheus.io annotations without a PodMonitor → helm upgrade to two
+#   replicas with leader election → helm uninstall leaves CRDs and clusters.
+# Prints "chart-e2e: N passed, M failed".
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+STATE=${E2E_STATE:-/var/lib/iggy-e2e}
+export KUBECONFIG=${KUBECONFIG:-$STATE/admin.kubeconfig}
+CHART=$ROOT/charts/iggy-operator
+RELEASE=iggy-operator
+OPERATOR_NS=iggy-system
+NS=iggy-chart-e2e
+CLUSTER=demo
+PROM=http://127.0.0.1:19090
+SA=system:serviceaccount:$OPERATOR_NS:$RELEASE
+
+"$ROOT/scripts/tools.sh" install >&2 || exit 1
+eval "$("$ROOT/scripts/tools.sh" env)"
+KUBECTL=$("$HERE/k8s.sh" bin)/kubectl
+kubectl() { "$KUBECTL" "$@"; }
+step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+
+passed=0 failed=0
+ok() { echo "ok - $*"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $*"; failed=$((failed + 1)); }
+check() { # DESCRIPTION COMMAND...
+  local what=$1 out; shift
+  if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what"; echo "$out" | tail -30 | sed 's/^/    /'; fi
+}
+equal() { # DESCRIPTION EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected '$2', got '$3'"; fi
+}
+eventually() { # SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
+  local deadline=$((SECONDS + $1)) what=$2 out; shift 2
+  until out=$("$@" 2>&1); do
+    if [ $SECONDS -ge $deadline ]; then not_ok "$what (after $1 s)"; echo "$out" | tail -20 | sed 's/^/    /'; return 1; fi
+    sleep 1
+  done
+  ok "$what"
+}
+query() { # PROMQL: the first value, or empty
+  curl -fsG "$PROM/api/v1/query" --data-urlencode "query=$1" | jq -r '.data.result[0].value[1] // empty'
+}
+diagnose() {
+  echo "---- diagnostics"
+  kubectl get all,iggy,podmonitors,pvc -n "$NS" -o wide 2>&1 | head -40
+  kubectl get pods -n "$OPERATOR_NS" -o wide 2>&1
+  kubectl logs -n "$OPERATOR_NS" -l app.kubernetes.io/name=iggy-operator --tail=30 --all-containers 2>&1 | tail -40
+}
+
+version=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | jq -r '.packages[] | select(.name=="iggy-operator") | .version')
+
+step "building and importing the broker and operator images"
+"$HERE/images.sh" >/dev/null || { echo "chart-e2e: 0 passed, 1 failed"; exit 1; }
+
+step "a fresh start: no release or namespaces left from an earlier run, no iggy CRDs, the Prometheus Operator's CRDs installed"
+helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait >/dev/null 2>&1
+kubectl delete namespace "$NS" "$OPERATOR_NS" --ignore-not-found --wait --timeout=120s >/dev/null
+if [ -z "$(kubectl get iggyclusters -A -o name 2>/dev/null)" ]; then
+  kubectl delete crd iggyclusters.iggy.rs iggytopics.iggy.rs --ignore-not-found --wait >/dev/null
+fi
+kubectl apply --server-side -f "$MONITORING_CRDS/monitoring.coreos.com_podmonitors.yaml" \
+  -f "$MONITORING_CRDS/monitoring.coreos.com_servicemonitors.yaml" \
+  -f "$MONITORING_CRDS/monitoring.coreos.com_prometheusrules.yaml" >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/podmonitors.monitoring.coreos.com \
+  crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
+
+step "helm install $RELEASE (operator $version, ServiceMonitor, PrometheusRule, dashboards)"
+check "helm install" helm install "$RELEASE" "$CHART" -n "$OPERATOR_NS" --create-namespace \
+  --set image.tag="$version" --set metrics.serviceMonitor.enabled=true \
+  --set prometheusRule.enabled=true --set dashboards.enabled=true --wait --timeout 180s
+check "the operator Deployment is rolled out" kubectl rollout status -n "$OPERATOR_NS" deploy/$RELEASE --timeout=120s
+equal "the operator pod is Ready" True \
+  "$(kubectl get pods -n "$OPERATOR_NS" -l app.kubernetes.io/name=iggy-operator -o jsonpath='{.items[0].status.conditions[?(@.type=="Ready")].status}')"
+crd_stamped() {
+  kubectl get crd iggyclusters.iggy.rs -o jsonpath='{.metadata.annotations.iggy\.rs/operator-version}' | grep -qx "$version"
+}
+eventually 60 "the operator stamped the CRDs Helm installed with its version" crd_stamped
+for object in servicemonitor/$RELEASE prometheusrule/$RELEASE configmap/$RELEASE-dashboards service/$RELEASE-metrics; do
+  check "the chart created $object" kubectl get -n "$OPERATOR_NS" "$object"
+done
+check "helm test" helm test "$RELEASE" -n "$OPERATOR_NS" --logs --timeout 120s
+
+step "least privilege: what the operator's ServiceAccount may do"
+can() { kubectl auth can-i --as="$SA" "$@" 2>/dev/null; }
+equal "it may manage StatefulSets in any namespace" yes "$(can create statefulsets -n "$NS")"
+equal "it may patch its own CRDs" yes "$(can patch customresourcedefinitions/iggyclusters.iggy.rs)"
+equal "it may not patch other CRDs" no "$(can patch customresourcedefinitions/podmonitors.monitoring.coreos.com)"
+equal "it may not delete pods" no "$(can delete pods -n kube-system)"
+equal "it may renew its own Lease" yes "$(can update leases/iggy-operator-leader -n "$OPERATOR_NS")"
+equal "it may not touch other Leases" no "$(can update leases/kube-scheduler -n kube-system)"
+equal "it may not read Nodes" no "$(can list nodes)"
+
+step "an IggyCluster with a token-protected PodMonitor"
+token=$(openssl rand -hex 16)
+kubectl create namespace "$NS" >/dev/null
+kubectl create secret generic scrape -n "$NS" --from-literal=token="$token" >/dev/null
+kubectl apply -n "$NS" -f - >/dev/null <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyCluster
+metadata: {name: $CLUSTER}
+spec:
+  replicas: 1
+  version: "$version"
+  storage: {size: 1Gi}
+  resources:
+    requests: {cpu: 100m, memory: 64Mi}
+    limits: {memory: 512Mi}
+  metrics:
+    labels: {release: e2e}
+    interval: 5s
+    tokenSecret: {name: scrape, key: token}
+YAML
+check "the IggyCluster becomes Ready" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=180s \
+  || diagnose
+monitor=$(kubectl get podmonitor -n "$NS" $CLUSTER-brokers -o json 2>/dev/null || echo '{}')
+equal "the operator created PodMonitor $CLUSTER-brokers with the user's labels" e2e "$(jq -r '.metadata.labels.release // empty' <<<"$monitor")"
+equal "the PodMonitor presents the token Secret" scrape "$(jq -r '.spec.podMetricsEndpoints[0].authorization.credentials.name // empty' <<<"$monitor")"
+equal "no scrape annotations when a PodMonitor exists" "" \
+  "$(kubectl get service -n "$NS" $CLUSTER-headless -o jsonpath='{.metadata.annotations.prometheus\.io/scrape}')"
+
+step "a real Prometheus configured from the PodMonitor"
+port_name=$(jq -r '.spec.podMetricsEndpoints[0].port' <<<"$monitor")
+path=$(jq -r '.spec.podMetricsEndpoints[0].path' <<<"$monitor")
+selector=$(jq -r '.spec.selector.matchLabels | to_entries | map("\(.key)=\(.value)") | join(",")' <<<"$monitor")
+secret=$(jq -r '.spec.podMetricsEndpoints[0].authorization.credentials | "\(.name) \(.key)"' <<<"$monitor")
+prom_dir=$STATE/prometheus-config; rm -rf "$prom_dir"; mkdir -p "$prom_dir/targets"
+kubectl get secret -n "$NS" "${secret% *}" -o json | jq -r ".data[\"${secret#* }\"]" | base64 -d > "$prom_dir/broker-token"
+# Pod IPs and the named port, as the Prometheus Operator resolves a PodMonitor.
+kubectl get pods -n "$NS" -l "$selector" -o json | jq --arg port "$port_name" --arg c "$CLUSTER" '
+  [.items[] | select(.status.podIP) | . as $pod
+   | ($pod.spec.containers[].ports[]? | select(.name == $port) | .containerPort) as $number
+   | {targets: ["\($pod.status.podIP):\($number)"],
+      labels: {namespace: $pod.metadata.namespace, pod: $pod.metadata.name, iggy_cluster: $c}}]' \
+  > "$prom_dir/targets/brokers.json"
+operator_target=$(kubectl get service -n "$OPERATOR_NS" $RELEASE-metrics -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}')
+echo "[{\"targets\": [\"$operator_target\"], \"labels\": {\"namespace\": \"$OPERATOR_NS\"}}]" > "$prom_dir/targets/operator.json"
+cat > "$prom_dir/prometheus.yml" <<YAML
+global: {scrape_interval: 2s, evaluation_interval: 2s}
+rule_files: ["$CHART/files/prometheus-rules.yaml"]
+scrape_configs:
+  - job_name: iggy-broker
+    metrics_path: $path
+    authorization: {type: Bearer, credentials_file: $prom_dir/broker-token}
+    file_sd_configs: [{files: ["$prom_dir/targets/brokers.json"], refresh_interval: 2s}]
+  - job_name: iggy-operator
+    file_sd_configs: [{files: ["$prom_dir/targets/operator.json"], refresh_interval: 2s}]
+YAML
+echo "    targets: $(jq -c '[.[].targets[]]' "$prom_dir/targets/brokers.json") (port $port_name, path $path), operator $operator_target"
+check "Prometheus starts" "$HERE/k8s.sh" prometheus "$prom_dir/prometheus.yml"
+broker_ip=$(jq -r '.[0].targets[0]' "$prom_dir/targets/brokers.json")
+equal "the broker refuses /metrics without the token" 401 "$(curl -s -o /dev/null -w '%{http_code}' "http://$broker_ip$path")"
+is_up() { [ "$(query "up{$1}")" = 1 ]; }
+eventually 60 "Prometheus scrapes the broker (up == 1)" is_up "job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\""
+eventually 60 "Prometheus scrapes the operator (up == 1)" is_up 'job="iggy-operator"'
+counter="sum(iggy_broker_messages_in_total{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"}) or vector(0)"
+before=$(query "$counter"); before=${before:-0}
+
+step "producing through Service $NS/$CLUSTER-client and watching the counter"
+password=$(kubectl get secret -n "$NS" $CLUSTER-root-credentials -o jsonpath='{.data.password}' | base64 -d)
+username=$(kubectl get secret -n "$NS" $CLUSTER-root-credentials -o jsonpath='{.data.username}' | base64 -d)
+client_ip=$(kubectl get service -n "$NS" $CLUSTER-client -o jsonpath='{.spec.clusterIP}')
+check "10 messages produced and consumed with the iggy SDK" \
+  "${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}/release/examples/produce_consume" "iggy://$username:$password@$client_ip:8090"
+rises() { local now; now=$(query "$counter"); [ "${now%.*}" -ge $(( ${before%.*} + 10 )) ] && echo "$before -> $now"; }
+eventually 60 "iggy_broker_messages_in_total rises by the 10 messages (from $before)" rises
+rules_healthy() {
+  curl -fs "$PROM/api/v1/rules" | jq -e '[.data.groups[].rules[]] | length >= 11 and all(.health == "ok")'
+}
+eventually 30 "the chart's alert rules are loaded and evaluate without errors" rules_healthy
+equal "IggyBrokerDown is not firing" "" "$(query 'ALERTS{alertname="IggyBrokerDown",alertstate="firing"}')"
+equal "the dashboard's partitions series is there" 3 "$(query "sum(iggy_broker_partitions{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"})")"
+
+step "without a PodMonitor: prometheus.io annotations"
+kubectl apply -n "$NS" -f - >/dev/null <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyCluster
+metadata: {name: annotated}
+spec:
+  replicas: 1
+  version: "$version"
+  storage: {size: 1Gi}
+  metrics: {monitor: Annotations}
+YAML
+annotated() {
+  kubectl get service -n "$NS" annotated-headless \
+    -o jsonpath='{.metadata.annotations.prometheus\.io/scrape} {.metadata.annotations.prometheus\.io/port}' | grep -qx 'true 3000'
+}
+eventually 60 "the headless Service carries prometheus.io/scrape and the HTTP port" annotated
+equal "and no PodMonitor" "" "$(kubectl get podmonitor -n "$NS" annotated-brokers -o name 2>/dev/null)"
+if kubectl apply -n "$NS" -f - >/dev/null 2>"$prom_dir/cel.err" <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyCluster
+metadata: {name: invalid}
+spec: {replicas: 1, metrics: {monitor: Annotations, tokenSecret: {name: scrape, key: token}}}
+YAML
+then not_ok "a token with annotation-based scraping is rejected"
+else check "a token with annotation-based scraping is rejected with a clear message" grep -q "annotations cannot carry a token" "$prom_dir/cel.err"
+fi
+kubectl delete iggycluster -n "$NS" annotated --wait=false >/dev/null
+
+step "helm upgrade: two operator replicas, one leader"
+check "helm upgrade" helm upgrade "$RELEASE" "$CHART" -n "$OPERATOR_NS" --reuse-values \
+  --set replicaCount=2 --set logLevel=debug --wait --timeout 180s
+check "both operator replicas are rolled out" kubectl rollout status -n "$OPERATOR_NS" deploy/$RELEASE --timeout=120s
+equal "two Ready replicas" 2 "$(kubectl get deploy -n "$OPERATOR_NS" $RELEASE -o jsonpath='{.status.readyReplicas}')"
+lease_held_by_a_pod() {
+  local holder; holder=$(kubectl get lease -n "$OPERATOR_NS" iggy-operator-leader -o jsonpath='{.spec.holderIdentity}')
+  kubectl get pods -n "$OPERATOR_NS" -l app.kubernetes.io/name=iggy-operator -o name | grep -qx "pod/$holder"
+}
+eventually 60 "the Lease is held by one of the new pods" lease_held_by_a_pod
+check "the cluster stays Ready" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=60s
+check "helm test after the upgrade" helm test "$RELEASE" -n "$OPERATOR_NS" --logs --timeout 120s
+equal "helm history shows two revisions" 2 "$(helm history "$RELEASE" -n "$OPERATOR_NS" -o json | jq length)"
+
+step "helm uninstall"
+check "helm uninstall" helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 120s
+equal "the operator Deployment is gone" "" "$(kubectl get deploy -n "$OPERATOR_NS" -o name 2>/dev/null)"
+equal "its ClusterRoles are gone" "" "$(kubectl get clusterrole $RELEASE $RELEASE-crds -o name 2>/dev/null)"
+check "the CRDs stay (they hold users' clusters)" kubectl get crd iggyclusters.iggy.rs iggytopics.iggy.rs
+check "the IggyCluster and its broker stay" kubectl get -n "$NS" iggycluster/$CLUSTER statefulset/$CLUSTER
+
+step "cleaning up"
+kubectl delete namespace "$NS" "$OPERATOR_NS" --wait=false >/dev/null 2>&1
+[ "$failed" = 0 ] || diagnose
+echo "chart-e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]
