@@ -7,7 +7,8 @@
 #   from that PodMonitor, scrapes the broker and a message counter rises
 #   after producing through the client Service; the chart's alert rules load
 #   → prometheus.io annotations without a PodMonitor → helm upgrade to two
-#   replicas with leader election → helm uninstall leaves CRDs and clusters.
+#   replicas with leader election → helm uninstall leaves CRDs and clusters
+#   → namespaced mode (watchNamespaces) reconciles with Roles only.
 # Prints "chart-e2e: N passed, M failed".
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,7 +64,7 @@ step "building and importing the broker and operator images"
 
 step "a fresh start: no release or namespaces left from an earlier run, no iggy CRDs, the Prometheus Operator's CRDs installed"
 helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait >/dev/null 2>&1
-kubectl delete namespace "$NS" "$OPERATOR_NS" --ignore-not-found --wait --timeout=120s >/dev/null
+kubectl delete namespace "$NS" "$NS-team" "$OPERATOR_NS" --ignore-not-found --wait --timeout=120s >/dev/null
 if [ -z "$(kubectl get iggyclusters -A -o name 2>/dev/null)" ]; then
   kubectl delete crd iggyclusters.iggy.rs iggytopics.iggy.rs --ignore-not-found --wait >/dev/null
 fi
@@ -228,7 +229,26 @@ equal "its ClusterRoles are gone" "" "$(kubectl get clusterrole $RELEASE $RELEAS
 check "the CRDs stay (they hold users' clusters)" kubectl get crd iggyclusters.iggy.rs iggytopics.iggy.rs
 check "the IggyCluster and its broker stay" kubectl get -n "$NS" iggycluster/$CLUSTER statefulset/$CLUSTER
 
+step "namespaced mode: watchNamespaces gives Roles only where clusters live"
+NS2=$NS-team
+kubectl create namespace "$NS2" >/dev/null
+check "helm install with watchNamespaces=[$NS2]" helm install "$RELEASE" "$CHART" -n "$OPERATOR_NS" \
+  --set image.tag="$version" --set "watchNamespaces={$NS2}" --wait --timeout 180s
+equal "no cluster-wide access to Secrets" no "$(can list secrets -n "$NS")"
+equal "Secrets in the watched namespace" yes "$(can list secrets -n "$NS2")"
+kubectl apply -n "$NS2" -f - >/dev/null <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyCluster
+metadata: {name: team}
+spec: {replicas: 1, version: "$version", storage: {size: 1Gi}, metrics: {monitor: None}}
+YAML
+check "an IggyCluster in the watched namespace becomes Ready" \
+  kubectl wait -n "$NS2" iggycluster/team --for=condition=Ready --timeout=180s
+check "helm uninstall (namespaced)" helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 120s
+equal "its Roles are gone" "" "$(kubectl get role -n "$NS2" -o name 2>/dev/null)"
+
 step "cleaning up"
+kubectl delete namespace "$NS2" --wait=false >/dev/null 2>&1
 kubectl delete namespace "$NS" "$OPERATOR_NS" --wait=false >/dev/null 2>&1
 [ "$failed" = 0 ] || diagnose
 echo "chart-e2e: $passed passed, $failed failed"
