@@ -162,6 +162,7 @@ equal "the broker refuses /metrics without the token" 401 "$(curl -s -o /dev/nul
 is_up() { [ "$(query "up{$1}")" = 1 ]; }
 eventually 60 "Prometheus scrapes the broker (up == 1)" is_up "job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\""
 eventually 60 "Prometheus scrapes the operator (up == 1)" is_up 'job="iggy-operator"'
+equal "exactly one operator replica reports itself leader" 1 "$(query 'sum(iggy_operator_leader{job="iggy-operator"})')"
 counter="sum(iggy_broker_messages_in_total{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"}) or vector(0)"
 before=$(query "$counter"); before=${before:-0}
 

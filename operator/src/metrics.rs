@@ -166,4 +166,18 @@ mod tests {
         ));
         assert!(text.contains("iggy_operator_reconcile_duration_seconds_count"));
     }
+
+    #[test]
+    fn the_leader_gauge_follows_the_guard() {
+        let metrics = Metrics::default();
+        assert!(metrics.encode().contains("iggy_operator_leader 0"));
+        assert!(metrics.encode().contains(&format!(
+            "iggy_operator_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let guard = metrics.leading();
+        assert!(metrics.encode().contains("iggy_operator_leader 1"));
+        drop(guard);
+        assert!(metrics.encode().contains("iggy_operator_leader 0"));
+    }
 }

@@ -102,7 +102,24 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             .await?;
     apply(ctx, &namespace, &build_config_map(cluster)).await?;
     let pod_monitor_crd = pod_monitor_crd_installed(ctx).await?;
-    let scrape = scrape_mode(cluster, pod_monitor_crd)?;
+    let scrape = match monitoring::resolve(cluster.spec.metrics.monitor, pod_monitor_crd) {
+        Some(scrape) => scrape,
+        None => {
+            // Brokers matter more than their scraping: run them anyway.
+            let note = "spec.metrics.monitor is PodMonitor but the monitoring.coreos.com/v1 \
+                        PodMonitor CRD is not installed; the brokers are not registered with \
+                        Prometheus (install the Prometheus Operator, or use Auto or Annotations)";
+            publish_event(
+                ctx,
+                cluster,
+                EventType::Warning,
+                "PodMonitorUnavailable",
+                note,
+            )
+            .await;
+            Scrape::Nothing
+        }
+    };
     apply(
         ctx,
         &namespace,
@@ -265,17 +282,6 @@ async fn pod_monitor_crd_installed(ctx: &Context) -> Result<bool> {
     }
 }
 
-/// How this cluster's brokers are to be scraped, given what is installed.
-fn scrape_mode(cluster: &IggyCluster, pod_monitor_crd: bool) -> Result<Scrape> {
-    monitoring::resolve(cluster.spec.metrics.monitor, pod_monitor_crd).ok_or_else(|| {
-        Error::InvalidSpec(
-            "spec.metrics.monitor is PodMonitor but the monitoring.coreos.com/v1 PodMonitor \
-             CRD is not installed (install the Prometheus Operator, or use Auto or Annotations)"
-                .into(),
-        )
-    })
-}
-
 /// Apply the PodMonitor, or remove one left from an earlier mode (only
 /// called when the CRD is installed).
 async fn reconcile_pod_monitor(
@@ -390,11 +396,22 @@ async fn write_status(
     Ok(())
 }
 
+/// Record a Normal Event on the cluster.
+async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
+    publish_event(ctx, cluster, EventType::Normal, reason, note).await
+}
+
 /// Record a Kubernetes Event on the cluster; failures to record are logged,
 /// never fatal.
-async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
+async fn publish_event(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
     let event = Event {
-        type_: EventType::Normal,
+        type_,
         reason: reason.into(),
         note: Some(note.into()),
         action: "Reconcile".into(),

@@ -69,7 +69,8 @@ pub enum MonitorMode {
     /// (Prometheus Operator), `prometheus.io/*` annotations otherwise.
     #[default]
     Auto,
-    /// Always a PodMonitor (the reconcile fails without the CRD).
+    /// Always a PodMonitor; without the CRD the brokers still run, unscraped,
+    /// and a Warning event says why.
     PodMonitor,
     /// `prometheus.io/scrape|port|path` annotations on the headless Service.
     Annotations,
