@@ -29,16 +29,8 @@ KUBECTL=$("$HERE/k8s.sh" bin)/kubectl
 kubectl() { "$KUBECTL" "$@"; }
 step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 
-passed=0 failed=0
-ok() { echo "ok - $*"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $*"; failed=$((failed + 1)); }
-check() { # DESCRIPTION COMMAND...
-  local what=$1 out; shift
-  if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what"; echo "$out" | tail -30 | sed 's/^/    /'; fi
-}
-equal() { # DESCRIPTION EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected '$2', got '$3'"; fi
-}
+# shellcheck source=scripts/checks.sh
+. "$ROOT/scripts/checks.sh"
 eventually() { # SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
   local deadline=$((SECONDS + $1)) what=$2 out; shift 2
   until out=$("$@" 2>&1); do
@@ -125,8 +117,8 @@ check "the IggyCluster becomes Ready" kubectl wait -n "$NS" iggycluster/$CLUSTER
 monitor=$(kubectl get podmonitor -n "$NS" $CLUSTER-brokers -o json 2>/dev/null || echo '{}')
 equal "the operator created PodMonitor $CLUSTER-brokers with the user's labels" e2e "$(jq -r '.metadata.labels.release // empty' <<<"$monitor")"
 equal "the PodMonitor presents the token Secret" scrape "$(jq -r '.spec.podMetricsEndpoints[0].authorization.credentials.name // empty' <<<"$monitor")"
-equal "no scrape annotations when a PodMonitor exists" "" \
-  "$(kubectl get service -n "$NS" $CLUSTER-headless -o jsonpath='{.metadata.annotations.prometheus\.io/scrape}')"
+equal "no scrape annotations when a PodMonitor exists" none \
+  "$(kubectl get service -n "$NS" $CLUSTER-headless -o json | jq -r '.metadata.annotations["prometheus.io/scrape"] // "none"')"
 
 step "a real Prometheus configured from the PodMonitor"
 port_name=$(jq -r '.spec.podMetricsEndpoints[0].port' <<<"$monitor")
@@ -178,7 +170,7 @@ rules_healthy() {
   curl -fs "$PROM/api/v1/rules" | jq -e '[.data.groups[].rules[]] | length >= 11 and all(.health == "ok")'
 }
 eventually 30 "the chart's alert rules are loaded and evaluate without errors" rules_healthy
-equal "IggyBrokerDown is not firing" "" "$(query 'ALERTS{alertname="IggyBrokerDown",alertstate="firing"}')"
+equal "IggyBrokerDown is not firing" 0 "$(query 'count(ALERTS{alertname="IggyBrokerDown",alertstate="firing"}) or vector(0)')"
 equal "the dashboard's partitions series is there" 3 "$(query "sum(iggy_broker_partitions{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"})")"
 
 step "without a PodMonitor: prometheus.io annotations"
@@ -252,5 +244,4 @@ step "cleaning up"
 kubectl delete namespace "$NS2" --wait=false >/dev/null 2>&1
 kubectl delete namespace "$NS" "$OPERATOR_NS" --wait=false >/dev/null 2>&1
 [ "$failed" = 0 ] || diagnose
-echo "chart-e2e: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary chart-e2e

@@ -17,13 +17,8 @@ cd "$ROOT"
 "$ROOT/scripts/tools.sh" install || exit 1
 eval "$("$ROOT/scripts/tools.sh" env)"
 
-passed=0 failed=0
-ok() { echo "ok - $*"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $*"; failed=$((failed + 1)); }
-check() { # DESCRIPTION COMMAND...: ok when the command succeeds
-  local what=$1 out; shift
-  if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what"; echo "$out" | sed 's/^/    /' | tail -40; fi
-}
+# shellcheck source=scripts/checks.sh
+. "$ROOT/scripts/checks.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # The schemas: Kubernetes' kinds from the swagger.json of the same
@@ -127,5 +122,4 @@ for metric in $(grep -ohE 'iggy_(broker|operator)_[a-z_]+' "$CHART"/files/*.yaml
 done
 if [ -z "$missing" ]; then ok "every metric in the rules and the dashboard is exported"; else not_ok "metrics not exported:$missing"; fi
 
-echo "chart-check: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary chart-check
