@@ -101,6 +101,18 @@ pub enum Error {
     ConsumerGroupPartitionNotOwned(u32),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
+    /// A metadata command the replicated state machine rejected: the same
+    /// code on every broker.
+    #[error("{message}")]
+    Rejected { code: u32, message: String },
+    /// A metadata change that was not committed in time (no metadata
+    /// leader, or no quorum behind it). It may still commit: a retry of the
+    /// same request gets its outcome rather than applying it twice.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
+    /// A partition's broker could not be reached.
+    #[error("partition unavailable: {0}")]
+    PartitionUnavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -154,9 +166,13 @@ impl Error {
             Error::ConsumerGroupNameAlreadyExists(_) => 5004,
             Error::ConsumerGroupMemberNotFound => 5006,
             Error::ConsumerGroupPartitionNotOwned(_) => 5009,
+            Error::Rejected { code, .. } => *code,
+            // The SDK replays a request answered with this code under the
+            // same request number (`TransientNotCommitted`).
+            Error::NotCommitted(_) => 57,
             // Upstream's generic `Error`: the client learns the request failed,
             // the log says why.
-            Error::Io(_) => 1,
+            Error::Io(_) | Error::PartitionUnavailable(_) => 1,
         }
     }
 }

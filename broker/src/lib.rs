@@ -14,11 +14,16 @@
 //! - [`command`]: one handler per command, grouped by area; `command::legacy`
 //!   adapts 0.10 requests and replies to them.
 //! - [`session`]: per-connection state (client id, logged-in user).
-//! - [`broker`]: the shared state and the operations handlers call.
-//! - [`metadata`]: the metadata state machine and its durable log.
-//! - [`partition`]: a partition at run time: log and consumer offsets.
-//! - [`consumer_groups`]: group membership and partition assignment.
-//! - [`storage`]: segments, sparse indexes, recovery, the metadata WAL.
+//! - [`clients`]: this broker's client connections.
+//! - [`broker`]: what connections work on (metadata, partitions,
+//!   clients) and start-up.
+//! - [`metadata`]: the replicated metadata — state, commands, the
+//!   deterministic apply step, and the service that reads and writes it.
+//! - [`cluster`]: N brokers as one: the inter-broker transport, the
+//!   metadata group on openraft, peers and their health, the roster.
+//! - [`partitions`]: the partitions held here and the metadata's side
+//!   effects on them (directories, incarnations, the trash).
+//! - [`storage`]: segments, sparse indexes, recovery, record files.
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
 //! - [`tls`]: certificates for TLS listeners, reloaded when they change.
 //! - [`auth`]: passwords, personal access tokens, permission rules.
@@ -28,15 +33,16 @@
 
 pub mod auth;
 pub mod broker;
+pub mod clients;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod connection;
-pub mod consumer_groups;
 pub mod error;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
-pub mod partition;
+pub mod partitions;
 pub mod protocol;
 pub mod retention;
 pub mod server;

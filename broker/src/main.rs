@@ -1,10 +1,11 @@
 //! The `iggy-broker` binary: parse flags, load configuration, set up logging,
-//! create the root user on first start, and run the server until SIGINT or
-//! SIGTERM.
+//! and run the server (which creates the root user on first start) until
+//! SIGINT or SIGTERM.
 
 use clap::Parser;
 use iggy_broker::broker::Broker;
 use iggy_broker::config::Config;
+use iggy_broker::server::RootUser;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -79,15 +80,12 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let broker = Arc::new(Broker::open(config)?);
-        if broker.ensure_root_user(&username, &password)? {
-            if generated {
-                // Shown once, on the first start only.
-                println!("Created root user `{username}` with password: {password}");
-            } else {
-                tracing::info!("created root user `{username}`");
-            }
-        }
-        iggy_broker::server::run(broker, shutdown_signal()).await
+        let broker = Arc::new(Broker::open(config).await?);
+        let root = RootUser {
+            username,
+            password,
+            generated,
+        };
+        iggy_broker::server::run(broker, root, shutdown_signal()).await
     })
 }

@@ -2,8 +2,9 @@
 //! `max_topic_size` to its partitions. Only sealed segments are deleted,
 //! never the active one, so retention never removes the newest messages.
 //! A topic's size cap is shared equally by its partitions (as upstream).
-//! The same loop removes expired personal access tokens (they are already
-//! refused at login; this only keeps the metadata tidy).
+//! The same loop, on the metadata leader, removes expired personal access
+//! tokens (they are already refused at login; this only keeps the metadata
+//! tidy).
 
 use crate::broker::{Broker, now_micros};
 use std::sync::Arc;
@@ -12,14 +13,17 @@ use std::time::Duration;
 /// Apply retention once; returns the number of segments deleted.
 pub fn clean_once(broker: &Broker, now_us: u64) -> usize {
     let mut deleted = 0;
-    for (settings, partitions) in broker.topics_for_retention() {
+    for (settings, partitions_count, partitions) in broker.topics_for_retention() {
         let expiry = settings.message_expiry_us;
         let share = match settings.max_topic_size {
             u64::MAX => None,
-            max => Some(max / partitions.len().max(1) as u64),
+            max => Some(max / u64::from(partitions_count.max(1))),
         };
         for partition in partitions {
-            let mut log = partition.log.lock().expect("log lock");
+            let mut log = partition
+                .log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = (|| -> std::io::Result<usize> {
                 let mut n = 0;
                 if expiry != u64::MAX {
@@ -49,7 +53,13 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
         let deleted = tokio::task::spawn_blocking(move || clean_once(&cleaner, now_micros()))
             .await
             .unwrap_or(0);
-        match broker.delete_expired_tokens() {
+        // Housekeeping of the replicated metadata is the leader's job.
+        let tokens = if broker.metadata.is_leader() {
+            broker.delete_expired_tokens().await
+        } else {
+            Ok(0)
+        };
+        match tokens {
             Ok(0) => {}
             Ok(n) => tracing::info!(tokens = n, "deleted expired personal access tokens"),
             Err(e) => tracing::error!("deleting expired personal access tokens failed: {e}"),

@@ -1,35 +1,30 @@
-//! `Broker`: the shared state every connection works on — metadata, the
-//! partitions, connected clients — and the operations handlers call.
+//! `Broker`: what every connection and peer request works on — the
+//! replicated metadata, the partitions held here, the client registry —
+//! and start-up.
 //!
-//! Locking: one `RwLock` guards the metadata and the map of partitions.
-//! Lookups take it shared and only long enough to clone an `Arc<Partition>`;
-//! metadata changes take it exclusively (they are rare and fsync their WAL
-//! entry). Message I/O happens under the partition's own lock, never under
-//! the broker's.
-
-use crate::config::{Config, Effective};
-use crate::consumer_groups::{GroupKey, Groups};
-use crate::error::{Error, Result};
-use crate::metadata::{
-    ConsumerGroupMeta, MetadataOp, MetadataState, MetadataStore, PartitionMeta, StreamMeta,
-    TopicMeta, TopicSettings,
-};
-use crate::partition::Partition;
-use crate::storage::LogConfig;
+//! Each part owns its own locking: the metadata behind the metadata
+//! group's state lock (writes go through Raft, never under a broker-wide
+//! lock), the partition map behind the registry's lock (held only to
+//! clone an `Arc<Partition>`), message I/O under each partition's lock.
 
 pub mod users;
-use iggy_binary_protocol::{WireIdentifier, WireOptions};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::clients::Clients;
+use crate::cluster::raft::Raft;
+use crate::cluster::raft::log_store::LogStore;
+use crate::cluster::raft::network::Network;
+use crate::cluster::raft::state_machine::{SharedState, StateMachine};
+use crate::cluster::{ClusterSettings, Peers};
+use crate::config::{BoundAddresses, Config, Effective};
+use crate::error::{Error, Result};
+use crate::metadata::{
+    Advertised, Ident, MetadataCommand, MetadataService, MetadataState, PartitionKey, TopicSettings,
+};
+use crate::partitions::{Layout, Partition, PartitionRegistry};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// Most partitions one topic may have (upstream's per-request cap).
-pub const MAX_PARTITIONS_PER_TOPIC: u32 = iggy_binary_protocol::MAX_PARTITIONS_PER_REQUEST;
-
-pub type PartitionKey = (u32, u32, u32);
 
 pub fn now_micros() -> u64 {
     SystemTime::now()
@@ -37,647 +32,262 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Where the client listeners are bound (reported in cluster metadata).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Listeners {
-    pub tcp: Option<SocketAddr>,
-    pub quic: Option<SocketAddr>,
-    pub http: Option<SocketAddr>,
-    pub websocket: Option<SocketAddr>,
-}
+/// Take a snapshot of the metadata (and purge the log) after this many
+/// entries.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
+/// Entries kept behind a snapshot, so a follower a little behind catches up
+/// from the log rather than through a snapshot.
+const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
 
-/// How a client is connected (upstream's codes in client listings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Tcp = 1,
-    Quic = 2,
-    Http = 3,
-    WebSocket = 4,
-}
-
-impl Transport {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Quic => "quic",
-            Transport::Http => "http",
-            Transport::WebSocket => "websocket",
-        }
-    }
-}
-
-/// A connected client, as GetClients reports it.
-#[derive(Debug, Clone)]
-pub struct ClientInfo {
-    pub client_id: u32,
-    pub user_id: Option<u32>,
-    pub address: SocketAddr,
-    pub transport: Transport,
-}
-
-struct Inner {
-    metadata: MetadataStore,
-    partitions: HashMap<PartitionKey, Arc<Partition>>,
+/// Where a partition's requests are served.
+pub enum PartitionHome {
+    /// Here.
+    Local(PartitionKey, Arc<Partition>),
+    /// On another broker (its leader).
+    Remote(PartitionKey, u32),
 }
 
 pub struct Broker {
     pub config: Config,
     pub effective: Effective,
-    inner: RwLock<Inner>,
-    clients: Mutex<HashMap<u32, ClientInfo>>,
+    pub metadata: MetadataService,
+    pub partitions: Arc<PartitionRegistry>,
+    pub clients: Clients,
+    /// `None` for a standalone broker.
+    pub cluster: Option<Arc<ClusterSettings>>,
+    pub peers: Option<Arc<Peers>>,
+    /// Round-robin position per topic for balanced sends.
     balanced: Mutex<HashMap<(u32, u32), u32>>,
-    /// Consumer-group membership (runtime: members are sessions).
-    pub groups: Groups,
     pub metrics: crate::metrics::Metrics,
-    next_client_id: AtomicU32,
-    next_session: AtomicU64,
+    /// Key sealing the consumer-session blocks of cluster routing (the
+    /// cluster's secret, so every broker can check them).
+    pub routing_key: Vec<u8>,
     pub started_at: Instant,
     pub started_at_micros: u64,
     /// Bound listener addresses, once listening.
-    pub listeners: RwLock<Listeners>,
-    /// Recovered and serving clients (the readiness probe).
-    ready: std::sync::atomic::AtomicBool,
+    pub listeners: RwLock<BoundAddresses>,
+    /// Recovered, listening, and registered with the metadata group.
+    ready: AtomicBool,
+}
+
+/// The identity a data directory was created with.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Identity {
+    /// `None`: a standalone broker.
+    cluster: Option<String>,
+    node_id: u32,
 }
 
 impl Broker {
-    /// Open the data directory: recover metadata and every partition log.
-    pub fn open(config: Config) -> anyhow::Result<Self> {
+    /// Open the data directory: the metadata log and snapshot (replaying
+    /// committed entries), and the partitions assigned here.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
         let effective = config.effective()?;
-        let metadata = MetadataStore::open(&config.system.path.join("metadata"))?;
-        let mut partitions = HashMap::new();
-        for stream in metadata.state().streams.values() {
-            for topic in stream.topics.values() {
-                for partition in &topic.partitions {
-                    let key = (stream.id, topic.id, partition.id);
-                    let p = Partition::open(
-                        &partition_dir(&config, key),
-                        partition.id,
-                        log_config(&topic.settings),
-                    )?;
-                    partitions.insert(key, Arc::new(p));
-                }
+        let cluster = effective.cluster.clone().map(Arc::new);
+        let node_id = cluster.as_ref().map_or(0, |c| c.node_id);
+        let data = config.system.path.clone();
+        crate::storage::fs::create_dir_durable(&data)?;
+        check_identity(&data, cluster.as_deref())?;
+
+        let partitions = Arc::new(PartitionRegistry::new(node_id, Layout::new(&data)));
+        let state: SharedState = Arc::new(RwLock::new(MetadataState::default()));
+        let raft_dir = data.join("metadata");
+        let state_machine = StateMachine::open(&raft_dir, state.clone(), partitions.clone())?;
+        let (log_store, _) = LogStore::open(&raft_dir)?;
+        let pristine = log_store.is_pristine();
+
+        let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
+        let peers = cluster
+            .as_ref()
+            .map(|settings| Arc::new(Peers::new(settings.clone(), max_frame)));
+        let raft_config = raft_config(cluster.as_deref())?;
+        let raft = Raft::new(
+            node_id as u64,
+            Arc::new(raft_config),
+            Network::new(peers.clone()),
+            log_store,
+            state_machine,
+        )
+        .await?;
+        if pristine {
+            let members: BTreeMap<u64, openraft::BasicNode> = match &cluster {
+                Some(settings) => settings
+                    .nodes
+                    .iter()
+                    .map(|n| (n.id as u64, openraft::BasicNode::new(n.address())))
+                    .collect(),
+                None => BTreeMap::from([(0, openraft::BasicNode::new("standalone"))]),
+            };
+            // Every broker of a new cluster initializes it with the same
+            // membership, which openraft allows; the election decides.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!("metadata group already initialized: {e}");
             }
         }
+        let write_timeout = cluster
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(5), |c| c.write_timeout);
+        // 32 bits: it travels in the routing attach block (`command::routing`).
+        let epoch = u64::from(rand::random::<u32>().max(1));
+        let routing_key = cluster
+            .as_ref()
+            .map_or_else(|| rand::random::<[u8; 32]>().to_vec(), |c| c.secret.clone());
+        let metadata =
+            MetadataService::new(state, raft, node_id, epoch, peers.clone(), write_timeout);
         Ok(Self {
             config,
             effective,
-            inner: RwLock::new(Inner {
-                metadata,
-                partitions,
-            }),
-            clients: Mutex::new(HashMap::new()),
+            metadata,
+            partitions,
+            clients: Clients::new(node_id),
+            cluster,
+            peers,
             balanced: Mutex::new(HashMap::new()),
-            groups: Groups::default(),
             metrics: Default::default(),
-            next_client_id: AtomicU32::new(1),
-            next_session: AtomicU64::new(1),
+            routing_key,
             started_at: Instant::now(),
             started_at_micros: now_micros(),
-            listeners: RwLock::new(Listeners::default()),
-            ready: std::sync::atomic::AtomicBool::new(false),
+            listeners: RwLock::new(BoundAddresses::default()),
+            ready: AtomicBool::new(false),
         })
     }
 
-    /// Read access to the metadata for building replies.
-    pub fn with_metadata<T>(&self, f: impl FnOnce(&MetadataState) -> T) -> T {
-        f(self.inner.read().expect("broker lock").metadata.state())
-    }
-
-    fn commit(&self, inner: &mut Inner, op: MetadataOp) -> Result<()> {
-        inner.metadata.commit(op)?;
-        Ok(())
+    pub fn node_id(&self) -> u32 {
+        self.metadata.node_id()
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.metadata.leader().is_some()
     }
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    // ---- clients ----
-
-    pub fn register_client(&self, address: SocketAddr, transport: Transport) -> u32 {
-        let client_id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        self.clients.lock().expect("clients lock").insert(
-            client_id,
-            ClientInfo {
-                client_id,
-                user_id: None,
-                address,
-                transport,
-            },
-        );
-        client_id
-    }
-
-    pub fn set_client_user(&self, client_id: u32, user_id: Option<u32>) {
-        if let Some(client) = self
-            .clients
-            .lock()
-            .expect("clients lock")
-            .get_mut(&client_id)
-        {
-            client.user_id = user_id;
-        }
-    }
-
-    /// A disconnected client is forgotten and leaves its consumer groups.
-    pub fn remove_client(&self, client_id: u32) {
-        self.clients
-            .lock()
-            .expect("clients lock")
-            .remove(&client_id);
-        self.groups.remove_client(client_id);
-    }
-
-    pub fn clients(&self) -> Vec<ClientInfo> {
-        let mut clients: Vec<_> = self
-            .clients
-            .lock()
-            .expect("clients lock")
-            .values()
-            .cloned()
-            .collect();
-        clients.sort_by_key(|c| c.client_id);
-        clients
-    }
-
-    pub fn client(&self, client_id: u32) -> Option<ClientInfo> {
-        self.clients
-            .lock()
-            .expect("clients lock")
-            .get(&client_id)
-            .cloned()
-    }
-
-    pub fn new_session(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-
-    // ---- resolution ----
-
-    pub fn resolve_stream(&self, m: &MetadataState, id: &WireIdentifier) -> Result<u32> {
-        match id {
-            WireIdentifier::Numeric(id) => m
-                .streams
-                .contains_key(id)
-                .then_some(*id)
-                .ok_or(Error::StreamIdNotFound(*id)),
-            WireIdentifier::String(name) => m
-                .stream_by_name(name)
-                .map(|s| s.id)
-                .ok_or_else(|| Error::StreamNameNotFound(name.to_string())),
-        }
-    }
-
-    pub fn resolve_topic(
-        &self,
-        m: &MetadataState,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-    ) -> Result<(u32, u32)> {
-        let stream_id = self.resolve_stream(m, stream)?;
-        let topics = &m.streams[&stream_id].topics;
-        let topic_id = match topic {
-            WireIdentifier::Numeric(id) => topics
-                .contains_key(id)
-                .then_some(*id)
-                .ok_or(Error::TopicIdNotFound(*id))?,
-            WireIdentifier::String(name) => topics
-                .values()
-                .find(|t| t.name == name.as_str())
-                .map(|t| t.id)
-                .ok_or_else(|| Error::TopicNameNotFound(name.to_string()))?,
-        };
-        Ok((stream_id, topic_id))
-    }
-
-    /// Resolve a consumer group of a topic by id or name.
-    pub fn resolve_group(
-        &self,
-        m: &MetadataState,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        group: &WireIdentifier,
-    ) -> Result<GroupKey> {
-        let (s, t) = self.resolve_topic(m, stream, topic)?;
-        let groups = &m.streams[&s].topics[&t].consumer_groups;
-        let g = match group {
-            WireIdentifier::Numeric(id) => groups
-                .contains_key(id)
-                .then_some(*id)
-                .ok_or(Error::ConsumerGroupIdNotFound(*id))?,
-            WireIdentifier::String(name) => groups
-                .values()
-                .find(|g| g.name == name.as_str())
-                .map(|g| g.id)
-                .ok_or_else(|| Error::ConsumerGroupNameNotFound(name.to_string()))?,
-        };
-        Ok((s, t, g))
-    }
-
-    pub fn create_consumer_group(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        name: &str,
-    ) -> Result<(GroupKey, ConsumerGroupMeta)> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let (stream_id, topic_id) = self.resolve_topic(m, stream, topic)?;
-        let topic_meta = &m.streams[&stream_id].topics[&topic_id];
-        if topic_meta.consumer_groups.values().any(|g| g.name == name) {
-            return Err(Error::ConsumerGroupNameAlreadyExists(name.to_string()));
-        }
-        let group = ConsumerGroupMeta {
-            id: topic_meta.next_group_id,
-            name: name.to_string(),
-        };
-        self.commit(
-            &mut inner,
-            MetadataOp::CreateConsumerGroup {
-                stream_id,
-                topic_id,
-                group: group.clone(),
-            },
-        )?;
-        Ok(((stream_id, topic_id, group.id), group))
-    }
-
-    pub fn delete_consumer_group(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        group: &WireIdentifier,
-    ) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let key = self.resolve_group(inner.metadata.state(), stream, topic, group)?;
-        self.commit(
-            &mut inner,
-            MetadataOp::DeleteConsumerGroup {
-                stream_id: key.0,
-                topic_id: key.1,
-                group_id: key.2,
-            },
-        )?;
-        self.groups.remove_group(key);
-        Ok(())
-    }
-
-    /// Look up a partition of a topic by identifiers.
-    pub fn partition(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        partition_id: u32,
-    ) -> Result<(PartitionKey, Arc<Partition>)> {
-        let inner = self.inner.read().expect("broker lock");
-        let (s, t) = self.resolve_topic(inner.metadata.state(), stream, topic)?;
-        let key = (s, t, partition_id);
-        let partition = inner
-            .partitions
-            .get(&key)
-            .cloned()
-            .ok_or(Error::PartitionNotFound(partition_id))?;
-        Ok((key, partition))
-    }
-
-    /// Number of partitions of a topic (for balanced and key routing).
-    pub fn partitions_count(&self, stream: &WireIdentifier, topic: &WireIdentifier) -> Result<u32> {
-        let inner = self.inner.read().expect("broker lock");
-        let m = inner.metadata.state();
-        let (s, t) = self.resolve_topic(m, stream, topic)?;
-        Ok(m.streams[&s].topics[&t].partitions.len() as u32)
-    }
-
-    // ---- streams ----
-
-    pub fn create_stream(&self, name: &str, options: &WireOptions) -> Result<StreamMeta> {
-        validate_name(name).map_err(|_| Error::InvalidStreamName)?;
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        if m.stream_by_name(name).is_some() {
-            return Err(Error::StreamNameAlreadyExists(name.to_string()));
-        }
-        let id = m.next_stream_id;
-        self.commit(
-            &mut inner,
-            MetadataOp::CreateStream {
-                id,
-                name: name.to_string(),
-                created_at: now_micros(),
-                options: options.as_bytes().to_vec(),
-            },
-        )?;
-        Ok(inner.metadata.state().streams[&id].clone())
-    }
-
-    pub fn update_stream(
-        &self,
-        stream: &WireIdentifier,
-        name: &str,
-        options: &WireOptions,
-    ) -> Result<()> {
-        validate_name(name).map_err(|_| Error::InvalidStreamName)?;
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let id = self.resolve_stream(m, stream)?;
-        if m.stream_by_name(name).is_some_and(|s| s.id != id) {
-            return Err(Error::StreamNameAlreadyExists(name.to_string()));
-        }
-        let options = if options.is_empty() {
-            m.streams[&id].options.clone()
-        } else {
-            options.as_bytes().to_vec()
-        };
-        self.commit(
-            &mut inner,
-            MetadataOp::UpdateStream {
-                id,
-                name: name.to_string(),
-                options,
-            },
-        )
-    }
-
-    pub fn delete_stream(&self, stream: &WireIdentifier) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let id = self.resolve_stream(inner.metadata.state(), stream)?;
-        self.commit(&mut inner, MetadataOp::DeleteStream { id })?;
-        inner.partitions.retain(|key, _| key.0 != id);
-        remove_dir_if_exists(self.config.system.path.join("streams").join(id.to_string()))?;
-        Ok(())
-    }
-
-    pub fn purge_stream(&self, stream: &WireIdentifier) -> Result<()> {
-        let partitions: Vec<Arc<Partition>> = {
-            let inner = self.inner.read().expect("broker lock");
-            let id = self.resolve_stream(inner.metadata.state(), stream)?;
-            inner
-                .partitions
-                .iter()
-                .filter(|(key, _)| key.0 == id)
-                .map(|(_, p)| p.clone())
-                .collect()
-        };
-        purge_partitions(&partitions)
-    }
-
-    // ---- topics ----
-
-    pub fn create_topic(
-        &self,
-        stream: &WireIdentifier,
-        name: &str,
-        partitions_count: u32,
-        settings: TopicSettings,
-        options: &WireOptions,
-    ) -> Result<(u32, TopicMeta)> {
-        validate_name(name).map_err(|_| Error::InvalidTopicName)?;
-        if partitions_count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(Error::TooManyPartitions);
-        }
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let stream_id = self.resolve_stream(m, stream)?;
-        let stream_meta = &m.streams[&stream_id];
-        if stream_meta.topics.values().any(|t| t.name == name) {
-            return Err(Error::TopicNameAlreadyExists(name.to_string()));
-        }
-        let topic_id = stream_meta.next_topic_id;
-        let created_at = now_micros();
-        let topic = TopicMeta {
-            id: topic_id,
-            name: name.to_string(),
-            created_at,
-            partitions: (0..partitions_count)
-                .map(|id| PartitionMeta { id, created_at })
-                .collect(),
-            settings,
-            options: options.as_bytes().to_vec(),
-            consumer_groups: Default::default(),
-            next_group_id: 0,
-        };
-        self.open_partitions(&mut inner, stream_id, &topic, 0..partitions_count)?;
-        self.commit(&mut inner, MetadataOp::CreateTopic { stream_id, topic })?;
-        Ok((
-            stream_id,
-            inner.metadata.state().streams[&stream_id].topics[&topic_id].clone(),
-        ))
-    }
-
-    fn open_partitions(
-        &self,
-        inner: &mut Inner,
-        stream_id: u32,
-        topic: &TopicMeta,
-        ids: std::ops::Range<u32>,
-    ) -> Result<()> {
-        for partition_id in ids {
-            let key = (stream_id, topic.id, partition_id);
-            let dir = partition_dir(&self.config, key);
-            // A directory left by an earlier topic with the same ids (deleted
-            // but not yet cleaned) must not leak its messages into this one.
-            remove_dir_if_exists(dir.clone())?;
-            let partition = Partition::open(&dir, partition_id, log_config(&topic.settings))?;
-            inner.partitions.insert(key, Arc::new(partition));
-        }
-        Ok(())
-    }
-
-    pub fn update_topic(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        name: &str,
-        update: impl FnOnce(&TopicSettings) -> Result<TopicSettings>,
-        options: &WireOptions,
-    ) -> Result<()> {
-        validate_name(name).map_err(|_| Error::InvalidTopicName)?;
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let (stream_id, topic_id) = self.resolve_topic(m, stream, topic)?;
-        if m.streams[&stream_id]
-            .topics
-            .values()
-            .any(|t| t.name == name && t.id != topic_id)
-        {
-            return Err(Error::TopicNameAlreadyExists(name.to_string()));
-        }
-        let current = &m.streams[&stream_id].topics[&topic_id];
-        let settings = update(&current.settings)?;
-        let mut merged = current.options.clone();
-        if !options.is_empty() {
-            merged = options.as_bytes().to_vec();
-        }
-        self.commit(
-            &mut inner,
-            MetadataOp::UpdateTopic {
-                stream_id,
-                topic_id,
-                name: name.to_string(),
-                settings: settings.clone(),
-                options: merged,
-            },
-        )?;
-        for (key, partition) in &inner.partitions {
-            if key.0 == stream_id && key.1 == topic_id {
-                partition
-                    .log
-                    .lock()
-                    .expect("log lock")
-                    .set_config(log_config(&settings));
+    /// Record in the metadata how clients reach this broker (and drop the
+    /// group members of its earlier processes). Retries until it commits.
+    pub async fn register(&self) {
+        let advertised = self.advertised();
+        loop {
+            let command = MetadataCommand::RegisterNode {
+                node: self.node_id(),
+                epoch: self.metadata.epoch(),
+                advertised: advertised.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            match self.metadata.write(command).await {
+                Ok(_) => {
+                    tracing::info!(
+                        node = self.node_id(),
+                        leader = ?self.metadata.leader(),
+                        "registered with the metadata group"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!("registering with the metadata group: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
             }
         }
-        Ok(())
     }
 
-    pub fn delete_topic(&self, stream: &WireIdentifier, topic: &WireIdentifier) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let (stream_id, topic_id) = self.resolve_topic(inner.metadata.state(), stream, topic)?;
-        self.commit(
-            &mut inner,
-            MetadataOp::DeleteTopic {
-                stream_id,
-                topic_id,
-            },
-        )?;
-        inner
-            .partitions
-            .retain(|key, _| !(key.0 == stream_id && key.1 == topic_id));
-        remove_dir_if_exists(topic_dir(&self.config, stream_id, topic_id))?;
-        Ok(())
-    }
-
-    pub fn purge_topic(&self, stream: &WireIdentifier, topic: &WireIdentifier) -> Result<()> {
-        let partitions: Vec<Arc<Partition>> = {
-            let inner = self.inner.read().expect("broker lock");
-            let (s, t) = self.resolve_topic(inner.metadata.state(), stream, topic)?;
-            inner
-                .partitions
-                .iter()
-                .filter(|(key, _)| key.0 == s && key.1 == t)
-                .map(|(_, p)| p.clone())
-                .collect()
+    /// How clients reach this broker: configured, falling back to the bound
+    /// addresses.
+    pub fn advertised(&self) -> Advertised {
+        let bound = *self
+            .listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let port = |configured: u16, bound: Option<std::net::SocketAddr>| match bound {
+            None => 0,
+            Some(address) if configured == 0 => address.port(),
+            Some(_) => configured,
         };
-        purge_partitions(&partitions)
+        let configured = self
+            .cluster
+            .as_ref()
+            .map(|c| c.advertised.clone())
+            .unwrap_or_default();
+        let host = if configured.host.is_empty() {
+            bound
+                .tcp
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+        } else {
+            configured.host.clone()
+        };
+        Advertised {
+            host,
+            tcp: port(configured.tcp, bound.tcp),
+            quic: port(configured.quic, bound.quic),
+            http: port(configured.http, bound.http),
+            websocket: port(configured.websocket, bound.websocket),
+        }
     }
 
     // ---- partitions ----
 
-    pub fn create_partitions(
+    /// Where partition `partition_id` of a topic is served.
+    pub fn partition(
         &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        count: u32,
-    ) -> Result<()> {
-        if count == 0 || count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(Error::InvalidPartitionsCount);
+        stream: &Ident,
+        topic: &Ident,
+        partition_id: u32,
+    ) -> Result<PartitionHome> {
+        let (key, leader) = self.metadata.read(|m| -> Result<_> {
+            let (s, t) = m.resolve_topic(stream, topic)?;
+            let key = (s, t, partition_id);
+            let meta = m
+                .partition(key)
+                .ok_or(Error::PartitionNotFound(partition_id))?;
+            Ok((key, meta.leader().unwrap_or(self.node_id())))
+        })?;
+        if leader == self.node_id() {
+            let partition = self.partitions.get(key).ok_or_else(|| {
+                Error::PartitionUnavailable(format!(
+                    "partition {partition_id} is not open on this broker"
+                ))
+            })?;
+            Ok(PartitionHome::Local(key, partition))
+        } else {
+            Ok(PartitionHome::Remote(key, leader))
         }
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let (stream_id, topic_id) = self.resolve_topic(m, stream, topic)?;
-        let topic_meta = m.streams[&stream_id].topics[&topic_id].clone();
-        let existing = topic_meta.partitions.len() as u32;
-        if existing + count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(Error::TooManyPartitions);
-        }
-        self.open_partitions(
-            &mut inner,
-            stream_id,
-            &topic_meta,
-            existing..existing + count,
-        )?;
-        self.commit(
-            &mut inner,
-            MetadataOp::CreatePartitions {
-                stream_id,
-                topic_id,
-                count,
-                created_at: now_micros(),
-            },
-        )
-    }
-
-    pub fn delete_partitions(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        count: u32,
-    ) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let (stream_id, topic_id) = self.resolve_topic(m, stream, topic)?;
-        let existing = m.streams[&stream_id].topics[&topic_id].partitions.len() as u32;
-        if count == 0 || count > existing {
-            return Err(Error::InvalidPartitionsCount);
-        }
-        self.commit(
-            &mut inner,
-            MetadataOp::DeletePartitions {
-                stream_id,
-                topic_id,
-                count,
-            },
-        )?;
-        for partition_id in existing - count..existing {
-            let key = (stream_id, topic_id, partition_id);
-            inner.partitions.remove(&key);
-            remove_dir_if_exists(partition_dir(&self.config, key))?;
-        }
-        Ok(())
-    }
-
-    /// Size and message count of the partitions matching `filter`.
-    pub fn usage(&self, filter: impl Fn(&PartitionKey) -> bool) -> (u64, u64) {
-        let partitions: Vec<Arc<Partition>> = {
-            let inner = self.inner.read().expect("broker lock");
-            inner
-                .partitions
-                .iter()
-                .filter(|(key, _)| filter(key))
-                .map(|(_, p)| p.clone())
-                .collect()
-        };
-        partitions.iter().fold((0, 0), |(size, count), p| {
-            let log = p.log.lock().expect("log lock");
-            (size + log.size_bytes(), count + log.messages_count())
-        })
     }
 
     /// Round-robin partition choice for balanced sends, per topic.
-    pub fn next_balanced(
-        &self,
-        stream: &WireIdentifier,
-        topic: &WireIdentifier,
-        count: u32,
-    ) -> Result<u32> {
+    pub fn next_balanced(&self, topic: (u32, u32), count: u32) -> Result<u32> {
         if count == 0 {
             return Err(Error::NoPartitions);
         }
-        let key = self.with_metadata(|m| self.resolve_topic(m, stream, topic))?;
-        let mut counters = self.balanced.lock().expect("balanced lock");
-        let counter = counters.entry(key).or_insert(0);
+        let mut counters = self
+            .balanced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counter = counters.entry(topic).or_insert(0);
         let chosen = *counter % count;
         *counter = counter.wrapping_add(1);
         Ok(chosen)
     }
 
-    pub fn partition_handle(&self, key: PartitionKey) -> Option<Arc<Partition>> {
-        self.inner
-            .read()
-            .expect("broker lock")
-            .partitions
-            .get(&key)
-            .cloned()
+    /// Size and message count of the local partitions matching `filter`.
+    pub fn usage(&self, filter: impl Fn(&PartitionKey) -> bool) -> (u64, u64) {
+        self.partitions
+            .matching(filter)
+            .iter()
+            .fold((0, 0), |(size, count), p| {
+                let log = p
+                    .log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                (size + log.size_bytes(), count + log.messages_count())
+            })
     }
 
     /// Stream and topic names, for metric labels.
     pub fn topic_names(&self, stream_id: u32, topic_id: u32) -> (String, String) {
-        self.with_metadata(|m| {
+        self.metadata.read(|m| {
             let stream = m.streams.get(&stream_id);
             let topic = stream.and_then(|s| s.topics.get(&topic_id));
             (
@@ -687,105 +297,121 @@ impl Broker {
         })
     }
 
-    /// Refresh the storage gauges (called when metrics are scraped).
+    /// Refresh the storage and cluster gauges (called when metrics are
+    /// scraped).
     pub fn refresh_storage_metrics(&self) {
-        let partitions = self.all_partitions();
+        let partitions = self.partitions.all();
         let (mut segments, mut bytes) = (0, 0);
         for partition in &partitions {
-            let log = partition.log.lock().expect("log lock");
+            let log = partition
+                .log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             segments += log.segments_count() as i64;
             bytes += log.size_bytes() as i64;
         }
-        self.metrics.partitions.set(partitions.len() as i64);
-        // One broker holds every replica of its partitions: it leads them
-        // all, and a partition is under-replicated when its topic asks for
-        // more than that one replica.
-        self.metrics.partition_leaders.set(partitions.len() as i64);
-        let under_replicated: usize = self.with_metadata(|m| {
-            m.streams
-                .values()
-                .flat_map(|s| s.topics.values())
-                .filter(|t| t.settings.replication_factor > 1)
-                .map(|t| t.partitions.len())
-                .sum()
+        let node = self.node_id();
+        let (leaders, under_replicated) = self.metadata.read(|m| {
+            let mut leaders = 0;
+            let mut under = 0;
+            for (_, topic, partition) in m.partitions() {
+                if partition.leader() == Some(node) {
+                    leaders += 1;
+                    if partition.replicas.len() < topic.settings.replication_factor as usize {
+                        under += 1;
+                    }
+                }
+            }
+            (leaders, under)
         });
-        self.metrics.under_replicated.set(under_replicated as i64);
+        self.metrics.partitions.set(partitions.len() as i64);
+        self.metrics.partition_leaders.set(leaders);
+        self.metrics.under_replicated.set(under_replicated);
         self.metrics.segments.set(segments);
         self.metrics.disk_bytes.set(bytes);
         self.metrics.refresh_system(&self.config.system.path);
     }
 
-    /// Each topic's settings with its partitions, for the retention cleaner.
-    pub fn topics_for_retention(&self) -> Vec<(TopicSettings, Vec<Arc<Partition>>)> {
-        let inner = self.inner.read().expect("broker lock");
-        let mut out = Vec::new();
-        for stream in inner.metadata.state().streams.values() {
-            for topic in stream.topics.values() {
-                let partitions = topic
-                    .partitions
-                    .iter()
-                    .filter_map(|p| inner.partitions.get(&(stream.id, topic.id, p.id)).cloned())
+    /// Each topic's settings with its local partitions, for the retention
+    /// cleaner.
+    pub fn topics_for_retention(&self) -> Vec<(TopicSettings, u32, Vec<Arc<Partition>>)> {
+        let topics: Vec<(TopicSettings, u32, Vec<PartitionKey>)> = self.metadata.read(|m| {
+            m.streams
+                .values()
+                .flat_map(|s| s.topics.values().map(move |t| (s.id, t)))
+                .map(|(s, t)| {
+                    (
+                        t.settings.clone(),
+                        t.partitions.len() as u32,
+                        t.partitions.iter().map(|p| (s, t.id, p.id)).collect(),
+                    )
+                })
+                .collect()
+        });
+        topics
+            .into_iter()
+            .map(|(settings, count, keys)| {
+                let local = keys
+                    .into_iter()
+                    .filter_map(|k| self.partitions.get(k))
                     .collect();
-                out.push((topic.settings.clone(), partitions));
-            }
-        }
-        out
-    }
-
-    /// Every partition, for housekeeping (periodic fsync, stats).
-    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.inner
-            .read()
-            .expect("broker lock")
-            .partitions
-            .values()
-            .cloned()
+                (settings, count, local)
+            })
             .collect()
     }
 }
 
-fn purge_partitions(partitions: &[Arc<Partition>]) -> Result<()> {
-    for partition in partitions {
-        partition.log.lock().expect("log lock").purge()?;
-        partition.clear_offsets()?;
-    }
-    Ok(())
-}
-
-pub fn log_config(settings: &TopicSettings) -> LogConfig {
-    LogConfig {
-        segment_size_bytes: settings.segment_size_bytes,
-        fsync: settings.fsync,
-    }
-}
-
-fn topic_dir(config: &Config, stream_id: u32, topic_id: u32) -> PathBuf {
-    config
-        .system
-        .path
-        .join("streams")
-        .join(stream_id.to_string())
-        .join("topics")
-        .join(topic_id.to_string())
-}
-
-fn partition_dir(config: &Config, (s, t, p): PartitionKey) -> PathBuf {
-    topic_dir(config, s, t)
-        .join("partitions")
-        .join(p.to_string())
-}
-
-fn remove_dir_if_exists(dir: PathBuf) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Refuse a data directory made for another cluster or node: opening it
+/// would merge two histories.
+fn check_identity(data: &std::path::Path, cluster: Option<&ClusterSettings>) -> anyhow::Result<()> {
+    let expected = Identity {
+        cluster: cluster.map(|c| c.name.clone()),
+        node_id: cluster.map_or(0, |c| c.node_id),
+    };
+    let path = data.join("identity.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let found: Identity = serde_json::from_slice(&bytes)?;
+            if found != expected {
+                let describe = |i: &Identity| match &i.cluster {
+                    Some(name) => format!("node {} of cluster `{name}`", i.node_id),
+                    None => "a standalone broker".to_string(),
+                };
+                anyhow::bail!(
+                    "invalid configuration: `cluster`: the data directory {} belongs to {}, but this broker is configured as {}; use another data directory",
+                    data.display(),
+                    describe(&found),
+                    describe(&expected)
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::storage::fs::write_atomic(&path, &serde_json::to_vec(&expected)?, true)?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Names are 1..=255 bytes (the wire limit) and not blank.
-fn validate_name(name: &str) -> std::result::Result<(), ()> {
-    if name.trim().is_empty() || name.len() > 255 {
-        return Err(());
-    }
-    Ok(())
+fn raft_config(cluster: Option<&ClusterSettings>) -> anyhow::Result<openraft::Config> {
+    let (name, heartbeat, election) = match cluster {
+        Some(c) => (
+            c.name.clone(),
+            c.heartbeat_interval.as_millis() as u64,
+            c.election_timeout.as_millis() as u64,
+        ),
+        None => ("standalone".to_string(), 100, 1000),
+    };
+    let config = openraft::Config {
+        cluster_name: name,
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        install_snapshot_timeout: 2_000.max(election),
+        ..Default::default()
+    };
+    Ok(config.validate()?)
 }

@@ -1,20 +1,21 @@
-//! Users, their permissions and personal access tokens: validation against
-//! the metadata, then one metadata operation per change.
+//! Users, their permissions and personal access tokens: authentication
+//! against the replicated users, and the changes that become metadata
+//! commands. Checks that need no state (lengths, hashing) happen here,
+//! before proposing; checks against the state happen when the command is
+//! applied (`metadata::apply`).
 
 use super::{Broker, now_micros};
 use crate::auth::{self, Action, Permissions, ROOT_USER_ID, tokens};
 use crate::error::{Error, Result};
-use crate::metadata::{MetadataOp, MetadataState, TokenMeta, UserMeta};
-use iggy_binary_protocol::WireIdentifier;
+use crate::metadata::apply::{USER_ACTIVE, USER_INACTIVE};
+use crate::metadata::{
+    Applied, Ident, MetadataCommand, MetadataState, ProposalId, TokenMeta, UserMeta,
+};
 
 /// Length limits, as upstream's servers and SDKs enforce them.
 const USERNAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=50;
 const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 3..=100;
 const TOKEN_NAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=30;
-
-/// Upstream user status codes.
-pub const USER_ACTIVE: u8 = 1;
-pub const USER_INACTIVE: u8 = 2;
 
 fn validate_username(name: &str) -> Result<()> {
     if USERNAME_LENGTH.contains(&name.len()) {
@@ -55,15 +56,11 @@ pub fn check_permission(m: &MetadataState, user_id: u32, action: Action) -> Resu
     }
 }
 
-fn user_not_found(id: &WireIdentifier) -> Error {
-    Error::ResourceNotFound(format!("user {id}"))
-}
-
 impl Broker {
-    /// Create the root user on first start.
-    pub fn ensure_root_user(&self, username: &str, password: &str) -> Result<bool> {
-        let mut inner = self.inner.write().expect("broker lock");
-        if !inner.metadata.state().users.is_empty() {
+    /// Create the root user on the cluster's first start. Returns whether
+    /// this call created it.
+    pub async fn ensure_root_user(&self, username: &str, password: &str) -> Result<bool> {
+        if self.metadata.read(|m| !m.users.is_empty()) {
             return Ok(false);
         }
         let user = UserMeta {
@@ -75,16 +72,33 @@ impl Broker {
             permissions: None,
             tokens: Default::default(),
         };
-        self.commit(&mut inner, MetadataOp::CreateUser { user })?;
-        Ok(true)
+        match self
+            .metadata
+            .write(MetadataCommand::CreateRootUser { user })
+            .await?
+        {
+            Applied::RootUser(created) => Ok(created),
+            _ => Ok(false),
+        }
     }
 
-    /// Check a username and password; returns the user id.
-    pub fn authenticate(&self, username: &str, password: &str) -> Result<u32> {
-        let user = self
-            .with_metadata(|m| m.user_by_name(username).cloned())
-            .ok_or(Error::InvalidCredentials)?;
-        if !auth::verify_password(password, &user.password_hash) {
+    /// Check a username and password; returns the user id. A user this
+    /// broker does not know yet (created through another broker a moment
+    /// ago) is looked up again after catching up with the leader.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<u32> {
+        let mut user = self.metadata.read(|m| m.user_by_name(username).cloned());
+        if user.is_none() {
+            self.metadata.sync().await;
+            user = self.metadata.read(|m| m.user_by_name(username).cloned());
+        }
+        let user = user.ok_or(Error::InvalidCredentials)?;
+        let hash = user.password_hash.clone();
+        let password = password.to_string();
+        // Argon2 is deliberately slow: off the async workers.
+        let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        if !verified {
             return Err(Error::InvalidCredentials);
         }
         if user.status != USER_ACTIVE {
@@ -94,9 +108,9 @@ impl Broker {
     }
 
     /// Check a raw personal access token; returns its user's id.
-    pub fn authenticate_token(&self, raw: &str) -> Result<u32> {
+    pub async fn authenticate_token(&self, raw: &str) -> Result<u32> {
         let hash = tokens::hash(raw);
-        self.with_metadata(|m| {
+        let check = |m: &MetadataState| {
             let (user, name, token) = m
                 .token_by_hash(&hash)
                 .ok_or(Error::InvalidPersonalAccessToken)?;
@@ -107,7 +121,14 @@ impl Broker {
                 return Err(Error::UserInactive);
             }
             Ok(user.id)
-        })
+        };
+        match self.metadata.read(check) {
+            Err(Error::InvalidPersonalAccessToken) => {
+                self.metadata.sync().await;
+                self.metadata.read(check)
+            }
+            other => other,
+        }
     }
 
     /// May `user_id` do `action`? Root always may. A user deleted or
@@ -116,26 +137,19 @@ impl Broker {
         if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        self.with_metadata(|m| check_permission(m, user_id, action))
+        self.metadata.read(|m| check_permission(m, user_id, action))
     }
 
-    pub fn resolve_user(&self, m: &MetadataState, id: &WireIdentifier) -> Result<u32> {
-        match id {
-            WireIdentifier::Numeric(id) => m.users.contains_key(id).then_some(*id),
-            WireIdentifier::String(name) => m.user_by_name(name).map(|u| u.id),
-        }
-        .ok_or_else(|| user_not_found(id))
-    }
-
-    pub fn user(&self, id: &WireIdentifier) -> Option<UserMeta> {
-        self.with_metadata(|m| {
-            let id = self.resolve_user(m, id).ok()?;
+    pub fn user(&self, id: &Ident) -> Option<UserMeta> {
+        self.metadata.read(|m| {
+            let id = m.resolve_user(id).ok()?;
             m.users.get(&id).cloned()
         })
     }
 
-    pub fn create_user(
+    pub async fn create_user(
         &self,
+        proposal: ProposalId,
         username: &str,
         password: &str,
         status: u8,
@@ -144,16 +158,12 @@ impl Broker {
         validate_username(username)?;
         validate_password(password)?;
         validate_status(status)?;
-        // Hash before taking the lock: Argon2 is deliberately slow.
-        let password_hash = auth::hash_password(password);
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        if m.user_by_name(username).is_some() {
-            return Err(Error::UserAlreadyExists);
-        }
-        let id = m.next_user_id;
+        let password = password.to_string();
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let user = UserMeta {
-            id,
+            id: 0,
             username: username.to_string(),
             password_hash,
             status,
@@ -161,15 +171,25 @@ impl Broker {
             permissions,
             tokens: Default::default(),
         };
-        self.commit(&mut inner, MetadataOp::CreateUser { user })?;
-        Ok(inner.metadata.state().users[&id].clone())
+        match self
+            .metadata
+            .write_as(proposal, MetadataCommand::CreateUser { user })
+            .await?
+        {
+            Applied::User(id) => self
+                .metadata
+                .read(|m| m.users.get(&id).cloned())
+                .ok_or_else(|| Error::ResourceNotFound(format!("user {id}"))),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Rename and/or (de)activate a user. The root user cannot be
     /// deactivated: that would lock everyone out of administration.
-    pub fn update_user(
+    pub async fn update_user(
         &self,
-        id: &WireIdentifier,
+        proposal: ProposalId,
+        id: &Ident,
         username: Option<&str>,
         status: Option<u8>,
     ) -> Result<()> {
@@ -179,156 +199,149 @@ impl Broker {
         if let Some(status) = status {
             validate_status(status)?;
         }
-        let mut inner = self.inner.write().expect("broker lock");
-        let m = inner.metadata.state();
-        let id = self.resolve_user(m, id)?;
-        let user = &m.users[&id];
-        if id == ROOT_USER_ID && status.is_some_and(|s| s != USER_ACTIVE) {
-            return Err(Error::InvalidUserStatus);
-        }
-        let username = username.unwrap_or(&user.username).to_string();
-        if m.user_by_name(&username).is_some_and(|u| u.id != id) {
-            return Err(Error::UserAlreadyExists);
-        }
-        let status = status.unwrap_or(user.status);
-        self.commit(
-            &mut inner,
-            MetadataOp::UpdateUser {
-                id,
-                username,
-                status,
-            },
-        )
+        self.metadata
+            .write_as(
+                proposal,
+                MetadataCommand::UpdateUser {
+                    user: id.clone(),
+                    username: username.map(str::to_string),
+                    status,
+                },
+            )
+            .await
+            .map(drop)
     }
 
-    pub fn delete_user(&self, id: &WireIdentifier) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let id = self.resolve_user(inner.metadata.state(), id)?;
-        if id == ROOT_USER_ID {
-            return Err(Error::CannotDeleteUser(id));
-        }
-        self.commit(&mut inner, MetadataOp::DeleteUser { id })
+    pub async fn delete_user(&self, proposal: ProposalId, id: &Ident) -> Result<()> {
+        self.metadata
+            .write_as(proposal, MetadataCommand::DeleteUser { user: id.clone() })
+            .await
+            .map(drop)
     }
 
     /// Change a password; the current one must be given, even by an admin
     /// (as upstream).
-    pub fn change_password(&self, id: &WireIdentifier, current: &str, new: &str) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        proposal: ProposalId,
+        id: &Ident,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
         validate_password(new)?;
-        let (id, hash) = self.with_metadata(|m| {
-            let id = self.resolve_user(m, id)?;
+        let (user_id, expected_hash) = self.metadata.read(|m| {
+            let id = m.resolve_user(id)?;
             Ok::<_, Error>((id, m.users[&id].password_hash.clone()))
         })?;
-        if !auth::verify_password(current, &hash) {
-            return Err(Error::InvalidCredentials);
-        }
-        let password_hash = auth::hash_password(new);
-        let mut inner = self.inner.write().expect("broker lock");
-        if !inner.metadata.state().users.contains_key(&id) {
-            return Err(Error::ResourceNotFound(format!("user {id}")));
-        }
-        self.commit(&mut inner, MetadataOp::ChangePassword { id, password_hash })
+        let (current, new, hash) = (current.to_string(), new.to_string(), expected_hash.clone());
+        let password_hash = tokio::task::spawn_blocking(move || {
+            auth::verify_password(&current, &hash).then(|| auth::hash_password(&new))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .ok_or(Error::InvalidCredentials)?;
+        self.metadata
+            .write_as(
+                proposal,
+                MetadataCommand::ChangePassword {
+                    user_id,
+                    expected_hash,
+                    password_hash,
+                },
+            )
+            .await
+            .map(drop)
     }
 
-    pub fn update_permissions(
+    pub async fn update_permissions(
         &self,
-        id: &WireIdentifier,
+        proposal: ProposalId,
+        id: &Ident,
         permissions: Option<Permissions>,
     ) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let id = self.resolve_user(inner.metadata.state(), id)?;
-        if id == ROOT_USER_ID {
-            return Err(Error::CannotChangePermissions(id));
-        }
-        self.commit(
-            &mut inner,
-            MetadataOp::UpdatePermissions { id, permissions },
-        )
+        self.metadata
+            .write_as(
+                proposal,
+                MetadataCommand::UpdatePermissions {
+                    user: id.clone(),
+                    permissions,
+                },
+            )
+            .await
+            .map(drop)
     }
 
     // ---- personal access tokens ----
 
     /// Mint a token for `user_id`; returns the raw token (shown once).
-    pub fn create_token(&self, user_id: u32, name: &str, expiry: u64) -> Result<String> {
+    pub async fn create_token(
+        &self,
+        proposal: ProposalId,
+        user_id: u32,
+        name: &str,
+        expiry: u64,
+    ) -> Result<String> {
         if !TOKEN_NAME_LENGTH.contains(&name.len()) {
             return Err(Error::InvalidPersonalAccessTokenName);
-        }
-        let mut inner = self.inner.write().expect("broker lock");
-        let user = inner
-            .metadata
-            .state()
-            .users
-            .get(&user_id)
-            .ok_or(Error::Unauthenticated)?;
-        if user.tokens.contains_key(name) {
-            return Err(Error::PersonalAccessTokenAlreadyExists(name.to_string()));
-        }
-        if user.tokens.len() >= tokens::MAX_TOKENS_PER_USER {
-            return Err(Error::PersonalAccessTokensLimitReached);
         }
         let (raw, hash) = tokens::mint();
         let token = TokenMeta {
             hash,
             expiry_at: tokens::expiry_at(now_micros(), expiry),
         };
-        self.commit(
-            &mut inner,
-            MetadataOp::CreateToken {
-                user_id,
-                name: name.to_string(),
-                token,
-            },
-        )?;
+        self.metadata
+            .write_as(
+                proposal,
+                MetadataCommand::CreateToken {
+                    user_id,
+                    name: name.to_string(),
+                    token,
+                },
+            )
+            .await?;
         Ok(raw)
     }
 
-    pub fn delete_token(&self, user_id: u32, name: &str) -> Result<()> {
-        let mut inner = self.inner.write().expect("broker lock");
-        let exists = inner
-            .metadata
-            .state()
-            .users
-            .get(&user_id)
-            .is_some_and(|u| u.tokens.contains_key(name));
-        if !exists {
-            return Err(Error::ResourceNotFound(format!(
-                "personal access token `{name}`"
-            )));
-        }
-        self.commit(
-            &mut inner,
-            MetadataOp::DeleteToken {
-                user_id,
-                name: name.to_string(),
-            },
-        )
+    pub async fn delete_token(&self, proposal: ProposalId, user_id: u32, name: &str) -> Result<()> {
+        self.metadata
+            .write_as(
+                proposal,
+                MetadataCommand::DeleteToken {
+                    user_id,
+                    name: name.to_string(),
+                },
+            )
+            .await
+            .map(drop)
     }
 
-    /// Remove every expired token (the housekeeping loop calls this).
+    /// Remove every expired token (the metadata leader's housekeeping).
     /// Returns how many were removed.
-    pub fn delete_expired_tokens(&self) -> Result<usize> {
+    pub async fn delete_expired_tokens(&self) -> Result<usize> {
         let now = now_micros();
-        let mut inner = self.inner.write().expect("broker lock");
-        let expired: Vec<(u32, String)> = inner
-            .metadata
-            .state()
-            .users
-            .values()
-            .flat_map(|u| {
+        let any = self.metadata.read(|m| {
+            m.users.values().any(|u| {
                 u.tokens
-                    .iter()
-                    .filter(|(_, t)| t.expiry_at.is_some_and(|at| at <= now))
-                    .map(|(name, _)| (u.id, name.clone()))
+                    .values()
+                    .any(|t| t.expiry_at.is_some_and(|at| at <= now))
             })
-            .collect();
-        for (user_id, name) in &expired {
-            self.commit(
-                &mut inner,
-                MetadataOp::DeleteToken {
-                    user_id: *user_id,
-                    name: name.clone(),
-                },
-            )?;
+        });
+        if !any {
+            return Ok(0);
         }
-        Ok(expired.len())
+        match self
+            .metadata
+            .write(MetadataCommand::DeleteExpiredTokens { now })
+            .await?
+        {
+            Applied::Removed(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
+}
+
+pub(crate) fn unexpected(applied: Applied) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "unexpected metadata outcome {applied:?}"
+    )))
 }

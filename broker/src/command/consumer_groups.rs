@@ -1,10 +1,15 @@
 //! Consumer groups: get, list, create, delete, join, leave, and the 0.11
 //! SyncConsumerGroup through which members learn their partitions.
+//!
+//! Groups and their members are replicated metadata: a member is a client
+//! connection on any broker, and every broker computes the same
+//! assignment from the same members.
 
 use super::{Context, decode};
 use crate::auth::Action;
-use crate::consumer_groups::GroupKey;
+use crate::broker::users::unexpected;
 use crate::error::{Error, Result};
+use crate::metadata::{Applied, ConsumerGroupMeta, GroupKey, Ident, MetadataCommand};
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::consumer_groups::{
     CreateConsumerGroupRequest, DeleteConsumerGroupRequest, GetConsumerGroupRequest,
@@ -19,29 +24,9 @@ use iggy_binary_protocol::responses::consumer_groups::get_consumer_groups::GetCo
 use iggy_binary_protocol::responses::consumer_groups::sync_consumer_group::SyncConsumerGroupResponse;
 use iggy_binary_protocol::{WireEncode, WireIdentifier, WireName};
 
-fn partitions_count(ctx: &Context<'_>, key: GroupKey) -> u32 {
-    ctx.broker.with_metadata(|m| {
-        m.streams
-            .get(&key.0)
-            .and_then(|s| s.topics.get(&key.1))
-            .map_or(0, |t| t.partitions.len() as u32)
-    })
-}
-
-fn group_name(ctx: &Context<'_>, key: GroupKey) -> String {
-    ctx.broker.with_metadata(|m| {
-        m.streams[&key.0].topics[&key.1].consumer_groups[&key.2]
-            .name
-            .clone()
-    })
-}
-
-fn details(ctx: &Context<'_>, key: GroupKey) -> ConsumerGroupDetailsResponse {
-    let partitions = partitions_count(ctx, key);
-    let members: Vec<ConsumerGroupMemberResponse> = ctx
-        .broker
-        .groups
-        .assignment(key, partitions)
+fn details(group: &ConsumerGroupMeta, partitions: u32) -> ConsumerGroupDetailsResponse {
+    let members: Vec<ConsumerGroupMemberResponse> = group
+        .assignment(partitions)
         .into_iter()
         .map(|(id, owned)| ConsumerGroupMemberResponse {
             id,
@@ -51,13 +36,32 @@ fn details(ctx: &Context<'_>, key: GroupKey) -> ConsumerGroupDetailsResponse {
         .collect();
     ConsumerGroupDetailsResponse {
         group: ConsumerGroupResponse {
-            id: key.2,
+            id: group.id,
             partitions_count: partitions,
             members_count: members.len() as u32,
-            name: WireName::new(group_name(ctx, key)).expect("stored names are valid"),
+            name: WireName::new(group.name.as_str()).expect("stored names are valid"),
         },
         members,
     }
+}
+
+/// A group with its topic's partition count.
+fn group(ctx: &Context<'_>, key: GroupKey) -> Option<(ConsumerGroupMeta, u32)> {
+    ctx.broker.metadata.read(|m| {
+        let topic = m.topic(key.0, key.1)?;
+        Some((
+            topic.consumer_groups.get(&key.2)?.clone(),
+            topic.partitions.len() as u32,
+        ))
+    })
+}
+
+fn idents(
+    stream: &WireIdentifier,
+    topic: &WireIdentifier,
+    group: &WireIdentifier,
+) -> (Ident, Ident, Ident) {
+    (Ident::from(stream), Ident::from(topic), Ident::from(group))
 }
 
 fn resolve(
@@ -66,21 +70,26 @@ fn resolve(
     topic: &WireIdentifier,
     group: &WireIdentifier,
 ) -> Result<GroupKey> {
+    let (stream, topic, group) = idents(stream, topic, group);
     ctx.broker
-        .with_metadata(|m| ctx.broker.resolve_group(m, stream, topic, group))
+        .metadata
+        .read(|m| m.resolve_group(&stream, &topic, &group))
 }
 
 pub fn get_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerGroupRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     // Absent: an empty OK body, which the SDK reads as `None`.
-    if let Ok(key) = resolve(
+    let found = resolve(
         ctx,
         &request.stream_id,
         &request.topic_id,
         &request.group_id,
-    ) {
-        details(ctx, key).encode(out);
+    )
+    .ok()
+    .and_then(|key| group(ctx, key));
+    if let Some((group, partitions)) = found {
+        details(&group, partitions).encode(out);
     }
     Ok(())
 }
@@ -88,73 +97,101 @@ pub fn get_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut
 pub fn get_consumer_groups(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetConsumerGroupsRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    let broker = ctx.broker;
-    let Ok(keys) = broker.with_metadata(|m| {
-        broker
-            .resolve_topic(m, &request.stream_id, &request.topic_id)
-            .map(|(s, t)| {
-                m.streams[&s].topics[&t]
-                    .consumer_groups
-                    .keys()
-                    .map(|g| (s, t, *g))
-                    .collect::<Vec<_>>()
-            })
+    let (stream, topic) = (
+        Ident::from(&request.stream_id),
+        Ident::from(&request.topic_id),
+    );
+    let Ok(groups) = ctx.broker.metadata.read(|m| {
+        m.resolve_topic(&stream, &topic).map(|(s, t)| {
+            let topic = &m.streams[&s].topics[&t];
+            let partitions = topic.partitions.len() as u32;
+            topic
+                .consumer_groups
+                .values()
+                .map(|g| details(g, partitions).group)
+                .collect::<Vec<_>>()
+        })
     }) else {
         return Ok(());
     };
-    GetConsumerGroupsResponse {
-        groups: keys
-            .into_iter()
-            .map(|key| details(ctx, key).group)
-            .collect(),
-    }
-    .encode(out);
+    GetConsumerGroupsResponse { groups }.encode(out);
     Ok(())
 }
 
-pub fn create_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn create_consumer_group(
+    ctx: &mut Context<'_>,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> Result<()> {
     let request: CreateConsumerGroupRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    let (key, _) =
-        ctx.broker
-            .create_consumer_group(&request.stream_id, &request.topic_id, &request.name)?;
-    details(ctx, key).encode(out);
-    Ok(())
-}
-
-pub fn delete_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
-    let request: DeleteConsumerGroupRequest = decode(body)?;
-    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    ctx.broker
-        .delete_consumer_group(&request.stream_id, &request.topic_id, &request.group_id)
-}
-
-pub fn join_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
-    let request: JoinConsumerGroupRequest = decode(body)?;
-    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    let key = resolve(
-        ctx,
-        &request.stream_id,
-        &request.topic_id,
-        &request.group_id,
-    )?;
-    ctx.broker.groups.join(key, ctx.session.client_id);
-    Ok(())
-}
-
-pub fn leave_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
-    let request: LeaveConsumerGroupRequest = decode(body)?;
-    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    let key = resolve(
-        ctx,
-        &request.stream_id,
-        &request.topic_id,
-        &request.group_id,
-    )?;
-    if !ctx.broker.groups.leave(key, ctx.session.client_id) {
-        return Err(Error::ConsumerGroupMemberNotFound);
+    let command = MetadataCommand::CreateConsumerGroup {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+        name: request.name.to_string(),
+    };
+    let key = match ctx.write(command).await? {
+        Applied::Group(s, t, g) => (s, t, g),
+        other => return Err(unexpected(other)),
+    };
+    if let Some((group, partitions)) = group(ctx, key) {
+        details(&group, partitions).encode(out);
     }
     Ok(())
+}
+
+pub async fn delete_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: DeleteConsumerGroupRequest = decode(body)?;
+    ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
+    let (stream, topic, group) = idents(&request.stream_id, &request.topic_id, &request.group_id);
+    ctx.write(MetadataCommand::DeleteConsumerGroup {
+        stream,
+        topic,
+        group,
+    })
+    .await
+    .map(drop)
+}
+
+pub async fn join_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: JoinConsumerGroupRequest = decode(body)?;
+    let (stream, topic, group) = (&request.stream_id, &request.topic_id, &request.group_id);
+    change_membership(ctx, stream, topic, group, true).await
+}
+
+pub async fn leave_consumer_group(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+    let request: LeaveConsumerGroupRequest = decode(body)?;
+    let (stream, topic, group) = (&request.stream_id, &request.topic_id, &request.group_id);
+    change_membership(ctx, stream, topic, group, false).await
+}
+
+/// This connection's member joins or leaves a group.
+async fn change_membership(
+    ctx: &mut Context<'_>,
+    stream: &WireIdentifier,
+    topic: &WireIdentifier,
+    group: &WireIdentifier,
+    join: bool,
+) -> Result<()> {
+    ctx.authorize_topic(stream, topic, Action::ReadTopic)?;
+    let (stream, topic, group) = idents(stream, topic, group);
+    let member = ctx.member();
+    let command = if join {
+        MetadataCommand::JoinConsumerGroup {
+            stream,
+            topic,
+            group,
+            member,
+        }
+    } else {
+        MetadataCommand::LeaveConsumerGroup {
+            stream,
+            topic,
+            group,
+            member,
+        }
+    };
+    ctx.write(command).await.map(drop)
 }
 
 /// A member gets its generation and partitions; a non-member an empty body
@@ -168,14 +205,13 @@ pub fn sync_consumer_group(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMu
         &request.topic_id,
         &request.group_id,
     )?;
-    let partitions = partitions_count(ctx, key);
-    if let Some((generation, owned)) =
-        ctx.broker
-            .groups
-            .sync(key, ctx.session.client_id, partitions)
-    {
+    let member = ctx.member();
+    let Some((group, partitions)) = group(ctx, key) else {
+        return Err(Error::ConsumerGroupIdNotFound(key.2));
+    };
+    if let Some(owned) = group.partitions_of(member.client_id, partitions) {
         SyncConsumerGroupResponse {
-            generation,
+            generation: group.generation,
             partitions: owned,
         }
         .encode(out);

@@ -29,7 +29,7 @@ pub enum LoginOutcome {
     Evict(EvictionReason),
 }
 
-pub fn login_register(
+pub async fn login_register(
     ctx: &mut Context<'_>,
     vsr_client: u128,
     body: &[u8],
@@ -45,12 +45,16 @@ pub fn login_register(
     // Both login kinds share the prefix; the password shape must consume the
     // body exactly, otherwise it is the token shape.
     let attempt = match LoginRegisterRequest::decode_after_prefix(version.clone(), tail) {
-        Ok((request, used)) if used == tail.len() => ctx
-            .broker
-            .authenticate(request.username.as_str(), request.password.expose_secret()),
+        Ok((request, used)) if used == tail.len() => {
+            ctx.broker
+                .authenticate(request.username.as_str(), request.password.expose_secret())
+                .await
+        }
         _ => match LoginRegisterWithPatRequest::decode_after_prefix(version, tail) {
             Ok((request, used)) if used == tail.len() => {
-                ctx.broker.authenticate_token(request.token.expose_secret())
+                ctx.broker
+                    .authenticate_token(request.token.expose_secret())
+                    .await
             }
             _ => return LoginOutcome::Evict(EvictionReason::MalformedLogin),
         },
@@ -76,17 +80,24 @@ pub fn login_register(
 
 fn start_session(ctx: &mut Context<'_>, user_id: u32) {
     ctx.session.user_id = Some(user_id);
-    ctx.session.session = ctx.broker.new_session();
+    ctx.session.session = ctx.broker.clients.new_session();
+    ctx.session.acting_for = None;
     ctx.broker
-        .set_client_user(ctx.session.client_id, Some(user_id));
+        .clients
+        .set_user(ctx.session.client_id, Some(user_id));
 }
 
 /// Legacy (0.10) LoginUser: username and password, reply `[user_id u32]`.
-pub fn login_user_legacy(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn login_user_legacy(
+    ctx: &mut Context<'_>,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> Result<()> {
     let request: LoginUserRequest = decode(body)?;
     let user_id = ctx
         .broker
         .authenticate(request.username.as_str(), &request.password)
+        .await
         .inspect_err(|e| refused(ctx, e))?;
     start_session(ctx, user_id);
     IdentityResponse { user_id }.encode(out);
@@ -94,7 +105,7 @@ pub fn login_user_legacy(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut)
 }
 
 /// Legacy (0.10) LoginWithPersonalAccessToken, reply `[user_id u32]`.
-pub fn login_with_token_legacy(
+pub async fn login_with_token_legacy(
     ctx: &mut Context<'_>,
     body: &[u8],
     out: &mut BytesMut,
@@ -103,6 +114,7 @@ pub fn login_with_token_legacy(
     let user_id = ctx
         .broker
         .authenticate_token(request.token.as_str())
+        .await
         .inspect_err(|e| refused(ctx, e))?;
     start_session(ctx, user_id);
     IdentityResponse { user_id }.encode(out);
@@ -116,5 +128,6 @@ fn refused(ctx: &Context<'_>, e: &Error) {
 pub fn logout(ctx: &mut Context<'_>) {
     ctx.session.user_id = None;
     ctx.session.session = 0;
-    ctx.broker.set_client_user(ctx.session.client_id, None);
+    ctx.session.acting_for = None;
+    ctx.broker.clients.set_user(ctx.session.client_id, None);
 }

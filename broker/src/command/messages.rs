@@ -3,16 +3,18 @@
 //! A send validates the producer's batch where it lies in the request
 //! buffer, stamps offset and time into it and writes those same bytes to the
 //! partition log — no per-message decoding or copying. A poll reads stored
-//! batch records from the log straight into the reply buffer.
+//! batch records from the log straight into the reply buffer. A partition
+//! led by another broker is served there (`forward`).
 
-use super::{Context, decode};
+use super::{Context, decode, forward};
 use crate::auth::Action;
-use crate::broker::PartitionKey;
-use crate::consumer_groups::GroupKey;
+use crate::broker::PartitionHome;
 use crate::error::{Error, Result};
-use crate::partition::{ConsumerKey, Partition};
+use crate::metadata::{ConsumerKey, GroupKey, Ident, MetadataCommand, PartitionKey};
+use crate::partitions::Partition;
 use crate::storage::batch;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
 use iggy_binary_protocol::primitives::consumer::{KIND_CONSUMER_GROUP, WireConsumer};
 use iggy_binary_protocol::requests::messages::poll_messages::PollMessagesRequest;
 use iggy_binary_protocol::requests::messages::send_messages::SendMessagesHeader;
@@ -22,41 +24,43 @@ use iggy_binary_protocol::responses::messages::send_messages::{
 use iggy_binary_protocol::{WireDecode, WireEncode, WireIdentifier, WirePartitioning};
 use std::sync::Arc;
 
-/// The partition a consumer request addresses (partition 0 when none is
-/// given, as upstream) and whose offset it is about.
-pub fn consumer_target(
-    ctx: &Context<'_>,
-    consumer: &WireConsumer,
-    stream: &WireIdentifier,
-    topic: &WireIdentifier,
-    partition_id: Option<u32>,
-) -> Result<(PartitionKey, Arc<Partition>, ConsumerKey)> {
-    let (key, partition) = ctx
-        .broker
-        .partition(stream, topic, partition_id.unwrap_or(0))?;
-    let consumer_key = consumer_key(ctx, stream, topic, consumer)?;
-    Ok((key, partition, consumer_key))
-}
-
 /// Whose offset a request is about. A group is resolved to its id, so the
 /// name and the numeric id of a group share one offset.
-fn consumer_key(
+pub fn consumer_key(
     ctx: &Context<'_>,
     stream: &WireIdentifier,
     topic: &WireIdentifier,
     consumer: &WireConsumer,
 ) -> Result<ConsumerKey> {
     if consumer.kind == KIND_CONSUMER_GROUP {
+        let (stream, topic, group) = (
+            Ident::from(stream),
+            Ident::from(topic),
+            Ident::from(&consumer.id),
+        );
         let key = ctx
             .broker
-            .with_metadata(|m| ctx.broker.resolve_group(m, stream, topic, &consumer.id))?;
-        Ok(ConsumerKey::Group(key.2.to_string()))
+            .metadata
+            .read(|m| m.resolve_group(&stream, &topic, &group))?;
+        Ok(ConsumerKey::Group(key.2))
     } else {
         Ok(ConsumerKey::Consumer(consumer.id.to_string()))
     }
 }
 
-pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut) -> Result<()> {
+/// The stored offset of `consumer` in partition `key`.
+pub fn stored_offset(ctx: &Context<'_>, key: PartitionKey, consumer: &ConsumerKey) -> Option<u64> {
+    ctx.broker.metadata.read(|m| {
+        m.partition(key)
+            .and_then(|p| p.offsets.get(consumer).copied())
+    })
+}
+
+pub async fn send_messages(
+    ctx: &mut Context<'_>,
+    body: &mut [u8],
+    out: &mut BytesMut,
+) -> Result<()> {
     if body.len() < 4 {
         return Err(Error::InvalidFormat("send_messages body too short".into()));
     }
@@ -74,32 +78,55 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
     batch::validate_incoming(record, header.messages_count)?;
 
     let broker = ctx.broker;
+    let (stream, topic) = (
+        Ident::from(&header.stream_id),
+        Ident::from(&header.topic_id),
+    );
     let partition_id = match &header.partitioning {
         WirePartitioning::PartitionId(id) => *id,
-        WirePartitioning::Balanced => {
-            let count = broker.partitions_count(&header.stream_id, &header.topic_id)?;
-            broker.next_balanced(&header.stream_id, &header.topic_id, count)?
-        }
-        WirePartitioning::MessagesKey(key) => {
-            let count = broker.partitions_count(&header.stream_id, &header.topic_id)?;
-            if count == 0 {
-                return Err(Error::NoPartitions);
+        partitioning => {
+            let (ids, count) = broker.metadata.read(|m| -> Result<_> {
+                let (s, t) = m.resolve_topic(&stream, &topic)?;
+                Ok(((s, t), m.streams[&s].topics[&t].partitions.len() as u32))
+            })?;
+            match partitioning {
+                WirePartitioning::MessagesKey(key) => {
+                    if count == 0 {
+                        return Err(Error::NoPartitions);
+                    }
+                    // The same function the SDKs use client-side: xxh32(seed 0) mod n.
+                    iggy_common::calculate_32(key) % count
+                }
+                _ => broker.next_balanced(ids, count)?,
             }
-            // The same function the SDKs use client-side: xxh32(seed 0) mod n.
-            iggy_common::calculate_32(key) % count
         }
     };
-    let ((stream_id, topic_id, _), partition) =
-        broker.partition(&header.stream_id, &header.topic_id, partition_id)?;
+    let partition = match broker.partition(&stream, &topic, partition_id)? {
+        PartitionHome::Local(_, partition) => partition,
+        PartitionHome::Remote(_, leader) => {
+            // The partition is chosen here: name it, so the leader does not
+            // choose again.
+            let header = SendMessagesHeader {
+                partitioning: WirePartitioning::PartitionId(partition_id),
+                ..header
+            };
+            let mut forwarded = BytesMut::with_capacity(4 + 64 + record.len());
+            forwarded.put_u32_le(header.encoded_size() as u32);
+            header.encode(&mut forwarded);
+            forwarded.extend_from_slice(record);
+            return forward::to_broker(ctx, leader, SEND_MESSAGES_CODE, forwarded.freeze(), out)
+                .await;
+        }
+    };
+    let (stream_id, topic_id, _) = partition.key;
     let timestamp = crate::broker::now_micros();
     // The append may fsync; keep the async workers free for other clients.
     let appended = tokio::task::block_in_place(|| {
-        partition.log.lock().expect("log lock").append(
-            record,
-            header.messages_count,
-            partition_id,
-            timestamp,
-        )
+        partition
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .append(record, header.messages_count, partition_id, timestamp)
     })?;
     let metrics = &broker.metrics;
     let (stream_name, topic_name) = broker.topic_names(stream_id, topic_id);
@@ -128,29 +155,26 @@ pub fn send_messages(ctx: &mut Context<'_>, body: &mut [u8], out: &mut BytesMut)
 }
 
 /// The partitions of the group a poll names that are assigned to this
-/// connection (`ConsumerGroupMemberNotFound` if it is not a member).
+/// connection's member (`ConsumerGroupMemberNotFound` if it is not one).
 pub fn owned_partitions(
     ctx: &Context<'_>,
     request: &PollMessagesRequest,
 ) -> Result<(GroupKey, Vec<u32>)> {
-    let broker = ctx.broker;
-    let (key, partitions) = broker.with_metadata(|m| -> Result<_> {
-        let key = broker.resolve_group(
-            m,
-            &request.stream_id,
-            &request.topic_id,
-            &request.consumer.id,
-        )?;
-        Ok((
-            key,
-            m.streams[&key.0].topics[&key.1].partitions.len() as u32,
-        ))
-    })?;
-    let (_, owned) = broker
-        .groups
-        .sync(key, ctx.session.client_id, partitions)
-        .ok_or(Error::ConsumerGroupMemberNotFound)?;
-    Ok((key, owned))
+    let (stream, topic, group) = (
+        Ident::from(&request.stream_id),
+        Ident::from(&request.topic_id),
+        Ident::from(&request.consumer.id),
+    );
+    let member = ctx.member();
+    ctx.broker.metadata.read(|m| {
+        let key = m.resolve_group(&stream, &topic, &group)?;
+        let partitions = m.streams[&key.0].topics[&key.1].partitions.len() as u32;
+        let owned = m
+            .group(key)
+            .and_then(|g| g.partitions_of(member.client_id, partitions))
+            .ok_or(Error::ConsumerGroupMemberNotFound)?;
+        Ok((key, owned))
+    })
 }
 
 /// A group member may only poll the partitions assigned to it; a member
@@ -172,29 +196,72 @@ const STRATEGY_NEXT: u8 = 5;
 /// Size of the `[partition_id u32][current_offset u64][count u32]` prefix.
 const POLL_PREFIX_BYTES: usize = 16;
 
-pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+/// PollMessages (100) and PollMessagesOnPrimary (104, the same request sent
+/// by the 0.11 SDK to the partition's broker once it knows the cluster).
+pub async fn poll_messages(
+    ctx: &mut Context<'_>,
+    code: u32,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> Result<()> {
     let request: PollMessagesRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::PollMessages)?;
-    let ((stream_id, topic_id, partition_id), partition, key) = consumer_target(
+    let partition_id = request.partition_id.unwrap_or(0);
+    let (stream, topic) = (
+        Ident::from(&request.stream_id),
+        Ident::from(&request.topic_id),
+    );
+    let partition = match ctx.broker.partition(&stream, &topic, partition_id)? {
+        PartitionHome::Local(_, partition) => partition,
+        PartitionHome::Remote(_, leader) => {
+            return forward::to_broker(ctx, leader, code, Bytes::copy_from_slice(body), out).await;
+        }
+    };
+    let key = consumer_key(
         ctx,
-        &request.consumer,
         &request.stream_id,
         &request.topic_id,
-        request.partition_id,
+        &request.consumer,
     )?;
     if let ConsumerKey::Group(_) = key {
         ensure_owned(ctx, &request, partition_id)?;
     }
     // Serialize committing polls of one partition (see `commit_lock`).
-    let _commit = (request.auto_commit || request.strategy.kind == STRATEGY_NEXT)
-        .then(|| partition.commit_lock.lock().expect("commit lock"));
-    let stored = partition.stored_offset(&key);
-    let max_bytes = ctx.broker.effective.max_poll_bytes;
+    let _commit = if request.auto_commit || request.strategy.kind == STRATEGY_NEXT {
+        Some(partition.commit_lock.lock().await)
+    } else {
+        None
+    };
+    let stored = stored_offset(ctx, partition.key, &key);
+    let (start, count) = read_into(ctx, &partition, &request, stored, out)?;
+    if request.auto_commit && count > 0 {
+        ctx.write(MetadataCommand::StoreConsumerOffset {
+            partition: partition.key,
+            consumer: key,
+            offset: start + u64::from(count) - 1,
+        })
+        .await?;
+    }
+    Ok(())
+}
 
+/// Read the messages `request` asks for into `out` (prefix, then batch
+/// records); returns the first offset read and how many messages.
+fn read_into(
+    ctx: &Context<'_>,
+    partition: &Arc<Partition>,
+    request: &PollMessagesRequest,
+    stored: Option<u64>,
+    out: &mut BytesMut,
+) -> Result<(u64, u32)> {
+    let max_bytes = ctx.broker.effective.max_poll_bytes;
     let prefix_at = out.len();
     out.put_bytes(0, POLL_PREFIX_BYTES);
     let (current_offset, start, count) = tokio::task::block_in_place(|| -> Result<_> {
-        let log = partition.log.lock().expect("log lock");
+        let log = partition
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let next = log.next_offset();
         let first = log.first_offset();
         let start = match request.strategy.kind {
@@ -218,6 +285,7 @@ pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> 
         };
         Ok((next.saturating_sub(1), start, count))
     })?;
+    let (stream_id, topic_id, partition_id) = partition.key;
     out[prefix_at..prefix_at + 4].copy_from_slice(&partition_id.to_le_bytes());
     out[prefix_at + 4..prefix_at + 12].copy_from_slice(&current_offset.to_le_bytes());
     out[prefix_at + 12..prefix_at + 16].copy_from_slice(&count.to_le_bytes());
@@ -236,8 +304,5 @@ pub fn poll_messages(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> 
             .with_label_values(&labels)
             .inc_by(bytes as u64);
     }
-    if request.auto_commit && count > 0 {
-        partition.store_offset(key, start + u64::from(count) - 1)?;
-    }
-    Ok(())
+    Ok((start, count))
 }

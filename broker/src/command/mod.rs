@@ -1,19 +1,25 @@
 //! Command handlers: decode a request body with the wire crate, act on the
 //! broker, encode the reply body.
 //!
-//! `dispatch` is the single place that maps a command code to its handler
-//! and enforces that only ping and login work before authentication.
-//! Handlers are grouped by area as `iggy_binary_protocol::requests` is.
+//! [`dispatch`] is the single place that maps a command (see [`table`]) to
+//! its handler, enforces that only ping and login work before
+//! authentication, and lets metadata reads catch up with the leader first.
+//! Handlers are grouped by area as `iggy_binary_protocol::requests` is;
+//! [`forward`] sends partition commands to the broker that leads the
+//! partition, [`routing`] answers the 0.11 SDK's cluster routing commands.
 
 mod consumer_groups;
 mod consumer_offsets;
+pub mod forward;
 pub mod legacy;
 pub mod login;
 mod messages;
 mod partitions;
 mod personal_access_tokens;
+mod routing;
 mod streams;
 mod system;
+pub mod table;
 mod topics;
 mod users;
 
@@ -21,10 +27,11 @@ use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
 use crate::broker::users::check_permission;
 use crate::error::{Error, Result};
+use crate::metadata::{Applied, Ident, Member, MetadataCommand, ProposalId};
 use crate::session::Session;
 use bytes::BytesMut;
-use iggy_binary_protocol::codes::*;
 use iggy_binary_protocol::{WireDecode, WireIdentifier, WireOptions};
+pub use table::{Command, Kind};
 
 /// What a handler works with.
 pub struct Context<'a> {
@@ -54,11 +61,13 @@ impl Context<'_> {
         if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        let broker = self.broker;
-        broker.with_metadata(|m| match broker.resolve_stream(m, stream) {
-            Ok(s) => check_permission(m, user_id, action(s)),
-            Err(_) => Ok(()),
-        })
+        let stream = Ident::from(stream);
+        self.broker
+            .metadata
+            .read(|m| match m.resolve_stream(&stream) {
+                Ok(s) => check_permission(m, user_id, action(s)),
+                Err(_) => Ok(()),
+            })
     }
 
     /// Authorize an action on a topic; unknown topics pass as above.
@@ -72,11 +81,35 @@ impl Context<'_> {
         if user_id == ROOT_USER_ID {
             return Ok(());
         }
-        let broker = self.broker;
-        broker.with_metadata(|m| match broker.resolve_topic(m, stream, topic) {
-            Ok((s, t)) => check_permission(m, user_id, action(s, t)),
-            Err(_) => Ok(()),
+        let (stream, topic) = (Ident::from(stream), Ident::from(topic));
+        self.broker
+            .metadata
+            .read(|m| match m.resolve_topic(&stream, &topic) {
+                Ok((s, t)) => check_permission(m, user_id, action(s, t)),
+                Err(_) => Ok(()),
+            })
+    }
+
+    /// The consumer-group member this connection acts as.
+    pub fn member(&self) -> Member {
+        self.session.acting_for.unwrap_or(Member {
+            client_id: self.session.client_id,
+            node: self.broker.node_id(),
+            epoch: self.broker.metadata.epoch(),
         })
+    }
+
+    /// The proposal id for the current request's metadata change (a replay
+    /// of the request reuses it, so the change is applied at most once).
+    pub fn proposal(&mut self) -> ProposalId {
+        let metadata = &self.broker.metadata;
+        self.session.proposal(|| metadata.proposal())
+    }
+
+    /// Commit a metadata change for the current request.
+    pub async fn write(&mut self, command: MetadataCommand) -> Result<Applied> {
+        let proposal = self.proposal();
+        self.broker.metadata.write_as(proposal, command).await
     }
 }
 
@@ -106,74 +139,90 @@ pub fn decode<T: WireDecode>(body: &[u8]) -> Result<T> {
 
 /// Run the command `code` with request `body`, writing the reply body to
 /// `out`. Login is handled by the connection (it shapes the session).
-pub fn dispatch(
+pub async fn dispatch(
     ctx: &mut Context<'_>,
     code: u32,
     body: &mut [u8],
     out: &mut BytesMut,
 ) -> Result<()> {
-    if code != PING_CODE && !ctx.session.is_authenticated() {
+    let command = Command::from_code(code);
+    if command != Some(Command::Ping) && !ctx.session.is_authenticated() {
         return Err(Error::Unauthenticated);
     }
-    match code {
-        PING_CODE => Ok(()),
-        GET_STATS_CODE => system::get_stats(ctx, out),
-        GET_CLUSTER_METADATA_CODE => system::get_cluster_metadata(ctx, out),
-        GET_ME_CODE => system::get_me(ctx, out),
-        GET_CLIENT_CODE => system::get_client(ctx, body, out),
-        GET_CLIENTS_CODE => system::get_clients(ctx, out),
-        DESCRIBE_OPTIONS_CODE => system::describe_options(body, out),
+    let Some(command) = command else {
+        return Err(Error::FeatureUnavailable(
+            "command not supported by this broker yet",
+        ));
+    };
+    if command.kind() == Kind::Read {
+        ctx.broker.metadata.sync().await;
+    }
+    use Command as C;
+    match command {
+        C::Ping => Ok(()),
+        C::LoginRegister | C::LoginRegisterWithPat | C::LoginUser | C::LoginWithPat | C::Logout => {
+            // The connection handles these before dispatching.
+            Err(Error::InvalidCommand)
+        }
+        C::GetStats => system::get_stats(ctx, out),
+        C::GetClusterMetadata => system::get_cluster_metadata(ctx, out),
+        C::GetMe => system::get_me(ctx, out),
+        C::GetClient => system::get_client(ctx, body, out),
+        C::GetClients => system::get_clients(ctx, out),
+        C::DescribeOptions => system::describe_options(body, out),
 
-        GET_STREAM_CODE => streams::get_stream(ctx, body, out),
-        GET_STREAMS_CODE => streams::get_streams(ctx, out),
-        CREATE_STREAM_CODE => streams::create_stream(ctx, body, out),
-        UPDATE_STREAM_CODE => streams::update_stream(ctx, body),
-        DELETE_STREAM_CODE => streams::delete_stream(ctx, body),
-        PURGE_STREAM_CODE => streams::purge_stream(ctx, body),
+        C::GetStream => streams::get_stream(ctx, body, out),
+        C::GetStreams => streams::get_streams(ctx, out),
+        C::CreateStream => streams::create_stream(ctx, body, out).await,
+        C::UpdateStream => streams::update_stream(ctx, body).await,
+        C::DeleteStream => streams::delete_stream(ctx, body).await,
+        C::PurgeStream => streams::purge_stream(ctx, body).await,
 
-        GET_TOPIC_CODE => topics::get_topic(ctx, body, out),
-        GET_TOPICS_CODE => topics::get_topics(ctx, body, out),
-        CREATE_TOPIC_CODE => topics::create_topic(ctx, body, out),
-        UPDATE_TOPIC_CODE => topics::update_topic(ctx, body),
-        DELETE_TOPIC_CODE => topics::delete_topic(ctx, body),
-        PURGE_TOPIC_CODE => topics::purge_topic(ctx, body),
+        C::GetTopic => topics::get_topic(ctx, body, out),
+        C::GetTopics => topics::get_topics(ctx, body, out),
+        C::CreateTopic => topics::create_topic(ctx, body, out).await,
+        C::UpdateTopic => topics::update_topic(ctx, body).await,
+        C::DeleteTopic => topics::delete_topic(ctx, body).await,
+        C::PurgeTopic => topics::purge_topic(ctx, body).await,
 
-        CREATE_PARTITIONS_CODE => partitions::create_partitions(ctx, body),
-        DELETE_PARTITIONS_CODE => partitions::delete_partitions(ctx, body),
-        DELETE_SEGMENTS_CODE => partitions::delete_segments(ctx, body),
+        C::CreatePartitions => partitions::create_partitions(ctx, body).await,
+        C::DeletePartitions => partitions::delete_partitions(ctx, body).await,
+        C::DeleteSegments => partitions::delete_segments(ctx, body, out).await,
 
-        GET_USER_CODE => users::get_user(ctx, body, out),
-        GET_USERS_CODE => users::get_users(ctx, out),
-        CREATE_USER_CODE => users::create_user(ctx, body, out),
-        UPDATE_USER_CODE => users::update_user(ctx, body),
-        DELETE_USER_CODE => users::delete_user(ctx, body),
-        UPDATE_PERMISSIONS_CODE => users::update_permissions(ctx, body),
-        CHANGE_PASSWORD_CODE => users::change_password(ctx, body),
+        C::GetUser => users::get_user(ctx, body, out),
+        C::GetUsers => users::get_users(ctx, out),
+        C::CreateUser => users::create_user(ctx, body, out).await,
+        C::UpdateUser => users::update_user(ctx, body).await,
+        C::DeleteUser => users::delete_user(ctx, body).await,
+        C::UpdatePermissions => users::update_permissions(ctx, body).await,
+        C::ChangePassword => users::change_password(ctx, body).await,
 
-        GET_PERSONAL_ACCESS_TOKENS_CODE => personal_access_tokens::get_tokens(ctx, out),
-        CREATE_PERSONAL_ACCESS_TOKEN_CODE => personal_access_tokens::create_token(ctx, body, out),
-        DELETE_PERSONAL_ACCESS_TOKEN_CODE => personal_access_tokens::delete_token(ctx, body),
+        C::GetPersonalAccessTokens => personal_access_tokens::get_tokens(ctx, out),
+        C::CreatePersonalAccessToken => personal_access_tokens::create_token(ctx, body, out).await,
+        C::DeletePersonalAccessToken => personal_access_tokens::delete_token(ctx, body).await,
 
-        SEND_MESSAGES_CODE => messages::send_messages(ctx, body, out),
-        POLL_MESSAGES_CODE => messages::poll_messages(ctx, body, out),
-        FLUSH_UNSAVED_BUFFER_CODE => Err(Error::FeatureUnavailable(
+        C::SendMessages => messages::send_messages(ctx, body, out).await,
+        C::PollMessages | C::PollMessagesOnPrimary => {
+            messages::poll_messages(ctx, code, body, out).await
+        }
+        C::FlushUnsavedBuffer => Err(Error::FeatureUnavailable(
             "every acknowledged batch is already written; FlushUnsavedBuffer is not part of 0.11",
         )),
 
-        GET_CONSUMER_OFFSET_CODE => consumer_offsets::get_consumer_offset(ctx, body, out),
-        STORE_CONSUMER_OFFSET_CODE => consumer_offsets::store_consumer_offset(ctx, body),
-        DELETE_CONSUMER_OFFSET_CODE => consumer_offsets::delete_consumer_offset(ctx, body),
+        C::GetConsumerOffset => consumer_offsets::get_consumer_offset(ctx, body, out).await,
+        C::StoreConsumerOffset => consumer_offsets::store_consumer_offset(ctx, body, out).await,
+        C::DeleteConsumerOffset => consumer_offsets::delete_consumer_offset(ctx, body, out).await,
 
-        GET_CONSUMER_GROUP_CODE => consumer_groups::get_consumer_group(ctx, body, out),
-        GET_CONSUMER_GROUPS_CODE => consumer_groups::get_consumer_groups(ctx, body, out),
-        CREATE_CONSUMER_GROUP_CODE => consumer_groups::create_consumer_group(ctx, body, out),
-        DELETE_CONSUMER_GROUP_CODE => consumer_groups::delete_consumer_group(ctx, body),
-        JOIN_CONSUMER_GROUP_CODE => consumer_groups::join_consumer_group(ctx, body),
-        LEAVE_CONSUMER_GROUP_CODE => consumer_groups::leave_consumer_group(ctx, body),
-        SYNC_CONSUMER_GROUP_CODE => consumer_groups::sync_consumer_group(ctx, body, out),
+        C::GetConsumerGroup => consumer_groups::get_consumer_group(ctx, body, out),
+        C::GetConsumerGroups => consumer_groups::get_consumer_groups(ctx, body, out),
+        C::CreateConsumerGroup => consumer_groups::create_consumer_group(ctx, body, out).await,
+        C::DeleteConsumerGroup => consumer_groups::delete_consumer_group(ctx, body).await,
+        C::JoinConsumerGroup => consumer_groups::join_consumer_group(ctx, body).await,
+        C::LeaveConsumerGroup => consumer_groups::leave_consumer_group(ctx, body).await,
+        C::SyncConsumerGroup => consumer_groups::sync_consumer_group(ctx, body, out),
 
-        _ => Err(Error::FeatureUnavailable(
-            "command not supported by this broker yet",
-        )),
+        C::GetPollRouting => routing::get_poll_routing(ctx, body, out),
+        C::GetConsumerOffsetRouting => routing::get_consumer_offset_routing(ctx, body, out),
+        C::AttachConsumerSession => routing::attach_consumer_session(ctx, body).await,
     }
 }

@@ -3,40 +3,63 @@
 
 use super::{Context, decode};
 use crate::auth::Action;
+use crate::broker::{PartitionHome, now_micros};
 use crate::error::Result;
+use crate::metadata::{Ident, MetadataCommand};
+use bytes::BytesMut;
 use iggy_binary_protocol::requests::partitions::{
     CreatePartitionsRequest, DeletePartitionsRequest,
 };
 use iggy_binary_protocol::requests::segments::DeleteSegmentsRequest;
 
-pub fn create_partitions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn create_partitions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: CreatePartitionsRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    ctx.broker.create_partitions(
-        &request.stream_id,
-        &request.topic_id,
-        request.partitions_count,
-    )
+    let command = MetadataCommand::CreatePartitions {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+        count: request.partitions_count,
+        created_at: now_micros(),
+    };
+    ctx.write(command).await.map(drop)
 }
 
-pub fn delete_partitions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_partitions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeletePartitionsRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    ctx.broker.delete_partitions(
-        &request.stream_id,
-        &request.topic_id,
-        request.partitions_count,
-    )
+    let command = MetadataCommand::DeletePartitions {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+        count: request.partitions_count,
+    };
+    ctx.write(command).await.map(drop)
 }
 
 /// Delete the oldest sealed segments of one partition (never the active one).
-pub fn delete_segments(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_segments(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: DeleteSegmentsRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    let (_, partition) =
-        ctx.broker
-            .partition(&request.stream_id, &request.topic_id, request.partition_id)?;
-    let mut log = partition.log.lock().expect("log lock");
-    log.delete_oldest_segments(request.segments_count as usize)?;
-    Ok(())
+    let home = ctx.broker.partition(
+        &Ident::from(&request.stream_id),
+        &Ident::from(&request.topic_id),
+        request.partition_id,
+    )?;
+    match home {
+        PartitionHome::Local(_, partition) => {
+            let count = request.segments_count as usize;
+            tokio::task::block_in_place(|| {
+                partition
+                    .log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .delete_oldest_segments(count)
+            })?;
+            Ok(())
+        }
+        PartitionHome::Remote(_, leader) => {
+            let code = iggy_binary_protocol::codes::DELETE_SEGMENTS_CODE;
+            super::forward::to_broker(ctx, leader, code, bytes::Bytes::copy_from_slice(body), out)
+                .await
+        }
+    }
 }

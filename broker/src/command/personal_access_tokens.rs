@@ -18,7 +18,7 @@ fn current_user(ctx: &Context<'_>) -> Result<u32> {
 
 pub fn get_tokens(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     let user_id = current_user(ctx)?;
-    let tokens = ctx.broker.with_metadata(|m| {
+    let tokens = ctx.broker.metadata.read(|m| {
         m.users.get(&user_id).map_or_else(Vec::new, |user| {
             user.tokens
                 .iter()
@@ -34,12 +34,14 @@ pub fn get_tokens(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     Ok(())
 }
 
-pub fn create_token(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn create_token(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let user_id = current_user(ctx)?;
     let request: CreatePersonalAccessTokenRequest = decode(body)?;
+    let proposal = ctx.proposal();
     let raw = ctx
         .broker
-        .create_token(user_id, request.name.as_str(), request.expiry)?;
+        .create_token(proposal, user_id, request.name.as_str(), request.expiry)
+        .await?;
     RawPersonalAccessTokenResponse {
         token: WireName::new(raw).expect("minted tokens are valid names"),
     }
@@ -47,8 +49,11 @@ pub fn create_token(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> R
     Ok(())
 }
 
-pub fn delete_token(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_token(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let user_id = current_user(ctx)?;
     let request: DeletePersonalAccessTokenRequest = decode(body)?;
-    ctx.broker.delete_token(user_id, request.name.as_str())
+    let proposal = ctx.proposal();
+    ctx.broker
+        .delete_token(proposal, user_id, request.name.as_str())
+        .await
 }

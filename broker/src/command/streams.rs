@@ -2,8 +2,9 @@
 
 use super::{Context, decode, reject_option_keys};
 use crate::auth::Action;
+use crate::broker::{now_micros, users::unexpected};
 use crate::error::Result;
-use crate::metadata::StreamMeta;
+use crate::metadata::{Applied, Ident, MetadataCommand, StreamMeta};
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::streams::{
     CreateStreamRequest, DeleteStreamRequest, GetStreamRequest, PurgeStreamRequest,
@@ -42,13 +43,11 @@ fn encode_stream(ctx: &Context<'_>, stream: &StreamMeta, out: &mut BytesMut) {
 pub fn get_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetStreamRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ReadStream)?;
-    let broker = ctx.broker;
-    let stream = broker.with_metadata(|m| {
-        broker
-            .resolve_stream(m, &request.stream_id)
-            .ok()
-            .map(|id| m.streams[&id].clone())
-    });
+    let id = Ident::from(&request.stream_id);
+    let stream = ctx
+        .broker
+        .metadata
+        .read(|m| m.resolve_stream(&id).ok().map(|id| m.streams[&id].clone()));
     // Absent: an empty OK body, which the SDK reads as `None`.
     if let Some(stream) = stream {
         encode_stream(ctx, &stream, out);
@@ -60,38 +59,59 @@ pub fn get_streams(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ListStreams)?;
     let streams: Vec<StreamMeta> = ctx
         .broker
-        .with_metadata(|m| m.streams.values().cloned().collect());
+        .metadata
+        .read(|m| m.streams.values().cloned().collect());
     for stream in &streams {
         stream_response(ctx, stream).encode(out);
     }
     Ok(())
 }
 
-pub fn create_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn create_stream(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::CreateStream)?;
     let request: CreateStreamRequest = decode(body)?;
     reject_option_keys(&request.options, UPDATABLE_STREAM_OPTION_KEYS)?;
-    let stream = ctx.broker.create_stream(&request.name, &request.options)?;
-    encode_stream(ctx, &stream, out);
+    let command = MetadataCommand::CreateStream {
+        name: request.name.to_string(),
+        options: request.options.as_bytes().to_vec(),
+        created_at: now_micros(),
+    };
+    let id = match ctx.write(command).await? {
+        Applied::Stream(id) => id,
+        other => return Err(unexpected(other)),
+    };
+    if let Some(stream) = ctx.broker.metadata.read(|m| m.streams.get(&id).cloned()) {
+        encode_stream(ctx, &stream, out);
+    }
     Ok(())
 }
 
-pub fn update_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn update_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: UpdateStreamRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
     reject_option_keys(&request.options, UPDATABLE_STREAM_OPTION_KEYS)?;
-    ctx.broker
-        .update_stream(&request.stream_id, &request.name, &request.options)
+    let command = MetadataCommand::UpdateStream {
+        stream: Ident::from(&request.stream_id),
+        name: request.name.to_string(),
+        options: (!request.options.is_empty()).then(|| request.options.as_bytes().to_vec()),
+    };
+    ctx.write(command).await.map(drop)
 }
 
-pub fn delete_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteStreamRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
-    ctx.broker.delete_stream(&request.stream_id)
+    let stream = Ident::from(&request.stream_id);
+    ctx.write(MetadataCommand::DeleteStream { stream })
+        .await
+        .map(drop)
 }
 
-pub fn purge_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn purge_stream(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: PurgeStreamRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ManageStream)?;
-    ctx.broker.purge_stream(&request.stream_id)
+    let stream = Ident::from(&request.stream_id);
+    ctx.write(MetadataCommand::PurgeStream { stream })
+        .await
+        .map(drop)
 }

@@ -2,6 +2,8 @@
 
 use super::{Context, decode};
 use crate::auth::Action;
+use crate::clients::ClientInfo;
+use crate::cluster::roster::RosterNode;
 use crate::error::Result;
 use bytes::BytesMut;
 use iggy_binary_protocol::WireEncode;
@@ -16,23 +18,35 @@ use iggy_binary_protocol::responses::system::get_cluster_metadata::{
 };
 use iggy_binary_protocol::responses::system::get_stats::StatsResponse;
 
-fn client_response(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> ClientResponse {
+fn groups_of(ctx: &Context<'_>, client_id: u32) -> Vec<(u32, u32, u32)> {
+    ctx.broker.metadata.read(|m| {
+        m.streams
+            .values()
+            .flat_map(|s| s.topics.values().map(move |t| (s.id, t)))
+            .flat_map(|(s, t)| {
+                t.consumer_groups
+                    .values()
+                    .filter(|g| g.members.contains_key(&client_id))
+                    .map(move |g| (s, t.id, g.id))
+            })
+            .collect()
+    })
+}
+
+fn client_response(ctx: &Context<'_>, client: &ClientInfo) -> ClientResponse {
     ClientResponse {
         client_id: client.client_id,
         user_id: client.user_id.unwrap_or(u32::MAX),
         transport: client.transport as u8,
         address: client.address.to_string(),
-        consumer_groups_count: ctx.broker.groups.groups_of(client.client_id).len() as u32,
+        consumer_groups_count: groups_of(ctx, client.client_id).len() as u32,
     }
 }
 
-fn client_details(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> ClientDetailsResponse {
+fn client_details(ctx: &Context<'_>, client: &ClientInfo) -> ClientDetailsResponse {
     ClientDetailsResponse {
         client: client_response(ctx, client),
-        consumer_groups: ctx
-            .broker
-            .groups
-            .groups_of(client.client_id)
+        consumer_groups: groups_of(ctx, client.client_id)
             .into_iter()
             .map(
                 |(stream_id, topic_id, group_id)| ConsumerGroupInfoResponse {
@@ -46,7 +60,7 @@ fn client_details(ctx: &Context<'_>, client: &crate::broker::ClientInfo) -> Clie
 }
 
 pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
-    if let Some(client) = ctx.broker.client(ctx.session.client_id) {
+    if let Some(client) = ctx.broker.clients.get(ctx.session.client_id) {
         client_details(ctx, &client).encode(out);
     }
     Ok(())
@@ -55,7 +69,7 @@ pub fn get_me(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ReadServers)?;
     let request: GetClientRequest = decode(body)?;
-    if let Some(client) = ctx.broker.client(request.client_id) {
+    if let Some(client) = ctx.broker.clients.get(request.client_id) {
         client_details(ctx, &client).encode(out);
     }
     Ok(())
@@ -63,34 +77,33 @@ pub fn get_client(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
 
 pub fn get_clients(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ReadServers)?;
-    for client in ctx.broker.clients() {
+    for client in ctx.broker.clients.list() {
         client_response(ctx, &client).encode(out);
     }
     Ok(())
 }
 
-/// A standalone broker is a cluster of one node that leads everything; SDKs
-/// use this to decide that no redirection is needed.
+/// The roster entry of a broker, as the wire carries it.
+pub fn node_response(node: &RosterNode) -> ClusterNodeResponse {
+    ClusterNodeResponse {
+        name: node.name.clone(),
+        ip: node.advertised.host.clone(),
+        tcp_port: node.advertised.tcp,
+        quic_port: node.advertised.quic,
+        http_port: node.advertised.http,
+        websocket_port: node.advertised.websocket,
+        role: node.role as u8,
+        status: node.status as u8,
+    }
+}
+
+/// Every broker with its role and health (see `cluster::roster`); a
+/// standalone broker is a cluster of one that leads everything.
 pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
-    let listeners = *ctx.broker.listeners.read().expect("listeners lock");
-    let ip = listeners
-        .tcp
-        .map(|a| a.ip())
-        .filter(|ip| !ip.is_unspecified())
-        .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
-    let port = |address: Option<std::net::SocketAddr>| address.map_or(0, |a| a.port());
+    let roster = ctx.broker.roster();
     ClusterMetadataResponse {
-        name: "single-node".into(),
-        nodes: vec![ClusterNodeResponse {
-            name: "iggy-broker-0".into(),
-            ip,
-            tcp_port: port(listeners.tcp),
-            quic_port: port(listeners.quic),
-            http_port: port(listeners.http),
-            websocket_port: port(listeners.websocket),
-            role: 0,
-            status: 0,
-        }],
+        name: roster.name,
+        nodes: roster.nodes.iter().map(node_response).collect(),
     }
     .encode(out);
     Ok(())
@@ -99,20 +112,28 @@ pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result
 pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ReadServers)?;
     let broker = ctx.broker;
-    let (streams, topics, partitions) = broker.with_metadata(|m| {
+    let (streams, topics, partitions, groups) = broker.metadata.read(|m| {
         let topics: usize = m.streams.values().map(|s| s.topics.len()).sum();
-        let partitions: usize = m
-            .streams
-            .values()
-            .flat_map(|s| s.topics.values())
-            .map(|t| t.partitions.len())
-            .sum();
-        (m.streams.len() as u32, topics as u32, partitions as u32)
+        let all_topics = || m.streams.values().flat_map(|s| s.topics.values());
+        let partitions: usize = all_topics().map(|t| t.partitions.len()).sum();
+        let groups: usize = all_topics().map(|t| t.consumer_groups.len()).sum();
+        (
+            m.streams.len() as u32,
+            topics as u32,
+            partitions as u32,
+            groups as u32,
+        )
     });
     let segments: usize = broker
-        .all_partitions()
+        .partitions
+        .all()
         .iter()
-        .map(|p| p.log.lock().expect("log lock").segments_count())
+        .map(|p| {
+            p.log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .segments_count()
+        })
         .sum();
     let (size, messages) = broker.usage(|_| true);
     StatsResponse {
@@ -132,8 +153,8 @@ pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
         partitions_count: partitions,
         segments_count: segments as u32,
         messages_count: messages,
-        clients_count: broker.clients().len() as u32,
-        consumer_groups_count: 0,
+        clients_count: broker.clients.len() as u32,
+        consumer_groups_count: groups,
         hostname: std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),

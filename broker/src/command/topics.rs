@@ -2,8 +2,10 @@
 
 use super::{Context, decode};
 use crate::auth::Action;
+use crate::broker::{now_micros, users::unexpected};
 use crate::error::{Error, Result};
-use crate::metadata::{TopicMeta, TopicSettings};
+use crate::metadata::command::TopicUpdate;
+use crate::metadata::{Applied, Ident, MetadataCommand, TopicMeta, TopicSettings};
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::topics::{
     CreateTopicRequest, DeleteTopicRequest, GetTopicRequest, GetTopicsRequest, PurgeTopicRequest,
@@ -46,9 +48,12 @@ fn encode_topic(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta, out: &mut 
         .partitions
         .iter()
         .map(|p| {
-            let handle = ctx.broker.partition_handle((stream_id, topic.id, p.id));
+            let handle = ctx.broker.partitions.get((stream_id, topic.id, p.id));
             let (segments, current, size, count) = handle.map_or((0, 0, 0, 0), |h| {
-                let log = h.log.lock().expect("log lock");
+                let log = h
+                    .log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 (
                     log.segments_count() as u32,
                     log.next_offset().saturating_sub(1),
@@ -97,10 +102,12 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
 pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
-    let broker = ctx.broker;
-    let found = broker.with_metadata(|m| {
-        broker
-            .resolve_topic(m, &request.stream_id, &request.topic_id)
+    let (stream, topic) = (
+        Ident::from(&request.stream_id),
+        Ident::from(&request.topic_id),
+    );
+    let found = ctx.broker.metadata.read(|m| {
+        m.resolve_topic(&stream, &topic)
             .ok()
             .map(|(s, t)| (s, m.streams[&s].topics[&t].clone()))
     });
@@ -113,9 +120,9 @@ pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Resu
 pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicsRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ListTopics)?;
-    let broker = ctx.broker;
-    let found = broker.with_metadata(|m| {
-        broker.resolve_stream(m, &request.stream_id).map(|s| {
+    let stream = Ident::from(&request.stream_id);
+    let found = ctx.broker.metadata.read(|m| {
+        m.resolve_stream(&stream).map(|s| {
             (
                 s,
                 m.streams[&s].topics.values().cloned().collect::<Vec<_>>(),
@@ -137,62 +144,73 @@ pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
     Ok(())
 }
 
-pub fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: CreateTopicRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::CreateTopic)?;
     let settings = settings_from_options(ctx, &request.options)?;
-    let (stream_id, topic) = ctx.broker.create_topic(
-        &request.stream_id,
-        &request.name,
-        request.partitions_count,
+    let command = MetadataCommand::CreateTopic {
+        stream: Ident::from(&request.stream_id),
+        name: request.name.to_string(),
+        partitions: request.partitions_count,
         settings,
-        &request.options,
-    )?;
-    encode_topic(ctx, stream_id, &topic, out);
+        options: request.options.as_bytes().to_vec(),
+        created_at: now_micros(),
+    };
+    let (stream_id, topic_id) = match ctx.write(command).await? {
+        Applied::Topic(s, t) => (s, t),
+        other => return Err(unexpected(other)),
+    };
+    if let Some(topic) = ctx
+        .broker
+        .metadata
+        .read(|m| m.topic(stream_id, topic_id).cloned())
+    {
+        encode_topic(ctx, stream_id, &topic, out);
+    }
     Ok(())
 }
 
-pub fn update_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn update_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: UpdateTopicRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
     let parsed = TopicCreateOptions::parse(&request.options)?;
     if parsed.segment_size.is_some() {
         return Err(Error::InvalidOptionValue("segment_size".into()));
     }
-    ctx.broker.update_topic(
-        &request.stream_id,
-        &request.topic_id,
-        &request.name,
-        |current| {
-            let mut settings = current.clone();
-            if let Some(c) = parsed.compression_algorithm {
-                settings.compression_algorithm = c.as_code();
-            }
-            if let Some(expiry) = parsed.message_expiry {
-                settings.message_expiry_us = match expiry {
-                    IggyExpiry::ServerDefault => u64::MAX,
-                    other => u64::from(other),
-                };
-            }
-            if let Some(size) = parsed.max_topic_size {
-                settings.max_topic_size = u64::from(size);
-            }
-            Ok(settings)
-        },
-        &request.options,
-    )
+    let update = TopicUpdate {
+        compression_algorithm: parsed.compression_algorithm.map(|c| c.as_code()),
+        message_expiry_us: parsed.message_expiry.map(|expiry| match expiry {
+            IggyExpiry::ServerDefault => u64::MAX,
+            other => u64::from(other),
+        }),
+        max_topic_size: parsed.max_topic_size.map(u64::from),
+    };
+    let command = MetadataCommand::UpdateTopic {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+        name: request.name.to_string(),
+        update,
+        options: (!request.options.is_empty()).then(|| request.options.as_bytes().to_vec()),
+    };
+    ctx.write(command).await.map(drop)
 }
 
-pub fn delete_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: DeleteTopicRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    ctx.broker
-        .delete_topic(&request.stream_id, &request.topic_id)
+    let command = MetadataCommand::DeleteTopic {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+    };
+    ctx.write(command).await.map(drop)
 }
 
-pub fn purge_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn purge_topic(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: PurgeTopicRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    ctx.broker
-        .purge_topic(&request.stream_id, &request.topic_id)
+    let command = MetadataCommand::PurgeTopic {
+        stream: Ident::from(&request.stream_id),
+        topic: Ident::from(&request.topic_id),
+    };
+    ctx.write(command).await.map(drop)
 }

@@ -4,7 +4,7 @@
 use super::{Context, decode, reject_option_keys};
 use crate::auth::{Action, Permissions};
 use crate::error::Result;
-use crate::metadata::UserMeta;
+use crate::metadata::{Ident, UserMeta};
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::users::{
     ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest,
@@ -36,7 +36,7 @@ fn encode_details(user: &UserMeta, out: &mut BytesMut) {
 
 pub fn get_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetUserRequest = decode(body)?;
-    let Some(user) = ctx.broker.user(&request.user_id) else {
+    let Some(user) = ctx.broker.user(&Ident::from(&request.user_id)) else {
         // Not found: an empty body, which the SDK reads as `None`.
         return Ok(());
     };
@@ -52,64 +52,84 @@ pub fn get_users(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ReadUsers)?;
     let users = ctx
         .broker
-        .with_metadata(|m| m.users.values().map(user_response).collect());
+        .metadata
+        .read(|m| m.users.values().map(user_response).collect());
     GetUsersResponse { users }.encode(out);
     Ok(())
 }
 
-pub fn create_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn create_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: CreateUserRequest = decode(body)?;
     reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
-    let user = ctx.broker.create_user(
-        request.username.as_str(),
-        &request.password,
-        request.status,
-        request.permissions.as_ref().map(Permissions::from),
-    )?;
+    let proposal = ctx.proposal();
+    let user = ctx
+        .broker
+        .create_user(
+            proposal,
+            request.username.as_str(),
+            &request.password,
+            request.status,
+            request.permissions.as_ref().map(Permissions::from),
+        )
+        .await?;
     encode_details(&user, out);
     Ok(())
 }
 
-pub fn update_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn update_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: UpdateUserRequest = decode(body)?;
     reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
-    ctx.broker.update_user(
-        &request.user_id,
-        request.username.as_ref().map(|n| n.as_str()),
-        request.status,
-    )
+    let proposal = ctx.proposal();
+    ctx.broker
+        .update_user(
+            proposal,
+            &Ident::from(&request.user_id),
+            request.username.as_ref().map(|n| n.as_str()),
+            request.status,
+        )
+        .await
 }
 
-pub fn delete_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn delete_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: DeleteUserRequest = decode(body)?;
-    ctx.broker.delete_user(&request.user_id)
+    let proposal = ctx.proposal();
+    ctx.broker
+        .delete_user(proposal, &Ident::from(&request.user_id))
+        .await
 }
 
-pub fn update_permissions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn update_permissions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: UpdatePermissionsRequest = decode(body)?;
-    ctx.broker.update_permissions(
-        &request.user_id,
-        request.permissions.as_ref().map(Permissions::from),
-    )
+    let proposal = ctx.proposal();
+    ctx.broker
+        .update_permissions(
+            proposal,
+            &Ident::from(&request.user_id),
+            request.permissions.as_ref().map(Permissions::from),
+        )
+        .await
 }
 
 /// Users may change their own password; changing another's needs
 /// manage_users. Either way the current password must match.
-pub fn change_password(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
+pub async fn change_password(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let request: ChangePasswordRequest = decode(body)?;
-    let target = ctx
-        .broker
-        .with_metadata(|m| ctx.broker.resolve_user(m, &request.user_id))?;
+    let user = Ident::from(&request.user_id);
+    let target = ctx.broker.metadata.read(|m| m.resolve_user(&user))?;
     if Some(target) != ctx.session.user_id {
         ctx.authorize(Action::ManageUsers)?;
     }
-    ctx.broker.change_password(
-        &request.user_id,
-        &request.current_password,
-        &request.new_password,
-    )
+    let proposal = ctx.proposal();
+    ctx.broker
+        .change_password(
+            proposal,
+            &user,
+            &request.current_password,
+            &request.new_password,
+        )
+        .await
 }

@@ -54,7 +54,7 @@ pub async fn serve<R, W>(
             session: &mut *session,
         };
         begin(&mut reply);
-        let status = match dispatch(&mut ctx, code, &mut body, &mut scratch, &mut reply) {
+        let status = match dispatch(&mut ctx, code, &mut body, &mut scratch, &mut reply).await {
             Ok(()) => 0,
             Err(e) => {
                 tracing::debug!(client_id, code, "legacy request failed: {e}");

@@ -9,7 +9,9 @@ pub mod quic;
 mod vsr;
 pub mod websocket;
 
-use crate::broker::{Broker, Transport};
+use crate::broker::Broker;
+use crate::clients::Transport;
+use crate::metadata::{Member, MetadataCommand};
 use crate::session::Session;
 use iggy_binary_protocol::lookup_command;
 use std::net::SocketAddr;
@@ -64,7 +66,7 @@ async fn serve_as<S>(
 
 /// Register a new client connection.
 fn open_session(broker: &Broker, address: SocketAddr, transport: Transport) -> Session {
-    let client_id = broker.register_client(address, transport);
+    let client_id = broker.clients.register(address, transport);
     broker
         .metrics
         .connections
@@ -74,15 +76,48 @@ fn open_session(broker: &Broker, address: SocketAddr, transport: Transport) -> S
     Session::new(client_id, address)
 }
 
-/// Forget a client: it leaves its consumer groups.
-fn close_session(broker: &Broker, client_id: u32, transport: Transport) {
-    broker.remove_client(client_id);
+/// Forget a client: it leaves its consumer groups (in the background: the
+/// change goes through the metadata group).
+fn close_session(broker: &Arc<Broker>, client_id: u32, transport: Transport) {
+    broker.clients.remove(client_id);
+    leave_groups(broker, client_id);
     broker
         .metrics
         .connections
         .with_label_values(&[transport.label()])
         .dec();
     tracing::debug!(client_id, "client disconnected");
+}
+
+/// Take a disconnected client out of every consumer group it is in.
+pub fn leave_groups(broker: &Arc<Broker>, client_id: u32) {
+    let member = Member {
+        client_id,
+        node: broker.node_id(),
+        epoch: broker.metadata.epoch(),
+    };
+    let is_member = broker.metadata.read(|m| {
+        m.streams
+            .values()
+            .flat_map(|s| s.topics.values())
+            .flat_map(|t| t.consumer_groups.values())
+            .any(|g| g.members.get(&client_id) == Some(&member))
+    });
+    if is_member {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = broker
+                .metadata
+                .write(MetadataCommand::LeaveConsumerGroups { member })
+                .await
+            {
+                tracing::warn!(
+                    client_id,
+                    "removing a disconnected client from its groups: {e}"
+                );
+            }
+        });
+    }
 }
 
 /// Bytes read before choosing a protocol: the legacy length and code.

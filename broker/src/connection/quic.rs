@@ -6,7 +6,8 @@
 
 use super::vsr::{Answer, answer};
 use super::{Shutdown, close_session, open_session};
-use crate::broker::{Broker, Transport};
+use crate::broker::Broker;
+use crate::clients::Transport;
 use crate::protocol::read_frame;
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -47,7 +48,8 @@ pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutd
             }
         };
         let read = read_frame(&mut bytes.as_slice(), &mut request, max_request).await;
-        let Some(outcome) = answer(&broker, &mut session, read, &mut request, &mut reply) else {
+        let Some(outcome) = answer(&broker, &mut session, read, &mut request, &mut reply).await
+        else {
             break;
         };
         if let Err(e) = send.write_all(&reply).await {

@@ -41,7 +41,7 @@ pub async fn serve<R, W>(
             read = read_frame(&mut reader, &mut request, max_frame) => read,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let Some(answer) = answer(broker, session, read, &mut request, &mut reply) else {
+        let Some(answer) = answer(broker, session, read, &mut request, &mut reply).await else {
             break;
         };
         if let Err(e) = super::send_reply(&mut writer, &reply).await {
@@ -66,7 +66,7 @@ pub enum Answer {
 /// Answer one read attempt: run the request and fill `reply`. `None` when
 /// the connection is gone or broken beyond telling the client why. Shared
 /// by every transport that carries 0.11 frames (TCP, QUIC, WebSocket).
-pub fn answer(
+pub async fn answer(
     broker: &Broker,
     session: &mut Session,
     read: Result<RequestFrame, FrameError>,
@@ -100,7 +100,7 @@ pub fn answer(
     let body = &mut request[HEADER_SIZE..];
     let status = match frame.code {
         LOGIN_REGISTER_CODE if header.operation == Operation::Register => {
-            match login_register(&mut ctx, header.client, body, reply) {
+            match login_register(&mut ctx, header.client, body, reply).await {
                 LoginOutcome::Ok => 0,
                 LoginOutcome::Refused(e) => e.code(),
                 LoginOutcome::Evict(reason) => return Some(evict(reply, header.client, reason)),
@@ -117,10 +117,14 @@ pub fn answer(
         code => {
             let stale_session = header.operation != Operation::NonReplicated
                 && header.session != ctx.session.session;
+            // Replicated requests carry a request number the SDK reuses when
+            // it replays one answered "not committed" (status 57).
+            ctx.session.request =
+                (header.operation != Operation::NonReplicated).then_some(header.request);
             let result = if stale_session {
                 Err(crate::error::Error::Unauthenticated)
             } else {
-                dispatch(&mut ctx, code, body, reply)
+                dispatch(&mut ctx, code, body, reply).await
             };
             match result {
                 Ok(()) => 0,
@@ -131,7 +135,7 @@ pub fn answer(
             }
         }
     };
-    finish(reply, &header, status);
+    finish(reply, &header, status, broker.metadata.applied_index());
     record_request(broker, frame.code, started, status);
     Some(Answer::Replied)
 }

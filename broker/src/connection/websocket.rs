@@ -6,7 +6,8 @@
 //! TCP — including the legacy-protocol detection.
 
 use super::Shutdown;
-use crate::broker::{Broker, Transport};
+use crate::broker::Broker;
+use crate::clients::Transport;
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;

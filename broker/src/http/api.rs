@@ -52,7 +52,12 @@ pub struct Api {
 
 pub fn router(broker: Arc<Broker>) -> Router {
     let lifetime = broker.effective.http_token_lifetime;
-    let tokens = Arc::new(Tokens::new(&broker.config.http.jwt_secret, lifetime));
+    let cluster_secret = broker.cluster.as_ref().map(|c| c.secret.as_slice());
+    let tokens = Arc::new(Tokens::new(
+        &broker.config.http.jwt_secret,
+        cluster_secret,
+        lifetime,
+    ));
     let topic = "/streams/{stream_id}/topics/{topic_id}";
     Router::new()
         .route("/users/login", post(login))
@@ -214,10 +219,10 @@ impl FromRequestParts<Api> for Caller {
             .ok_or(ApiError(IggyError::Unauthenticated))?;
         let bearer = api.tokens.verify(token)?;
         // A deleted or deactivated user's token no longer works.
-        let active = api.broker.with_metadata(|m| {
+        let active = api.broker.metadata.read(|m| {
             m.users
                 .get(&bearer.user_id)
-                .is_some_and(|u| u.status == crate::broker::users::USER_ACTIVE)
+                .is_some_and(|u| u.status == crate::metadata::apply::USER_ACTIVE)
         });
         if !active {
             return Err(ApiError(IggyError::Unauthenticated));
@@ -247,7 +252,8 @@ async fn login(
 ) -> ApiResult<Json<IdentityInfo>> {
     let user_id = api
         .broker
-        .authenticate(&body.username, body.password.expose_secret())?;
+        .authenticate(&body.username, body.password.expose_secret())
+        .await?;
     Ok(identity(&api, user_id))
 }
 
@@ -255,7 +261,10 @@ async fn login_with_token(
     State(api): State<Api>,
     Json(body): Json<LoginWithPersonalAccessToken>,
 ) -> ApiResult<Json<IdentityInfo>> {
-    let user_id = api.broker.authenticate_token(body.token.expose_secret())?;
+    let user_id = api
+        .broker
+        .authenticate_token(body.token.expose_secret())
+        .await?;
     Ok(identity(&api, user_id))
 }
 

@@ -1,8 +1,11 @@
 //! Access tokens for the REST API: HS256 JSON Web Tokens (`jsonwebtoken`)
 //! naming the user, with an expiry. Logging out or refreshing revokes the
 //! presented token (its id is remembered until it would have expired).
-//! The signing key is random per process unless `http.jwt_secret` is set,
-//! so tokens from before a restart are only honoured with a fixed secret.
+//! The signing key is `http.jwt_secret`; unset, a cluster's brokers derive
+//! one from the cluster's shared secret (so a token issued by one broker
+//! works on every other, as clients behind one Service need), and a
+//! standalone broker picks a random one per process. Revocation is
+//! remembered by the broker that revoked the token.
 
 use crate::broker::now_micros;
 use crate::error::Error;
@@ -43,11 +46,16 @@ fn now_secs() -> u64 {
 }
 
 impl Tokens {
-    pub fn new(secret: &str, lifetime: Duration) -> Self {
-        let secret: Vec<u8> = if secret.is_empty() {
-            (0..32).map(|_| rand::random::<u8>()).collect()
-        } else {
-            secret.as_bytes().to_vec()
+    pub fn new(secret: &str, cluster_secret: Option<&[u8]>, lifetime: Duration) -> Self {
+        let secret: Vec<u8> = match (secret.is_empty(), cluster_secret) {
+            (false, _) => secret.as_bytes().to_vec(),
+            (true, Some(cluster)) => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, cluster);
+                ring::hmac::sign(&key, b"iggy http access tokens")
+                    .as_ref()
+                    .to_vec()
+            }
+            (true, None) => (0..32).map(|_| rand::random::<u8>()).collect(),
         };
         Self {
             encoding: EncodingKey::from_secret(&secret),
@@ -109,7 +117,7 @@ mod tests {
 
     #[test]
     fn tokens_verify_until_revoked_and_other_keys_are_refused() {
-        let tokens = Tokens::new("", Duration::from_secs(60));
+        let tokens = Tokens::new("", None, Duration::from_secs(60));
         let (token, exp) = tokens.issue(7);
         assert!(exp > now_secs());
         let bearer = tokens.verify(&token).unwrap();
@@ -117,7 +125,7 @@ mod tests {
         tokens.revoke(&bearer);
         assert!(tokens.verify(&token).is_err());
 
-        let other = Tokens::new("", Duration::from_secs(60));
+        let other = Tokens::new("", None, Duration::from_secs(60));
         let (foreign, _) = other.issue(7);
         assert!(tokens.verify(&foreign).is_err());
         assert!(tokens.verify("not.a.token").is_err());

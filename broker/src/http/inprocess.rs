@@ -8,7 +8,8 @@
 //! validation and permission checks of the binary protocol, and returns
 //! the very types the SDK's HTTP client deserializes.
 
-use crate::broker::{Broker, Transport};
+use crate::broker::Broker;
+use crate::clients::Transport;
 use crate::command::{Context, dispatch};
 use crate::session::Session;
 use async_trait::async_trait;
@@ -19,11 +20,12 @@ use iggy_common::{
 };
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub struct InProcessClient {
     broker: Arc<Broker>,
-    session: Mutex<Session>,
+    /// One request at a time, like a connection (the SDK's calls await).
+    session: tokio::sync::Mutex<Session>,
     consumer_groups: Arc<ConsumerGroupClientState>,
     events: async_broadcast::Sender<DiagnosticEvent>,
 }
@@ -31,14 +33,14 @@ pub struct InProcessClient {
 impl InProcessClient {
     /// A client acting as `user_id`, registered for the request's lifetime.
     pub fn new(broker: Arc<Broker>, address: SocketAddr, user_id: u32) -> Self {
-        let client_id = broker.register_client(address, Transport::Http);
-        broker.set_client_user(client_id, Some(user_id));
+        let client_id = broker.clients.register(address, Transport::Http);
+        broker.clients.set_user(client_id, Some(user_id));
         let mut session = Session::new(client_id, address);
         session.user_id = Some(user_id);
         let (events, _) = async_broadcast::broadcast(1);
         Self {
             broker,
-            session: Mutex::new(session),
+            session: tokio::sync::Mutex::new(session),
             consumer_groups: Arc::new(ConsumerGroupClientState::new()),
             events,
         }
@@ -53,8 +55,9 @@ impl std::fmt::Debug for InProcessClient {
 
 impl Drop for InProcessClient {
     fn drop(&mut self) {
-        let client_id = self.session.lock().map(|s| s.client_id).unwrap_or(0);
-        self.broker.remove_client(client_id);
+        let client_id = self.session.get_mut().client_id;
+        self.broker.clients.remove(client_id);
+        crate::connection::leave_groups(&self.broker, client_id);
     }
 }
 
@@ -71,12 +74,12 @@ impl BinaryTransport for InProcessClient {
     async fn send_raw_with_response(&self, code: u32, payload: Bytes) -> Result<Bytes, IggyError> {
         let mut body = BytesMut::from(&payload[..]);
         let mut reply = BytesMut::new();
-        let mut session = self.session.lock().expect("session lock");
+        let mut session = self.session.lock().await;
         let mut ctx = Context {
             broker: &self.broker,
             session: &mut session,
         };
-        match dispatch(&mut ctx, code, &mut body, &mut reply) {
+        match dispatch(&mut ctx, code, &mut body, &mut reply).await {
             Ok(()) => Ok(reply.freeze()),
             Err(e) => {
                 tracing::debug!(code, "HTTP request failed: {e}");

@@ -1,10 +1,20 @@
-//! Cluster metadata: the state machine and its durable log.
+//! The replicated metadata.
+//!
+//! - [`state`]: the data (streams, topics, partitions and their replicas,
+//!   consumer offsets and groups, users, tokens, brokers) and its queries.
+//! - [`command`]: the log's entries — commands, their outcomes, their side
+//!   effects.
+//! - [`apply`]: the deterministic state machine step.
+//! - [`service`]: reading and writing it from the rest of the broker.
 
+pub mod apply;
+pub mod command;
+pub mod service;
 mod state;
-mod store;
 
+pub use command::{Applied, Ident, MetadataCommand, ProposalId};
+pub use service::MetadataService;
 pub use state::{
-    ConsumerGroupMeta, MetadataOp, MetadataState, PartitionMeta, StreamMeta, TokenMeta, TopicMeta,
-    TopicSettings, UserMeta,
+    Advertised, ConsumerGroupMeta, ConsumerKey, GroupKey, Member, MetadataState, NodeMeta,
+    PartitionKey, PartitionMeta, StreamMeta, TokenMeta, TopicMeta, TopicSettings, UserMeta, assign,
 };
-pub use store::MetadataStore;

@@ -1,19 +1,52 @@
-//! The metadata state machine: streams, topics, partitions and users.
+//! The replicated metadata: streams, topics, partitions with their replica
+//! assignment and consumer offsets, consumer groups with their members,
+//! users with permissions and personal access tokens, and the roster of
+//! brokers.
 //!
-//! `MetadataState::apply` is a pure, infallible function of the state and one
-//! operation. Handlers validate a request against the state first and only
-//! then log and apply the operation, so every node that replays the same log
-//! reaches the same state — the property replication relies on.
+//! This module is the data and its queries (resolving identifiers, finding
+//! users and tokens). Changes go through [`super::apply`], which every
+//! broker runs on the same log in the same order.
 
+use super::command::{Ident, ProposalId, Response};
 use crate::auth::Permissions;
+use crate::error::{Error, Result};
 use crate::storage::FsyncPolicy;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// (stream id, topic id, partition id)
+pub type PartitionKey = (u32, u32, u32);
+/// (stream id, topic id, group id)
+pub type GroupKey = (u32, u32, u32);
+
+/// Who an offset belongs to: a named consumer or a consumer group (by id,
+/// so the group's name and its numeric id share one offset).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConsumerKey {
+    Consumer(String),
+    Group(u32),
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionMeta {
     pub id: u32,
     pub created_at: u64,
+    /// Brokers holding a copy of this partition's log; the first leads it.
+    pub replicas: Vec<u32>,
+    /// Log index of the operation that created this partition. Partition
+    /// ids are reused (delete the last partition, add one), so a partition
+    /// directory records the incarnation it belongs to: replaying the log
+    /// after a crash never mistakes one incarnation's data for another's.
+    pub incarnation: u64,
+    /// Stored consumer offsets.
+    #[serde(with = "pairs")]
+    pub offsets: BTreeMap<ConsumerKey, u64>,
+}
+
+impl PartitionMeta {
+    pub fn leader(&self) -> Option<u32> {
+        self.replicas.first().copied()
+    }
 }
 
 /// Settings of a topic, resolved against the broker defaults at creation.
@@ -38,17 +71,65 @@ pub struct TopicMeta {
     pub settings: TopicSettings,
     /// The options block the client sent, echoed back by GetTopic.
     pub options: Vec<u8>,
-    /// Consumer groups of the topic (membership is runtime state).
-    #[serde(default)]
     pub consumer_groups: BTreeMap<u32, ConsumerGroupMeta>,
-    #[serde(default)]
     pub next_group_id: u32,
+}
+
+/// A member of a consumer group: a client connection on some broker.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Member {
+    /// Cluster-unique client id (the broker's id is in its top byte).
+    pub client_id: u32,
+    /// The broker the client is connected to.
+    pub node: u32,
+    /// That broker's process incarnation: members of an earlier process of
+    /// the same broker are gone and are removed when it registers again.
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConsumerGroupMeta {
     pub id: u32,
     pub name: String,
+    /// Members by client id.
+    pub members: BTreeMap<u32, Member>,
+    /// Bumped by every membership change, so members know to re-sync.
+    pub generation: u64,
+}
+
+impl ConsumerGroupMeta {
+    /// Every member with its partitions: partitions `0..partitions` spread
+    /// round-robin in member order — member `i` gets every `p` with
+    /// `p % n == i`.
+    pub fn assignment(&self, partitions: u32) -> Vec<(u32, Vec<u32>)> {
+        assign(
+            &self.members.keys().copied().collect::<Vec<_>>(),
+            partitions,
+        )
+    }
+
+    /// The partitions of `client_id`, `None` if it is not a member.
+    pub fn partitions_of(&self, client_id: u32, partitions: u32) -> Option<Vec<u32>> {
+        self.assignment(partitions)
+            .into_iter()
+            .find(|(member, _)| *member == client_id)
+            .map(|(_, owned)| owned)
+    }
+}
+
+/// Partitions `0..partitions` spread round-robin over `members` (sorted).
+pub fn assign(members: &[u32], partitions: u32) -> Vec<(u32, Vec<u32>)> {
+    let n = members.len() as u32;
+    members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let owned = (0..partitions)
+                .filter(|p| n > 0 && p % n == i as u32)
+                .collect();
+            (*member, owned)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -71,10 +152,8 @@ pub struct UserMeta {
     pub status: u8,
     pub created_at: u64,
     /// `None`: no rights beyond the self-service commands.
-    #[serde(default)]
     pub permissions: Option<Permissions>,
     /// Personal access tokens by name.
-    #[serde(default)]
     pub tokens: BTreeMap<String, TokenMeta>,
 }
 
@@ -86,87 +165,53 @@ pub struct TokenMeta {
     pub expiry_at: Option<u64>,
 }
 
-/// One change to the metadata. Serialized into the metadata WAL.
+/// How clients reach a broker (what the roster reports for it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Advertised {
+    pub host: String,
+    pub tcp: u16,
+    pub quic: u16,
+    pub http: u16,
+    pub websocket: u16,
+}
+
+/// A broker as it last registered: its process incarnation and addresses.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub enum MetadataOp {
-    CreateStream {
-        id: u32,
-        name: String,
-        created_at: u64,
-        options: Vec<u8>,
-    },
-    UpdateStream {
-        id: u32,
-        name: String,
-        options: Vec<u8>,
-    },
-    DeleteStream {
-        id: u32,
-    },
-    CreateTopic {
-        stream_id: u32,
-        topic: TopicMeta,
-    },
-    UpdateTopic {
-        stream_id: u32,
-        topic_id: u32,
-        name: String,
-        settings: TopicSettings,
-        options: Vec<u8>,
-    },
-    DeleteTopic {
-        stream_id: u32,
-        topic_id: u32,
-    },
-    CreatePartitions {
-        stream_id: u32,
-        topic_id: u32,
-        count: u32,
-        created_at: u64,
-    },
-    DeletePartitions {
-        stream_id: u32,
-        topic_id: u32,
-        count: u32,
-    },
-    CreateUser {
-        user: UserMeta,
-    },
-    UpdateUser {
-        id: u32,
-        username: String,
-        status: u8,
-    },
-    DeleteUser {
-        id: u32,
-    },
-    ChangePassword {
-        id: u32,
-        password_hash: String,
-    },
-    UpdatePermissions {
-        id: u32,
-        permissions: Option<Permissions>,
-    },
-    CreateToken {
-        user_id: u32,
-        name: String,
-        token: TokenMeta,
-    },
-    DeleteToken {
-        user_id: u32,
-        name: String,
-    },
-    CreateConsumerGroup {
-        stream_id: u32,
-        topic_id: u32,
-        group: ConsumerGroupMeta,
-    },
-    DeleteConsumerGroup {
-        stream_id: u32,
-        topic_id: u32,
-        group_id: u32,
-    },
+pub struct NodeMeta {
+    pub epoch: u64,
+    pub advertised: Advertised,
+    pub version: String,
+}
+
+/// Recent proposals and their outcomes, so a proposal retried after a
+/// timeout (the first attempt may have committed after all) gets the
+/// first attempt's answer instead of being applied twice.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecentProposals {
+    #[serde(with = "pairs")]
+    outcomes: BTreeMap<ProposalId, Response>,
+    order: VecDeque<ProposalId>,
+}
+
+/// How many outcomes are remembered. Clients retry within seconds; this
+/// covers far more proposals than a cluster commits in that time.
+const RECENT_PROPOSALS: usize = 4096;
+
+impl RecentProposals {
+    pub fn get(&self, id: &ProposalId) -> Option<&Response> {
+        self.outcomes.get(id)
+    }
+
+    pub fn remember(&mut self, id: ProposalId, response: Response) {
+        if self.outcomes.insert(id, response).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > RECENT_PROPOSALS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.outcomes.remove(&oldest);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -175,154 +220,26 @@ pub struct MetadataState {
     pub next_stream_id: u32,
     pub users: BTreeMap<u32, UserMeta>,
     pub next_user_id: u32,
+    /// Brokers that have registered, by node id.
+    pub nodes: BTreeMap<u32, NodeMeta>,
+    pub recent: RecentProposals,
 }
 
 impl MetadataState {
-    pub fn apply(&mut self, op: &MetadataOp) {
-        match op.clone() {
-            MetadataOp::CreateStream {
-                id,
-                name,
-                created_at,
-                options,
-            } => {
-                self.streams.insert(
-                    id,
-                    StreamMeta {
-                        id,
-                        name,
-                        created_at,
-                        topics: BTreeMap::new(),
-                        next_topic_id: 0,
-                        options,
-                    },
-                );
-                self.next_stream_id = self.next_stream_id.max(id + 1);
-            }
-            MetadataOp::UpdateStream { id, name, options } => {
-                if let Some(stream) = self.streams.get_mut(&id) {
-                    stream.name = name;
-                    stream.options = options;
-                }
-            }
-            MetadataOp::DeleteStream { id } => {
-                self.streams.remove(&id);
-            }
-            MetadataOp::CreateTopic { stream_id, topic } => {
-                if let Some(stream) = self.streams.get_mut(&stream_id) {
-                    stream.next_topic_id = stream.next_topic_id.max(topic.id + 1);
-                    stream.topics.insert(topic.id, topic);
-                }
-            }
-            MetadataOp::UpdateTopic {
-                stream_id,
-                topic_id,
-                name,
-                settings,
-                options,
-            } => {
-                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
-                    topic.name = name;
-                    topic.settings = settings;
-                    topic.options = options;
-                }
-            }
-            MetadataOp::DeleteTopic {
-                stream_id,
-                topic_id,
-            } => {
-                if let Some(stream) = self.streams.get_mut(&stream_id) {
-                    stream.topics.remove(&topic_id);
-                }
-            }
-            MetadataOp::CreatePartitions {
-                stream_id,
-                topic_id,
-                count,
-                created_at,
-            } => {
-                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
-                    let first = topic.partitions.len() as u32;
-                    topic
-                        .partitions
-                        .extend((first..first + count).map(|id| PartitionMeta { id, created_at }));
-                }
-            }
-            MetadataOp::DeletePartitions {
-                stream_id,
-                topic_id,
-                count,
-            } => {
-                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
-                    let keep = topic.partitions.len().saturating_sub(count as usize);
-                    topic.partitions.truncate(keep);
-                }
-            }
-            MetadataOp::CreateConsumerGroup {
-                stream_id,
-                topic_id,
-                group,
-            } => {
-                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
-                    topic.next_group_id = topic.next_group_id.max(group.id + 1);
-                    topic.consumer_groups.insert(group.id, group);
-                }
-            }
-            MetadataOp::DeleteConsumerGroup {
-                stream_id,
-                topic_id,
-                group_id,
-            } => {
-                if let Some(topic) = self.topic_mut(stream_id, topic_id) {
-                    topic.consumer_groups.remove(&group_id);
-                }
-            }
-            MetadataOp::CreateUser { user } => {
-                self.next_user_id = self.next_user_id.max(user.id + 1);
-                self.users.insert(user.id, user);
-            }
-            MetadataOp::UpdateUser {
-                id,
-                username,
-                status,
-            } => {
-                if let Some(user) = self.users.get_mut(&id) {
-                    user.username = username;
-                    user.status = status;
-                }
-            }
-            MetadataOp::DeleteUser { id } => {
-                self.users.remove(&id);
-            }
-            MetadataOp::ChangePassword { id, password_hash } => {
-                if let Some(user) = self.users.get_mut(&id) {
-                    user.password_hash = password_hash;
-                }
-            }
-            MetadataOp::UpdatePermissions { id, permissions } => {
-                if let Some(user) = self.users.get_mut(&id) {
-                    user.permissions = permissions;
-                }
-            }
-            MetadataOp::CreateToken {
-                user_id,
-                name,
-                token,
-            } => {
-                if let Some(user) = self.users.get_mut(&user_id) {
-                    user.tokens.insert(name, token);
-                }
-            }
-            MetadataOp::DeleteToken { user_id, name } => {
-                if let Some(user) = self.users.get_mut(&user_id) {
-                    user.tokens.remove(&name);
-                }
-            }
-        }
+    pub fn topic(&self, stream_id: u32, topic_id: u32) -> Option<&TopicMeta> {
+        self.streams.get(&stream_id)?.topics.get(&topic_id)
     }
 
     pub fn topic_mut(&mut self, stream_id: u32, topic_id: u32) -> Option<&mut TopicMeta> {
         self.streams.get_mut(&stream_id)?.topics.get_mut(&topic_id)
+    }
+
+    pub fn partition(&self, (s, t, p): PartitionKey) -> Option<&PartitionMeta> {
+        self.topic(s, t)?.partitions.get(p as usize)
+    }
+
+    pub fn group(&self, (s, t, g): GroupKey) -> Option<&ConsumerGroupMeta> {
+        self.topic(s, t)?.consumer_groups.get(&g)
     }
 
     pub fn stream_by_name(&self, name: &str) -> Option<&StreamMeta> {
@@ -342,67 +259,127 @@ impl MetadataState {
                 .map(|(name, token)| (user, name.as_str(), token))
         })
     }
+
+    pub fn resolve_stream(&self, id: &Ident) -> Result<u32> {
+        match id {
+            Ident::Id(id) => self
+                .streams
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(Error::StreamIdNotFound(*id)),
+            Ident::Name(name) => self
+                .stream_by_name(name)
+                .map(|s| s.id)
+                .ok_or_else(|| Error::StreamNameNotFound(name.clone())),
+        }
+    }
+
+    pub fn resolve_topic(&self, stream: &Ident, topic: &Ident) -> Result<(u32, u32)> {
+        let stream_id = self.resolve_stream(stream)?;
+        let topics = &self.streams[&stream_id].topics;
+        let topic_id = match topic {
+            Ident::Id(id) => topics
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(Error::TopicIdNotFound(*id))?,
+            Ident::Name(name) => topics
+                .values()
+                .find(|t| t.name == *name)
+                .map(|t| t.id)
+                .ok_or_else(|| Error::TopicNameNotFound(name.clone()))?,
+        };
+        Ok((stream_id, topic_id))
+    }
+
+    pub fn resolve_group(&self, stream: &Ident, topic: &Ident, group: &Ident) -> Result<GroupKey> {
+        let (s, t) = self.resolve_topic(stream, topic)?;
+        let groups = &self.streams[&s].topics[&t].consumer_groups;
+        let g = match group {
+            Ident::Id(id) => groups
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(Error::ConsumerGroupIdNotFound(*id))?,
+            Ident::Name(name) => groups
+                .values()
+                .find(|g| g.name == *name)
+                .map(|g| g.id)
+                .ok_or_else(|| Error::ConsumerGroupNameNotFound(name.clone()))?,
+        };
+        Ok((s, t, g))
+    }
+
+    pub fn resolve_user(&self, id: &Ident) -> Result<u32> {
+        match id {
+            Ident::Id(id) => self.users.contains_key(id).then_some(*id),
+            Ident::Name(name) => self.user_by_name(name).map(|u| u.id),
+        }
+        .ok_or_else(|| Error::ResourceNotFound(format!("user {id}")))
+    }
+
+    /// Every partition with its metadata.
+    pub fn partitions(&self) -> impl Iterator<Item = (PartitionKey, &TopicMeta, &PartitionMeta)> {
+        self.streams.values().flat_map(|s| {
+            s.topics
+                .values()
+                .flat_map(move |t| t.partitions.iter().map(move |p| ((s.id, t.id, p.id), t, p)))
+        })
+    }
+}
+
+/// Serialize a map with non-string keys as a list of pairs (JSON objects
+/// only have string keys).
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let pairs: Vec<(K, V)> = Vec::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings() -> TopicSettings {
-        TopicSettings {
-            compression_algorithm: 1,
-            message_expiry_us: u64::MAX,
-            max_topic_size: u64::MAX,
-            segment_size_bytes: 1 << 30,
-            replication_factor: 1,
-            fsync: FsyncPolicy::Always,
-        }
+    #[test]
+    fn every_partition_has_exactly_one_member_and_load_is_even() {
+        let assignment = assign(&[3, 7, 9], 10);
+        let mut all: Vec<u32> = assignment.iter().flat_map(|(_, p)| p.clone()).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        let sizes: Vec<usize> = assignment.iter().map(|(_, p)| p.len()).collect();
+        assert_eq!(sizes, vec![4, 3, 3]);
+        assert!(assign(&[], 5).is_empty());
     }
 
     #[test]
-    fn replaying_ops_rebuilds_the_same_state() {
-        let ops = vec![
-            MetadataOp::CreateStream {
-                id: 0,
-                name: "s".into(),
-                created_at: 1,
-                options: vec![],
-            },
-            MetadataOp::CreateTopic {
-                stream_id: 0,
-                topic: TopicMeta {
-                    id: 0,
-                    name: "t".into(),
-                    created_at: 2,
-                    partitions: vec![],
-                    settings: settings(),
-                    options: vec![],
-                    consumer_groups: BTreeMap::new(),
-                    next_group_id: 0,
-                },
-            },
-            MetadataOp::CreatePartitions {
-                stream_id: 0,
-                topic_id: 0,
-                count: 3,
-                created_at: 3,
-            },
-            MetadataOp::DeletePartitions {
-                stream_id: 0,
-                topic_id: 0,
-                count: 1,
-            },
-        ];
-        let mut a = MetadataState::default();
-        let mut b = MetadataState::default();
-        for op in &ops {
-            a.apply(op);
-            b.apply(op);
-        }
-        assert_eq!(a, b);
-        let topic = &a.streams[&0].topics[&0];
-        assert_eq!(topic.partitions.len(), 2);
-        assert_eq!(a.next_stream_id, 1);
-        assert_eq!(a.streams[&0].next_topic_id, 1);
+    fn maps_with_structured_keys_round_trip_through_json() {
+        let mut partition = PartitionMeta {
+            id: 0,
+            created_at: 1,
+            replicas: vec![0],
+            incarnation: 7,
+            offsets: BTreeMap::new(),
+        };
+        partition
+            .offsets
+            .insert(ConsumerKey::Consumer("c".into()), 5);
+        partition.offsets.insert(ConsumerKey::Group(2), 9);
+        let json = serde_json::to_vec(&partition).unwrap();
+        let back: PartitionMeta = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, partition);
     }
 }

@@ -26,8 +26,11 @@ pub fn begin(out: &mut BytesMut, operation: Operation) {
 }
 
 /// Seal the header with `status` (0 = OK). A failed request carries an empty
-/// body, as the protocol requires.
-pub fn finish(out: &mut BytesMut, request: &RequestHeader, status: u32) {
+/// body, as the protocol requires. `commit` is the metadata log index this
+/// broker has applied: the 0.11 SDK keeps the highest it has seen and
+/// passes it along when it moves a consumer to another broker, which then
+/// catches up that far first.
+pub fn finish(out: &mut BytesMut, request: &RequestHeader, status: u32, commit: u64) {
     if status != 0 {
         out.truncate(HEADER_SIZE);
     }
@@ -41,6 +44,7 @@ pub fn finish(out: &mut BytesMut, request: &RequestHeader, status: u32) {
         operation: request.operation,
         timestamp: request.timestamp,
         status,
+        commit,
         ..Default::default()
     };
     out[..HEADER_SIZE].copy_from_slice(bytemuck::bytes_of(&header));

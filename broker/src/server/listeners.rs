@@ -2,7 +2,8 @@
 //! and QUIC. Each accept loop hands connections to `crate::connection`,
 //! stops accepting on shutdown, and then waits for its connections.
 
-use crate::broker::{Broker, Transport};
+use crate::broker::Broker;
+use crate::clients::Transport;
 use crate::config::TlsSettings;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,11 +1,11 @@
-//! Start-up and shutdown: open the broker, bind the listeners, run until a
-//! shutdown signal, then stop accepting, let connections finish their
-//! current request, and flush every partition.
+//! Start-up and shutdown: bind the listeners, join the cluster (or, alone,
+//! the group of one), serve until a shutdown signal, then stop accepting,
+//! let connections finish their current request, and flush every partition.
 
 mod listeners;
 
 use crate::broker::Broker;
-use crate::config::write_runtime_config;
+use crate::config::{BoundAddresses, write_runtime_config};
 use crate::storage::FsyncPolicy;
 use listeners::Listener;
 use std::future::Future;
@@ -16,32 +16,96 @@ use tokio::sync::Semaphore;
 /// How long connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Credentials for the root user, created on the cluster's first start.
+pub struct RootUser {
+    pub username: String,
+    pub password: String,
+    /// A random password, printed once when this broker creates the user.
+    pub generated: bool,
+}
+
+pub async fn run(
+    broker: Arc<Broker>,
+    root: RootUser,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let config = &broker.config;
     let tcp = listeners::bind_stream(&broker, Listener::Tcp).await?;
     let websocket = listeners::bind_stream(&broker, Listener::WebSocket).await?;
     let quic = listeners::bind_quic(&broker)?;
     let http = listeners::bind("HTTP", config.http.enabled, &config.http.address).await?;
-    let bound = crate::broker::Listeners {
+    let bound = BoundAddresses {
         tcp: tcp.as_ref().map(|l| l.bound),
         quic: quic.as_ref().map(|q| q.bound),
         http: http.as_ref().map(|(_, bound)| *bound),
         websocket: websocket.as_ref().map(|l| l.bound),
     };
-    *broker.listeners.write().expect("listeners lock") = bound;
+    *broker
+        .listeners
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = bound;
+
+    let mut background = Vec::new();
+    background.push(tokio::spawn(
+        broker.partitions.clone().empty_trash_forever(),
+    ));
+    if let (Some(cluster), Some(peers)) = (&broker.cluster, &broker.peers) {
+        let listener = tokio::net::TcpListener::bind(cluster.replica_bind)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot bind the replica listener {}: {e}",
+                    cluster.replica_bind
+                )
+            })?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            node = cluster.node_id,
+            cluster = %cluster.name,
+            "replica listener"
+        );
+        let max_frame = (broker.effective.max_request_bytes + (1 << 20)).max(8 << 20);
+        background.push(tokio::spawn(crate::cluster::transport::server::serve(
+            listener,
+            cluster.clone(),
+            Arc::new(crate::cluster::rpc::PeerService::new(broker.clone())),
+            max_frame,
+        )));
+        background.push(tokio::spawn(crate::cluster::rpc::ping_forever(
+            broker.clone(),
+            peers.clone(),
+        )));
+    }
+    // Join: create the root user on the cluster's first start, record how
+    // clients reach this broker, then report ready. Alone, this commits at
+    // once and finishes before clients are let in; in a cluster it waits
+    // for a quorum, while the listeners already accept (requests wait for
+    // the metadata group the same way).
+    let joining = tokio::spawn(join(broker.clone(), root));
+    if broker.cluster.is_none() {
+        joining.await??;
+    } else {
+        background.push(tokio::spawn(async move {
+            match joining.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("joining the cluster failed: {e}"),
+                Err(e) => tracing::error!("joining the cluster failed: {e}"),
+            }
+        }));
+    }
     write_runtime_config(config, &bound)?;
     let http_server = match http {
         Some((listener, _)) => Some(serve_http(&broker, listener)?),
         None => None,
     };
 
-    let flusher = tokio::spawn(periodic_flush(broker.clone()));
-    let cleaner = config.retention.enabled.then(|| {
-        tokio::spawn(crate::retention::run(
+    background.push(tokio::spawn(periodic_flush(broker.clone())));
+    if config.retention.enabled {
+        background.push(tokio::spawn(crate::retention::run(
             broker.clone(),
             broker.effective.retention_interval,
-        ))
-    });
+        )));
+    }
     // One connection limit across transports.
     let connections = Arc::new(Semaphore::new(config.limits.max_connections));
     let (stop_connections, connection_shutdown) = tokio::sync::watch::channel(false);
@@ -62,7 +126,6 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
             connection_shutdown.clone(),
         )));
     }
-    broker.set_ready(true);
 
     shutdown.await;
     broker.set_ready(false);
@@ -76,15 +139,46 @@ pub async fn run(broker: Arc<Broker>, shutdown: impl Future<Output = ()>) -> any
     if tokio::time::timeout(SHUTDOWN_GRACE, waiting).await.is_err() {
         tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
     }
-    for task in &accepting {
+    for task in accepting.iter().chain(background.iter()) {
         task.abort();
     }
-    flusher.abort();
-    if let Some(cleaner) = cleaner {
-        cleaner.abort();
-    }
     flush_all(&broker);
+    if let Err(e) = broker.metadata.raft().shutdown().await {
+        tracing::warn!("stopping the metadata group: {e}");
+    }
     tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Root user (first start), registration, readiness.
+async fn join(broker: Arc<Broker>, root: RootUser) -> anyhow::Result<()> {
+    loop {
+        match broker
+            .ensure_root_user(&root.username, &root.password)
+            .await
+        {
+            Ok(true) if root.generated => {
+                // Shown once, on the first start only.
+                println!(
+                    "Created root user `{}` with password: {}",
+                    root.username, root.password
+                );
+                break;
+            }
+            Ok(true) => {
+                tracing::info!("created root user `{}`", root.username);
+                break;
+            }
+            Ok(false) => break,
+            Err(e) if broker.cluster.is_some() => {
+                tracing::info!("creating the root user: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    broker.register().await;
+    broker.set_ready(true);
     Ok(())
 }
 
@@ -98,7 +192,7 @@ fn serve_http(
     let tls = match &broker.effective.http_tls {
         Some(settings) => Some(listeners::tls_acceptor(
             broker,
-            crate::broker::Transport::Http,
+            crate::clients::Transport::Http,
             settings,
         )?),
         None => None,
@@ -126,8 +220,12 @@ fn serve_http(
 }
 
 fn flush_all(broker: &Broker) {
-    for partition in broker.all_partitions() {
-        if let Err(e) = partition.log.lock().expect("log lock").flush() {
+    for partition in broker.partitions.all() {
+        let mut log = partition
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = log.flush() {
             tracing::error!(partition = partition.id, "flush failed: {e}");
         }
     }
@@ -144,8 +242,11 @@ async fn periodic_flush(broker: Arc<Broker>) {
         ticker.tick().await;
         let broker = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for partition in broker.all_partitions() {
-                let mut log = partition.log.lock().expect("log lock");
+            for partition in broker.partitions.all() {
+                let mut log = partition
+                    .log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if matches!(log.config().fsync, FsyncPolicy::Interval(_))
                     && let Err(e) = log.flush()
                 {

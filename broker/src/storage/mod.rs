@@ -5,8 +5,8 @@ pub mod batch;
 pub mod fs;
 pub mod index;
 pub mod log;
+pub mod records;
 pub mod recovery;
 pub mod segment;
-pub mod wal;
 
 pub use log::{Appended, FsyncPolicy, LogConfig, PartitionLog};

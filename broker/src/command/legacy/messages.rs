@@ -26,7 +26,7 @@ use iggy_binary_protocol_010::message_layout::{WIRE_MESSAGE_HEADER_SIZE, WIRE_ME
 /// `[partition_id u32][current_offset u64][count u32]`, as in 0.11.
 const POLL_PREFIX_BYTES: usize = 16;
 
-pub fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
+pub async fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
     let short = || Error::InvalidFormat("legacy send_messages body is truncated".into());
     let metadata_len = u32::from_le_bytes(body.get(0..4).ok_or_else(short)?.try_into().expect("4"));
     let messages_start = 4usize
@@ -80,9 +80,10 @@ pub fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result
         &mut scratch.request,
         &mut scratch.reply,
     )
+    .await
 }
 
-pub fn poll(
+pub async fn poll(
     ctx: &mut Context<'_>,
     body: &[u8],
     scratch: &mut Scratch,
@@ -99,12 +100,12 @@ pub fn poll(
             }
         }
     }
-    match run_011(ctx, POLL_MESSAGES_CODE, &request, scratch) {
+    match run_011(ctx, POLL_MESSAGES_CODE, &request, scratch).await {
         Ok(()) => expand(&scratch.reply, out),
         // 0.10 clients do not know "not your partition" (5009); the 0.10
         // server answered an empty poll.
-        Err(Error::ConsumerGroupPartitionNotOwned(partition)) => {
-            out.put_u32_le(partition);
+        Err(e) if e.code() == Error::ConsumerGroupPartitionNotOwned(0).code() => {
+            out.put_u32_le(request.partition_id.unwrap_or(0));
             out.put_bytes(0, POLL_PREFIX_BYTES - 4);
             Ok(())
         }

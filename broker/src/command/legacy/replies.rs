@@ -137,10 +137,8 @@ fn topic_header(
     stream_id: u32,
     t: &TopicHeader,
 ) -> v010::responses::streams::TopicHeader {
-    let replication_factor = ctx.broker.with_metadata(|m| {
-        m.streams
-            .get(&stream_id)
-            .and_then(|s| s.topics.get(&t.id))
+    let replication_factor = ctx.broker.metadata.read(|m| {
+        m.topic(stream_id, t.id)
             .map_or(1, |topic| topic.settings.replication_factor)
     });
     v010::responses::streams::TopicHeader {
@@ -170,6 +168,6 @@ fn stream_of(ctx: &Context<'_>, code: u32, body: &[u8]) -> Result<u32> {
             )));
         }
     };
-    ctx.broker
-        .with_metadata(|m| ctx.broker.resolve_stream(m, &stream))
+    let stream = crate::metadata::Ident::from(&stream);
+    ctx.broker.metadata.read(|m| m.resolve_stream(&stream))
 }

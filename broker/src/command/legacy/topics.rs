@@ -93,7 +93,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn create(
+pub async fn create(
     ctx: &mut Context<'_>,
     body: &mut BytesMut,
     scratch: &mut Scratch,
@@ -118,11 +118,11 @@ pub fn create(
         name,
         options,
     };
-    run(ctx, CREATE_TOPIC_CODE, &request, scratch)?;
+    run(ctx, CREATE_TOPIC_CODE, &request, scratch).await?;
     replies::translate(ctx, CREATE_TOPIC_CODE, body, &scratch.reply, out)
 }
 
-pub fn update(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
+pub async fn update(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
     let mut reader = Reader { buf: body, pos: 0 };
     let stream_id: WireIdentifier = reader.decode()?;
     let topic_id: WireIdentifier = reader.decode()?;
@@ -143,5 +143,5 @@ pub fn update(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Resu
         name,
         options,
     };
-    run(ctx, UPDATE_TOPIC_CODE, &request, scratch)
+    run(ctx, UPDATE_TOPIC_CODE, &request, scratch).await
 }

@@ -7,6 +7,10 @@
 //! `<system.path>/runtime/current_config.toml` (upstream's contract, which
 //! test harnesses wait for).
 
+mod cluster;
+
+pub use cluster::{ClusterConfig, ClusterSettings, NodeConfig, NodePorts, Peer};
+
 use crate::storage::FsyncPolicy;
 use iggy_common::{IggyByteSize, IggyDuration};
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,7 @@ pub struct Config {
     pub topic: TopicDefaults,
     pub retention: RetentionConfig,
     pub limits: Limits,
+    pub cluster: ClusterConfig,
 }
 
 /// The background cleaner that enforces `message_expiry` and
@@ -186,6 +191,7 @@ impl Default for Config {
                 max_connections: 10_000,
                 max_poll_size: "16 MiB".into(),
             },
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -257,7 +263,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn invalid(key: &str, reason: impl ToString) -> ConfigError {
+pub(crate) fn invalid(key: &str, reason: impl ToString) -> ConfigError {
     ConfigError {
         key: key.to_string(),
         reason: reason.to_string(),
@@ -291,6 +297,8 @@ pub struct Effective {
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
     pub max_poll_bytes: usize,
+    /// `None`: a standalone broker.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Smallest segment the broker accepts as a default (tests use small ones).
@@ -304,7 +312,7 @@ fn byte_size(key: &str, value: &str) -> Result<u64, ConfigError> {
         .map_err(|e| invalid(key, format!("`{value}` is not a byte size ({e})")))
 }
 
-fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     IggyDuration::from_str(value)
         .map(|d| d.get_duration())
         .map_err(|e| invalid(key, format!("`{value}` is not a duration ({e})")))
@@ -450,7 +458,9 @@ impl Config {
         if http_token_lifetime < Duration::from_secs(1) {
             return Err(invalid("http.jwt_expiry", "must be at least 1s"));
         }
+        let cluster = self.cluster.settings()?;
         Ok(Effective {
+            cluster,
             http_token_lifetime,
             segment_size_bytes,
             tcp_tls,
@@ -541,11 +551,18 @@ fn override_table(
     Ok(())
 }
 
+/// Where the client listeners are bound (reported in the runtime file and,
+/// for ports left to the OS, in cluster metadata).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoundAddresses {
+    pub tcp: Option<std::net::SocketAddr>,
+    pub quic: Option<std::net::SocketAddr>,
+    pub http: Option<std::net::SocketAddr>,
+    pub websocket: Option<std::net::SocketAddr>,
+}
+
 /// Write `<path>/runtime/current_config.toml` with the bound addresses.
-pub fn write_runtime_config(
-    config: &Config,
-    bound: &crate::broker::Listeners,
-) -> std::io::Result<()> {
+pub fn write_runtime_config(config: &Config, bound: &BoundAddresses) -> std::io::Result<()> {
     let mut effective = config.clone();
     if let Some(addr) = bound.tcp {
         effective.tcp.address = addr.to_string();
@@ -563,6 +580,7 @@ pub fn write_runtime_config(
     for secret in [
         &mut effective.http.metrics_token,
         &mut effective.http.jwt_secret,
+        &mut effective.cluster.auth.shared_secret,
     ] {
         if !secret.is_empty() {
             *secret = "<redacted>".into();

@@ -1,0 +1,87 @@
+//! What brokers say to each other. Requests and responses travel as the
+//! `meta` JSON of a frame; bulk bytes go in the frame's body.
+//!
+//! Adding a message type or an optional field is compatible: an older
+//! broker answers an unknown request type with `Unsupported` instead of
+//! dropping the connection, and ignores fields it does not know.
+
+use crate::cluster::raft::TypeConfig;
+use crate::metadata::Member;
+use crate::metadata::command::{Envelope, Response as MetadataResponse};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Request {
+    // ---- the metadata group's Raft ----
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<u64>),
+    /// A snapshot chunk; its bytes are the frame body.
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+
+    // ---- metadata on behalf of clients ----
+    /// Propose a metadata change (sent to the leader).
+    Propose(Envelope),
+    /// The leader's commit index, confirmed by a quorum: reads that follow
+    /// wait until they have applied it (linearizable reads on followers).
+    ReadIndex,
+
+    // ---- client requests for partitions held elsewhere ----
+    /// A client command (0.11 code and request body in the frame body) run
+    /// as `user_id` for `member`, once this broker has applied the
+    /// metadata up to `applied`.
+    Client {
+        code: u32,
+        user_id: u32,
+        member: Member,
+        applied: u64,
+    },
+
+    /// Liveness and progress, every few hundred milliseconds.
+    Ping {
+        epoch: u64,
+        applied: u64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Response {
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    /// A proposal committed at `index` with this outcome.
+    Proposed {
+        index: u64,
+        response: MetadataResponse,
+    },
+    /// This broker does not lead the metadata group; `leader` might.
+    NotLeader {
+        leader: Option<u32>,
+    },
+    ReadIndex {
+        index: u64,
+    },
+    /// Status and reply body (frame body) of a forwarded client command.
+    Client {
+        status: u32,
+    },
+    Pong {
+        epoch: u64,
+        applied: u64,
+        leader: Option<u32>,
+    },
+    /// A request this broker cannot serve (an unknown type from a newer
+    /// version, or a failure); `message` says why.
+    Unsupported {
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+}

@@ -1,0 +1,454 @@
+//! The `[cluster]` section: N brokers as one cluster.
+//!
+//! In the shape of upstream Iggy's cluster mode:
+//!
+//! ```toml
+//! [cluster]
+//! enabled = true
+//! name = "iggy"
+//! node_id = 0                        # this broker (IGGY_CLUSTER_NODE_ID)
+//! [cluster.auth]
+//! shared_secret = "…at least 32 bytes…"
+//! [cluster.advertised]               # how clients reach this broker
+//! host = "10.0.0.5"                  # empty: this node's `host`
+//! [[cluster.nodes]]
+//! id = 0
+//! host = "iggy-0.iggy-headless.default.svc"
+//! ports = { tcp = 8090, quic = 8080, http = 3000, websocket = 8092, tcp_replica = 9090 }
+//! ```
+//!
+//! The node list's environment form is `IGGY_CLUSTER_PEERS`: a comma
+//! separated list of `host[:replica port]`, entry *i* being node *i* (what
+//! the operator sets for a StatefulSet: pod ordinal = node id). Hosts are
+//! DNS names, resolved again whenever a connection to the peer is made, so
+//! a restarted pod with a new address is found.
+
+use super::{ConfigError, duration, invalid};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default port of the inter-broker (replica) listener, as upstream.
+pub const DEFAULT_REPLICA_PORT: u16 = 9090;
+/// Shortest shared secret accepted (upstream's minimum).
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Node ids fit in a client id's top byte.
+pub const MAX_NODES: usize = 255;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// Every broker of one cluster has the same name; a peer with another
+    /// name is refused.
+    pub name: String,
+    /// This broker's id: its position in the node list.
+    pub node_id: u32,
+    /// Environment form of `nodes`: `host[:replica_port],…` by node id.
+    pub peers: String,
+    /// Bind address of this broker's replica listener; empty:
+    /// `127.0.0.1:<this node's tcp_replica port>`.
+    pub replica_address: String,
+    /// How often the metadata leader heartbeats its followers.
+    pub heartbeat_interval: String,
+    /// A follower that hears no leader for this long (up to twice as long,
+    /// randomized) starts an election.
+    pub election_timeout: String,
+    /// How long one client request waits for a metadata change to commit
+    /// before it is answered "not committed yet" (the SDK then retries it).
+    pub write_timeout: String,
+    pub auth: ClusterAuth,
+    pub advertised: AdvertisedConfig,
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterAuth {
+    pub shared_secret: String,
+}
+
+/// How clients reach this broker, as the roster reports it. Ports that are
+/// 0 are this broker's bound client ports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvertisedConfig {
+    pub host: String,
+    pub tcp: u16,
+    pub quic: u16,
+    pub http: u16,
+    pub websocket: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: u32,
+    pub host: String,
+    #[serde(default)]
+    pub ports: NodePorts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodePorts {
+    pub tcp: u16,
+    pub quic: u16,
+    pub http: u16,
+    pub websocket: u16,
+    pub tcp_replica: u16,
+}
+
+impl Default for NodePorts {
+    fn default() -> Self {
+        Self {
+            tcp: 8090,
+            quic: 8080,
+            http: 3000,
+            websocket: 8092,
+            tcp_replica: DEFAULT_REPLICA_PORT,
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            name: "iggy-cluster".into(),
+            node_id: 0,
+            peers: String::new(),
+            replica_address: String::new(),
+            heartbeat_interval: "100ms".into(),
+            election_timeout: "1s".into(),
+            write_timeout: "5s".into(),
+            auth: ClusterAuth::default(),
+            advertised: AdvertisedConfig::default(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+/// A peer's replica endpoint (resolved at each connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u32,
+    pub host: String,
+    pub replica_port: u16,
+}
+
+impl Peer {
+    pub fn address(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.replica_port)
+        } else {
+            format!("{}:{}", self.host, self.replica_port)
+        }
+    }
+}
+
+/// Validated cluster settings.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub name: String,
+    pub node_id: u32,
+    /// Every broker, this one included, by id (ids are 0..n).
+    pub nodes: Vec<Peer>,
+    pub secret: Vec<u8>,
+    pub replica_bind: SocketAddr,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    pub write_timeout: Duration,
+    pub advertised: AdvertisedConfig,
+}
+
+impl ClusterSettings {
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.nodes.iter().filter(|p| p.id != self.node_id)
+    }
+}
+
+impl ClusterConfig {
+    /// The validated settings; `None` when clustering is off (standalone).
+    pub fn settings(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        if self.name.trim().is_empty() {
+            return Err(invalid("cluster.name", "must not be empty"));
+        }
+        if self.auth.shared_secret.len() < MIN_SECRET_BYTES {
+            return Err(invalid(
+                "cluster.auth.shared_secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        let nodes = self.node_list()?;
+        let this = nodes.iter().find(|n| n.id == self.node_id).ok_or_else(|| {
+            invalid(
+                "cluster.node_id",
+                format!(
+                    "{} is not in the node list (ids 0..{})",
+                    self.node_id,
+                    nodes.len()
+                ),
+            )
+        })?;
+        let replica_bind = if self.replica_address.is_empty() {
+            SocketAddr::from(([127, 0, 0, 1], this.replica_port))
+        } else {
+            self.replica_address.parse().map_err(|e| {
+                invalid(
+                    "cluster.replica_address",
+                    format!("`{}`: {e}", self.replica_address),
+                )
+            })?
+        };
+        let heartbeat_interval = duration("cluster.heartbeat_interval", &self.heartbeat_interval)?;
+        let election_timeout = duration("cluster.election_timeout", &self.election_timeout)?;
+        if heartbeat_interval.is_zero() || election_timeout < heartbeat_interval * 3 {
+            return Err(invalid(
+                "cluster.election_timeout",
+                "must be at least three heartbeat intervals (and the interval longer than zero)",
+            ));
+        }
+        let write_timeout = duration("cluster.write_timeout", &self.write_timeout)?;
+        if write_timeout < Duration::from_millis(100) {
+            return Err(invalid("cluster.write_timeout", "must be at least 100ms"));
+        }
+        let mut advertised = self.advertised.clone();
+        if advertised.host.is_empty() {
+            advertised.host = this.host.clone();
+        }
+        if let Some(node) = self.nodes.iter().find(|n| n.id == self.node_id) {
+            let ports = &node.ports;
+            for (port, configured) in [
+                (&mut advertised.tcp, ports.tcp),
+                (&mut advertised.quic, ports.quic),
+                (&mut advertised.http, ports.http),
+                (&mut advertised.websocket, ports.websocket),
+            ] {
+                if *port == 0 {
+                    *port = configured;
+                }
+            }
+        }
+        Ok(Some(ClusterSettings {
+            name: self.name.clone(),
+            node_id: self.node_id,
+            nodes,
+            secret: self.auth.shared_secret.as_bytes().to_vec(),
+            replica_bind,
+            heartbeat_interval,
+            election_timeout,
+            write_timeout,
+            advertised,
+        }))
+    }
+
+    /// The node list: `peers` (environment form) if set, else `nodes`.
+    fn node_list(&self) -> Result<Vec<Peer>, ConfigError> {
+        let nodes: Vec<Peer> = if !self.peers.trim().is_empty() {
+            self.peers
+                .split(',')
+                .enumerate()
+                .map(|(id, entry)| parse_peer(id as u32, entry.trim()))
+                .collect::<Result<_, _>>()?
+        } else {
+            let mut nodes: Vec<Peer> = self
+                .nodes
+                .iter()
+                .map(|n| Peer {
+                    id: n.id,
+                    host: n.host.clone(),
+                    replica_port: n.ports.tcp_replica,
+                })
+                .collect();
+            nodes.sort_by_key(|n| n.id);
+            nodes
+        };
+        if nodes.is_empty() {
+            return Err(invalid(
+                "cluster.nodes",
+                "list every broker ([[cluster.nodes]] or IGGY_CLUSTER_PEERS)",
+            ));
+        }
+        if nodes.len() > MAX_NODES {
+            return Err(invalid(
+                "cluster.nodes",
+                format!("at most {MAX_NODES} brokers"),
+            ));
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            if node.id != i as u32 {
+                return Err(invalid(
+                    "cluster.nodes",
+                    format!("ids must be 0..{} without gaps or repeats", nodes.len()),
+                ));
+            }
+            if node.host.trim().is_empty() {
+                return Err(invalid("cluster.nodes", format!("node {i} has no host")));
+            }
+            if node.replica_port == 0 {
+                return Err(invalid(
+                    "cluster.nodes",
+                    format!("node {i} has no tcp_replica port"),
+                ));
+            }
+        }
+        Ok(nodes)
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port` or `v6`.
+fn parse_peer(id: u32, entry: &str) -> Result<Peer, ConfigError> {
+    let bad = || {
+        invalid(
+            "cluster.peers",
+            format!("entry {id} `{entry}` is not host[:replica_port]"),
+        )
+    };
+    if entry.is_empty() {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(port) => (host.to_string(), port.parse().map_err(|_| bad())?),
+            None if after.is_empty() => (host.to_string(), DEFAULT_REPLICA_PORT),
+            None => return Err(bad()),
+        }
+    } else if entry.matches(':').count() == 1 {
+        let (host, port) = entry.split_once(':').expect("one colon");
+        (host.to_string(), port.parse().map_err(|_| bad())?)
+    } else {
+        (entry.to_string(), DEFAULT_REPLICA_PORT)
+    };
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok(Peer {
+        id,
+        host,
+        replica_port: port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn standalone_has_no_cluster_settings() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert!(config.effective().unwrap().cluster.is_none());
+    }
+
+    #[test]
+    fn the_environment_form_lists_nodes_by_id() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("IGGY_CLUSTER_ENABLED", "true"),
+                ("IGGY_CLUSTER_NODE_ID", "1"),
+                ("IGGY_CLUSTER_AUTH_SHARED_SECRET", SECRET),
+                (
+                    "IGGY_CLUSTER_PEERS",
+                    "iggy-0.h.ns.svc:9090, iggy-1.h.ns.svc ,[fd00::2]:9191",
+                ),
+            ]),
+        )
+        .unwrap();
+        let cluster = config.effective().unwrap().cluster.unwrap();
+        assert_eq!(cluster.node_id, 1);
+        assert_eq!(cluster.nodes.len(), 3);
+        assert_eq!(cluster.nodes[1].address(), "iggy-1.h.ns.svc:9090");
+        assert_eq!(cluster.nodes[2].address(), "[fd00::2]:9191");
+        assert_eq!(cluster.replica_bind.to_string(), "127.0.0.1:9090");
+        assert_eq!(cluster.advertised.host, "iggy-1.h.ns.svc");
+        assert_eq!(
+            cluster.peers().map(|p| p.id).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+    }
+
+    #[test]
+    fn the_file_form_takes_upstreams_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("broker.toml");
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+[cluster]
+enabled = true
+name = "prod"
+node_id = 0
+[cluster.auth]
+shared_secret = "{SECRET}"
+[[cluster.nodes]]
+id = 0
+host = "127.0.0.1"
+ports = {{ tcp = 18090, quic = 18080, http = 13000, websocket = 18092, tcp_replica = 19090 }}
+[[cluster.nodes]]
+id = 1
+host = "127.0.0.1"
+ports = {{ tcp = 28090, tcp_replica = 29090 }}
+"#
+            ),
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), env(&[])).unwrap();
+        let cluster = config.effective().unwrap().cluster.unwrap();
+        assert_eq!(cluster.name, "prod");
+        assert_eq!(cluster.nodes[1].replica_port, 29090);
+        assert_eq!(cluster.replica_bind.to_string(), "127.0.0.1:19090");
+        assert_eq!(cluster.advertised.tcp, 18090);
+    }
+
+    #[test]
+    fn invalid_cluster_settings_name_the_key() {
+        let base = [
+            ("IGGY_CLUSTER_ENABLED", "true"),
+            ("IGGY_CLUSTER_AUTH_SHARED_SECRET", SECRET),
+            ("IGGY_CLUSTER_PEERS", "a:9090,b:9090"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all: Vec<(&str, &str)> = base.to_vec();
+            for (k, v) in extra {
+                all.retain(|(key, _)| key != k);
+                all.push((k, v));
+            }
+            Config::load(None, env(&all)).unwrap_err().key
+        };
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_AUTH_SHARED_SECRET", "short")]),
+            "cluster.auth.shared_secret"
+        );
+        assert_eq!(with(&[("IGGY_CLUSTER_NODE_ID", "2")]), "cluster.node_id");
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_PEERS", "a:9090,:1")]),
+            "cluster.peers"
+        );
+        assert_eq!(with(&[("IGGY_CLUSTER_PEERS", "")]), "cluster.nodes");
+        assert_eq!(with(&[("IGGY_CLUSTER_NAME", " ")]), "cluster.name");
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_ELECTION_TIMEOUT", "150ms")]),
+            "cluster.election_timeout"
+        );
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_REPLICA_ADDRESS", "nowhere")]),
+            "cluster.replica_address"
+        );
+        assert_eq!(with(&[("IGGY_CLUSTER_NODE_ID", "x")]), "cluster.node_id");
+    }
+}

@@ -1,0 +1,854 @@
+//! Applying a command to the metadata: resolve what it names, check it
+//! against the current state, then change the state.
+//!
+//! `MetadataState::apply` is deterministic: the outcome depends only on the
+//! state, the command and the entry's log position, never on the clock,
+//! randomness or which broker runs it. Every broker applying the same log
+//! reaches the same state and gives the same answer to each entry — what
+//! replication relies on. Time stamps, hashes and minted secrets are
+//! chosen by the proposer and travel inside the command.
+
+use super::command::{
+    Applied, Effect, Envelope, Ident, MetadataCommand, Rejection, Response, TopicUpdate,
+};
+use super::state::{
+    ConsumerGroupMeta, MetadataState, NodeMeta, PartitionKey, PartitionMeta, StreamMeta, TopicMeta,
+    UserMeta,
+};
+use crate::auth::{ROOT_USER_ID, tokens};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Most partitions one topic may have (upstream's per-request cap).
+pub const MAX_PARTITIONS_PER_TOPIC: u32 = iggy_binary_protocol::MAX_PARTITIONS_PER_REQUEST;
+
+/// Upstream user status codes.
+pub const USER_ACTIVE: u8 = 1;
+pub const USER_INACTIVE: u8 = 2;
+
+/// Where in the log an entry is applied, and who is in the cluster.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    /// The entry's log index.
+    pub index: u64,
+    /// The brokers partitions can be placed on (voting members), sorted.
+    pub nodes: Vec<u32>,
+}
+
+/// Names are 1..=255 bytes (the wire limit) and not blank.
+pub fn valid_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.len() <= 255
+}
+
+impl MetadataState {
+    /// Apply one log entry. A proposal seen before (a retry of one that
+    /// committed) gets its first outcome and changes nothing.
+    pub fn apply(&mut self, envelope: &Envelope, ctx: &ApplyContext) -> (Response, Vec<Effect>) {
+        if let Some(previous) = self.recent.get(&envelope.proposal) {
+            return (previous.clone(), Vec::new());
+        }
+        let mut effects = Vec::new();
+        let response = self
+            .apply_command(&envelope.command, ctx, &mut effects)
+            .map_err(|e| Rejection::from(&e));
+        if response.is_err() {
+            effects.clear();
+        }
+        self.recent.remember(envelope.proposal, response.clone());
+        (response, effects)
+    }
+
+    fn apply_command(
+        &mut self,
+        command: &MetadataCommand,
+        ctx: &ApplyContext,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Applied> {
+        use MetadataCommand as C;
+        match command {
+            C::CreateStream {
+                name,
+                options,
+                created_at,
+            } => {
+                if !valid_name(name) {
+                    return Err(Error::InvalidStreamName);
+                }
+                if self.stream_by_name(name).is_some() {
+                    return Err(Error::StreamNameAlreadyExists(name.clone()));
+                }
+                let id = self.next_stream_id;
+                self.streams.insert(
+                    id,
+                    StreamMeta {
+                        id,
+                        name: name.clone(),
+                        created_at: *created_at,
+                        topics: BTreeMap::new(),
+                        next_topic_id: 0,
+                        options: options.clone(),
+                    },
+                );
+                self.next_stream_id = id + 1;
+                Ok(Applied::Stream(id))
+            }
+            C::UpdateStream {
+                stream,
+                name,
+                options,
+            } => {
+                if !valid_name(name) {
+                    return Err(Error::InvalidStreamName);
+                }
+                let id = self.resolve_stream(stream)?;
+                if self.stream_by_name(name).is_some_and(|s| s.id != id) {
+                    return Err(Error::StreamNameAlreadyExists(name.clone()));
+                }
+                let meta = self.streams.get_mut(&id).expect("resolved");
+                meta.name = name.clone();
+                if let Some(options) = options {
+                    meta.options = options.clone();
+                }
+                Ok(Applied::Done)
+            }
+            C::DeleteStream { stream } => {
+                let id = self.resolve_stream(stream)?;
+                let removed = self.streams.remove(&id).expect("resolved");
+                let partitions = removed
+                    .topics
+                    .values()
+                    .flat_map(|t| t.partitions.iter().map(move |p| (id, t.id, p.id)))
+                    .collect();
+                effects.push(Effect::RemovePartitions {
+                    partitions,
+                    before: ctx.index,
+                });
+                Ok(Applied::Done)
+            }
+            C::PurgeStream { stream } => {
+                let id = self.resolve_stream(stream)?;
+                let stream = self.streams.get_mut(&id).expect("resolved");
+                let mut partitions = Vec::new();
+                for topic in stream.topics.values_mut() {
+                    for partition in &mut topic.partitions {
+                        partition.offsets.clear();
+                        partitions.push((id, topic.id, partition.id));
+                    }
+                }
+                effects.push(Effect::PurgePartitions { partitions });
+                Ok(Applied::Done)
+            }
+            C::CreateTopic {
+                stream,
+                name,
+                partitions,
+                settings,
+                options,
+                created_at,
+            } => {
+                if !valid_name(name) {
+                    return Err(Error::InvalidTopicName);
+                }
+                if *partitions > MAX_PARTITIONS_PER_TOPIC {
+                    return Err(Error::TooManyPartitions);
+                }
+                let stream_id = self.resolve_stream(stream)?;
+                let stream_meta = &self.streams[&stream_id];
+                if stream_meta.topics.values().any(|t| t.name == *name) {
+                    return Err(Error::TopicNameAlreadyExists(name.clone()));
+                }
+                let topic_id = stream_meta.next_topic_id;
+                let new_partitions = self.new_partitions(
+                    ctx,
+                    (stream_id, topic_id),
+                    0..*partitions,
+                    *created_at,
+                    settings,
+                    effects,
+                );
+                let stream_meta = self.streams.get_mut(&stream_id).expect("resolved");
+                stream_meta.topics.insert(
+                    topic_id,
+                    TopicMeta {
+                        id: topic_id,
+                        name: name.clone(),
+                        created_at: *created_at,
+                        partitions: new_partitions,
+                        settings: settings.clone(),
+                        options: options.clone(),
+                        consumer_groups: BTreeMap::new(),
+                        next_group_id: 0,
+                    },
+                );
+                stream_meta.next_topic_id = topic_id + 1;
+                Ok(Applied::Topic(stream_id, topic_id))
+            }
+            C::UpdateTopic {
+                stream,
+                topic,
+                name,
+                update,
+                options,
+            } => {
+                if !valid_name(name) {
+                    return Err(Error::InvalidTopicName);
+                }
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                if self.streams[&stream_id]
+                    .topics
+                    .values()
+                    .any(|t| t.name == *name && t.id != topic_id)
+                {
+                    return Err(Error::TopicNameAlreadyExists(name.clone()));
+                }
+                let meta = self.topic_mut(stream_id, topic_id).expect("resolved");
+                meta.name = name.clone();
+                apply_topic_update(&mut meta.settings, update);
+                if let Some(options) = options {
+                    meta.options = options.clone();
+                }
+                effects.push(Effect::ConfigurePartitions {
+                    partitions: meta
+                        .partitions
+                        .iter()
+                        .map(|p| (stream_id, topic_id, p.id))
+                        .collect(),
+                    settings: meta.settings.clone(),
+                });
+                Ok(Applied::Done)
+            }
+            C::DeleteTopic { stream, topic } => {
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                let removed = self
+                    .streams
+                    .get_mut(&stream_id)
+                    .expect("resolved")
+                    .topics
+                    .remove(&topic_id)
+                    .expect("resolved");
+                effects.push(Effect::RemovePartitions {
+                    partitions: removed
+                        .partitions
+                        .iter()
+                        .map(|p| (stream_id, topic_id, p.id))
+                        .collect(),
+                    before: ctx.index,
+                });
+                Ok(Applied::Done)
+            }
+            C::PurgeTopic { stream, topic } => {
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                let meta = self.topic_mut(stream_id, topic_id).expect("resolved");
+                for partition in &mut meta.partitions {
+                    partition.offsets.clear();
+                }
+                effects.push(Effect::PurgePartitions {
+                    partitions: meta
+                        .partitions
+                        .iter()
+                        .map(|p| (stream_id, topic_id, p.id))
+                        .collect(),
+                });
+                Ok(Applied::Done)
+            }
+            C::CreatePartitions {
+                stream,
+                topic,
+                count,
+                created_at,
+            } => {
+                if *count == 0 || *count > MAX_PARTITIONS_PER_TOPIC {
+                    return Err(Error::InvalidPartitionsCount);
+                }
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                let meta = self.topic(stream_id, topic_id).expect("resolved");
+                let existing = meta.partitions.len() as u32;
+                if existing + count > MAX_PARTITIONS_PER_TOPIC {
+                    return Err(Error::TooManyPartitions);
+                }
+                let settings = meta.settings.clone();
+                let new_partitions = self.new_partitions(
+                    ctx,
+                    (stream_id, topic_id),
+                    existing..existing + count,
+                    *created_at,
+                    &settings,
+                    effects,
+                );
+                let meta = self.topic_mut(stream_id, topic_id).expect("resolved");
+                meta.partitions.extend(new_partitions);
+                bump_groups(meta);
+                Ok(Applied::Done)
+            }
+            C::DeletePartitions {
+                stream,
+                topic,
+                count,
+            } => {
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                let meta = self.topic_mut(stream_id, topic_id).expect("resolved");
+                let existing = meta.partitions.len() as u32;
+                if *count == 0 || *count > existing {
+                    return Err(Error::InvalidPartitionsCount);
+                }
+                let removed = meta.partitions.split_off((existing - count) as usize);
+                bump_groups(meta);
+                effects.push(Effect::RemovePartitions {
+                    partitions: removed
+                        .iter()
+                        .map(|p| (stream_id, topic_id, p.id))
+                        .collect(),
+                    before: ctx.index,
+                });
+                Ok(Applied::Done)
+            }
+            C::CreateRootUser { user } => {
+                if !self.users.is_empty() {
+                    return Ok(Applied::RootUser(false));
+                }
+                let mut user = user.clone();
+                user.id = ROOT_USER_ID;
+                self.users.insert(ROOT_USER_ID, user);
+                self.next_user_id = self.next_user_id.max(ROOT_USER_ID + 1);
+                Ok(Applied::RootUser(true))
+            }
+            C::CreateUser { user } => {
+                if self.user_by_name(&user.username).is_some() {
+                    return Err(Error::UserAlreadyExists);
+                }
+                let id = self.next_user_id;
+                let mut user = user.clone();
+                user.id = id;
+                user.tokens.clear();
+                self.users.insert(id, user);
+                self.next_user_id = id + 1;
+                Ok(Applied::User(id))
+            }
+            C::UpdateUser {
+                user,
+                username,
+                status,
+            } => {
+                let id = self.resolve_user(user)?;
+                if id == ROOT_USER_ID && status.is_some_and(|s| s != USER_ACTIVE) {
+                    return Err(Error::InvalidUserStatus);
+                }
+                if let Some(name) = username
+                    && self.user_by_name(name).is_some_and(|u| u.id != id)
+                {
+                    return Err(Error::UserAlreadyExists);
+                }
+                let meta = self.users.get_mut(&id).expect("resolved");
+                if let Some(name) = username {
+                    meta.username = name.clone();
+                }
+                if let Some(status) = status {
+                    meta.status = *status;
+                }
+                Ok(Applied::Done)
+            }
+            C::DeleteUser { user } => {
+                let id = self.resolve_user(user)?;
+                if id == ROOT_USER_ID {
+                    return Err(Error::CannotDeleteUser(id));
+                }
+                self.users.remove(&id);
+                Ok(Applied::Done)
+            }
+            C::ChangePassword {
+                user_id,
+                expected_hash,
+                password_hash,
+            } => {
+                let user = self
+                    .users
+                    .get_mut(user_id)
+                    .ok_or_else(|| Error::ResourceNotFound(format!("user {user_id}")))?;
+                if user.password_hash != *expected_hash {
+                    // Changed by someone else since the proposer checked it.
+                    return Err(Error::InvalidCredentials);
+                }
+                user.password_hash = password_hash.clone();
+                Ok(Applied::Done)
+            }
+            C::UpdatePermissions { user, permissions } => {
+                let id = self.resolve_user(user)?;
+                if id == ROOT_USER_ID {
+                    return Err(Error::CannotChangePermissions(id));
+                }
+                self.users.get_mut(&id).expect("resolved").permissions = permissions.clone();
+                Ok(Applied::Done)
+            }
+            C::CreateToken {
+                user_id,
+                name,
+                token,
+            } => {
+                let user: &mut UserMeta =
+                    self.users.get_mut(user_id).ok_or(Error::Unauthenticated)?;
+                if user.tokens.contains_key(name) {
+                    return Err(Error::PersonalAccessTokenAlreadyExists(name.clone()));
+                }
+                if user.tokens.len() >= tokens::MAX_TOKENS_PER_USER {
+                    return Err(Error::PersonalAccessTokensLimitReached);
+                }
+                user.tokens.insert(name.clone(), token.clone());
+                Ok(Applied::Done)
+            }
+            C::DeleteToken { user_id, name } => {
+                let removed = self
+                    .users
+                    .get_mut(user_id)
+                    .and_then(|u| u.tokens.remove(name));
+                match removed {
+                    Some(_) => Ok(Applied::Done),
+                    None => Err(Error::ResourceNotFound(format!(
+                        "personal access token `{name}`"
+                    ))),
+                }
+            }
+            C::DeleteExpiredTokens { now } => {
+                let mut removed = 0;
+                for user in self.users.values_mut() {
+                    let before = user.tokens.len();
+                    user.tokens
+                        .retain(|_, t| t.expiry_at.is_none_or(|at| at > *now));
+                    removed += before - user.tokens.len();
+                }
+                Ok(Applied::Removed(removed))
+            }
+            C::CreateConsumerGroup {
+                stream,
+                topic,
+                name,
+            } => {
+                let (stream_id, topic_id) = self.resolve_topic(stream, topic)?;
+                let meta = self.topic_mut(stream_id, topic_id).expect("resolved");
+                if meta.consumer_groups.values().any(|g| g.name == *name) {
+                    return Err(Error::ConsumerGroupNameAlreadyExists(name.clone()));
+                }
+                let id = meta.next_group_id;
+                meta.consumer_groups.insert(
+                    id,
+                    ConsumerGroupMeta {
+                        id,
+                        name: name.clone(),
+                        members: BTreeMap::new(),
+                        generation: 0,
+                    },
+                );
+                meta.next_group_id = id + 1;
+                Ok(Applied::Group(stream_id, topic_id, id))
+            }
+            C::DeleteConsumerGroup {
+                stream,
+                topic,
+                group,
+            } => {
+                let (s, t, g) = self.resolve_group(stream, topic, group)?;
+                let meta = self.topic_mut(s, t).expect("resolved");
+                meta.consumer_groups.remove(&g);
+                for partition in &mut meta.partitions {
+                    partition
+                        .offsets
+                        .remove(&super::state::ConsumerKey::Group(g));
+                }
+                Ok(Applied::Done)
+            }
+            C::JoinConsumerGroup {
+                stream,
+                topic,
+                group,
+                member,
+            } => {
+                let key = self.resolve_group(stream, topic, group)?;
+                let meta = self.group_mut(key);
+                if meta.members.insert(member.client_id, *member) != Some(*member) {
+                    meta.generation += 1;
+                }
+                Ok(Applied::Group(key.0, key.1, key.2))
+            }
+            C::LeaveConsumerGroup {
+                stream,
+                topic,
+                group,
+                member,
+            } => {
+                let key = self.resolve_group(stream, topic, group)?;
+                let meta = self.group_mut(key);
+                match meta.members.get(&member.client_id) {
+                    Some(m) if m == member => {
+                        meta.members.remove(&member.client_id);
+                        meta.generation += 1;
+                        Ok(Applied::Done)
+                    }
+                    _ => Err(Error::ConsumerGroupMemberNotFound),
+                }
+            }
+            C::LeaveConsumerGroups { member } => {
+                self.remove_members(|m| m == member);
+                Ok(Applied::Done)
+            }
+            C::StoreConsumerOffset {
+                partition,
+                consumer,
+                offset,
+            } => {
+                let meta = self.partition_mut(*partition)?;
+                meta.offsets.insert(consumer.clone(), *offset);
+                Ok(Applied::Done)
+            }
+            C::DeleteConsumerOffset {
+                partition,
+                consumer,
+            } => {
+                let meta = self.partition_mut(*partition)?;
+                match meta.offsets.remove(consumer) {
+                    Some(_) => Ok(Applied::Done),
+                    None => Err(Error::ConsumerOffsetNotFound(partition.2)),
+                }
+            }
+            C::RegisterNode {
+                node,
+                epoch,
+                advertised,
+                version,
+            } => {
+                self.remove_members(|m| m.node == *node && m.epoch != *epoch);
+                self.nodes.insert(
+                    *node,
+                    NodeMeta {
+                        epoch: *epoch,
+                        advertised: advertised.clone(),
+                        version: version.clone(),
+                    },
+                );
+                Ok(Applied::Done)
+            }
+        }
+    }
+
+    fn group_mut(&mut self, (s, t, g): (u32, u32, u32)) -> &mut ConsumerGroupMeta {
+        self.topic_mut(s, t)
+            .and_then(|t| t.consumer_groups.get_mut(&g))
+            .expect("resolved group")
+    }
+
+    fn partition_mut(&mut self, (s, t, p): PartitionKey) -> Result<&mut PartitionMeta> {
+        let topic = self
+            .streams
+            .get_mut(&s)
+            .ok_or(Error::StreamIdNotFound(s))?
+            .topics
+            .get_mut(&t)
+            .ok_or(Error::TopicIdNotFound(t))?;
+        topic
+            .partitions
+            .get_mut(p as usize)
+            .ok_or(Error::PartitionNotFound(p))
+    }
+
+    /// Remove every group member matching `gone`, bumping the generation
+    /// of each group that lost one.
+    fn remove_members(&mut self, gone: impl Fn(&super::state::Member) -> bool) {
+        for stream in self.streams.values_mut() {
+            for topic in stream.topics.values_mut() {
+                for group in topic.consumer_groups.values_mut() {
+                    let before = group.members.len();
+                    group.members.retain(|_, m| !gone(m));
+                    if group.members.len() != before {
+                        group.generation += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Partitions `ids` of a topic, placed on brokers, and the effect that
+    /// opens them where they are placed.
+    fn new_partitions(
+        &self,
+        ctx: &ApplyContext,
+        (stream_id, topic_id): (u32, u32),
+        ids: std::ops::Range<u32>,
+        created_at: u64,
+        settings: &super::state::TopicSettings,
+        effects: &mut Vec<Effect>,
+    ) -> Vec<PartitionMeta> {
+        let placed = self.place(ctx, settings.replication_factor, ids.len() as u32);
+        let partitions: Vec<PartitionMeta> = ids
+            .zip(placed)
+            .map(|(id, replicas)| PartitionMeta {
+                id,
+                created_at,
+                replicas,
+                incarnation: ctx.index,
+                offsets: BTreeMap::new(),
+            })
+            .collect();
+        effects.push(Effect::CreatePartitions {
+            partitions: partitions
+                .iter()
+                .map(|p| ((stream_id, topic_id, p.id), p.replicas.clone()))
+                .collect(),
+            incarnation: ctx.index,
+            settings: settings.clone(),
+        });
+        partitions
+    }
+
+    /// Replica sets for `count` new partitions: each partition gets
+    /// `factor` distinct brokers, the least loaded first (ties by id), so
+    /// partitions and their leaders spread evenly.
+    fn place(&self, ctx: &ApplyContext, factor: u8, count: u32) -> Vec<Vec<u32>> {
+        let nodes: Vec<u32> = if ctx.nodes.is_empty() {
+            vec![0]
+        } else {
+            ctx.nodes.clone()
+        };
+        let factor = (factor.max(1) as usize).min(nodes.len());
+        let mut replicas: BTreeMap<u32, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+        let mut leaders: BTreeMap<u32, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+        for (_, _, partition) in self.partitions() {
+            for (i, node) in partition.replicas.iter().enumerate() {
+                if let Some(count) = replicas.get_mut(node) {
+                    *count += 1;
+                }
+                if i == 0
+                    && let Some(count) = leaders.get_mut(node)
+                {
+                    *count += 1;
+                }
+            }
+        }
+        (0..count)
+            .map(|_| {
+                let mut chosen: Vec<u32> = nodes.clone();
+                chosen.sort_by_key(|n| (replicas[n], leaders[n], *n));
+                chosen.truncate(factor);
+                // The least-led of the chosen brokers leads.
+                let leader = *chosen
+                    .iter()
+                    .min_by_key(|n| (leaders[n], *n))
+                    .expect("at least one broker");
+                chosen.retain(|n| *n != leader);
+                chosen.insert(0, leader);
+                for node in &chosen {
+                    *replicas.get_mut(node).expect("known") += 1;
+                }
+                *leaders.get_mut(&leader).expect("known") += 1;
+                chosen
+            })
+            .collect()
+    }
+}
+
+fn apply_topic_update(settings: &mut super::state::TopicSettings, update: &TopicUpdate) {
+    if let Some(c) = update.compression_algorithm {
+        settings.compression_algorithm = c;
+    }
+    if let Some(expiry) = update.message_expiry_us {
+        settings.message_expiry_us = expiry;
+    }
+    if let Some(size) = update.max_topic_size {
+        settings.max_topic_size = size;
+    }
+}
+
+/// The partition count changed: every group's assignment does too.
+fn bump_groups(topic: &mut TopicMeta) {
+    for group in topic.consumer_groups.values_mut() {
+        group.generation += 1;
+    }
+}
+
+/// `Ident` for a numeric id (commands built from resolved ids).
+pub fn id(id: u32) -> Ident {
+    Ident::Id(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::command::ProposalId;
+    use crate::metadata::state::{Member, TopicSettings};
+    use crate::storage::FsyncPolicy;
+
+    fn settings(factor: u8) -> TopicSettings {
+        TopicSettings {
+            compression_algorithm: 1,
+            message_expiry_us: u64::MAX,
+            max_topic_size: u64::MAX,
+            segment_size_bytes: 1 << 30,
+            replication_factor: factor,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+
+    struct Log {
+        index: u64,
+        nodes: Vec<u32>,
+    }
+
+    impl Log {
+        fn new(nodes: &[u32]) -> Self {
+            Self {
+                index: 0,
+                nodes: nodes.to_vec(),
+            }
+        }
+
+        fn apply(&mut self, state: &mut MetadataState, command: MetadataCommand) -> Response {
+            self.index += 1;
+            let envelope = Envelope {
+                proposal: ProposalId {
+                    node: 0,
+                    epoch: 1,
+                    seq: self.index,
+                },
+                command,
+            };
+            let ctx = ApplyContext {
+                index: self.index,
+                nodes: self.nodes.clone(),
+            };
+            state.apply(&envelope, &ctx).0
+        }
+    }
+
+    fn create_stream(name: &str) -> MetadataCommand {
+        MetadataCommand::CreateStream {
+            name: name.into(),
+            options: vec![],
+            created_at: 1,
+        }
+    }
+
+    fn create_topic(stream: &str, name: &str, partitions: u32, factor: u8) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            stream: Ident::Name(stream.into()),
+            name: name.into(),
+            partitions,
+            settings: settings(factor),
+            options: vec![],
+            created_at: 2,
+        }
+    }
+
+    #[test]
+    fn replaying_the_log_rebuilds_the_same_state_and_answers() {
+        let commands = [
+            create_stream("s"),
+            create_topic("s", "t", 3, 1),
+            create_stream("s"),
+            MetadataCommand::DeletePartitions {
+                stream: Ident::Name("s".into()),
+                topic: Ident::Name("t".into()),
+                count: 1,
+            },
+        ];
+        let (mut a, mut b) = (MetadataState::default(), MetadataState::default());
+        let (mut log_a, mut log_b) = (Log::new(&[0, 1, 2]), Log::new(&[0, 1, 2]));
+        let answers_a: Vec<Response> = commands
+            .iter()
+            .map(|c| log_a.apply(&mut a, c.clone()))
+            .collect();
+        let answers_b: Vec<Response> = commands
+            .iter()
+            .map(|c| log_b.apply(&mut b, c.clone()))
+            .collect();
+        assert_eq!(a, b);
+        assert_eq!(answers_a, answers_b);
+        assert_eq!(answers_a[2].as_ref().unwrap_err().code, 1012);
+        assert_eq!(a.streams[&0].topics[&0].partitions.len(), 2);
+    }
+
+    #[test]
+    fn a_retried_proposal_gets_its_first_answer_and_changes_nothing() {
+        let mut state = MetadataState::default();
+        let envelope = Envelope {
+            proposal: ProposalId {
+                node: 1,
+                epoch: 9,
+                seq: 1,
+            },
+            command: create_stream("s"),
+        };
+        let ctx = ApplyContext {
+            index: 1,
+            nodes: vec![0],
+        };
+        let (first, _) = state.apply(&envelope, &ctx);
+        let (again, effects) = state.apply(&envelope, &ctx);
+        assert_eq!(first, Ok(Applied::Stream(0)));
+        assert_eq!(again, first);
+        assert!(effects.is_empty());
+        assert_eq!(state.streams.len(), 1);
+    }
+
+    #[test]
+    fn partitions_and_leaders_spread_over_the_brokers() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "a", 4, 1)).unwrap();
+        log.apply(&mut state, create_topic("s", "b", 5, 3)).unwrap();
+        let mut leaders = [0usize; 3];
+        let mut replicas = [0usize; 3];
+        for (_, _, p) in state.partitions() {
+            leaders[p.leader().unwrap() as usize] += 1;
+            for r in &p.replicas {
+                replicas[*r as usize] += 1;
+            }
+            let mut distinct = p.replicas.clone();
+            distinct.dedup();
+            assert_eq!(distinct.len(), p.replicas.len());
+        }
+        assert_eq!(leaders, [3, 3, 3]);
+        assert_eq!(replicas, [7, 6, 6]);
+    }
+
+    #[test]
+    fn a_restarted_broker_drops_its_old_group_members() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1]);
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "t", 2, 1)).unwrap();
+        log.apply(
+            &mut state,
+            MetadataCommand::CreateConsumerGroup {
+                stream: Ident::Name("s".into()),
+                topic: Ident::Name("t".into()),
+                name: "g".into(),
+            },
+        )
+        .unwrap();
+        let join = |client_id, node, epoch| MetadataCommand::JoinConsumerGroup {
+            stream: Ident::Name("s".into()),
+            topic: Ident::Name("t".into()),
+            group: Ident::Name("g".into()),
+            member: Member {
+                client_id,
+                node,
+                epoch,
+            },
+        };
+        log.apply(&mut state, join(1, 0, 1)).unwrap();
+        log.apply(&mut state, join(1 << 24 | 1, 1, 1)).unwrap();
+        let generation = state.group((0, 0, 0)).unwrap().generation;
+        log.apply(
+            &mut state,
+            MetadataCommand::RegisterNode {
+                node: 1,
+                epoch: 2,
+                advertised: Default::default(),
+                version: "test".into(),
+            },
+        )
+        .unwrap();
+        let group = state.group((0, 0, 0)).unwrap();
+        assert_eq!(group.members.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert!(group.generation > generation);
+        assert_eq!(group.partitions_of(1, 2), Some(vec![0, 1]));
+    }
+}

@@ -1,0 +1,280 @@
+//! What goes into the replicated metadata log: commands (what a client
+//! asked for, before it is checked against the state), their outcomes, and
+//! the side effects a broker carries out when it applies them.
+//!
+//! A command names streams, topics, groups and users the way the client
+//! did (by id or by name) and is resolved and validated when it is
+//! applied, in log order. So two brokers that accept conflicting requests
+//! at the same moment (two creations of one name) never both succeed: the
+//! first in the log wins and the second is rejected on every broker with
+//! the same error code.
+
+use super::state::{
+    Advertised, ConsumerKey, Member, PartitionKey, TokenMeta, TopicSettings, UserMeta,
+};
+use crate::auth::Permissions;
+use crate::error::Error;
+use iggy_binary_protocol::WireIdentifier;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A stream, topic, group or user as a request names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ident {
+    Id(u32),
+    Name(String),
+}
+
+impl From<&WireIdentifier> for Ident {
+    fn from(id: &WireIdentifier) -> Self {
+        match id {
+            WireIdentifier::Numeric(id) => Ident::Id(*id),
+            WireIdentifier::String(name) => Ident::Name(name.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ident::Id(id) => write!(f, "{id}"),
+            Ident::Name(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// Identifies one proposal across retries: the broker that proposed it,
+/// that broker's process incarnation, and a sequence number. A client's
+/// replay of the same request reuses the id (see `Session::proposal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProposalId {
+    pub node: u32,
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+/// A log entry's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub proposal: ProposalId,
+    pub command: MetadataCommand,
+}
+
+impl fmt::Display for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.command)
+    }
+}
+
+/// Topic settings an update may change (`None`: keep).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicUpdate {
+    pub compression_algorithm: Option<u8>,
+    pub message_expiry_us: Option<u64>,
+    pub max_topic_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    CreateStream {
+        name: String,
+        options: Vec<u8>,
+        created_at: u64,
+    },
+    UpdateStream {
+        stream: Ident,
+        name: String,
+        /// `None`: keep the current options.
+        options: Option<Vec<u8>>,
+    },
+    DeleteStream {
+        stream: Ident,
+    },
+    PurgeStream {
+        stream: Ident,
+    },
+    CreateTopic {
+        stream: Ident,
+        name: String,
+        partitions: u32,
+        settings: TopicSettings,
+        options: Vec<u8>,
+        created_at: u64,
+    },
+    UpdateTopic {
+        stream: Ident,
+        topic: Ident,
+        name: String,
+        update: TopicUpdate,
+        options: Option<Vec<u8>>,
+    },
+    DeleteTopic {
+        stream: Ident,
+        topic: Ident,
+    },
+    PurgeTopic {
+        stream: Ident,
+        topic: Ident,
+    },
+    CreatePartitions {
+        stream: Ident,
+        topic: Ident,
+        count: u32,
+        created_at: u64,
+    },
+    DeletePartitions {
+        stream: Ident,
+        topic: Ident,
+        count: u32,
+    },
+    /// Create the root user unless any user exists (first start).
+    CreateRootUser {
+        user: UserMeta,
+    },
+    /// `user.id` is ignored: the next free id is assigned.
+    CreateUser {
+        user: UserMeta,
+    },
+    UpdateUser {
+        user: Ident,
+        username: Option<String>,
+        status: Option<u8>,
+    },
+    DeleteUser {
+        user: Ident,
+    },
+    /// The proposer checked the current password against `expected_hash`;
+    /// a concurrent change makes this one fail rather than overwrite it.
+    ChangePassword {
+        user_id: u32,
+        expected_hash: String,
+        password_hash: String,
+    },
+    UpdatePermissions {
+        user: Ident,
+        permissions: Option<Permissions>,
+    },
+    CreateToken {
+        user_id: u32,
+        name: String,
+        token: TokenMeta,
+    },
+    DeleteToken {
+        user_id: u32,
+        name: String,
+    },
+    DeleteExpiredTokens {
+        now: u64,
+    },
+    CreateConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        name: String,
+    },
+    DeleteConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        group: Ident,
+    },
+    JoinConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        group: Ident,
+        member: Member,
+    },
+    LeaveConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        group: Ident,
+        member: Member,
+    },
+    /// A client disconnected: it leaves every group it was in.
+    LeaveConsumerGroups {
+        member: Member,
+    },
+    StoreConsumerOffset {
+        partition: PartitionKey,
+        consumer: ConsumerKey,
+        offset: u64,
+    },
+    DeleteConsumerOffset {
+        partition: PartitionKey,
+        consumer: ConsumerKey,
+    },
+    /// A broker (re)started: record how clients reach it, and drop group
+    /// members of its earlier processes.
+    RegisterNode {
+        node: u32,
+        epoch: u64,
+        advertised: Advertised,
+        version: String,
+    },
+}
+
+/// What an applied command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    Done,
+    Stream(u32),
+    Topic(u32, u32),
+    User(u32),
+    Group(u32, u32, u32),
+    /// CreateRootUser: whether this command created it.
+    RootUser(bool),
+    /// DeleteExpiredTokens: how many were removed.
+    Removed(usize),
+}
+
+/// Why a command was rejected: the wire status code and a message. The
+/// same on every broker, because every broker applies the same log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub code: u32,
+    pub message: String,
+}
+
+impl From<&Error> for Rejection {
+    fn from(e: &Error) -> Self {
+        Rejection {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        Error::Rejected {
+            code: r.code,
+            message: r.message,
+        }
+    }
+}
+
+/// The state machine's answer to one log entry.
+pub type Response = Result<Applied, Rejection>;
+
+/// Work outside the metadata a broker does after applying a command,
+/// for the partitions it holds a replica of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// New partitions (created at log index `incarnation`).
+    CreatePartitions {
+        partitions: Vec<(PartitionKey, Vec<u32>)>,
+        incarnation: u64,
+        settings: TopicSettings,
+    },
+    /// Partitions that no longer exist; `before` is the log index of the
+    /// deletion (only directories of older incarnations are removed).
+    RemovePartitions {
+        partitions: Vec<PartitionKey>,
+        before: u64,
+    },
+    /// Empty these partitions' logs.
+    PurgePartitions { partitions: Vec<PartitionKey> },
+    /// New settings for these partitions' logs.
+    ConfigurePartitions {
+        partitions: Vec<PartitionKey>,
+        settings: TopicSettings,
+    },
+}

@@ -1,0 +1,157 @@
+//! Where partitions live on disk:
+//! `<system.path>/streams/<stream>/topics/<topic>/partitions/<partition>/`,
+//! each with an `incarnation` file naming the metadata log index that
+//! created it. Removed partitions are first renamed into
+//! `<system.path>/trash/` (instant, so nothing waits for a large delete)
+//! and deleted from there in the background.
+
+use crate::metadata::PartitionKey;
+use crate::storage::fs::{create_dir_durable, fsync_dir, write_atomic};
+use std::io;
+use std::path::{Path, PathBuf};
+
+const INCARNATION_FILE: &str = "incarnation";
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn streams_dir(&self) -> PathBuf {
+        self.root.join("streams")
+    }
+
+    pub fn stream_dir(&self, stream_id: u32) -> PathBuf {
+        self.streams_dir().join(stream_id.to_string())
+    }
+
+    pub fn topic_dir(&self, stream_id: u32, topic_id: u32) -> PathBuf {
+        self.stream_dir(stream_id)
+            .join("topics")
+            .join(topic_id.to_string())
+    }
+
+    pub fn partition_dir(&self, (s, t, p): PartitionKey) -> PathBuf {
+        self.topic_dir(s, t).join("partitions").join(p.to_string())
+    }
+
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// Every partition directory on disk, with its key.
+    pub fn scan(&self) -> io::Result<Vec<(PartitionKey, PathBuf)>> {
+        let mut found = Vec::new();
+        for (s, stream) in numbered_children(&self.streams_dir())? {
+            for (t, topic) in numbered_children(&stream.join("topics"))? {
+                for (p, dir) in numbered_children(&topic.join("partitions"))? {
+                    found.push(((s, t, p), dir));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Move a partition directory into the trash (a rename: instant), then
+    /// remove its parents if they are now empty. Returns whether there was
+    /// a directory.
+    pub fn trash(&self, key: PartitionKey, incarnation: Option<u64>) -> io::Result<bool> {
+        let dir = self.partition_dir(key);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        let trash = self.trash_dir();
+        create_dir_durable(&trash)?;
+        let name = format!(
+            "{}-{}-{}-{}-{:016x}",
+            key.0,
+            key.1,
+            key.2,
+            incarnation.unwrap_or(0),
+            rand::random::<u64>()
+        );
+        std::fs::rename(&dir, trash.join(name))?;
+        // Empty parents: partitions/, the topic, topics/, the stream.
+        let mut parent = dir.parent().map(Path::to_path_buf);
+        for _ in 0..4 {
+            match parent {
+                Some(p) if p != self.streams_dir() && std::fs::remove_dir(&p).is_ok() => {
+                    parent = p.parent().map(Path::to_path_buf);
+                }
+                _ => break,
+            }
+        }
+        if let Some(p) = parent {
+            let _ = fsync_dir(&p);
+        }
+        fsync_dir(&trash)?;
+        Ok(true)
+    }
+
+    /// Delete everything in the trash (slow; never under a lock).
+    pub fn empty_trash(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        let entries = match std::fs::read_dir(self.trash_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            std::fs::remove_dir_all(&path)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// The incarnation a partition directory belongs to; `None` if it has no
+/// (readable) marker.
+pub fn read_incarnation(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join(INCARNATION_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Record the incarnation a partition directory belongs to (durably, once).
+pub fn write_incarnation(dir: &Path, incarnation: u64) -> io::Result<()> {
+    if read_incarnation(dir) == Some(incarnation) {
+        return Ok(());
+    }
+    write_atomic(
+        &dir.join(INCARNATION_FILE),
+        incarnation.to_string().as_bytes(),
+        true,
+    )
+}
+
+fn numbered_children(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut children = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+            && entry.file_type()?.is_dir()
+        {
+            children.push((n, entry.path()));
+        }
+    }
+    children.sort_by_key(|(n, _)| *n);
+    Ok(children)
+}
