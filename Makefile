@@ -40,7 +40,10 @@ crd-check:
 chart-check:
 	scripts/chart-check.sh
 
+# The cluster tests run real brokers through scripts/cluster.sh and cut
+# them off with iptables (root).
 unit-and-integration:
+	scripts/test-deps.sh
 	$(CARGO) test --workspace --locked
 
 # Bring the local cluster up, smoke-test it, run the operator's tests against

@@ -110,6 +110,11 @@ pub enum Error {
     /// same request gets its outcome rather than applying it twice.
     #[error("not committed: {0}")]
     NotCommitted(String),
+    /// A metadata change refused before it was proposed: this broker is
+    /// cut off from the cluster's majority. Nothing was applied; the SDK
+    /// retries, then moves to another broker of the roster.
+    #[error("not accepted: {0}")]
+    NotAccepted(String),
     /// A partition's broker could not be reached.
     #[error("partition unavailable: {0}")]
     PartitionUnavailable(String),
@@ -170,6 +175,8 @@ impl Error {
             // The SDK replays a request answered with this code under the
             // same request number (`TransientNotCommitted`).
             Error::NotCommitted(_) => 57,
+            // `TransientNotAccepted`: never admitted, safe to retry anywhere.
+            Error::NotAccepted(_) => 58,
             // Upstream's generic `Error`: the client learns the request failed,
             // the log says why.
             Error::Io(_) | Error::PartitionUnavailable(_) => 1,

@@ -37,6 +37,15 @@ pub struct Metrics {
     pub filesystem_size: IntGauge,
     /// Expiry (Unix seconds) of the certificate each TLS listener serves.
     certificate_not_after: IntGaugeVec,
+    /// The metadata group's leader as this broker sees it (-1: none).
+    pub metadata_leader: IntGauge,
+    pub metadata_term: IntGauge,
+    /// Index of the last metadata log entry applied here.
+    pub metadata_applied: IntGauge,
+    /// 1 for a peer this broker heard from lately, by node id.
+    pub peer_up: IntGaugeVec,
+    /// Client requests sent on to the broker leading their partition.
+    pub forwarded: IntCounterVec,
     certificates: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Certificates>)>>,
 }
 
@@ -173,6 +182,41 @@ impl Default for Metrics {
                 g
             },
             certificates: Default::default(),
+            metadata_leader: gauge(
+                &registry,
+                "iggy_broker_metadata_leader",
+                "Node id of the metadata group's leader as this broker sees it (-1: none)",
+            ),
+            metadata_term: gauge(
+                &registry,
+                "iggy_broker_metadata_term",
+                "Current term of the metadata group",
+            ),
+            metadata_applied: gauge(
+                &registry,
+                "iggy_broker_metadata_applied_index",
+                "Index of the last metadata log entry applied on this broker",
+            ),
+            peer_up: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "iggy_broker_cluster_peer_up",
+                        "1 when this broker heard from the peer lately, by node id",
+                    ),
+                    &["node"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
+            forwarded: counter(
+                &registry,
+                "iggy_broker_forwarded_requests_total",
+                "Client requests served by another broker (the partition's leader), by command",
+                &["command"],
+            ),
             disk_bytes: gauge(
                 &registry,
                 "iggy_broker_disk_bytes",

@@ -1,11 +1,28 @@
 //! Per-connection state: who the client is, whether it has logged in, and
-//! what makes its retried requests recognizable.
+//! the metadata change its current request started.
 
-use crate::metadata::{GroupKey, Member, ProposalId};
+use crate::metadata::{Applied, GroupKey, Member};
+use futures::future::{BoxFuture, Shared};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-#[derive(Debug, Clone)]
+/// How a metadata change ended: what the handler needs to answer, kept
+/// (cloned) for replays of the request.
+pub type WriteOutcome = Result<Applied, (u32, String)>;
+
+/// A metadata change a replicated 0.11 request started, still being
+/// committed in the background. The SDK replays a request answered "not
+/// committed yet" (status 57) under the same request number, as long as
+/// it has time left; the replay gets this change's outcome instead of
+/// starting another.
+pub struct PendingWrite {
+    pub request: u64,
+    pub outcome: Shared<BoxFuture<'static, WriteOutcome>>,
+    /// What the handler must return besides the outcome (a minted token),
+    /// the same for every replay.
+    pub note: Option<String>,
+}
+
 pub struct Session {
     /// Server-assigned client id reported by GetMe / GetClients.
     pub client_id: u32,
@@ -16,10 +33,9 @@ pub struct Session {
     pub session: u64,
     pub user_id: Option<u32>,
     /// Request number of the replicated (0.11) request being served, if it
-    /// is one. The SDK replays a request answered "not committed" under the
-    /// same number; its metadata change then reuses the first proposal id.
+    /// is one.
     pub request: Option<u64>,
-    last_proposal: Option<(u64, ProposalId)>,
+    pub pending: Option<PendingWrite>,
     /// Whose group membership and offsets this connection acts for, when
     /// not its own: a data connection attached to a coordinator session
     /// (AttachConsumerSession), or a request forwarded by another broker.
@@ -41,7 +57,7 @@ impl Session {
             session: 0,
             user_id: None,
             request: None,
-            last_proposal: None,
+            pending: None,
             acting_for: None,
             forwarded: false,
             group_cursors: HashMap::new(),
@@ -52,46 +68,9 @@ impl Session {
         self.user_id.is_some()
     }
 
-    /// The proposal id for a metadata change made by the current request:
-    /// the one used before if this request is a replay, else `fresh()`.
-    pub fn proposal(&mut self, fresh: impl FnOnce() -> ProposalId) -> ProposalId {
-        match (self.request, self.last_proposal) {
-            (Some(request), Some((last, proposal))) if request == last => proposal,
-            (Some(request), _) => {
-                let proposal = fresh();
-                self.last_proposal = Some((request, proposal));
-                proposal
-            }
-            (None, _) => fresh(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replayed_request_reuses_its_proposal_id() {
-        let mut session = Session::new(1, "127.0.0.1:1".parse().unwrap());
-        let mut seq = 0;
-        let mut fresh = || {
-            seq += 1;
-            ProposalId {
-                node: 0,
-                epoch: 1,
-                seq,
-            }
-        };
-        session.request = Some(5);
-        let first = session.proposal(&mut fresh);
-        let replay = session.proposal(&mut fresh);
-        assert_eq!(first, replay);
-        session.request = Some(6);
-        assert_ne!(session.proposal(&mut fresh), first);
-        session.request = None;
-        let a = session.proposal(&mut fresh);
-        let b = session.proposal(&mut fresh);
-        assert_ne!(a, b);
+    /// The change the current request started before, if this is a replay.
+    pub fn take_pending(&mut self) -> Option<PendingWrite> {
+        let request = self.request?;
+        self.pending.take().filter(|p| p.request == request)
     }
 }

@@ -32,13 +32,6 @@ pub fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Take a snapshot of the metadata (and purge the log) after this many
-/// entries.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
-/// Entries kept behind a snapshot, so a follower a little behind catches up
-/// from the log rather than through a snapshot.
-const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
-
 /// Where a partition's requests are served.
 pub enum PartitionHome {
     /// Here.
@@ -50,7 +43,7 @@ pub enum PartitionHome {
 pub struct Broker {
     pub config: Config,
     pub effective: Effective,
-    pub metadata: MetadataService,
+    pub metadata: Arc<MetadataService>,
     pub partitions: Arc<PartitionRegistry>,
     pub clients: Clients,
     /// `None` for a standalone broker.
@@ -100,7 +93,7 @@ impl Broker {
         let peers = cluster
             .as_ref()
             .map(|settings| Arc::new(Peers::new(settings.clone(), max_frame)));
-        let raft_config = raft_config(cluster.as_deref())?;
+        let raft_config = raft_config(&config.cluster, cluster.as_deref())?;
         let raft = Raft::new(
             node_id as u64,
             Arc::new(raft_config),
@@ -127,13 +120,23 @@ impl Broker {
         let write_timeout = cluster
             .as_ref()
             .map_or(std::time::Duration::from_secs(5), |c| c.write_timeout);
+        let contact_timeout = cluster
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(1), |c| c.election_timeout);
         // 32 bits: it travels in the routing attach block (`command::routing`).
         let epoch = u64::from(rand::random::<u32>().max(1));
         let routing_key = cluster
             .as_ref()
             .map_or_else(|| rand::random::<[u8; 32]>().to_vec(), |c| c.secret.clone());
-        let metadata =
-            MetadataService::new(state, raft, node_id, epoch, peers.clone(), write_timeout);
+        let metadata = Arc::new(MetadataService::new(
+            state,
+            raft,
+            node_id,
+            epoch,
+            peers.clone(),
+            write_timeout,
+            contact_timeout,
+        ));
         Ok(Self {
             config,
             effective,
@@ -156,8 +159,9 @@ impl Broker {
         self.metadata.node_id()
     }
 
+    /// Registered with the metadata group and in contact with it.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && self.metadata.leader().is_some()
+        self.ready.load(Ordering::Relaxed) && self.metadata.in_contact()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -330,6 +334,22 @@ impl Broker {
         self.metrics.segments.set(segments);
         self.metrics.disk_bytes.set(bytes);
         self.metrics.refresh_system(&self.config.system.path);
+        let raft = self.metadata.raft().metrics().borrow().clone();
+        self.metrics
+            .metadata_leader
+            .set(raft.current_leader.map_or(-1, |id| id as i64));
+        self.metrics.metadata_term.set(raft.current_term as i64);
+        self.metrics
+            .metadata_applied
+            .set(raft.last_applied.map_or(0, |id| id.index as i64));
+        if let Some(peers) = &self.peers {
+            for peer in peers.ids() {
+                self.metrics
+                    .peer_up
+                    .with_label_values(&[&peer.to_string()])
+                    .set(i64::from(peers.is_healthy(peer)));
+            }
+        }
     }
 
     /// Each topic's settings with its local partitions, for the retention
@@ -394,7 +414,10 @@ fn check_identity(data: &std::path::Path, cluster: Option<&ClusterSettings>) -> 
     }
 }
 
-fn raft_config(cluster: Option<&ClusterSettings>) -> anyhow::Result<openraft::Config> {
+fn raft_config(
+    configured: &crate::config::ClusterConfig,
+    cluster: Option<&ClusterSettings>,
+) -> anyhow::Result<openraft::Config> {
     let (name, heartbeat, election) = match cluster {
         Some(c) => (
             c.name.clone(),
@@ -408,8 +431,8 @@ fn raft_config(cluster: Option<&ClusterSettings>) -> anyhow::Result<openraft::Co
         heartbeat_interval: heartbeat,
         election_timeout_min: election,
         election_timeout_max: election * 2,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(configured.snapshot_every),
+        max_in_snapshot_log_to_keep: configured.log_kept,
         install_snapshot_timeout: 2_000.max(election),
         ..Default::default()
     };

@@ -8,9 +8,7 @@ use super::{Broker, now_micros};
 use crate::auth::{self, Action, Permissions, ROOT_USER_ID, tokens};
 use crate::error::{Error, Result};
 use crate::metadata::apply::{USER_ACTIVE, USER_INACTIVE};
-use crate::metadata::{
-    Applied, Ident, MetadataCommand, MetadataState, ProposalId, TokenMeta, UserMeta,
-};
+use crate::metadata::{Applied, Ident, MetadataCommand, MetadataState, TokenMeta, UserMeta};
 
 /// Length limits, as upstream's servers and SDKs enforce them.
 const USERNAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=50;
@@ -147,14 +145,14 @@ impl Broker {
         })
     }
 
-    pub async fn create_user(
-        &self,
-        proposal: ProposalId,
+    /// The command creating a user (the password hashed off the async
+    /// workers: Argon2 is deliberately slow).
+    pub async fn create_user_command(
         username: &str,
         password: &str,
         status: u8,
         permissions: Option<Permissions>,
-    ) -> Result<UserMeta> {
+    ) -> Result<MetadataCommand> {
         validate_username(username)?;
         validate_password(password)?;
         validate_status(status)?;
@@ -162,72 +160,47 @@ impl Broker {
         let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        let user = UserMeta {
-            id: 0,
-            username: username.to_string(),
-            password_hash,
-            status,
-            created_at: now_micros(),
-            permissions,
-            tokens: Default::default(),
-        };
-        match self
-            .metadata
-            .write_as(proposal, MetadataCommand::CreateUser { user })
-            .await?
-        {
-            Applied::User(id) => self
-                .metadata
-                .read(|m| m.users.get(&id).cloned())
-                .ok_or_else(|| Error::ResourceNotFound(format!("user {id}"))),
-            other => Err(unexpected(other)),
-        }
+        Ok(MetadataCommand::CreateUser {
+            user: UserMeta {
+                id: 0,
+                username: username.to_string(),
+                password_hash,
+                status,
+                created_at: now_micros(),
+                permissions,
+                tokens: Default::default(),
+            },
+        })
     }
 
     /// Rename and/or (de)activate a user. The root user cannot be
     /// deactivated: that would lock everyone out of administration.
-    pub async fn update_user(
-        &self,
-        proposal: ProposalId,
+    pub fn update_user_command(
         id: &Ident,
         username: Option<&str>,
         status: Option<u8>,
-    ) -> Result<()> {
+    ) -> Result<MetadataCommand> {
         if let Some(name) = username {
             validate_username(name)?;
         }
         if let Some(status) = status {
             validate_status(status)?;
         }
-        self.metadata
-            .write_as(
-                proposal,
-                MetadataCommand::UpdateUser {
-                    user: id.clone(),
-                    username: username.map(str::to_string),
-                    status,
-                },
-            )
-            .await
-            .map(drop)
-    }
-
-    pub async fn delete_user(&self, proposal: ProposalId, id: &Ident) -> Result<()> {
-        self.metadata
-            .write_as(proposal, MetadataCommand::DeleteUser { user: id.clone() })
-            .await
-            .map(drop)
+        Ok(MetadataCommand::UpdateUser {
+            user: id.clone(),
+            username: username.map(str::to_string),
+            status,
+        })
     }
 
     /// Change a password; the current one must be given, even by an admin
     /// (as upstream).
-    pub async fn change_password(
+    pub async fn change_password_command(
         &self,
-        proposal: ProposalId,
         id: &Ident,
         current: &str,
         new: &str,
-    ) -> Result<()> {
+    ) -> Result<MetadataCommand> {
         validate_password(new)?;
         let (user_id, expected_hash) = self.metadata.read(|m| {
             let id = m.resolve_user(id)?;
@@ -240,47 +213,20 @@ impl Broker {
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
         .ok_or(Error::InvalidCredentials)?;
-        self.metadata
-            .write_as(
-                proposal,
-                MetadataCommand::ChangePassword {
-                    user_id,
-                    expected_hash,
-                    password_hash,
-                },
-            )
-            .await
-            .map(drop)
+        Ok(MetadataCommand::ChangePassword {
+            user_id,
+            expected_hash,
+            password_hash,
+        })
     }
 
-    pub async fn update_permissions(
-        &self,
-        proposal: ProposalId,
-        id: &Ident,
-        permissions: Option<Permissions>,
-    ) -> Result<()> {
-        self.metadata
-            .write_as(
-                proposal,
-                MetadataCommand::UpdatePermissions {
-                    user: id.clone(),
-                    permissions,
-                },
-            )
-            .await
-            .map(drop)
-    }
-
-    // ---- personal access tokens ----
-
-    /// Mint a token for `user_id`; returns the raw token (shown once).
-    pub async fn create_token(
-        &self,
-        proposal: ProposalId,
+    /// A new token for `user_id`: the command storing its hash, and the
+    /// raw token (shown once).
+    pub fn create_token_command(
         user_id: u32,
         name: &str,
         expiry: u64,
-    ) -> Result<String> {
+    ) -> Result<(MetadataCommand, String)> {
         if !TOKEN_NAME_LENGTH.contains(&name.len()) {
             return Err(Error::InvalidPersonalAccessTokenName);
         }
@@ -289,30 +235,12 @@ impl Broker {
             hash,
             expiry_at: tokens::expiry_at(now_micros(), expiry),
         };
-        self.metadata
-            .write_as(
-                proposal,
-                MetadataCommand::CreateToken {
-                    user_id,
-                    name: name.to_string(),
-                    token,
-                },
-            )
-            .await?;
-        Ok(raw)
-    }
-
-    pub async fn delete_token(&self, proposal: ProposalId, user_id: u32, name: &str) -> Result<()> {
-        self.metadata
-            .write_as(
-                proposal,
-                MetadataCommand::DeleteToken {
-                    user_id,
-                    name: name.to_string(),
-                },
-            )
-            .await
-            .map(drop)
+        let command = MetadataCommand::CreateToken {
+            user_id,
+            name: name.to_string(),
+            token,
+        };
+        Ok((command, raw))
     }
 
     /// Remove every expired token (the metadata leader's housekeeping).

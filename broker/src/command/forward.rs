@@ -37,6 +37,12 @@ pub async fn to_broker(
         .peers
         .as_ref()
         .ok_or_else(|| Error::PartitionUnavailable(format!("node {to} is not a peer")))?;
+    let command = iggy_binary_protocol::lookup_command(code).map_or("unknown", |c| c.name);
+    ctx.broker
+        .metrics
+        .forwarded
+        .with_label_values(&[command])
+        .inc();
     let request = Request::Client {
         code,
         user_id: ctx.session.user_id.ok_or(Error::Unauthenticated)?,

@@ -27,10 +27,13 @@ use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
 use crate::broker::users::check_permission;
 use crate::error::{Error, Result};
-use crate::metadata::{Applied, Ident, Member, MetadataCommand, ProposalId};
-use crate::session::Session;
+use crate::metadata::{Applied, Ident, Member, MetadataCommand};
+use crate::session::{PendingWrite, Session};
 use bytes::BytesMut;
+use futures::FutureExt;
 use iggy_binary_protocol::{WireDecode, WireIdentifier, WireOptions};
+use std::future::Future;
+use std::time::{Duration, Instant};
 pub use table::{Command, Kind};
 
 /// What a handler works with.
@@ -99,18 +102,104 @@ impl Context<'_> {
         })
     }
 
-    /// The proposal id for the current request's metadata change (a replay
-    /// of the request reuses it, so the change is applied at most once).
-    pub fn proposal(&mut self) -> ProposalId {
-        let metadata = &self.broker.metadata;
-        self.session.proposal(|| metadata.proposal())
-    }
-
     /// Commit a metadata change for the current request.
     pub async fn write(&mut self, command: MetadataCommand) -> Result<Applied> {
-        let proposal = self.proposal();
-        self.broker.metadata.write_as(proposal, command).await
+        self.write_with(|| async { Ok((command, None)) })
+            .await
+            .map(|(applied, _)| applied)
     }
+
+    /// Commit the metadata change `build` makes (with a note the handler
+    /// needs later, such as a minted token). For a replicated 0.11 request
+    /// the change runs in the background: if it has not committed within
+    /// `cluster.write_timeout` the client is told "not committed yet" (57),
+    /// and the SDK's replays of the request wait on the same change —
+    /// `build` runs once, the change is proposed once.
+    pub async fn write_with<F, Fut>(&mut self, build: F) -> Result<(Applied, Option<String>)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(MetadataCommand, Option<String>)>>,
+    {
+        let metadata = &self.broker.metadata;
+        let refuse = || {
+            tracing::warn!(
+                "refused a metadata change: this broker is cut off from the cluster's majority"
+            );
+            Err(Error::NotAccepted(
+                "this broker is cut off from the cluster's majority; nothing was changed".into(),
+            ))
+        };
+        let Some(request) = self.session.request else {
+            if !metadata.in_contact() {
+                return refuse();
+            }
+            let (command, note) = build().await?;
+            return Ok((metadata.write(command).await?, note));
+        };
+        let (pending, wait) = match self.session.take_pending() {
+            Some(pending) => (pending, REPLAY_WAIT),
+            None => {
+                if !metadata.in_contact() {
+                    return refuse();
+                }
+                let (command, note) = build().await?;
+                let metadata = metadata.clone();
+                let proposal = metadata.proposal();
+                // Spawned: it goes on while the client is told to replay.
+                let task = tokio::spawn(async move {
+                    metadata
+                        .write_until(proposal, command, Instant::now() + BACKGROUND_WRITE)
+                        .await
+                        .map_err(|e| (e.code(), e.to_string()))
+                });
+                let outcome = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err((Error::NotCommitted(String::new()).code(), e.to_string()))
+                    })
+                }
+                .boxed()
+                .shared();
+                let pending = PendingWrite {
+                    request,
+                    outcome,
+                    note,
+                };
+                (pending, metadata_write_timeout(self.broker))
+            }
+        };
+        match tokio::time::timeout(wait, pending.outcome.clone()).await {
+            Ok(Ok(applied)) => Ok((applied, pending.note)),
+            // Given up, outcome unknown: further replays are told so at
+            // once (never proposed again), until the client gives up too.
+            Ok(Err((code, message))) if code == Error::NotCommitted(String::new()).code() => {
+                self.session.pending = Some(pending);
+                Err(Error::NotCommitted(message))
+            }
+            Ok(Err((code, message))) => Err(Error::Rejected { code, message }),
+            Err(_) => {
+                self.session.pending = Some(pending);
+                Err(Error::NotCommitted(
+                    "the metadata change has not committed yet; replay to learn its outcome".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// How long a metadata change started by a client request keeps trying to
+/// commit: less than the 30 s the 0.11 SDK replays a request, so its last
+/// replays learn the outcome.
+const BACKGROUND_WRITE: Duration = Duration::from_secs(25);
+/// How long a replay waits for the change before answering "not committed
+/// yet" again: briefly, so the SDK's last replay is answered inside its
+/// 30 s budget.
+const REPLAY_WAIT: Duration = Duration::from_millis(5);
+
+fn metadata_write_timeout(broker: &Broker) -> Duration {
+    broker
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(5), |c| c.write_timeout)
 }
 
 /// Refuse option keys outside `allowed`, naming the first one: a key that

@@ -2,7 +2,9 @@
 //! They need no permission: a user manages only their own tokens.
 
 use super::{Context, decode};
+use crate::broker::Broker;
 use crate::error::{Error, Result};
+use crate::metadata::MetadataCommand;
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::personal_access_tokens::{
     CreatePersonalAccessTokenRequest, DeletePersonalAccessTokenRequest,
@@ -37,11 +39,13 @@ pub fn get_tokens(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
 pub async fn create_token(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let user_id = current_user(ctx)?;
     let request: CreatePersonalAccessTokenRequest = decode(body)?;
-    let proposal = ctx.proposal();
-    let raw = ctx
-        .broker
-        .create_token(proposal, user_id, request.name.as_str(), request.expiry)
-        .await?;
+    let build = || async {
+        let (command, raw) =
+            Broker::create_token_command(user_id, request.name.as_str(), request.expiry)?;
+        Ok((command, Some(raw)))
+    };
+    let (_, raw) = ctx.write_with(build).await?;
+    let raw = raw.expect("the raw token travels with the command");
     RawPersonalAccessTokenResponse {
         token: WireName::new(raw).expect("minted tokens are valid names"),
     }
@@ -52,8 +56,9 @@ pub async fn create_token(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut
 pub async fn delete_token(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     let user_id = current_user(ctx)?;
     let request: DeletePersonalAccessTokenRequest = decode(body)?;
-    let proposal = ctx.proposal();
-    ctx.broker
-        .delete_token(proposal, user_id, request.name.as_str())
-        .await
+    let command = MetadataCommand::DeleteToken {
+        user_id,
+        name: request.name.to_string(),
+    };
+    ctx.write(command).await.map(drop)
 }

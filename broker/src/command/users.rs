@@ -3,8 +3,10 @@
 
 use super::{Context, decode, reject_option_keys};
 use crate::auth::{Action, Permissions};
+use crate::broker::Broker;
+use crate::broker::users::unexpected;
 use crate::error::Result;
-use crate::metadata::{Ident, UserMeta};
+use crate::metadata::{Applied, Ident, MetadataCommand, UserMeta};
 use bytes::BytesMut;
 use iggy_binary_protocol::requests::users::{
     ChangePasswordRequest, CreateUserRequest, DeleteUserRequest, GetUserRequest,
@@ -62,18 +64,24 @@ pub async fn create_user(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut)
     ctx.authorize(Action::ManageUsers)?;
     let request: CreateUserRequest = decode(body)?;
     reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
-    let proposal = ctx.proposal();
-    let user = ctx
-        .broker
-        .create_user(
-            proposal,
+    let permissions = request.permissions.as_ref().map(Permissions::from);
+    let build = || async {
+        let command = Broker::create_user_command(
             request.username.as_str(),
             &request.password,
             request.status,
-            request.permissions.as_ref().map(Permissions::from),
+            permissions,
         )
         .await?;
-    encode_details(&user, out);
+        Ok((command, None))
+    };
+    let id = match ctx.write_with(build).await? {
+        (Applied::User(id), _) => id,
+        (other, _) => return Err(unexpected(other)),
+    };
+    if let Some(user) = ctx.broker.metadata.read(|m| m.users.get(&id).cloned()) {
+        encode_details(&user, out);
+    }
     Ok(())
 }
 
@@ -81,37 +89,31 @@ pub async fn update_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: UpdateUserRequest = decode(body)?;
     reject_option_keys(&request.options, UPDATABLE_USER_OPTION_KEYS)?;
-    let proposal = ctx.proposal();
-    ctx.broker
-        .update_user(
-            proposal,
-            &Ident::from(&request.user_id),
-            request.username.as_ref().map(|n| n.as_str()),
-            request.status,
-        )
-        .await
+    let command = Broker::update_user_command(
+        &Ident::from(&request.user_id),
+        request.username.as_ref().map(|n| n.as_str()),
+        request.status,
+    )?;
+    ctx.write(command).await.map(drop)
 }
 
 pub async fn delete_user(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: DeleteUserRequest = decode(body)?;
-    let proposal = ctx.proposal();
-    ctx.broker
-        .delete_user(proposal, &Ident::from(&request.user_id))
+    let user = Ident::from(&request.user_id);
+    ctx.write(MetadataCommand::DeleteUser { user })
         .await
+        .map(drop)
 }
 
 pub async fn update_permissions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     ctx.authorize(Action::ManageUsers)?;
     let request: UpdatePermissionsRequest = decode(body)?;
-    let proposal = ctx.proposal();
-    ctx.broker
-        .update_permissions(
-            proposal,
-            &Ident::from(&request.user_id),
-            request.permissions.as_ref().map(Permissions::from),
-        )
-        .await
+    let command = MetadataCommand::UpdatePermissions {
+        user: Ident::from(&request.user_id),
+        permissions: request.permissions.as_ref().map(Permissions::from),
+    };
+    ctx.write(command).await.map(drop)
 }
 
 /// Users may change their own password; changing another's needs
@@ -123,13 +125,12 @@ pub async fn change_password(ctx: &mut Context<'_>, body: &[u8]) -> Result<()> {
     if Some(target) != ctx.session.user_id {
         ctx.authorize(Action::ManageUsers)?;
     }
-    let proposal = ctx.proposal();
-    ctx.broker
-        .change_password(
-            proposal,
-            &user,
-            &request.current_password,
-            &request.new_password,
-        )
-        .await
+    let broker = ctx.broker;
+    let build = || async {
+        let command = broker
+            .change_password_command(&user, &request.current_password, &request.new_password)
+            .await?;
+        Ok((command, None))
+    };
+    ctx.write_with(build).await.map(drop)
 }

@@ -57,6 +57,11 @@ pub struct ClusterConfig {
     /// How long one client request waits for a metadata change to commit
     /// before it is answered "not committed yet" (the SDK then retries it).
     pub write_timeout: String,
+    /// Snapshot the metadata (and drop the log behind it) every this many
+    /// entries; `log_kept` entries stay behind a snapshot so a follower a
+    /// little behind catches up from the log. Also used standalone.
+    pub snapshot_every: u64,
+    pub log_kept: u64,
     pub auth: ClusterAuth,
     pub advertised: AdvertisedConfig,
     pub nodes: Vec<NodeConfig>,
@@ -120,8 +125,10 @@ impl Default for ClusterConfig {
             peers: String::new(),
             replica_address: String::new(),
             heartbeat_interval: "100ms".into(),
-            election_timeout: "1s".into(),
+            election_timeout: "600ms".into(),
             write_timeout: "5s".into(),
+            snapshot_every: 5_000,
+            log_kept: 1_000,
             auth: ClusterAuth::default(),
             advertised: AdvertisedConfig::default(),
             nodes: Vec::new(),
@@ -171,6 +178,9 @@ impl ClusterSettings {
 impl ClusterConfig {
     /// The validated settings; `None` when clustering is off (standalone).
     pub fn settings(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        if self.snapshot_every == 0 {
+            return Err(invalid("cluster.snapshot_every", "must be at least 1"));
+        }
         if !self.enabled {
             return Ok(None);
         }

@@ -69,6 +69,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/clients", get(clients))
         .route("/clients/{client_id}", get(client))
         .route("/cluster/metadata", get(cluster_metadata))
+        .route("/cluster/status", get(super::cluster::status))
         .route("/users", get(users).post(create_user))
         .route(
             "/users/{user_id}",
@@ -182,7 +183,7 @@ fn is_not_found(e: &IggyError) -> bool {
     )
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
 fn not_found(what: &str) -> ApiError {
     ApiError(IggyError::ResourceNotFound(what.to_string()))
@@ -205,6 +206,18 @@ fn ident(value: &str) -> ApiResult<Identifier> {
 pub struct Caller {
     client: InProcessClient,
     bearer: Bearer,
+}
+
+impl Caller {
+    pub fn user_id(&self) -> u32 {
+        self.bearer.user_id
+    }
+}
+
+impl Api {
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
 }
 
 impl FromRequestParts<Api> for Caller {

@@ -40,6 +40,8 @@ pub struct MetadataService {
     next_seq: AtomicU64,
     peers: Option<Arc<Peers>>,
     write_timeout: Duration,
+    /// A leader not acknowledged by a majority for this long is cut off.
+    contact_timeout: Duration,
 }
 
 /// Why one attempt to commit did not produce an answer.
@@ -56,8 +58,10 @@ impl MetadataService {
         epoch: u64,
         peers: Option<Arc<Peers>>,
         write_timeout: Duration,
+        contact_timeout: Duration,
     ) -> Self {
         Self {
+            contact_timeout,
             state,
             raft,
             node_id,
@@ -111,6 +115,24 @@ impl MetadataService {
         self.leader() == Some(self.node_id)
     }
 
+    /// Whether this broker is in contact with a working metadata group: it
+    /// knows a leader, and if it is the leader itself, a majority
+    /// acknowledged it lately (a leader cut off from the others keeps its
+    /// title until it hears of a new term, but cannot commit anything).
+    pub fn in_contact(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        match metrics.current_leader {
+            None => false,
+            // A group of one is its own majority.
+            Some(_) if self.peers.is_none() => true,
+            Some(leader) if leader as u32 == self.node_id => metrics
+                .millis_since_quorum_ack
+                .is_some_and(|ms| u128::from(ms) < self.contact_timeout.as_millis()),
+            Some(_) => true,
+        }
+    }
+
     /// Index of the last entry applied here.
     pub fn applied_index(&self) -> u64 {
         self.raft
@@ -131,7 +153,17 @@ impl MetadataService {
         proposal: ProposalId,
         command: MetadataCommand,
     ) -> Result<Applied> {
-        let deadline = Instant::now() + self.write_timeout;
+        self.write_until(proposal, command, Instant::now() + self.write_timeout)
+            .await
+    }
+
+    /// Commit `command` as `proposal`, trying until `deadline`.
+    pub async fn write_until(
+        &self,
+        proposal: ProposalId,
+        command: MetadataCommand,
+        deadline: Instant,
+    ) -> Result<Applied> {
         let envelope = Envelope { proposal, command };
         loop {
             let last = match self.attempt(&envelope, deadline).await {
@@ -142,10 +174,12 @@ impl MetadataService {
                 Err(Attempt::Retry(why)) => why,
             };
             if Instant::now() + RETRY_PAUSE >= deadline {
-                tracing::warn!(?envelope.proposal, "metadata change not committed in {:?}: {last}", self.write_timeout);
+                tracing::warn!(
+                    ?envelope.proposal,
+                    "metadata change not committed in time ({last}); this broker may be cut off from the cluster's majority"
+                );
                 return Err(Error::NotCommitted(format!(
-                    "metadata change not committed within {:?} ({last}); this broker may be cut off from the cluster's majority",
-                    self.write_timeout
+                    "metadata change not committed in time ({last}); this broker may be cut off from the cluster's majority"
                 )));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -178,10 +212,24 @@ impl MetadataService {
                     return Err(Attempt::Retry("no peers".into()));
                 };
                 let request = Request::Propose(envelope.clone());
-                match peers
-                    .call(leader, Lane::Control, &request, Bytes::new(), remaining)
-                    .await
-                {
+                // One attempt gives up when the group elects another
+                // leader (the one asked may be gone without a word: a
+                // cut-off peer drops packets instead of refusing them).
+                let call = peers.call(
+                    leader,
+                    Lane::Control,
+                    &request,
+                    Bytes::new(),
+                    remaining.min(self.write_timeout),
+                );
+                let mut metrics = self.raft.metrics();
+                let answer = tokio::select! {
+                    answer = call => answer,
+                    _ = metrics.wait_for(|m| m.current_leader != Some(u64::from(leader))) => {
+                        return Err(Attempt::Retry(format!("node {leader} no longer leads")));
+                    }
+                };
+                match answer {
                     Ok((Response::Proposed { index, response }, _)) => Ok((index, response)),
                     Ok((Response::NotLeader { .. }, _)) => {
                         Err(Attempt::Retry(format!("node {leader} no longer leads")))

@@ -2,6 +2,8 @@
 //! directory on a free port and connects the official `iggy` client to it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use iggy::prelude::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -332,6 +334,43 @@ pub async fn http_get_with(address: SocketAddr, path: &str, headers: &str) -> St
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     response
+}
+
+/// An HTTP/1.0 request with a JSON body; returns the whole response.
+pub async fn http_json(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// An access token for the REST API of the broker at `address`.
+pub async fn http_login(address: SocketAddr, user: &str, password: &str) -> String {
+    let response = http_json(
+        address,
+        "POST",
+        "/users/login",
+        None,
+        &format!(r#"{{"username":"{user}","password":"{password}"}}"#),
+    )
+    .await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("login answered {response}: {e}"));
+    json["access_token"]["token"].as_str().unwrap().to_string()
 }
 
 /// The value of one series in a Prometheus text exposition.

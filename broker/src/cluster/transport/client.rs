@@ -224,19 +224,33 @@ impl PeerClient {
                 .map_err(|e| unreachable(&format!("resolving {address}: {e}")))?
                 .collect();
         let mut last_error = format!("{address} resolved to no address");
+        // Connect from the replica listener's address when it names one, so
+        // a broker's traffic to its peers is told apart by address (several
+        // brokers on one host use distinct loopback addresses).
+        let local = self.settings.replica_bind.ip();
         for socket in resolved {
-            let stream =
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(socket)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        last_error = format!("{socket}: {e}");
-                        continue;
-                    }
-                    Err(_) => {
-                        last_error = format!("{socket}: connect timed out");
-                        continue;
-                    }
+            let connect = async {
+                let tcp = if socket.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
                 };
+                if !local.is_unspecified() && local.is_ipv4() == socket.is_ipv4() {
+                    tcp.bind(std::net::SocketAddr::new(local, 0))?;
+                }
+                tcp.connect(socket).await
+            };
+            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    last_error = format!("{socket}: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last_error = format!("{socket}: connect timed out");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let mut stream = stream;
             handshake::dial(&mut stream, &self.settings, id)

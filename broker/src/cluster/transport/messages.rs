@@ -16,7 +16,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type")]
+
 pub enum Request {
     // ---- the metadata group's Raft ----
     AppendEntries(AppendEntriesRequest<TypeConfig>),
@@ -50,7 +50,7 @@ pub enum Request {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type")]
+
 pub enum Response {
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),

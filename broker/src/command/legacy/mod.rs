@@ -115,10 +115,11 @@ pub fn status_code(e: &Error) -> u32 {
     const UNSUPPORTED_OPTION_KEY: u32 = 4041;
     const INVALID_OPTION_VALUE: u32 = 4042;
     const TRANSIENT_NOT_COMMITTED: u32 = 57;
+    const TRANSIENT_NOT_ACCEPTED: u32 = 58;
     match e.code() {
         UNSUPPORTED_OPTION_KEY | INVALID_OPTION_VALUE => Error::InvalidFormat(String::new()).code(),
         // No replay in 0.10: a generic error; the log says why.
-        TRANSIENT_NOT_COMMITTED => 1,
+        TRANSIENT_NOT_COMMITTED | TRANSIENT_NOT_ACCEPTED => 1,
         other => other,
     }
 }

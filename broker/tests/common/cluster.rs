@@ -1,0 +1,302 @@
+//! Cluster harness: N real `iggy-broker` processes started, killed and
+//! restarted through `scripts/cluster.sh` (the same script people use to
+//! try a cluster without Kubernetes), faults made with iptables, and a
+//! round-robin TCP proxy standing in for a Kubernetes Service.
+
+use super::{http_get, metric};
+use iggy::prelude::*;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: u32,
+    pub pid: u32,
+    pub tcp: SocketAddr,
+    pub quic: SocketAddr,
+    pub http: SocketAddr,
+    pub replica: SocketAddr,
+    pub data: PathBuf,
+    pub running: bool,
+}
+
+pub struct TestCluster {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    pub nodes: Vec<Node>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh")
+}
+
+fn parse_node(line: &str) -> Node {
+    // node <id> pid <pid> tcp <a> quic <a> http <a> replica <a> data <dir>
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| {
+        let at = words
+            .iter()
+            .position(|w| *w == name)
+            .unwrap_or_else(|| panic!("no `{name}` in `{line}`"));
+        words[at + 1]
+    };
+    Node {
+        id: field("node").parse().unwrap(),
+        pid: field("pid").parse().unwrap(),
+        tcp: field("tcp").parse().unwrap(),
+        quic: field("quic").parse().unwrap(),
+        http: field("http").parse().unwrap(),
+        replica: field("replica").parse().unwrap(),
+        data: PathBuf::from(field("data")),
+        running: true,
+    }
+}
+
+impl TestCluster {
+    /// Start `n` brokers and wait until they form a cluster.
+    pub fn up(n: usize) -> Self {
+        Self::up_with(n, &[])
+    }
+
+    /// Start `n` brokers with extra `IGGY_*` settings.
+    pub fn up_with(n: usize, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Self {
+            dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            nodes: Vec::new(),
+        };
+        let out = cluster.run(&["up", &n.to_string()]);
+        cluster.nodes = out.lines().map(parse_node).collect();
+        assert_eq!(cluster.nodes.len(), n, "{out}");
+        cluster
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let mut command = Command::new("bash");
+        command
+            .arg(script())
+            .args(args)
+            .arg(self.dir.path())
+            .env("IGGY_BROKER_BIN", env!("CARGO_BIN_EXE_iggy-broker"));
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let output = command.output().expect("run scripts/cluster.sh");
+        assert!(
+            output.status.success(),
+            "cluster.sh {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    /// `kill -9` node `id`.
+    pub fn kill(&mut self, id: u32) {
+        self.run(&["kill", &id.to_string()]);
+        self.nodes[id as usize].running = false;
+    }
+
+    /// Restart node `id` on its data and ports; returns once it is ready.
+    pub fn start(&mut self, id: u32) {
+        let out = self.run(&["start", &id.to_string()]);
+        self.nodes[id as usize] = parse_node(out.trim());
+    }
+
+    pub fn log(&self, id: u32) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("node-{id}"))
+                .join("broker.log"),
+        )
+        .unwrap_or_default()
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.running)
+    }
+
+    /// The metadata leader as broker `id` sees it (from its metrics).
+    pub async fn leader_seen_by(&self, id: u32) -> Option<u32> {
+        let metrics = http_get(self.node(id).http, "/metrics").await;
+        let leader = metric(&metrics, "iggy_broker_metadata_leader");
+        (leader >= 0.0).then_some(leader as u32)
+    }
+
+    /// Wait until every running broker names the same running leader
+    /// (other than `not`); returns it.
+    pub async fn wait_for_leader(&self, not: Option<u32>, timeout: Duration) -> u32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for node in self.running() {
+                seen.push(self.leader_seen_by(node.id).await);
+            }
+            if let Some(Some(leader)) = seen.first().copied()
+                && seen.iter().all(|s| *s == Some(leader))
+                && Some(leader) != not
+                && self.node(leader).running
+            {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Root's client connected directly to broker `id`.
+    pub async fn client(&self, id: u32) -> IggyClient {
+        client_at(self.node(id).tcp, "iggy", "iggy").await
+    }
+
+    /// Cut broker `id`'s replica traffic off from every other broker
+    /// (iptables on the loopback addresses; clients still reach it).
+    pub fn isolate(&self, id: u32) -> Isolation {
+        let ip = self.node(id).replica.ip();
+        let mut rules = Vec::new();
+        for other in self.nodes.iter().filter(|n| n.id != id) {
+            let peer = other.replica.ip();
+            for (from, to) in [(ip, peer), (peer, ip)] {
+                rules.push(vec![
+                    "INPUT".to_string(),
+                    "-s".into(),
+                    from.to_string(),
+                    "-d".into(),
+                    to.to_string(),
+                    "-p".into(),
+                    "tcp".into(),
+                    "-j".into(),
+                    "DROP".into(),
+                ]);
+            }
+        }
+        for rule in &rules {
+            iptables("-I", rule);
+        }
+        Isolation { rules }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn iptables(action: &str, rule: &[String]) {
+    let status = Command::new("iptables")
+        .arg("-w")
+        .arg(action)
+        .args(rule)
+        .status()
+        .expect("iptables (the cluster fault tests need it and root)");
+    assert!(status.success(), "iptables {action} {rule:?} failed");
+}
+
+/// iptables rules that cut a broker off; removed when dropped.
+pub struct Isolation {
+    rules: Vec<Vec<String>>,
+}
+
+impl Isolation {
+    pub fn heal(self) {}
+}
+
+impl Drop for Isolation {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            iptables("-D", rule);
+        }
+    }
+}
+
+/// A client logged in as `user` to `address`.
+pub async fn client_at(address: SocketAddr, user: &str, password: &str) -> IggyClient {
+    let client =
+        IggyClient::from_connection_string(&format!("iggy://{user}:{password}@{address}")).unwrap();
+    client.connect().await.unwrap();
+    client
+}
+
+/// A TCP proxy on 127.0.0.1 that sends each new connection to the next
+/// backend in turn — what a Kubernetes Service does for the SDK.
+pub struct RoundRobinProxy {
+    pub address: SocketAddr,
+    backends: Arc<std::sync::Mutex<Vec<SocketAddr>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RoundRobinProxy {
+    /// Listen now; backends can be named later (brokers may have to know
+    /// the proxy's address before they start).
+    pub async fn bind() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let backends: Arc<std::sync::Mutex<Vec<SocketAddr>>> = Arc::default();
+        let next = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let backends = backends.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let backend = {
+                        let backends = backends.lock().unwrap();
+                        if backends.is_empty() {
+                            continue;
+                        }
+                        backends[next.fetch_add(1, Ordering::Relaxed) % backends.len()]
+                    };
+                    tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            address,
+            backends,
+            task,
+        }
+    }
+
+    pub async fn start(backends: Vec<SocketAddr>) -> Self {
+        let proxy = Self::bind().await;
+        proxy.set_backends(backends);
+        proxy
+    }
+
+    pub fn set_backends(&self, backends: Vec<SocketAddr>) {
+        *self.backends.lock().unwrap() = backends;
+    }
+}
+
+impl Drop for RoundRobinProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# A local broker cluster as processes on this host.
+#
+#   scripts/cluster.sh up N DIR     start nodes 0..N-1 (data and logs under DIR), return once
+#                                   every node has joined and the cluster has a leader; prints
+#                                   one line per node:
+#                                   node <id> pid <pid> tcp <host:port> quic <host:port> http <host:port>
+#                                   replica <host:port> data <dir>
+#   scripts/cluster.sh kill ID DIR  SIGKILL node ID
+#   scripts/cluster.sh start ID DIR restart node ID on its data and ports; waits until it is ready
+#   scripts/cluster.sh down DIR     stop every node this script started in DIR (and nothing else)
+#
+# Node i listens on its own loopback address, 127.A.B.<10+i> with A.B chosen at
+# random per cluster (so iptables rules can cut one node off from the others
+# while clients on 127.0.0.1 still reach it, and clusters started side by side
+# never share an address), on ports chosen free at `up`; both are kept in DIR. IGGY_* variables in this script's environment are passed
+# to every broker (e.g. IGGY_TOPIC_FSYNC=never); the shared secret is generated
+# once per DIR unless IGGY_CLUSTER_AUTH_SHARED_SECRET is set. The broker binary
+# is $IGGY_BROKER_BIN, else the release build in $CARGO_TARGET_DIR (built if
+# missing). A node's output goes to DIR/node-<id>/broker.log, so this script's
+# own output ends when it returns.
+set -euo pipefail
+
+usage() {
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+READY_TIMEOUT=${IGGY_CLUSTER_READY_TIMEOUT:-60}
+
+broker_bin() {
+  if [ -n "${IGGY_BROKER_BIN:-}" ]; then
+    echo "$IGGY_BROKER_BIN"
+    return
+  fi
+  local target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
+  if [ ! -x "$target/release/iggy-broker" ]; then
+    (cd "$root" && cargo build --release --locked -p iggy-broker >&2)
+  fi
+  echo "$target/release/iggy-broker"
+}
+
+# Ports free for both TCP and UDP (QUIC), N of them, none repeated.
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+ports, held = [], []
+while len(ports) < int(sys.argv[1]):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close(); u.close(); continue
+    held += [t, u]
+    ports.append(port)
+print(" ".join(map(str, ports)))
+PY
+}
+
+node_dir() { echo "$2/node-$1"; }
+# The node's address; the cluster's prefix is in DIR/prefix (set by `up`).
+node_ip() { echo "$(cat "$2/prefix").$((10 + $1))"; }
+
+# Start node $1 of cluster $2 from its ports file, in the background.
+launch() {
+  local id=$1 dir=$2 bin node
+  bin=$(broker_bin)
+  node=$(node_dir "$id" "$dir")
+  # shellcheck disable=SC1091
+  . "$node/ports"
+  local ip peers inherited=()
+  ip=$(node_ip "$id" "$dir")
+  peers=$(cat "$dir/peers")
+  # Only IGGY_* settings from the caller, plus what the broker needs.
+  while IFS= read -r setting; do
+    inherited+=("$setting")
+  done < <(env | grep -E '^IGGY_' | grep -vE '^IGGY_(BROKER_BIN|CLUSTER_READY_TIMEOUT)=' || true)
+  (
+    env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info,openraft=warn}" \
+      "${inherited[@]}" \
+      IGGY_SYSTEM_PATH="$node/data" \
+      IGGY_TCP_ADDRESS="$ip:$TCP" \
+      IGGY_QUIC_ADDRESS="$ip:$QUIC" \
+      IGGY_HTTP_ADDRESS="$ip:$HTTP" \
+      IGGY_WEBSOCKET_ADDRESS="$ip:$WEBSOCKET" \
+      IGGY_CLUSTER_ENABLED=true \
+      IGGY_CLUSTER_NAME="${IGGY_CLUSTER_NAME:-local}" \
+      IGGY_CLUSTER_NODE_ID="$id" \
+      IGGY_CLUSTER_PEERS="$peers" \
+      IGGY_CLUSTER_REPLICA_ADDRESS="$ip:$REPLICA" \
+      IGGY_CLUSTER_AUTH_SHARED_SECRET="$(cat "$dir/secret")" \
+      IGGY_ROOT_USERNAME="${IGGY_ROOT_USERNAME:-iggy}" \
+      IGGY_ROOT_PASSWORD="${IGGY_ROOT_PASSWORD:-iggy}" \
+      setsid "$bin" </dev/null >>"$node/broker.log" 2>&1 &
+    echo $! >"$node/pid"
+  )
+}
+
+# Wait until node $1 answers /readyz (joined, caught up, leader known).
+wait_ready() {
+  local id=$1 dir=$2 node pid deadline
+  node=$(node_dir "$id" "$dir")
+  # shellcheck disable=SC1091
+  . "$node/ports"
+  pid=$(cat "$node/pid")
+  deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -fsS -o /dev/null --max-time 1 "http://$(node_ip "$id" "$dir"):$HTTP/readyz" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "node $id exited; last lines of $node/broker.log:" >&2
+      tail -n 30 "$node/broker.log" >&2
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "node $id not ready after ${READY_TIMEOUT}s; last lines of $node/broker.log:" >&2
+      tail -n 30 "$node/broker.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+describe() {
+  local id=$1 dir=$2 node
+  node=$(node_dir "$id" "$dir")
+  # shellcheck disable=SC1091
+  . "$node/ports"
+  local ip
+  ip=$(node_ip "$id" "$dir")
+  echo "node $id pid $(cat "$node/pid") tcp $ip:$TCP quic $ip:$QUIC http $ip:$HTTP replica $ip:$REPLICA data $node/data"
+}
+
+# Whether the pid in node $1's pid file is a broker this script started.
+running() {
+  local pidfile
+  pidfile="$(node_dir "$1" "$2")/pid"
+  [ -f "$pidfile" ] || return 1
+  local pid
+  pid=$(cat "$pidfile")
+  [ -r "/proc/$pid/environ" ] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+    grep -qx "IGGY_SYSTEM_PATH=$(node_dir "$1" "$2")/data"
+}
+
+nodes_of() { cat "$1/nodes"; }
+
+cmd=${1:-}
+case "$cmd" in
+  up)
+    [ $# -eq 3 ] || usage
+    n=$2
+    dir=$(mkdir -p "$3" && cd "$3" && pwd)
+    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive number" >&2; exit 2; }
+    if [ -f "$dir/nodes" ]; then
+      echo "$dir already holds a cluster; use 'down' first or another DIR" >&2
+      exit 1
+    fi
+    read -r -a ports <<<"$(free_ports $((n * 5)))"
+    echo "127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))" >"$dir/prefix"
+    echo "$n" >"$dir/nodes"
+    if [ -n "${IGGY_CLUSTER_AUTH_SHARED_SECRET:-}" ]; then
+      printf '%s' "$IGGY_CLUSTER_AUTH_SHARED_SECRET" >"$dir/secret"
+    else
+      head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secret"
+    fi
+    chmod 600 "$dir/secret"
+    peers=""
+    for ((i = 0; i < n; i++)); do
+      node=$(node_dir "$i" "$dir")
+      mkdir -p "$node/data"
+      base=$((i * 5))
+      cat >"$node/ports" <<EOF
+TCP=${ports[$base]}
+QUIC=${ports[$((base + 1))]}
+HTTP=${ports[$((base + 2))]}
+WEBSOCKET=${ports[$((base + 3))]}
+REPLICA=${ports[$((base + 4))]}
+EOF
+      peers="$peers${peers:+,}$(node_ip "$i" "$dir"):${ports[$((base + 4))]}"
+    done
+    echo "$peers" >"$dir/peers"
+    for ((i = 0; i < n; i++)); do launch "$i" "$dir"; done
+    for ((i = 0; i < n; i++)); do wait_ready "$i" "$dir"; done
+    for ((i = 0; i < n; i++)); do describe "$i" "$dir"; done
+    ;;
+  kill)
+    [ $# -eq 3 ] || usage
+    id=$2 dir=$3
+    running "$id" "$dir" || { echo "node $id is not running" >&2; exit 1; }
+    pid=$(cat "$(node_dir "$id" "$dir")/pid")
+    kill -9 "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    ;;
+  start)
+    [ $# -eq 3 ] || usage
+    id=$2 dir=$3
+    [ -f "$(node_dir "$id" "$dir")/ports" ] || { echo "no node $id in $dir" >&2; exit 1; }
+    if running "$id" "$dir"; then echo "node $id is already running" >&2; exit 1; fi
+    launch "$id" "$dir"
+    wait_ready "$id" "$dir"
+    describe "$id" "$dir"
+    ;;
+  down)
+    [ $# -eq 2 ] || usage
+    dir=$2
+    [ -f "$dir/nodes" ] || exit 0
+    n=$(nodes_of "$dir")
+    pids=()
+    for ((i = 0; i < n; i++)); do
+      if running "$i" "$dir"; then
+        pid=$(cat "$(node_dir "$i" "$dir")/pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        pids+=("$pid")
+      fi
+    done
+    for pid in "${pids[@]}"; do
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -f "$dir/nodes"
+    ;;
+  *) usage ;;
+esac
