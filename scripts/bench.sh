@@ -3,7 +3,8 @@
 # Extra arguments go to iggy-bench (see `iggy-bench --help`).
 # BENCH_TLS=1 serves TCP with TLS (a throwaway CA and certificate made with
 # openssl) and has the clients verify it. BENCH_QUIC=1 runs the clients over
-# QUIC instead of TCP.
+# QUIC instead of TCP. IGGY_BROKER_BIN runs another broker binary (to compare
+# two builds in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
@@ -27,7 +28,7 @@ if [ "${BENCH_TLS:-0}" = 1 ]; then
   tls_args=(--tls-ca-file "$certs/ca.pem")
 fi
 env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_QUIC_ADDRESS="127.0.0.1:$quic_port" IGGY_HTTP_ADDRESS=127.0.0.1:0 "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
-  "$target/release/iggy-broker" --with-default-root-credentials >"$data/broker.log" 2>&1 &
+  "${IGGY_BROKER_BIN:-$target/release/iggy-broker}" --with-default-root-credentials >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do

@@ -127,9 +127,19 @@ async fn a_segment_cut_mid_record_recovers_to_the_last_whole_record() {
     broker.kill9();
 
     // Simulate a torn write: cut the last record in half.
-    let log = broker
-        .data_dir()
-        .join("streams/0/topics/0/partitions/0/00000000000000000000.log");
+    // The partition's directory is `<id>-<incarnation>`.
+    let partitions = broker.data_dir().join("streams/0/topics/0/partitions");
+    let dir = std::fs::read_dir(&partitions)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("0-")
+        })
+        .expect("partition 0's directory");
+    let log = dir.join("00000000000000000000.log");
     let len = std::fs::metadata(&log).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)

@@ -55,6 +55,14 @@ struct Args {
     /// Transport: `tcp` or `quic` (then `--address` is the QUIC address).
     #[arg(long, default_value = "tcp")]
     transport: String,
+    /// Consumers poll with auto-commit, storing their offset with every
+    /// poll (what the SDK's high-level consumer does by default).
+    #[arg(long)]
+    auto_commit: bool,
+    /// Instead of messages, measure metadata writes: create this many
+    /// topics one after another and report the latency of each creation.
+    #[arg(long)]
+    metadata_ops: Option<u32>,
 }
 
 struct Phase {
@@ -230,7 +238,7 @@ async fn consume(args: Arc<Args>) -> anyhow::Result<Phase> {
                         &who,
                         &PollingStrategy::offset(offset),
                         args.messages_per_batch,
-                        false,
+                        args.auto_commit,
                     )
                     .await?;
                 latency.record(polled_at.elapsed().as_micros().max(1) as u64)?;
@@ -268,6 +276,9 @@ async fn consume(args: Arc<Args>) -> anyhow::Result<Phase> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
+    if let Some(ops) = args.metadata_ops {
+        return metadata(&args, ops).await;
+    }
     anyhow::ensure!(
         args.producers > 0 && args.consumers > 0,
         "need producers and consumers"
@@ -310,6 +321,38 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "produce / raw loopback = {:.1} %",
         100.0 * produced.mb_per_s() / raw.mb_per_s()
+    );
+    admin.delete_stream(&stream).await?;
+    Ok(())
+}
+
+/// Create `ops` topics, one at a time, in a fresh stream: the latency of a
+/// metadata change as a client sees it (for a cluster: through the
+/// metadata group's leader and back to the broker asked).
+async fn metadata(args: &Args, ops: u32) -> anyhow::Result<()> {
+    let admin = connect(args).await?;
+    let stream = Identifier::named(&args.stream)?;
+    if admin.get_stream(&stream).await?.is_some() {
+        admin.delete_stream(&stream).await?;
+    }
+    admin.create_stream(&args.stream).await?;
+    let mut latency = Histogram::<u64>::new(3)?;
+    let started = Instant::now();
+    for i in 0..ops {
+        let at = Instant::now();
+        admin
+            .create_topic(&stream, &format!("t{i}"), &TopicCreateOptions::default())
+            .await?;
+        latency.record(at.elapsed().as_micros() as u64)?;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "create-topic {ops} ops in {:.2} s ({:.0} ops/s): latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        elapsed.as_secs_f64(),
+        f64::from(ops) / elapsed.as_secs_f64(),
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0,
+        latency.max() as f64 / 1000.0
     );
     admin.delete_stream(&stream).await?;
     Ok(())

@@ -233,7 +233,34 @@ impl Broker {
 
     // ---- partitions ----
 
-    /// Where partition `partition_id` of a topic is served.
+    /// Where partition `partition_id` of a topic is served. A stream,
+    /// topic or partition this broker does not know (yet: made through
+    /// another broker a moment ago) is looked up again after catching up
+    /// with the metadata leader.
+    pub async fn locate(
+        &self,
+        stream: &Ident,
+        topic: &Ident,
+        partition_id: u32,
+    ) -> Result<PartitionHome> {
+        self.catching_up(|| self.partition(stream, topic, partition_id))
+            .await
+    }
+
+    /// Run `lookup`; if what it looks for is not found, catch up with the
+    /// metadata leader and run it again.
+    pub async fn catching_up<T>(&self, lookup: impl Fn() -> Result<T>) -> Result<T> {
+        match lookup() {
+            Err(e) if is_not_found(&e) => {
+                self.metadata.sync().await;
+                lookup()
+            }
+            other => other,
+        }
+    }
+
+    /// Where partition `partition_id` of a topic is served, by what this
+    /// broker knows now.
     pub fn partition(
         &self,
         stream: &Ident,
@@ -379,6 +406,17 @@ impl Broker {
             })
             .collect()
     }
+}
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::StreamIdNotFound(_)
+            | Error::StreamNameNotFound(_)
+            | Error::TopicIdNotFound(_)
+            | Error::TopicNameNotFound(_)
+            | Error::PartitionNotFound(_)
+    )
 }
 
 /// Refuse a data directory made for another cluster or node: opening it

@@ -45,7 +45,8 @@ async fn target(
     let partition_id = partition_id.unwrap_or(0);
     let home = ctx
         .broker
-        .partition(&Ident::from(stream), &Ident::from(topic), partition_id)?;
+        .locate(&Ident::from(stream), &Ident::from(topic), partition_id)
+        .await?;
     match home {
         PartitionHome::Local(_, partition) => {
             let key = consumer_key(ctx, stream, topic, consumer)?;

@@ -85,10 +85,14 @@ pub async fn send_messages(
     let partition_id = match &header.partitioning {
         WirePartitioning::PartitionId(id) => *id,
         partitioning => {
-            let (ids, count) = broker.metadata.read(|m| -> Result<_> {
-                let (s, t) = m.resolve_topic(&stream, &topic)?;
-                Ok(((s, t), m.streams[&s].topics[&t].partitions.len() as u32))
-            })?;
+            let (ids, count) = broker
+                .catching_up(|| {
+                    broker.metadata.read(|m| {
+                        let (s, t) = m.resolve_topic(&stream, &topic)?;
+                        Ok(((s, t), m.streams[&s].topics[&t].partitions.len() as u32))
+                    })
+                })
+                .await?;
             match partitioning {
                 WirePartitioning::MessagesKey(key) => {
                     if count == 0 {
@@ -101,7 +105,7 @@ pub async fn send_messages(
             }
         }
     };
-    let partition = match broker.partition(&stream, &topic, partition_id)? {
+    let partition = match broker.locate(&stream, &topic, partition_id).await? {
         PartitionHome::Local(_, partition) => partition,
         PartitionHome::Remote(_, leader) => {
             // The partition is chosen here: name it, so the leader does not
@@ -211,7 +215,7 @@ pub async fn poll_messages(
         Ident::from(&request.stream_id),
         Ident::from(&request.topic_id),
     );
-    let partition = match ctx.broker.partition(&stream, &topic, partition_id)? {
+    let partition = match ctx.broker.locate(&stream, &topic, partition_id).await? {
         PartitionHome::Local(_, partition) => partition,
         PartitionHome::Remote(_, leader) => {
             return forward::to_broker(ctx, leader, code, Bytes::copy_from_slice(body), out).await;

@@ -39,11 +39,14 @@ pub async fn delete_partitions(ctx: &mut Context<'_>, body: &[u8]) -> Result<()>
 pub async fn delete_segments(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: DeleteSegmentsRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ManageTopic)?;
-    let home = ctx.broker.partition(
-        &Ident::from(&request.stream_id),
-        &Ident::from(&request.topic_id),
-        request.partition_id,
-    )?;
+    let home = ctx
+        .broker
+        .locate(
+            &Ident::from(&request.stream_id),
+            &Ident::from(&request.topic_id),
+            request.partition_id,
+        )
+        .await?;
     match home {
         PartitionHome::Local(_, partition) => {
             let count = request.segments_count as usize;

@@ -51,8 +51,9 @@ pub struct ClusterConfig {
     pub replica_address: String,
     /// How often the metadata leader heartbeats its followers.
     pub heartbeat_interval: String,
-    /// A follower that hears no leader for this long (up to twice as long,
-    /// randomized) starts an election.
+    /// A follower that hears no leader for the leader's lease (twice this)
+    /// and then a randomized one to two times this starts an election: a
+    /// dead leader is replaced three to four times this later.
     pub election_timeout: String,
     /// How long one client request waits for a metadata change to commit
     /// before it is answered "not committed yet" (the SDK then retries it).
@@ -125,7 +126,7 @@ impl Default for ClusterConfig {
             peers: String::new(),
             replica_address: String::new(),
             heartbeat_interval: "100ms".into(),
-            election_timeout: "600ms".into(),
+            election_timeout: "500ms".into(),
             write_timeout: "5s".into(),
             snapshot_every: 5_000,
             log_kept: 1_000,

@@ -1,16 +1,15 @@
 //! Where partitions live on disk:
-//! `<system.path>/streams/<stream>/topics/<topic>/partitions/<partition>/`,
-//! each with an `incarnation` file naming the metadata log index that
-//! created it. Removed partitions are first renamed into
+//! `<system.path>/streams/<stream>/topics/<topic>/partitions/<partition>-<incarnation>/`,
+//! the incarnation being the metadata log index that created the
+//! partition — in the name, so creating the directory records it with no
+//! extra write. Removed partitions are first renamed into
 //! `<system.path>/trash/` (instant, so nothing waits for a large delete)
 //! and deleted from there in the background.
 
 use crate::metadata::PartitionKey;
-use crate::storage::fs::{create_dir_durable, fsync_dir, write_atomic};
+use crate::storage::fs::{create_dir_durable, fsync_dir};
 use std::io;
 use std::path::{Path, PathBuf};
-
-const INCARNATION_FILE: &str = "incarnation";
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -38,21 +37,39 @@ impl Layout {
             .join(topic_id.to_string())
     }
 
-    pub fn partition_dir(&self, (s, t, p): PartitionKey) -> PathBuf {
-        self.topic_dir(s, t).join("partitions").join(p.to_string())
+    fn partitions_dir(&self, (s, t, _): PartitionKey) -> PathBuf {
+        self.topic_dir(s, t).join("partitions")
+    }
+
+    pub fn partition_dir(&self, key: PartitionKey, incarnation: u64) -> PathBuf {
+        self.partitions_dir(key)
+            .join(format!("{}-{incarnation}", key.2))
+    }
+
+    /// The incarnations of partition `key` that have a directory (more than
+    /// one only after a crash between making a new one and removing the
+    /// old), oldest first.
+    pub fn incarnations(&self, key: PartitionKey) -> io::Result<Vec<u64>> {
+        let mut found: Vec<u64> = partition_children(&self.partitions_dir(key))?
+            .into_iter()
+            .filter(|(p, _, _)| *p == key.2)
+            .map(|(_, incarnation, _)| incarnation)
+            .collect();
+        found.sort_unstable();
+        Ok(found)
     }
 
     pub fn trash_dir(&self) -> PathBuf {
         self.root.join("trash")
     }
 
-    /// Every partition directory on disk, with its key.
-    pub fn scan(&self) -> io::Result<Vec<(PartitionKey, PathBuf)>> {
+    /// Every partition directory on disk: its key and incarnation.
+    pub fn scan(&self) -> io::Result<Vec<(PartitionKey, u64)>> {
         let mut found = Vec::new();
         for (s, stream) in numbered_children(&self.streams_dir())? {
             for (t, topic) in numbered_children(&stream.join("topics"))? {
-                for (p, dir) in numbered_children(&topic.join("partitions"))? {
-                    found.push(((s, t, p), dir));
+                for (p, incarnation, _) in partition_children(&topic.join("partitions"))? {
+                    found.push(((s, t, p), incarnation));
                 }
             }
         }
@@ -62,19 +79,18 @@ impl Layout {
     /// Move a partition directory into the trash (a rename: instant), then
     /// remove its parents if they are now empty. Returns whether there was
     /// a directory.
-    pub fn trash(&self, key: PartitionKey, incarnation: Option<u64>) -> io::Result<bool> {
-        let dir = self.partition_dir(key);
+    pub fn trash(&self, key: PartitionKey, incarnation: u64) -> io::Result<bool> {
+        let dir = self.partition_dir(key, incarnation);
         if !dir.exists() {
             return Ok(false);
         }
         let trash = self.trash_dir();
         create_dir_durable(&trash)?;
         let name = format!(
-            "{}-{}-{}-{}-{:016x}",
+            "{}-{}-{}-{incarnation}-{:016x}",
             key.0,
             key.1,
             key.2,
-            incarnation.unwrap_or(0),
             rand::random::<u64>()
         );
         std::fs::rename(&dir, trash.join(name))?;
@@ -112,26 +128,28 @@ impl Layout {
     }
 }
 
-/// The incarnation a partition directory belongs to; `None` if it has no
-/// (readable) marker.
-pub fn read_incarnation(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join(INCARNATION_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Record the incarnation a partition directory belongs to (durably, once).
-pub fn write_incarnation(dir: &Path, incarnation: u64) -> io::Result<()> {
-    if read_incarnation(dir) == Some(incarnation) {
-        return Ok(());
+/// `<partition>-<incarnation>` children of a `partitions` directory.
+fn partition_children(dir: &Path) -> io::Result<Vec<(u32, u64, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut children = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let parsed = name.to_str().and_then(|name| {
+            let (p, incarnation) = name.split_once('-')?;
+            Some((p.parse::<u32>().ok()?, incarnation.parse::<u64>().ok()?))
+        });
+        if let Some((p, incarnation)) = parsed
+            && entry.file_type()?.is_dir()
+        {
+            children.push((p, incarnation, entry.path()));
+        }
     }
-    write_atomic(
-        &dir.join(INCARNATION_FILE),
-        incarnation.to_string().as_bytes(),
-        true,
-    )
+    Ok(children)
 }
 
 fn numbered_children(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {

@@ -5,8 +5,8 @@
 //! applies a command that creates, removes, purges or reconfigures
 //! partitions, it calls the matching method here for the partitions
 //! assigned to this broker. Those calls also run when the log is replayed
-//! after a restart, so each is safe to repeat: a partition directory
-//! records its incarnation (the log index that created it), and a
+//! after a restart, so each is safe to repeat: a partition directory's name
+//! carries its incarnation (the log index that created it), and a
 //! directory of a later incarnation than the command being replayed is
 //! left alone — it belongs to the log's future.
 //!
@@ -104,28 +104,26 @@ impl PartitionRegistry {
         if self.get(key).is_some_and(|p| p.incarnation == incarnation) {
             return Ok(());
         }
-        let dir = self.layout.partition_dir(key);
-        match layout::read_incarnation(&dir) {
-            // Replaying: this directory is this very partition.
-            Some(found) if found == incarnation => {}
-            // A later incarnation: the log's future, met again when the
-            // replay reaches the command that created it.
-            Some(found) if found > incarnation => return Ok(()),
-            // An older incarnation, or a directory without a marker (left
-            // half-made by a crash): not this partition's data.
-            _ if dir.exists() => {
-                self.layout.trash(key, layout::read_incarnation(&dir))?;
-                self.trash_added.notify_one();
-            }
-            _ => {}
+        let on_disk = self.layout.incarnations(key)?;
+        // A later incarnation is the log's future while replaying: met
+        // again when the replay reaches the command that created it.
+        if on_disk.iter().any(|found| *found > incarnation) {
+            return Ok(());
         }
-        crate::storage::fs::create_dir_durable(&dir)?;
+        // Older incarnations (a crash between making this one and removing
+        // them) are not this partition's data.
+        for old in on_disk.iter().filter(|found| **found < incarnation) {
+            self.layout.trash(key, *old)?;
+            self.trash_added.notify_one();
+        }
+        let dir = self.layout.partition_dir(key, incarnation);
         let partition = Partition::open(&dir, key, incarnation, log_config(settings))?;
         self.write().insert(key, Arc::new(partition));
         Ok(())
     }
 
-    /// A partition was removed by the command at log index `before`.
+    /// A partition was removed by the command at log index `before`:
+    /// remove every incarnation older than that.
     pub fn remove(&self, key: PartitionKey, before: u64) -> io::Result<()> {
         {
             let mut partitions = self.write();
@@ -133,10 +131,10 @@ impl PartitionRegistry {
                 partitions.remove(&key);
             }
         }
-        let dir = self.layout.partition_dir(key);
-        let incarnation = layout::read_incarnation(&dir);
-        if incarnation.is_none_or(|found| found < before) && self.layout.trash(key, incarnation)? {
-            self.trash_added.notify_one();
+        for incarnation in self.layout.incarnations(key)? {
+            if incarnation < before && self.layout.trash(key, incarnation)? {
+                self.trash_added.notify_one();
+            }
         }
         Ok(())
     }
@@ -189,8 +187,8 @@ impl PartitionRegistry {
         for key in stale {
             self.remove(key, applied + 1)?;
         }
-        for (key, _) in self.layout.scan()? {
-            if !desired.contains(&key) {
+        for (key, incarnation) in self.layout.scan()? {
+            if !desired.contains(&key) && incarnation <= applied {
                 self.remove(key, applied + 1)?;
             }
         }

@@ -4,7 +4,6 @@
 //! Consumer offsets are replicated metadata (`metadata::PartitionMeta`),
 //! not partition state.
 
-use super::layout;
 use crate::metadata::PartitionKey;
 use crate::storage::{LogConfig, PartitionLog};
 use std::io;
@@ -25,8 +24,8 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Open (or create) the partition's log in `dir`, which belongs to
-    /// `incarnation`.
+    /// Open (or create, durably) the partition's log in `dir`, the
+    /// directory of `incarnation`.
     pub fn open(
         dir: &Path,
         key: PartitionKey,
@@ -41,7 +40,6 @@ impl Partition {
                 "cut off a torn tail (a write that was never acknowledged)"
             );
         }
-        layout::write_incarnation(dir, incarnation)?;
         Ok(Self {
             key,
             id: key.2,
