@@ -137,6 +137,22 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    // A broker dialing a client port gets no handshake from it.
+    let mut stream = tokio::net::TcpStream::connect(node.tcp).await.unwrap();
+    let mut own = impostor.clone();
+    own.secret = std::fs::read(
+        node.data
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap()
+            .join("secret"),
+    )
+    .unwrap();
+    assert!(
+        dial(&mut stream, &own, 0).await.is_err(),
+        "a client listener took an inter-broker handshake"
+    );
+
     // An Iggy client on the replica port: its request gets no reply, the
     // connection is closed.
     let mut client = tokio::net::TcpStream::connect(node.replica).await.unwrap();
@@ -565,4 +581,106 @@ async fn through_a_service_address_every_broker_advertises_the_sdk_is_never_redi
         cluster_metric(&cluster, forwarded).await > 0.0,
         "no forwarded polls"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_and_sdk_generation_reaches_every_partition_through_any_broker() {
+    let cluster = TestCluster::up(3);
+    // Three partitions: one on each broker.
+    let tcp = cluster.client(0).await;
+    create_stream_and_topic(&tcp, "s", "t", 3).await;
+
+    // QUIC, connected to broker 1, writes to and reads from every partition.
+    let quic = IggyClient::from_connection_string(&format!(
+        "iggy+quic://iggy:iggy@{}",
+        cluster.node(1).quic
+    ))
+    .unwrap();
+    quic.connect().await.unwrap();
+    for partition in 0..3u32 {
+        send(
+            &quic,
+            "s",
+            "t",
+            &Partitioning::partition_id(partition),
+            u128::from(partition) * 100 + 1,
+            10,
+        )
+        .await;
+    }
+    for partition in 0..3u32 {
+        let polled = poll_all(&quic, "s", "t", partition).await;
+        let first = u128::from(partition) * 100 + 1;
+        assert_eq!(
+            polled.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+            (first..first + 10).collect::<Vec<_>>(),
+            "partition {partition} over QUIC through broker 1"
+        );
+    }
+
+    // HTTP through broker 2 reads them too; its access token works on
+    // every broker.
+    let http = IggyClient::from_connection_string(&format!(
+        "iggy+http://iggy:iggy@{}",
+        cluster.node(2).http
+    ))
+    .unwrap();
+    http.connect().await.unwrap();
+    http.login_user("iggy", "iggy").await.unwrap();
+    for partition in 0..3u32 {
+        assert_eq!(poll_all(&http, "s", "t", partition).await.len(), 10);
+    }
+    let token = http_login(cluster.node(2).http, "iggy", "iggy").await;
+    let listed = http_json(cluster.node(0).http, "GET", "/streams", Some(&token), "").await;
+    assert!(listed.starts_with("HTTP/1.0 200"), "{listed}");
+
+    // The previous SDK generation (legacy framing) through broker 2.
+    legacy::sends_and_polls_every_partition(cluster.node(2).tcp).await;
+}
+
+mod legacy {
+    use iggy_010::prelude::*;
+
+    fn id(name: &str) -> Identifier {
+        Identifier::named(name).unwrap()
+    }
+
+    pub async fn sends_and_polls_every_partition(address: std::net::SocketAddr) {
+        let client =
+            IggyClient::from_connection_string(&format!("iggy://iggy:iggy@{address}")).unwrap();
+        client.connect().await.unwrap();
+        assert!(client.get_stream(&id("s")).await.unwrap().is_some());
+        for partition in 0..3u32 {
+            let mut batch = vec![
+                IggyMessage::builder()
+                    .id(1_000 + u128::from(partition))
+                    .payload(bytes::Bytes::from("legacy"))
+                    .build()
+                    .unwrap(),
+            ];
+            client
+                .send_messages(
+                    &id("s"),
+                    &id("t"),
+                    &Partitioning::partition_id(partition),
+                    &mut batch,
+                )
+                .await
+                .unwrap();
+            let polled = client
+                .poll_messages(
+                    &id("s"),
+                    &id("t"),
+                    Some(partition),
+                    &Consumer::new(Identifier::numeric(7).unwrap()),
+                    &PollingStrategy::offset(10),
+                    10,
+                    false,
+                )
+                .await
+                .unwrap();
+            assert_eq!(polled.messages.len(), 1, "partition {partition}");
+            assert_eq!(polled.messages[0].header.id, 1_000 + u128::from(partition));
+        }
+    }
 }
