@@ -348,13 +348,7 @@ fn parse_peer(id: u32, entry: &str) -> Result<Peer, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::super::Config;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::super::tests::env;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 

@@ -130,29 +130,31 @@ impl Layout {
 
 /// `<partition>-<incarnation>` children of a `partitions` directory.
 fn partition_children(dir: &Path) -> io::Result<Vec<(u32, u64, PathBuf)>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut children = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let parsed = name.to_str().and_then(|name| {
-            let (p, incarnation) = name.split_once('-')?;
-            Some((p.parse::<u32>().ok()?, incarnation.parse::<u64>().ok()?))
-        });
-        if let Some((p, incarnation)) = parsed
-            && entry.file_type()?.is_dir()
-        {
-            children.push((p, incarnation, entry.path()));
-        }
-    }
+    parsed_children(dir, |name| {
+        let (p, incarnation) = name.split_once('-')?;
+        Some((p.parse::<u32>().ok()?, incarnation.parse::<u64>().ok()?))
+    })
+    .map(|children| {
+        children
+            .into_iter()
+            .map(|((p, incarnation), path)| (p, incarnation, path))
+            .collect()
+    })
+}
+
+/// Numbered children (`streams/<id>`, `topics/<id>`), by number.
+fn numbered_children(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
+    let mut children = parsed_children(dir, |name| name.parse::<u32>().ok())?;
+    children.sort_by_key(|(n, _)| *n);
     Ok(children)
 }
 
-fn numbered_children(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
+/// The subdirectories of `dir` whose names `parse` accepts; none when
+/// `dir` does not exist.
+fn parsed_children<T>(
+    dir: &Path,
+    parse: impl Fn(&str) -> Option<T>,
+) -> io::Result<Vec<(T, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -161,15 +163,11 @@ fn numbered_children(dir: &Path) -> io::Result<Vec<(u32, PathBuf)>> {
     let mut children = Vec::new();
     for entry in entries {
         let entry = entry?;
-        if let Some(n) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok())
+        if let Some(parsed) = entry.file_name().to_str().and_then(&parse)
             && entry.file_type()?.is_dir()
         {
-            children.push((n, entry.path()));
+            children.push((parsed, entry.path()));
         }
     }
-    children.sort_by_key(|(n, _)| *n);
     Ok(children)
 }
