@@ -618,6 +618,22 @@ async fn every_transport_and_sdk_generation_reaches_every_partition_through_any_
         );
     }
 
+    // Any broker reports every partition's figures, wherever it is held.
+    for node in 0..3 {
+        let client = cluster.client(node).await;
+        let details = topic(&client, "s", "t").await.unwrap();
+        assert_eq!(details.messages_count, 30, "GetTopic through broker {node}");
+        assert!(
+            details
+                .partitions
+                .iter()
+                .all(|p| p.messages_count == 10 && p.current_offset == 9),
+            "GetTopic through broker {node}: {:?}",
+            details.partitions
+        );
+        assert_eq!(client.get_stats().await.unwrap().messages_count, 30);
+    }
+
     // HTTP through broker 2 reads them too; its access token works on
     // every broker.
     let http = IggyClient::from_connection_string(&format!(

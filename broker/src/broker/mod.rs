@@ -7,6 +7,7 @@
 //! lock), the partition map behind the registry's lock (held only to
 //! clone an `Arc<Partition>`), message I/O under each partition's lock.
 
+pub mod stats;
 pub mod users;
 
 use crate::clients::Clients;
@@ -300,20 +301,6 @@ impl Broker {
         let chosen = *counter % count;
         *counter = counter.wrapping_add(1);
         Ok(chosen)
-    }
-
-    /// Size and message count of the local partitions matching `filter`.
-    pub fn usage(&self, filter: impl Fn(&PartitionKey) -> bool) -> (u64, u64) {
-        self.partitions
-            .matching(filter)
-            .iter()
-            .fold((0, 0), |(size, count), p| {
-                let log = p
-                    .log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                (size + log.size_bytes(), count + log.messages_count())
-            })
     }
 
     /// Stream and topic names, for metric labels.

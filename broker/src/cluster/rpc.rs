@@ -104,6 +104,9 @@ impl Handler for PeerService {
                     .client(from, code, user_id, member, applied, body)
                     .await;
             }
+            Request::PartitionStats { keys } => Response::PartitionStats {
+                stats: broker.local_stats(&keys),
+            },
             Request::Ping { epoch, applied } => {
                 if let Some(peers) = &broker.peers {
                     peers.heard_from(from, Some((epoch, applied)));

@@ -253,22 +253,22 @@ pub async fn dispatch(
             // The connection handles these before dispatching.
             Err(Error::InvalidCommand)
         }
-        C::GetStats => system::get_stats(ctx, out),
+        C::GetStats => system::get_stats(ctx, out).await,
         C::GetClusterMetadata => system::get_cluster_metadata(ctx, out),
         C::GetMe => system::get_me(ctx, out),
         C::GetClient => system::get_client(ctx, body, out),
         C::GetClients => system::get_clients(ctx, out),
         C::DescribeOptions => system::describe_options(body, out),
 
-        C::GetStream => streams::get_stream(ctx, body, out),
-        C::GetStreams => streams::get_streams(ctx, out),
+        C::GetStream => streams::get_stream(ctx, body, out).await,
+        C::GetStreams => streams::get_streams(ctx, out).await,
         C::CreateStream => streams::create_stream(ctx, body, out).await,
         C::UpdateStream => streams::update_stream(ctx, body).await,
         C::DeleteStream => streams::delete_stream(ctx, body).await,
         C::PurgeStream => streams::purge_stream(ctx, body).await,
 
-        C::GetTopic => topics::get_topic(ctx, body, out),
-        C::GetTopics => topics::get_topics(ctx, body, out),
+        C::GetTopic => topics::get_topic(ctx, body, out).await,
+        C::GetTopics => topics::get_topics(ctx, body, out).await,
         C::CreateTopic => topics::create_topic(ctx, body, out).await,
         C::UpdateTopic => topics::update_topic(ctx, body).await,
         C::DeleteTopic => topics::delete_topic(ctx, body).await,

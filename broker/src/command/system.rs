@@ -109,7 +109,7 @@ pub fn get_cluster_metadata(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result
     Ok(())
 }
 
-pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
+pub async fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
     ctx.authorize(Action::ReadServers)?;
     let broker = ctx.broker;
     let (streams, topics, partitions, groups) = broker.metadata.read(|m| {
@@ -124,18 +124,9 @@ pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
             groups as u32,
         )
     });
-    let segments: usize = broker
-        .partitions
-        .all()
-        .iter()
-        .map(|p| {
-            p.log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .segments_count()
-        })
-        .sum();
-    let (size, messages) = broker.usage(|_| true);
+    // Every partition, wherever it is held.
+    let sum = crate::broker::stats::total(&broker.partition_stats(|_| true).await, |_| true);
+    let (segments, size, messages) = (sum.segments, sum.size_bytes, sum.messages);
     StatsResponse {
         process_id: std::process::id(),
         cpu_usage: 0.0,
@@ -151,7 +142,7 @@ pub fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> {
         streams_count: streams,
         topics_count: topics,
         partitions_count: partitions,
-        segments_count: segments as u32,
+        segments_count: segments,
         messages_count: messages,
         clients_count: broker.clients.len() as u32,
         consumer_groups_count: groups,

@@ -2,6 +2,7 @@
 
 use super::{Context, decode};
 use crate::auth::Action;
+use crate::broker::stats::{Stats, total};
 use crate::broker::{now_micros, users::unexpected};
 use crate::error::{Error, Result};
 use crate::metadata::command::TopicUpdate;
@@ -24,10 +25,9 @@ fn wire_expiry(expiry_us: u64) -> u64 {
     if expiry_us == u64::MAX { 0 } else { expiry_us }
 }
 
-pub fn topic_header(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta) -> TopicHeader {
-    let (size_bytes, messages_count) = ctx
-        .broker
-        .usage(|key| key.0 == stream_id && key.1 == topic.id);
+pub fn topic_header(stream_id: u32, topic: &TopicMeta, stats: &Stats) -> TopicHeader {
+    let sum = total(stats, |key| key.0 == stream_id && key.1 == topic.id);
+    let (size_bytes, messages_count) = (sum.size_bytes, sum.messages);
     TopicHeader {
         id: topic.id,
         created_at: topic.created_at,
@@ -43,36 +43,27 @@ pub fn topic_header(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta) -> Top
     }
 }
 
-fn encode_topic(ctx: &Context<'_>, stream_id: u32, topic: &TopicMeta, out: &mut BytesMut) {
+fn encode_topic(stream_id: u32, topic: &TopicMeta, stats: &Stats, out: &mut BytesMut) {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            let handle = ctx.broker.partitions.get((stream_id, topic.id, p.id));
-            let (segments, current, size, count) = handle.map_or((0, 0, 0, 0), |h| {
-                let log = h
-                    .log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                (
-                    log.segments_count() as u32,
-                    log.next_offset().saturating_sub(1),
-                    log.size_bytes(),
-                    log.messages_count(),
-                )
-            });
+            let s = stats
+                .get(&(stream_id, topic.id, p.id))
+                .copied()
+                .unwrap_or_default();
             PartitionResponse {
                 id: p.id,
                 created_at: p.created_at,
-                segments_count: segments,
-                current_offset: current,
-                size_bytes: size,
-                messages_count: count,
+                segments_count: s.segments,
+                current_offset: s.current_offset,
+                size_bytes: s.size_bytes,
+                messages_count: s.messages,
             }
         })
         .collect();
     GetTopicResponse {
-        topic: topic_header(ctx, stream_id, topic),
+        topic: topic_header(stream_id, topic, stats),
         partitions,
     }
     .encode(out);
@@ -99,7 +90,7 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
     })
 }
 
-pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicRequest = decode(body)?;
     ctx.authorize_topic(&request.stream_id, &request.topic_id, Action::ReadTopic)?;
     let (stream, topic) = (
@@ -112,12 +103,16 @@ pub fn get_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Resu
             .map(|(s, t)| (s, m.streams[&s].topics[&t].clone()))
     });
     if let Some((stream_id, topic)) = found {
-        encode_topic(ctx, stream_id, &topic, out);
+        let stats = ctx
+            .broker
+            .partition_stats(|key| key.0 == stream_id && key.1 == topic.id)
+            .await;
+        encode_topic(stream_id, &topic, &stats, out);
     }
     Ok(())
 }
 
-pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
+pub async fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: GetTopicsRequest = decode(body)?;
     ctx.authorize_stream(&request.stream_id, Action::ListTopics)?;
     let stream = Ident::from(&request.stream_id);
@@ -134,10 +129,11 @@ pub fn get_topics(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut) -> Res
         Err(Error::StreamIdNotFound(_) | Error::StreamNameNotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
+    let stats = ctx.broker.partition_stats(|key| key.0 == stream_id).await;
     GetTopicsResponse {
         topics: topics
             .iter()
-            .map(|t| topic_header(ctx, stream_id, t))
+            .map(|t| topic_header(stream_id, t, &stats))
             .collect(),
     }
     .encode(out);
@@ -160,12 +156,13 @@ pub async fn create_topic(ctx: &mut Context<'_>, body: &[u8], out: &mut BytesMut
         Applied::Topic(s, t) => (s, t),
         other => return Err(unexpected(other)),
     };
+    // A new topic's partitions are empty.
     if let Some(topic) = ctx
         .broker
         .metadata
         .read(|m| m.topic(stream_id, topic_id).cloned())
     {
-        encode_topic(ctx, stream_id, &topic, out);
+        encode_topic(stream_id, &topic, &Stats::default(), out);
     }
     Ok(())
 }

@@ -5,9 +5,10 @@
 //! broker answers an unknown request type with `Unsupported` instead of
 //! dropping the connection, and ignores fields it does not know.
 
+use crate::broker::stats::PartitionStats;
 use crate::cluster::raft::TypeConfig;
-use crate::metadata::Member;
 use crate::metadata::command::{Envelope, Response as MetadataResponse};
+use crate::metadata::{Member, PartitionKey};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -42,6 +43,11 @@ pub enum Request {
         applied: u64,
     },
 
+    /// Sizes and counts of these partitions (led by the broker asked).
+    PartitionStats {
+        keys: Vec<PartitionKey>,
+    },
+
     /// Liveness and progress, every few hundred milliseconds.
     Ping {
         epoch: u64,
@@ -70,6 +76,9 @@ pub enum Response {
     /// Status and reply body (frame body) of a forwarded client command.
     Client {
         status: u32,
+    },
+    PartitionStats {
+        stats: Vec<(PartitionKey, PartitionStats)>,
     },
     Pong {
         epoch: u64,
