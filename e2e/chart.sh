@@ -2,8 +2,11 @@
 # The Helm chart on the local cluster (run by make test after the operator's
 # API-server tests; the cluster must be up):
 #   helm install (with the Prometheus Operator's CRDs present) → operator
-#   Ready, CRDs applied, least-privilege RBAC, helm test → an IggyCluster
-#   Ready with a token-protected PodMonitor → a real Prometheus, configured
+#   Ready, CRDs applied, least-privilege RBAC, helm test → a three-broker
+#   IggyCluster Ready with a token-protected PodMonitor, its brokers one
+#   cluster (members and metadata leader in its status; a stream created
+#   through one connection to the client Service listed through others,
+#   from the host) → a real Prometheus, configured
 #   from that PodMonitor, scrapes the broker and a message counter rises
 #   after producing through the client Service; the chart's alert rules load
 #   → prometheus.io annotations without a PodMonitor → helm upgrade to two
@@ -32,9 +35,9 @@ step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 # shellcheck source=scripts/checks.sh
 . "$ROOT/scripts/checks.sh"
 eventually() { # SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
-  local deadline=$((SECONDS + $1)) what=$2 out; shift 2
+  local limit=$1 what=$2 out; local deadline=$((SECONDS + limit)); shift 2
   until out=$("$@" 2>&1); do
-    if [ $SECONDS -ge $deadline ]; then not_ok "$what (after $1 s)"; echo "$out" | tail -20 | sed 's/^/    /'; return 1; fi
+    if [ $SECONDS -ge $deadline ]; then not_ok "$what (after $limit s)"; echo "$out" | tail -20 | sed 's/^/    /'; return 1; fi
     sleep 1
   done
   ok "$what"
@@ -92,7 +95,7 @@ equal "it may renew its own Lease" yes "$(can update leases/iggy-operator-leader
 equal "it may not touch other Leases" no "$(can update leases/kube-scheduler -n kube-system)"
 equal "it may not read Nodes" no "$(can list nodes)"
 
-step "an IggyCluster with a token-protected PodMonitor"
+step "a three-broker IggyCluster with a token-protected PodMonitor"
 token=$(openssl rand -hex 16)
 kubectl create namespace "$NS" >/dev/null
 kubectl create secret generic scrape -n "$NS" --from-literal=token="$token" >/dev/null
@@ -101,7 +104,7 @@ apiVersion: iggy.rs/v1alpha1
 kind: IggyCluster
 metadata: {name: $CLUSTER}
 spec:
-  replicas: 1
+  replicas: 3
   version: "$version"
   storage: {size: 1Gi}
   resources:
@@ -119,6 +122,32 @@ equal "the operator created PodMonitor $CLUSTER-brokers with the user's labels" 
 equal "the PodMonitor presents the token Secret" scrape "$(jq -r '.spec.podMetricsEndpoints[0].authorization.credentials.name // empty' <<<"$monitor")"
 equal "no scrape annotations when a PodMonitor exists" none \
   "$(kubectl get service -n "$NS" $CLUSTER-headless -o json | jq -r '.metadata.annotations["prometheus.io/scrape"] // "none"')"
+
+step "the three brokers are one cluster"
+members_healthy() { # prints the status it saw, for the failure report
+  local status
+  status=$(kubectl get iggycluster -n "$NS" $CLUSTER -o json | jq -c '.status | {metadataLeader, members}') || return 1
+  echo "$status"
+  jq -e '(.members // []) | length == 3 and all(.status == "healthy")' <<<"$status" >/dev/null &&
+    jq -e '.metadataLeader | . != null and . >= 0 and . <= 2' <<<"$status" >/dev/null
+}
+eventually 120 "status.members lists three healthy brokers and status.metadataLeader one of them" members_healthy
+check "the brokers' shared secret was generated" kubectl get secret -n "$NS" $CLUSTER-cluster-secret
+tour_password=$(kubectl get secret -n "$NS" $CLUSTER-root-credentials -o jsonpath='{.data.password}' | base64 -d)
+tour_ip=$(kubectl get service -n "$NS" $CLUSTER-client -o jsonpath='{.spec.clusterIP}')
+tour_user=$(kubectl get secret -n "$NS" $CLUSTER-root-credentials -o jsonpath='{.data.username}' | base64 -d)
+tour_out=$STATE/cluster-tour.out
+if "${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}/release/examples/cluster_tour" \
+  "iggy://$tour_user:$tour_password@$tour_ip:8090" 10 >"$tour_out" 2>&1; then
+  ok "from the host, through ClusterIP $tour_ip: a stream created through one connection is listed through nine others"
+else
+  not_ok "from the host, through ClusterIP $tour_ip: a stream created through one connection is listed through nine others"
+fi
+sed 's/^/    /' "$tour_out"
+equal "the roster names every broker at the ClusterIP (no client is sent where it cannot go)" 3 \
+  "$(grep -c " $tour_ip:8090 " "$tour_out")"
+check "connections through the Service reached more than one broker" \
+  grep -Eq "reached [23] of 3 brokers" "$tour_out"
 
 step "a real Prometheus configured from the PodMonitor"
 port_name=$(jq -r '.spec.podMetricsEndpoints[0].port' <<<"$monitor")
@@ -171,7 +200,10 @@ rules_healthy() {
 }
 eventually 30 "the chart's alert rules are loaded and evaluate without errors" rules_healthy
 equal "IggyBrokerDown is not firing" 0 "$(query 'count(ALERTS{alertname="IggyBrokerDown",alertstate="firing"}) or vector(0)')"
-equal "the dashboard's partitions series is there" 3 "$(query "sum(iggy_broker_partitions{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"})")"
+# The three partitions are spread over the brokers; each broker's gauge
+# follows its next scrape.
+partitions_series() { [ "$(query "sum(iggy_broker_partitions{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"})")" = 3 ]; }
+eventually 30 "the dashboard's partitions series sums to the topic's 3 partitions" partitions_series
 
 step "without a PodMonitor: prometheus.io annotations"
 kubectl apply -n "$NS" -f - >/dev/null <<YAML

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: a local Kubernetes (or the cluster in $KUBECONFIG), the
-# operator installed with its Helm chart, an IggyCluster, and messages
-# produced and consumed through the cluster's client Service with the
-# official iggy SDK.
+# operator installed with its Helm chart, a three-broker IggyCluster — one
+# cluster: a stream created through one connection is listed through others
+# that reach other brokers — and messages produced and consumed through the
+# cluster's client Service with the official iggy SDK.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -31,29 +32,40 @@ helm upgrade --install iggy-operator "$ROOT/charts/iggy-operator" -n iggy-system
   --set image.tag="$version" --wait --timeout 180s
 kubectl get pods -n iggy-system
 
-step "creating IggyCluster $NS/$CLUSTER (one broker; its root password goes to a generated Secret)"
+step "creating IggyCluster $NS/$CLUSTER (three brokers; its root password goes to a generated Secret)"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n "$NS" -f - <<YAML
 apiVersion: iggy.rs/v1alpha1
 kind: IggyCluster
 metadata: {name: $CLUSTER}
 spec:
-  replicas: 1
+  replicas: 3
   version: "$version"
   storage: {size: 1Gi}
   resources:
     requests: {cpu: 100m, memory: 128Mi}
     limits: {memory: 1Gi}
 YAML
-kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=180s
+kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=300s
+for _ in $(seq 1 60); do
+  healthy=$(kubectl get iggycluster -n "$NS" "$CLUSTER" -o jsonpath='{range .status.members[?(@.status=="healthy")]}{.id}{end}')
+  [ ${#healthy} -eq 3 ] && break
+  sleep 2
+done
 kubectl get iggy -n "$NS"
+step "one cluster: its members and metadata leader, as the brokers report them"
+kubectl get iggycluster -n "$NS" "$CLUSTER" \
+  -o jsonpath='{range .status.members[*]}  {.pod}: {.status}, metadata applied to index {.appliedIndex}{"\n"}{end}metadata leader: broker {.status.metadataLeader}{"\n"}'
 
 secret=$CLUSTER-root-credentials
 username=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.username}' | base64 -d)
 password=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.password}' | base64 -d)
 ip=$(kubectl get service -n "$NS" "$CLUSTER-client" -o jsonpath='{.spec.clusterIP}')
 
-step "producing and consuming through Service $NS/$CLUSTER-client ($ip:8090)"
+step "a stream created through one connection to Service $NS/$CLUSTER-client ($ip:8090), listed through others"
+"$target/release/examples/cluster_tour" "iggy://$username:$password@$ip:8090" 6
+
+step "producing and consuming through the same Service"
 "$target/release/examples/produce_consume" "iggy://$username:$password@$ip:8090"
 
 cat <<TXT

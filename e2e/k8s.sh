@@ -29,6 +29,9 @@ PKI=$STATE/pki
 NODE=$(hostname | tr 'A-Z' 'a-z')
 NODE_IP=${E2E_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
 POD_CIDR=10.244.0.0/24
+POD_GATEWAY=10.244.0.1
+# kube-proxy's clusterCIDR: every pod address this cluster could use.
+POD_SUPERNET=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SVC_IP=10.96.0.1
 DNS_IP=10.96.0.10
@@ -90,6 +93,30 @@ install_packages() {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
+}
+
+# Test traffic never leaves this machine: a packet to the pod or Service
+# ranges stays on the pods' bridge or is dropped, even before the CNI plugin
+# made the bridge or kube-proxy wrote its rules.
+# - The bridge is made here (the CNI bridge plugin adopts it) with its
+#   gateway address, so the pod subnet's route exists from the start.
+# - The Service range is routed to the bridge, not blackholed: a host
+#   connection to a ClusterIP first needs a route (a blackhole would fail it
+#   before kube-proxy's DNAT sends it to a pod); without kube-proxy it goes
+#   nowhere but the bridge.
+# - The pod supernet is blackholed; the bridge's more specific /24 wins for
+#   the addresses pods actually get.
+guard_routes() {
+  ip link show cni0 >/dev/null 2>&1 || ip link add cni0 type bridge
+  ip addr replace "$POD_GATEWAY/${POD_CIDR#*/}" dev cni0
+  ip link set cni0 up
+  ip route replace "$SERVICE_CIDR" dev cni0 src "$POD_GATEWAY"
+  ip route replace blackhole "$POD_SUPERNET"
+}
+
+unguard_routes() {
+  ip route del blackhole "$POD_SUPERNET" 2>/dev/null || true
+  ip route del "$SERVICE_CIDR" dev cni0 2>/dev/null || true
 }
 
 prepare_host() {
@@ -407,6 +434,7 @@ cmd_up() {
   local bin; bin=$(cache_dir)
   mkdir -p "$RUN"
   prepare_host
+  guard_routes
   make_pki
   write_configs
   local start=$SECONDS
@@ -515,6 +543,7 @@ cmd_down() {
   { grep -E " (/var/lib/kubelet|$RUN|$STATE/containerd|/run/containerd)" /proc/mounts || true; } | awk '{print $2}' | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for ns in $({ ip netns list 2>/dev/null || true; } | awk '/^cni-/ {print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  unguard_routes
   ip link delete cni0 2>/dev/null || true
   rm -rf /var/lib/cni/networks/iggy-e2e /var/lib/cni/results
   for table in nat filter mangle; do

@@ -64,4 +64,23 @@ echo "$out" | grep -q "Address: 10.96.0.1" || { echo "$out"; echo "not ok - DNS"
 pass "kubernetes.default.svc.cluster.local resolves to 10.96.0.1 through CoreDNS"
 echo "$out" | grep -q "smoke-ok" || { echo "$out"; echo "not ok - ClusterIP"; exit 1; }
 pass "a ClusterIP Service is reachable from a pod"
-echo "smoke: 3 passed, 0 failed ($((SECONDS - start)) s)"
+# From the host too (tests and the demo connect to ClusterIPs from here).
+ip=$(kubectl get service -n "$ns" web -o jsonpath='{.spec.clusterIP}')
+out=$(curl -fsS --max-time 10 "http://$ip/" 2>&1 || true)
+echo "$out" | grep -q "smoke-ok" || { echo "$out"; echo "not ok - ClusterIP from the host"; exit 1; }
+pass "a ClusterIP Service is reachable from the host"
+
+# Nothing addressed to the cluster's ranges may take the default route off
+# this machine, whether or not a pod or Service holds the address.
+route_of() { { ip route get "$1" 2>&1 || true; } | head -1; }
+unused_service=$(route_of 10.96.255.254)
+case "$unused_service" in
+  *"dev cni0"*) pass "the Service range is routed to the pods' bridge, not off the machine" ;;
+  *) echo "not ok - the Service range leaves by: $unused_service"; exit 1 ;;
+esac
+unused_pod=$(route_of 10.244.200.1)
+case "$unused_pod" in
+  *blackhole* | *unreachable* | *"Invalid argument"*) pass "pod addresses beyond the bridge are dropped, not routed off the machine" ;;
+  *) echo "not ok - an unused pod address leaves by: $unused_pod"; exit 1 ;;
+esac
+echo "smoke: 6 passed, 0 failed ($((SECONDS - start)) s)"

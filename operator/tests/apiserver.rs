@@ -275,6 +275,43 @@ async fn reconcile_creates_children_follows_spec_changes_writes_status_and_pause
     assert!(config.data.unwrap()["broker.toml"].contains("0.0.0.0:8090"));
     assert_eq!(secret.data.unwrap()["username"].0, b"iggy");
 
+    // One cluster: a generated shared secret, the replica port on the
+    // headless Service, the brokers told to advertise the client Service's
+    // cluster IP.
+    let shared = secret_api.get("demo-cluster-secret").await.unwrap();
+    assert_eq!(shared.owner_references()[0].uid, uid);
+    assert!(shared.data.unwrap()["shared-secret"].0.len() >= 32);
+    let headless_ports = svc_api
+        .get("demo-headless")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .ports
+        .unwrap();
+    assert!(
+        headless_ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some("replica") && p.port == 9090)
+    );
+    let cluster_ip = svc_api
+        .get("demo-client")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    let env = spec.template.spec.clone().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let advertised = env
+        .iter()
+        .find(|e| e.name == "IGGY_CLUSTER_ADVERTISED_HOST")
+        .and_then(|e| e.value.clone());
+    assert_eq!(advertised.as_deref(), Some(cluster_ip.as_str()));
+
     // Status: written for the current generation; not Ready (no volumes can
     // be provisioned on the test cluster, so no broker starts), Progressing.
     wait_for("status for generation 1", || async {

@@ -1,6 +1,7 @@
 //! The HTTP listener: the health endpoints Kubernetes probes — `/ping` and
-//! `/healthz` (the process is up), `/readyz` (storage is recovered and the
-//! client listeners are serving) — Prometheus `/metrics`, and the REST API
+//! `/healthz` (the process is up), `/readyz` (storage is recovered, the
+//! client listeners are serving and the broker has registered with the
+//! metadata group and is in contact with it) — Prometheus `/metrics`, and the REST API
 //! (`api`, authenticated with `auth` tokens, executed by `inprocess`).
 
 mod api;

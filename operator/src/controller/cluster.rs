@@ -1,7 +1,7 @@
 //! Reconciling an `IggyCluster`: apply every child with server-side apply,
 //! remove children the spec no longer needs, and write an honest status.
 
-use super::Context;
+use super::{Context, brokers};
 use crate::crd::cluster::ClusterEndpoints;
 use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
 use crate::crd::{IggyCluster, IggyClusterStatus};
@@ -12,7 +12,7 @@ use crate::resources::{
 use crate::{Error, MANAGER, Result};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -95,6 +95,7 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     );
 
     let root_secret_ready = ensure_root_secret(ctx, cluster, &namespace).await?;
+    ensure_cluster_secret(ctx, cluster, &namespace).await?;
 
     let previous: Option<StatefulSet> =
         Api::<StatefulSet>::namespaced(ctx.client.clone(), &namespace)
@@ -126,8 +127,14 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         &services::build_headless_service(cluster, scrape == Scrape::Annotations),
     )
     .await?;
-    apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
-    let sts = apply(ctx, &namespace, &statefulset::build_statefulset(cluster)).await?;
+    let client_service = apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
+    let advertised = advertised_host(cluster, &client_service);
+    let sts = apply(
+        ctx,
+        &namespace,
+        &statefulset::build_statefulset(cluster, &advertised),
+    )
+    .await?;
     match build_pdb(cluster) {
         Some(pdb) => {
             apply(ctx, &namespace, &pdb).await?;
@@ -162,16 +169,30 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
 
     let was_ready = conditions::is_true(&status.conditions, READY);
     compute_status(cluster, &sts, root_secret_ready, &mut status);
+    if sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0
+    {
+        observe_brokers(ctx, cluster, &namespace, &mut status).await?;
+    }
     if !was_ready && conditions::is_true(&status.conditions, READY) {
         publish(ctx, cluster, "Ready", "all brokers are ready").await;
     }
     write_status(ctx, cluster, &status).await?;
 
-    Ok(if conditions::is_true(&status.conditions, READY) {
-        Action::requeue(STEADY_REQUEUE)
-    } else {
-        Action::requeue(PROGRESS_REQUEUE)
-    })
+    // Steady only when ready and every broker reports healthy.
+    let members_healthy = status.members.len() == cluster.spec.replicas as usize
+        && status.members.iter().all(|m| m.status == "healthy");
+    Ok(
+        if conditions::is_true(&status.conditions, READY) && members_healthy {
+            Action::requeue(STEADY_REQUEUE)
+        } else {
+            Action::requeue(PROGRESS_REQUEUE)
+        },
+    )
 }
 
 /// The status of a cluster given its StatefulSet.
@@ -310,31 +331,64 @@ async fn reconcile_pod_monitor(
 /// only checked; the operator's own is created once and never overwritten.
 /// Returns whether the Secret exists.
 async fn ensure_root_secret(ctx: &Context, cluster: &IggyCluster, namespace: &str) -> Result<bool> {
+    if cluster.spec.auth.root_credentials_secret.is_some() {
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        return Ok(api.get_opt(&names::root_secret(cluster)).await?.is_some());
+    }
+    let secret = secret::build_root_secret(cluster, &secret::random_password());
+    ensure_secret(
+        ctx,
+        cluster,
+        namespace,
+        secret,
+        "generated root credentials",
+    )
+    .await
+}
+
+/// Make sure the brokers' shared secret exists (created once, never
+/// overwritten: changing it would split the cluster).
+async fn ensure_cluster_secret(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+) -> Result<bool> {
+    let secret = secret::build_cluster_secret(cluster, &secret::random_shared_secret());
+    ensure_secret(
+        ctx,
+        cluster,
+        namespace,
+        secret,
+        "generated the brokers' shared secret",
+    )
+    .await
+}
+
+/// Create `secret` unless a Secret of its name exists; returns whether it
+/// exists now.
+async fn ensure_secret(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+    secret: Secret,
+    what: &str,
+) -> Result<bool> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = names::root_secret(cluster);
+    let name = secret.name_any();
     if api.get_opt(&name).await?.is_some() {
         return Ok(true);
     }
-    if cluster.spec.auth.root_credentials_secret.is_some() {
-        return Ok(false);
-    }
-    let secret = secret::build_root_secret(cluster, &secret::random_password());
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-            &secret,
-        )
-        .await
-    {
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&params, &secret).await {
         Ok(_) => {
             publish(
                 ctx,
                 cluster,
                 "SecretCreated",
-                &format!("generated root credentials in Secret {name}"),
+                &format!("{what} in Secret {name}"),
             )
             .await;
             Ok(true)
@@ -342,6 +396,61 @@ async fn ensure_root_secret(ctx: &Context, cluster: &IggyCluster, namespace: &st
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(true),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The root user's name and password, from the root-credentials Secret.
+async fn root_credentials(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+) -> Result<Option<(String, String)>> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(secret) = api.get_opt(&names::root_secret(cluster)).await? else {
+        return Ok(None);
+    };
+    let data = secret.data.unwrap_or_default();
+    let field = |key: &str| {
+        data.get(key)
+            .map(|value| String::from_utf8_lossy(&value.0).into_owned())
+    };
+    Ok(field(secret::USERNAME_KEY).zip(field(secret::PASSWORD_KEY)))
+}
+
+/// Where the brokers tell clients to reach them: the spec's host, else the
+/// client Service's cluster IP.
+fn advertised_host(cluster: &IggyCluster, client_service: &Service) -> String {
+    if let Some(host) = &cluster.spec.listeners.advertised_host {
+        return host.clone();
+    }
+    client_service
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .unwrap_or_else(|| names::client_service(cluster))
+}
+
+/// Members and metadata leader, as the brokers report them (left as they
+/// were when no broker answers).
+async fn observe_brokers(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+    status: &mut IggyClusterStatus,
+) -> Result<()> {
+    let Some((username, password)) = root_credentials(ctx, cluster, namespace).await? else {
+        return Ok(());
+    };
+    match brokers::cluster_status(cluster, &username, &password).await {
+        Ok(observed) => {
+            status.metadata_leader = observed.leader.map(|id| id as i32);
+            status.members = brokers::members(cluster, &observed);
+        }
+        Err(e) => {
+            tracing::info!(cluster = %cluster.name_any(), "cluster status unavailable: {e:?}")
+        }
+    }
+    Ok(())
 }
 
 /// Server-side apply `object` as the operator's field manager.

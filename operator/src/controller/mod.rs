@@ -1,5 +1,6 @@
 //! The controllers and what they share.
 
+pub mod brokers;
 pub mod cluster;
 
 use crate::crd::IggyCluster;

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"}"#,
     printcolumn = r#"{"name": "Ready Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}"#,
     printcolumn = r#"{"name": "Version", "type": "string", "jsonPath": ".status.version"}"#,
+    printcolumn = r#"{"name": "Leader", "type": "integer", "jsonPath": ".status.metadataLeader"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -166,6 +167,17 @@ pub struct ListenersSpec {
     #[serde(default = "default_service_type")]
     #[x_kube(validation = Rule::new("self in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("must be ClusterIP, NodePort or LoadBalancer"))]
     pub service_type: String,
+    /// Inter-broker (replica) port, on the headless Service only.
+    #[serde(default = "default_replica_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("must be a port number"))]
+    pub replica_port: i32,
+    /// The host every broker tells clients to reach it at (the roster the
+    /// SDKs read). Default: the client Service's cluster IP, which clients
+    /// in the cluster and on its nodes reach whatever DNS they use. Set a
+    /// name or address your clients reach (a load balancer's) when they
+    /// connect from elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_host: Option<String>,
 }
 
 fn default_tcp_port() -> i32 {
@@ -180,6 +192,9 @@ fn default_http_port() -> i32 {
 fn default_service_type() -> String {
     "ClusterIP".into()
 }
+fn default_replica_port() -> i32 {
+    9090
+}
 
 impl Default for ListenersSpec {
     fn default() -> Self {
@@ -188,6 +203,8 @@ impl Default for ListenersSpec {
             quic_port: default_quic_port(),
             http_port: default_http_port(),
             service_type: default_service_type(),
+            replica_port: default_replica_port(),
+            advertised_host: None,
         }
     }
 }
@@ -301,6 +318,28 @@ pub struct IggyClusterStatus {
     /// Where clients connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<ClusterEndpoints>,
+    /// Node id (pod ordinal) of the broker leading the metadata group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_leader: Option<i32>,
+    /// The brokers as the cluster sees them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ClusterMember>,
+}
+
+/// One broker of the cluster, as the brokers report it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterMember {
+    /// Node id = pod ordinal.
+    pub id: i32,
+    pub pod: String,
+    /// `healthy`, `starting` or `unreachable`.
+    pub status: String,
+    /// Metadata log index the broker has applied.
+    #[serde(default)]
+    pub applied_index: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -36,6 +36,21 @@ pub fn broker_toml(cluster: &IggyCluster) -> String {
         "[http]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",
         spec.listeners.http_port
     );
+    // One cluster, even of one broker: a data directory made standalone
+    // could not join a cluster later. Node id, peers and the secret come
+    // from the pod's environment (they differ per pod or are secret).
+    let l = &spec.listeners;
+    let _ = writeln!(
+        toml,
+        "[cluster]\nenabled = true\nname = {}\nreplica_address = \"0.0.0.0:{}\"\n",
+        toml_escape(&cluster_name(cluster)),
+        l.replica_port
+    );
+    let _ = writeln!(
+        toml,
+        "[cluster.advertised]\ntcp = {}\nquic = {}\nhttp = {}\n",
+        l.tcp_port, l.quic_port, l.http_port
+    );
     let _ = writeln!(toml, "[topic]");
     if let Some(size) = &spec.config.segment_size {
         let _ = writeln!(toml, "segment_size = {}", toml_escape(size));
@@ -52,6 +67,16 @@ pub fn broker_toml(cluster: &IggyCluster) -> String {
         let _ = writeln!(toml, "fsync_interval = {}", toml_escape(interval));
     }
     toml
+}
+
+/// The name brokers of this cluster share (a peer with another is refused).
+pub fn cluster_name(cluster: &IggyCluster) -> String {
+    use kube::ResourceExt;
+    format!(
+        "{}.{}",
+        cluster.name_any(),
+        cluster.namespace().unwrap_or_default()
+    )
 }
 
 fn toml_escape(value: &str) -> String {

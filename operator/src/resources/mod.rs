@@ -54,6 +54,11 @@ pub mod names {
     pub fn pod_monitor(c: &IggyCluster) -> String {
         format!("{}-brokers", c.name_any())
     }
+    /// The brokers' shared secret (inter-broker authentication).
+    pub fn cluster_secret(c: &IggyCluster) -> String {
+        format!("{}-cluster-secret", c.name_any())
+    }
+
     /// The root-credentials Secret: the user's, or the one the operator makes.
     pub fn root_secret(c: &IggyCluster) -> String {
         c.spec

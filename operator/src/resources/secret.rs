@@ -1,5 +1,6 @@
-//! The root-credentials Secret the operator generates when the user names
-//! none. It is created once and never overwritten.
+//! Secrets the operator generates: the root credentials (when the user names
+//! none) and the brokers' shared secret. Each is created once and never
+//! overwritten.
 
 use super::{child_meta, names};
 use crate::crd::IggyCluster;
@@ -22,12 +23,38 @@ pub fn build_root_secret(cluster: &IggyCluster, password: &str) -> Secret {
     }
 }
 
+/// Key of the brokers' shared secret in its Secret.
+pub const SHARED_SECRET_KEY: &str = "shared-secret";
+
+/// The Secret holding the secret brokers prove to each other
+/// (`cluster.auth.shared_secret`).
+pub fn build_cluster_secret(cluster: &IggyCluster, secret: &str) -> Secret {
+    Secret {
+        metadata: child_meta(cluster, names::cluster_secret(cluster)),
+        string_data: Some(BTreeMap::from([(
+            SHARED_SECRET_KEY.to_string(),
+            secret.to_string(),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
 /// A random 32-character alphanumeric password.
 pub fn random_password() -> String {
+    random_alphanumeric(32)
+}
+
+/// A random 64-character shared secret (the brokers need at least 32 bytes).
+pub fn random_shared_secret() -> String {
+    random_alphanumeric(64)
+}
+
+fn random_alphanumeric(len: usize) -> String {
     use rand::Rng;
     rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
+        .take(len)
         .map(char::from)
         .collect()
 }

@@ -22,8 +22,9 @@ fn ports(cluster: &IggyCluster) -> Vec<ServicePort> {
     ]
 }
 
-/// The headless Service; with `scrape_annotations` it carries the
-/// `prometheus.io/*` annotations (it lists every broker pod).
+/// The headless Service (it also carries the replica port peers dial);
+/// with `scrape_annotations` it carries the `prometheus.io/*` annotations
+/// (it lists every broker pod).
 pub fn build_headless_service(cluster: &IggyCluster, scrape_annotations: bool) -> Service {
     let mut metadata = child_meta(cluster, names::headless_service(cluster));
     if scrape_annotations {
@@ -35,7 +36,18 @@ pub fn build_headless_service(cluster: &IggyCluster, scrape_annotations: bool) -
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(labels::selector(cluster)),
-            ports: Some(ports(cluster)),
+            ports: Some({
+                let mut ports = ports(cluster);
+                let replica = cluster.spec.listeners.replica_port;
+                ports.push(ServicePort {
+                    name: Some("replica".into()),
+                    port: replica,
+                    target_port: Some(IntOrString::Int(replica)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                });
+                ports
+            }),
             ..Default::default()
         }),
         ..Default::default()

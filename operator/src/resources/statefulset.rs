@@ -8,7 +8,7 @@
 //! - Brokers prefer different nodes and zones unless the spec overrides it.
 
 use super::configmap::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, broker_toml};
-use super::secret::{PASSWORD_KEY, USERNAME_KEY};
+use super::secret::{PASSWORD_KEY, SHARED_SECRET_KEY, USERNAME_KEY};
 use super::{child_meta, labels, names};
 use crate::crd::IggyCluster;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
@@ -44,7 +44,8 @@ pub fn image(cluster: &IggyCluster) -> String {
     })
 }
 
-/// `host:port` of every broker's TCP listener, by ordinal.
+/// `host:port` of every broker's replica listener, by ordinal (the
+/// broker's `IGGY_CLUSTER_PEERS`: entry *i* is node *i*).
 pub fn peers(cluster: &IggyCluster) -> Vec<String> {
     let namespace = cluster.namespace().unwrap_or_default();
     (0..cluster.spec.replicas)
@@ -53,13 +54,15 @@ pub fn peers(cluster: &IggyCluster) -> Vec<String> {
                 "{}-{i}.{}.{namespace}.svc:{}",
                 cluster.name_any(),
                 names::headless_service(cluster),
-                cluster.spec.listeners.tcp_port
+                cluster.spec.listeners.replica_port
             )
         })
         .collect()
 }
 
-fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
+/// The pod's environment. `advertised_host` is where the brokers tell
+/// clients to reach them (see `ListenersSpec::advertised_host`).
+fn env(cluster: &IggyCluster, advertised_host: &str) -> Vec<EnvVar> {
     let root_secret = names::root_secret(cluster);
     let from_secret = |name: &str, secret: &str, key: &str| EnvVar {
         name: name.into(),
@@ -94,6 +97,12 @@ fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
             ..Default::default()
         },
         value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
+        from_secret(
+            "IGGY_CLUSTER_AUTH_SHARED_SECRET",
+            &names::cluster_secret(cluster),
+            SHARED_SECRET_KEY,
+        ),
+        value("IGGY_CLUSTER_ADVERTISED_HOST", advertised_host.to_string()),
     ];
     if let Some(token) = &cluster.spec.metrics.token_secret {
         env.push(from_secret(
@@ -170,7 +179,7 @@ pub fn config_hash(cluster: &IggyCluster) -> String {
     format!("{hash:016x}")
 }
 
-pub fn build_statefulset(cluster: &IggyCluster) -> StatefulSet {
+pub fn build_statefulset(cluster: &IggyCluster, advertised_host: &str) -> StatefulSet {
     let spec = &cluster.spec;
     let overrides = spec.pod_template.clone().unwrap_or_default();
     let mut pod_labels = overrides.labels.clone();
@@ -189,11 +198,12 @@ pub fn build_statefulset(cluster: &IggyCluster) -> StatefulSet {
         name: "broker".into(),
         image: Some(image(cluster)),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(env(cluster)),
+        env: Some(env(cluster, advertised_host)),
         ports: Some(vec![
             port("tcp", l.tcp_port, "TCP"),
             port("quic", l.quic_port, "UDP"),
             port("http", l.http_port, "TCP"),
+            port("replica", l.replica_port, "TCP"),
         ]),
         liveness_probe: Some(probe("/healthz", l.http_port, 10, 3)),
         readiness_probe: Some(probe("/readyz", l.http_port, 5, 3)),
@@ -343,7 +353,7 @@ mod tests {
     #[test]
     fn statefulset_is_wired_for_a_replicated_cluster() {
         let c = cluster(3);
-        let sts = build_statefulset(&c);
+        let sts = build_statefulset(&c, "10.96.0.20");
         let spec = sts.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("demo-headless"));
@@ -358,7 +368,31 @@ mod tests {
         );
         assert_eq!(
             env_value(&broker, "IGGY_CLUSTER_PEERS").unwrap(),
-            "demo-0.demo-headless.iggy.svc:8090,demo-1.demo-headless.iggy.svc:8090,demo-2.demo-headless.iggy.svc:8090"
+            "demo-0.demo-headless.iggy.svc:9090,demo-1.demo-headless.iggy.svc:9090,demo-2.demo-headless.iggy.svc:9090"
+        );
+        assert_eq!(
+            env_value(&broker, "IGGY_CLUSTER_ADVERTISED_HOST").as_deref(),
+            Some("10.96.0.20")
+        );
+        let secret = broker
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "IGGY_CLUSTER_AUTH_SHARED_SECRET")
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone())
+            .expect("the shared secret comes from a Secret");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("demo-cluster-secret", "shared-secret")
+        );
+        assert!(
+            broker
+                .ports
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|p| p.name.as_deref() == Some("replica") && p.container_port == 9090)
         );
         let node_id = broker
             .env
@@ -421,7 +455,7 @@ mod tests {
     #[test]
     fn a_metrics_token_comes_from_its_secret() {
         let mut c = cluster(1);
-        let broker = container(&build_statefulset(&c));
+        let broker = container(&build_statefulset(&c, "10.96.0.20"));
         assert!(
             !broker
                 .env
@@ -433,7 +467,7 @@ mod tests {
             name: "scrape".into(),
             key: "token".into(),
         });
-        let broker = container(&build_statefulset(&c));
+        let broker = container(&build_statefulset(&c, "10.96.0.20"));
         let env = broker.env.unwrap();
         let token = env
             .iter()
@@ -465,7 +499,7 @@ mod tests {
             affinity: Some(Affinity::default()),
             ..Default::default()
         });
-        let sts = build_statefulset(&c);
+        let sts = build_statefulset(&c, "10.96.0.20");
         let pod = sts.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.node_selector.unwrap()["disk"], "ssd");
         assert_eq!(pod.affinity, Some(Affinity::default()));
