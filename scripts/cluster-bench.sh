@@ -6,14 +6,22 @@
 #     through its metadata leader and through a follower;
 #  2. metadata leader failover: KILLS times, kill -9 the metadata leader and
 #     time until every survivor names the same new leader (metrics polled
-#     every 10 ms), then restart the killed broker; min / median / max.
+#     every 10 ms), then restart the killed broker; min / median / max;
+#  3. produce/consume throughput on 3 brokers with replication factor 1 and
+#     then 3 (iggy-bench's workload, BATCHES batches per producer, through
+#     the metadata leader; the SDK forwards nothing, the brokers do).
 #
-# OPS (default 500), KILLS (default 20); IGGY_* variables reach the brokers.
+# SECTIONS (default "metadata failover replication"), OPS (default 500),
+# KILLS (default 20), BATCHES (default 50); IGGY_* variables reach the
+# brokers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
 OPS=${OPS:-500}
 KILLS=${KILLS:-20}
+BATCHES=${BATCHES:-50}
+SECTIONS=${SECTIONS:-metadata failover replication}
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cargo build --release --locked -p iggy-broker --bins >&2
 export IGGY_BROKER_BIN="$target/release/iggy-broker"
 work=$(mktemp -d /tmp/iggy-cluster-bench.XXXXXX)
@@ -26,6 +34,14 @@ trap cleanup EXIT
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+tcp_of() { awk -v id="$1" '$2 == id {print $6}' "$work/nodes"; }
+http_of() { awk -v id="$1" '$2 == id {print $10}' "$work/nodes"; }
+leader_seen_by() {
+  curl -fsS --max-time 1 "http://$(http_of "$1")/metrics" 2>/dev/null |
+    awk '$1 == "iggy_broker_metadata_leader" {print $2}'
+}
+
+if has metadata; then
 echo "== metadata write latency (create topic, $OPS ops)"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 IGGY_SYSTEM_PATH="$work/standalone" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP_ADDRESS=127.0.0.1:0 \
@@ -37,13 +53,10 @@ printf 'standalone:            '
 "$target/release/iggy-bench" --address "127.0.0.1:$port" --metadata-ops "$OPS"
 kill "$standalone"; wait "$standalone" 2>/dev/null || true; standalone=
 
+fi
+
 scripts/cluster.sh up 3 "$work/cluster" >"$work/nodes"
-tcp_of() { awk -v id="$1" '$2 == id {print $6}' "$work/nodes"; }
-http_of() { awk -v id="$1" '$2 == id {print $10}' "$work/nodes"; }
-leader_seen_by() {
-  curl -fsS --max-time 1 "http://$(http_of "$1")/metrics" 2>/dev/null |
-    awk '$1 == "iggy_broker_metadata_leader" {print $2}'
-}
+if has metadata; then
 leader=$(leader_seen_by 0)
 follower=$(( (leader + 1) % 3 ))
 printf '3 brokers, via leader:   '
@@ -51,6 +64,9 @@ printf '3 brokers, via leader:   '
 printf '3 brokers, via follower: '
 "$target/release/iggy-bench" --address "$(tcp_of "$follower")" --metadata-ops "$OPS" --stream bench-follower
 
+fi
+
+if has failover; then
 echo "== metadata leader failover ($KILLS kills of the leader, 3 brokers)"
 times=()
 for ((k = 1; k <= KILLS; k++)); do
@@ -81,3 +97,16 @@ min=$(echo "$sorted" | head -1)
 max=$(echo "$sorted" | tail -1)
 median=$(echo "$sorted" | sed -n "$(( (count + 1) / 2 ))p")
 echo "failover over $count kills: min $min ms, median $median ms, max $max ms"
+fi
+scripts/cluster.sh down "$work/cluster"
+
+if has replication; then
+for factor in 1 3; do
+  echo "== produce/consume, 3 brokers, replication factor $factor ($BATCHES batches per producer)"
+  rm -rf "$work/cluster"
+  IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR=$factor scripts/cluster.sh up 3 "$work/cluster" >"$work/nodes"
+  leader=$(leader_seen_by 0)
+  "$target/release/iggy-bench" --address "$(tcp_of "$leader")" --batches "$BATCHES" --stream "bench-rf$factor"
+  scripts/cluster.sh down "$work/cluster"
+done
+fi

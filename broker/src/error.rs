@@ -118,6 +118,17 @@ pub enum Error {
     /// A partition's broker could not be reached.
     #[error("partition unavailable: {0}")]
     PartitionUnavailable(String),
+    /// A replication factor or replica set that cannot be placed.
+    #[error("invalid replication: {0}")]
+    InvalidReplicaSet(String),
+    /// A partition change decided in an older leader epoch.
+    #[error("stale leader epoch {given} (the partition is in epoch {current})")]
+    StaleLeaderEpoch { current: u32, given: u32 },
+    /// A send refused before anything was appended: the partition has no
+    /// leader right now, this broker no longer leads it, or fewer replicas
+    /// than the topic's minimum are in sync. Safe to retry anywhere.
+    #[error("not enough replicas: {0}")]
+    NotEnoughReplicas(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -180,6 +191,9 @@ impl Error {
             // Upstream's generic `Error`: the client learns the request failed,
             // the log says why.
             Error::Io(_) | Error::PartitionUnavailable(_) => 1,
+            Error::InvalidReplicaSet(_) => 2018,
+            // Nothing was appended: the SDK retries, re-checking the roster.
+            Error::StaleLeaderEpoch { .. } | Error::NotEnoughReplicas(_) => 58,
         }
     }
 }
@@ -233,6 +247,14 @@ mod tests {
                 IggyError::InvalidFormat,
             ),
             (Error::FeatureUnavailable(""), IggyError::FeatureUnavailable),
+            (
+                Error::InvalidReplicaSet(String::new()),
+                IggyError::InvalidReplicationFactor,
+            ),
+            (
+                Error::NotEnoughReplicas(String::new()),
+                IggyError::TransientNotAccepted,
+            ),
             (Error::Unauthenticated, IggyError::Unauthenticated),
             (Error::InvalidCredentials, IggyError::InvalidCredentials),
             (Error::Unauthorized, IggyError::Unauthorized),

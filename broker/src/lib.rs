@@ -44,6 +44,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod partitions;
 pub mod protocol;
+pub mod replication;
 pub mod retention;
 pub mod server;
 pub mod session;

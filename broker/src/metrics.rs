@@ -24,11 +24,10 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     pub fsync_duration: Histogram,
     pub partitions: IntGauge,
-    /// Partitions this broker leads (every partition it hosts, until
-    /// partitions are replicated across brokers).
+    /// Partitions this broker leads.
     pub partition_leaders: IntGauge,
-    /// Partitions led here with fewer in-sync replicas than their topic's
-    /// replication factor.
+    /// Partitions led here with fewer in-sync replicas than replicas (or
+    /// fewer replicas than their topic's replication factor).
     pub under_replicated: IntGauge,
     pub segments: IntGauge,
     pub disk_bytes: IntGauge,
@@ -46,6 +45,9 @@ pub struct Metrics {
     pub peer_up: IntGaugeVec,
     /// Client requests sent on to the broker leading their partition.
     pub forwarded: IntCounterVec,
+    /// Partition leaders elected by this broker (as metadata leader), by
+    /// reason.
+    pub partition_elections: IntCounterVec,
     certificates: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Certificates>)>>,
 }
 
@@ -216,6 +218,12 @@ impl Default for Metrics {
                 "iggy_broker_forwarded_requests_total",
                 "Client requests served by another broker (the partition's leader), by command",
                 &["command"],
+            ),
+            partition_elections: counter(
+                &registry,
+                "iggy_broker_partition_elections_total",
+                "Partition leaders elected by this broker while it led the metadata group, by reason",
+                &["reason"],
             ),
             disk_bytes: gauge(
                 &registry,

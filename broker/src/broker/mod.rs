@@ -7,6 +7,7 @@
 //! lock), the partition map behind the registry's lock (held only to
 //! clone an `Arc<Partition>`), message I/O under each partition's lock.
 
+mod replicas;
 pub mod stats;
 pub mod users;
 
@@ -335,7 +336,9 @@ impl Broker {
             for (_, topic, partition) in m.partitions() {
                 if partition.leader() == Some(node) {
                     leaders += 1;
-                    if partition.replicas.len() < topic.settings.replication_factor as usize {
+                    if partition.in_sync.len() < partition.replicas.len()
+                        || partition.replicas.len() < topic.settings.replication_factor as usize
+                    {
                         under += 1;
                     }
                 }

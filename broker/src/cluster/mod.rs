@@ -33,6 +33,8 @@ pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PeerStatus {
     pub last_answer: Option<Instant>,
+    /// When a ping last failed (refused, reset or unanswered in time).
+    pub last_failure: Option<Instant>,
     pub epoch: u64,
     pub applied: u64,
 }
@@ -108,6 +110,28 @@ impl Peers {
             .get(&peer)
             .copied()
             .unwrap_or_default()
+    }
+
+    pub fn ping_failed(&self, peer: u32) {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(peer)
+            .or_default()
+            .last_failure = Some(Instant::now());
+    }
+
+    /// Known to be down: its last ping failed after its last answer, or it
+    /// has not answered for [`HEALTH_WINDOW`]. A peer never heard of either
+    /// way is not known to be down.
+    pub fn is_down(&self, peer: u32) -> bool {
+        let status = self.status(peer);
+        match (status.last_answer, status.last_failure) {
+            (Some(answer), Some(failure)) if failure > answer => true,
+            (Some(answer), _) => answer.elapsed() >= HEALTH_WINDOW,
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
     }
 
     pub fn is_healthy(&self, peer: u32) -> bool {

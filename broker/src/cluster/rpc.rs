@@ -75,6 +75,40 @@ impl PeerService {
     }
 }
 
+impl PeerService {
+    /// A follower's fetch: served if this broker leads the partition.
+    async fn fetch(
+        &self,
+        from: u32,
+        fetch: crate::replication::leader::Fetch,
+    ) -> (Response, Bytes) {
+        let broker = &self.broker;
+        let local = broker.partitions.get(fetch.partition);
+        let role = local
+            .as_ref()
+            .and_then(|p| crate::replication::role(broker, p));
+        match (local, role) {
+            (Some(partition), Some(role)) => {
+                crate::replication::leader::serve_fetch(
+                    partition,
+                    role,
+                    broker.node_id(),
+                    from,
+                    fetch,
+                )
+                .await
+            }
+            _ => (
+                Response::NotPartitionLeader {
+                    leader: None,
+                    epoch: 0,
+                },
+                Bytes::new(),
+            ),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Handler for PeerService {
     async fn handle(&self, from: u32, request: Request, body: Bytes) -> (Response, Bytes) {
@@ -104,6 +138,7 @@ impl Handler for PeerService {
                     .client(from, code, user_id, member, applied, body)
                     .await;
             }
+            Request::Fetch(fetch) => return self.fetch(from, fetch).await,
             Request::PartitionStats { keys } => Response::PartitionStats {
                 stats: broker.local_stats(&keys),
             },
@@ -135,7 +170,7 @@ pub async fn ping_forever(broker: Arc<Broker>, peers: Arc<Peers>) {
                     epoch: broker.metadata.epoch(),
                     applied: broker.metadata.applied_index(),
                 };
-                if let Ok((Response::Pong { epoch, applied, .. }, _)) = peers
+                match peers
                     .call(
                         peer,
                         Lane::Control,
@@ -145,7 +180,11 @@ pub async fn ping_forever(broker: Arc<Broker>, peers: Arc<Peers>) {
                     )
                     .await
                 {
-                    peers.heard_from(peer, Some((epoch, applied)));
+                    Ok((Response::Pong { epoch, applied, .. }, _)) => {
+                        peers.heard_from(peer, Some((epoch, applied)));
+                    }
+                    Ok(_) => {}
+                    Err(_) => peers.ping_failed(peer),
                 }
             });
         }

@@ -28,7 +28,8 @@ pub async fn to_broker(
     out: &mut BytesMut,
 ) -> Result<()> {
     if ctx.session.forwarded {
-        return Err(Error::PartitionUnavailable(format!(
+        // Nothing was done: the SDK retries once the roster settles.
+        return Err(Error::NotEnoughReplicas(format!(
             "forwarded here, but node {to} leads the partition now"
         )));
     }
@@ -64,7 +65,8 @@ pub async fn to_broker(
         Ok((other, _)) => Err(Error::PartitionUnavailable(format!(
             "node {to} answered {other:?}"
         ))),
-        Err(e @ PeerError::Unreachable(..)) => Err(Error::PartitionUnavailable(format!(
+        // Never sent: safe to retry (a new leader is being chosen).
+        Err(e @ PeerError::Unreachable(..)) => Err(Error::NotEnoughReplicas(format!(
             "{e} (the partition's broker is down or cut off)"
         ))),
         Err(e) => Err(Error::PartitionUnavailable(e.to_string())),

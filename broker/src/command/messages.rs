@@ -12,6 +12,7 @@ use crate::broker::PartitionHome;
 use crate::error::{Error, Result};
 use crate::metadata::{ConsumerKey, GroupKey, Ident, MetadataCommand, PartitionKey};
 use crate::partitions::Partition;
+use crate::replication;
 use crate::storage::batch;
 use bytes::{BufMut, Bytes, BytesMut};
 use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
@@ -123,15 +124,39 @@ pub async fn send_messages(
         }
     };
     let (stream_id, topic_id, _) = partition.key;
+    let role = leading_role(broker, &partition)?;
     let timestamp = crate::broker::now_micros();
     // The append may fsync; keep the async workers free for other clients.
-    let appended = tokio::task::block_in_place(|| {
-        partition
-            .log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .append(record, header.messages_count, partition_id, timestamp)
+    let appended = tokio::task::block_in_place(|| -> Result<_> {
+        let mut log = partition.lock_log();
+        let appended = log.append(record, header.messages_count, partition_id, timestamp)?;
+        // Under the log's lock, so the log end never goes back.
+        partition.replica.set_log_end(log.next_offset());
+        Ok(appended)
     })?;
+    let end = appended.base_offset + u64::from(appended.count);
+    match &role {
+        Some(role) => {
+            // Acknowledged once every in-sync replica has it.
+            replication::leader::advance_committed(&partition, broker.node_id(), &role.in_sync);
+            let deadline = std::time::Instant::now()
+                + broker
+                    .cluster
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(5), |c| c.write_timeout);
+            replication::leader::wait_committed(&partition, role.epoch, end, deadline).await?;
+            // The in-sync set may have shrunk below the minimum while this
+            // send waited: then fewer replicas than promised have it.
+            let now = replication::role(broker, &partition);
+            if now.is_none_or(|now| now.in_sync.len() < now.min_in_sync as usize) {
+                return Err(Error::PartitionUnavailable(format!(
+                    "partition {partition_id} fell below {} in-sync replicas before the send was acknowledged; it may or may not be kept",
+                    role.min_in_sync
+                )));
+            }
+        }
+        None => partition.replica.commit_up_to(end),
+    }
     let metrics = &broker.metrics;
     let (stream_name, topic_name) = broker.topic_names(stream_id, topic_id);
     let labels = [stream_name.as_str(), topic_name.as_str()];
@@ -156,6 +181,42 @@ pub async fn send_messages(
     }
     .encode(out);
     Ok(())
+}
+
+/// Check that this broker may append to `partition` now. `Some(role)`
+/// for a replicated partition (the send then waits for its in-sync
+/// replicas), `None` for a partition with a single replica.
+fn leading_role(
+    broker: &crate::broker::Broker,
+    partition: &Partition,
+) -> Result<Option<replication::leader::Role>> {
+    let role =
+        replication::role(broker, partition).ok_or(Error::PartitionNotFound(partition.id))?;
+    if role.replicas.len() <= 1 {
+        return Ok(None);
+    }
+    if role.leader != Some(broker.node_id()) {
+        return Err(Error::NotEnoughReplicas(format!(
+            "partition {} is moving to another leader",
+            partition.id
+        )));
+    }
+    if !broker.is_ready() {
+        return Err(Error::NotEnoughReplicas(
+            "this broker is still joining the cluster".into(),
+        ));
+    }
+    if role.in_sync.len() < role.min_in_sync as usize {
+        return Err(Error::NotEnoughReplicas(format!(
+            "partition {} has {} of {} replicas in sync; the topic needs {}",
+            partition.id,
+            role.in_sync.len(),
+            role.replicas.len(),
+            role.min_in_sync
+        )));
+    }
+    replication::leader::take_up(partition, role.epoch)?;
+    Ok(Some(role))
 }
 
 /// The partitions of the group a poll names that are assigned to this
@@ -262,11 +323,9 @@ fn read_into(
     let prefix_at = out.len();
     out.put_bytes(0, POLL_PREFIX_BYTES);
     let (current_offset, start, count) = tokio::task::block_in_place(|| -> Result<_> {
-        let log = partition
-            .log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let next = log.next_offset();
+        let log = partition.lock_log();
+        // Only committed messages are served.
+        let next = log.next_offset().min(partition.replica.committed());
         let first = log.first_offset();
         let start = match request.strategy.kind {
             STRATEGY_OFFSET => Some(request.strategy.value),
@@ -283,7 +342,7 @@ fn read_into(
         let (start, count) = match start {
             Some(start) => {
                 let start = start.max(first);
-                (start, log.read(start, request.count, max_bytes, out)?)
+                (start, log.read(start, request.count, max_bytes, next, out)?)
             }
             None => (next, 0),
         };

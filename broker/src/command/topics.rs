@@ -72,6 +72,7 @@ fn encode_topic(stream_id: u32, topic: &TopicMeta, stats: &Stats, out: &mut Byte
 /// Resolve a create request's options over the broker defaults.
 fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<TopicSettings> {
     let parsed = TopicCreateOptions::parse(options)?;
+    let replication_factor = ctx.broker.replication_factor(None)?;
     let segment_size_bytes = match parsed.segment_size {
         Some(size) => {
             let bytes = size.as_bytes_u64();
@@ -85,7 +86,8 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
         message_expiry_us: parsed.message_expiry.map_or(u64::MAX, u64::from),
         max_topic_size: parsed.max_topic_size.map_or(u64::MAX, u64::from),
         segment_size_bytes,
-        replication_factor: 1,
+        replication_factor,
+        min_in_sync: ctx.broker.min_in_sync(replication_factor),
         fsync: ctx.broker.effective.fsync,
     })
 }

@@ -63,6 +63,15 @@ pub struct ClusterConfig {
     /// little behind catches up from the log. Also used standalone.
     pub snapshot_every: u64,
     pub log_kept: u64,
+    /// Replicas of each partition of a topic created without a factor of
+    /// its own (at most the number of brokers).
+    pub default_replication_factor: u8,
+    /// A send is refused while fewer replicas are in sync; 0: a majority
+    /// of the topic's replication factor.
+    pub min_in_sync_replicas: u8,
+    /// A follower that has not been level with its leader for this long
+    /// leaves the in-sync set (sends then stop waiting for it).
+    pub replica_max_lag: String,
     pub auth: ClusterAuth,
     pub advertised: AdvertisedConfig,
     pub nodes: Vec<NodeConfig>,
@@ -130,6 +139,9 @@ impl Default for ClusterConfig {
             write_timeout: "5s".into(),
             snapshot_every: 5_000,
             log_kept: 1_000,
+            default_replication_factor: 1,
+            min_in_sync_replicas: 0,
+            replica_max_lag: "1s".into(),
             auth: ClusterAuth::default(),
             advertised: AdvertisedConfig::default(),
             nodes: Vec::new(),
@@ -168,6 +180,10 @@ pub struct ClusterSettings {
     pub election_timeout: Duration,
     pub write_timeout: Duration,
     pub advertised: AdvertisedConfig,
+    pub default_replication_factor: u8,
+    /// 0: a majority of each topic's factor.
+    pub min_in_sync_replicas: u8,
+    pub replica_max_lag: Duration,
 }
 
 impl ClusterSettings {
@@ -227,6 +243,27 @@ impl ClusterConfig {
         if write_timeout < Duration::from_millis(100) {
             return Err(invalid("cluster.write_timeout", "must be at least 100ms"));
         }
+        if self.default_replication_factor == 0
+            || self.default_replication_factor as usize > nodes.len()
+        {
+            return Err(invalid(
+                "cluster.default_replication_factor",
+                format!(
+                    "must be between 1 and the number of brokers ({})",
+                    nodes.len()
+                ),
+            ));
+        }
+        if self.min_in_sync_replicas > self.default_replication_factor {
+            return Err(invalid(
+                "cluster.min_in_sync_replicas",
+                "must not exceed cluster.default_replication_factor (0: a majority)",
+            ));
+        }
+        let replica_max_lag = duration("cluster.replica_max_lag", &self.replica_max_lag)?;
+        if replica_max_lag < Duration::from_millis(100) {
+            return Err(invalid("cluster.replica_max_lag", "must be at least 100ms"));
+        }
         let mut advertised = self.advertised.clone();
         if advertised.host.is_empty() {
             advertised.host = this.host.clone();
@@ -254,6 +291,9 @@ impl ClusterConfig {
             election_timeout,
             write_timeout,
             advertised,
+            default_replication_factor: self.default_replication_factor,
+            min_in_sync_replicas: self.min_in_sync_replicas,
+            replica_max_lag,
         }))
     }
 
@@ -455,5 +495,17 @@ ports = {{ tcp = 28090, tcp_replica = 29090 }}
             "cluster.replica_address"
         );
         assert_eq!(with(&[("IGGY_CLUSTER_NODE_ID", "x")]), "cluster.node_id");
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR", "3")]),
+            "cluster.default_replication_factor"
+        );
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_MIN_IN_SYNC_REPLICAS", "2")]),
+            "cluster.min_in_sync_replicas"
+        );
+        assert_eq!(
+            with(&[("IGGY_CLUSTER_REPLICA_MAX_LAG", "10ms")]),
+            "cluster.replica_max_lag"
+        );
     }
 }

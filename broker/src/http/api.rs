@@ -70,6 +70,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/clients/{client_id}", get(client))
         .route("/cluster/metadata", get(cluster_metadata))
         .route("/cluster/status", get(super::cluster::status))
+        .route("/cluster/partitions", get(super::cluster::partitions))
         .route("/users", get(users).post(create_user))
         .route(
             "/users/{user_id}",

@@ -1,6 +1,7 @@
 //! `GET /cluster/status`: the cluster as this broker sees it — every
 //! broker with its health, role and progress, and which one leads the
-//! metadata group. For operators and the Kubernetes operator (the SDKs use
+//! metadata group. `GET /cluster/partitions`: every partition's replicas,
+//! leader, epoch and in-sync set. For operators and the Kubernetes operator (the SDKs use
 //! GetClusterMetadata); needs a token of a user who may read servers.
 
 use super::api::{Api, ApiResult, Caller};
@@ -90,4 +91,51 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
         ready: broker.is_ready(),
         nodes,
     }))
+}
+
+/// One partition's replication, as the metadata says.
+#[derive(Debug, Serialize)]
+pub struct PartitionStatus {
+    pub stream_id: u32,
+    pub topic_id: u32,
+    pub partition_id: u32,
+    pub replicas: Vec<u32>,
+    pub leader: Option<u32>,
+    pub leader_epoch: u32,
+    pub in_sync: Vec<u32>,
+    pub min_in_sync: u8,
+    /// Committed offset as this broker knows it (it holds a replica).
+    pub committed: Option<u64>,
+}
+
+pub async fn partitions(
+    State(api): State<Api>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<PartitionStatus>>> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ReadServers)?;
+    let partitions = broker.metadata.read(|m| {
+        m.partitions()
+            .map(|(key, topic, p)| PartitionStatus {
+                stream_id: key.0,
+                topic_id: key.1,
+                partition_id: key.2,
+                replicas: p.replicas.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                in_sync: p.in_sync.clone(),
+                min_in_sync: topic.settings.min_in_sync,
+                committed: None,
+            })
+            .collect::<Vec<_>>()
+    });
+    let partitions = partitions
+        .into_iter()
+        .map(|mut status| {
+            let key = (status.stream_id, status.topic_id, status.partition_id);
+            status.committed = broker.partitions.get(key).map(|p| p.replica.committed());
+            status
+        })
+        .collect();
+    Ok(Json(partitions))
 }

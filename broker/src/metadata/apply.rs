@@ -508,6 +508,46 @@ impl MetadataState {
                     None => Err(Error::ConsumerOffsetNotFound(partition.2)),
                 }
             }
+            C::ElectLeader {
+                partition,
+                epoch,
+                leader,
+                in_sync,
+            } => {
+                let meta = self.partition_in_epoch(*partition, *epoch)?;
+                if !in_sync.contains(leader) || !in_sync.iter().all(|r| meta.replicas.contains(r)) {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "leader {leader} and in-sync set {in_sync:?} must be replicas of {:?}",
+                        meta.replicas
+                    )));
+                }
+                meta.leader = Some(*leader);
+                meta.leader_epoch += 1;
+                meta.in_sync = in_sync.clone();
+                effects.push(Effect::PartitionStateChanged {
+                    partitions: vec![*partition],
+                });
+                Ok(Applied::Done)
+            }
+            C::ChangeInSync {
+                partition,
+                epoch,
+                in_sync,
+            } => {
+                let meta = self.partition_in_epoch(*partition, *epoch)?;
+                let leader_kept = meta.leader.is_some_and(|l| in_sync.contains(&l));
+                if !leader_kept || !in_sync.iter().all(|r| meta.replicas.contains(r)) {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "in-sync set {in_sync:?} must hold the leader and only replicas of {:?}",
+                        meta.replicas
+                    )));
+                }
+                meta.in_sync = in_sync.clone();
+                effects.push(Effect::PartitionStateChanged {
+                    partitions: vec![*partition],
+                });
+                Ok(Applied::Done)
+            }
             C::RegisterNode {
                 node,
                 epoch,
@@ -564,6 +604,24 @@ impl MetadataState {
         }
     }
 
+    /// A partition that must still be in leader epoch `epoch` (a change
+    /// decided in an older epoch is stale and refused).
+    fn partition_in_epoch(&mut self, key: PartitionKey, epoch: u32) -> Result<&mut PartitionMeta> {
+        let meta = self
+            .streams
+            .get_mut(&key.0)
+            .and_then(|s| s.topics.get_mut(&key.1))
+            .and_then(|t| t.partitions.get_mut(key.2 as usize))
+            .ok_or(Error::PartitionNotFound(key.2))?;
+        if meta.leader_epoch != epoch {
+            return Err(Error::StaleLeaderEpoch {
+                current: meta.leader_epoch,
+                given: epoch,
+            });
+        }
+        Ok(meta)
+    }
+
     /// Partitions `ids` of a topic, placed on brokers, and the effect that
     /// opens them where they are placed.
     fn new_partitions(
@@ -581,6 +639,9 @@ impl MetadataState {
             .map(|(id, replicas)| PartitionMeta {
                 id,
                 created_at,
+                leader: replicas.first().copied(),
+                leader_epoch: 1,
+                in_sync: replicas.clone(),
                 replicas,
                 incarnation: ctx.index,
                 offsets: BTreeMap::new(),
@@ -681,6 +742,7 @@ mod tests {
             max_topic_size: u64::MAX,
             segment_size_bytes: 1 << 30,
             replication_factor: factor,
+            min_in_sync: 1,
             fsync: FsyncPolicy::Always,
         }
     }

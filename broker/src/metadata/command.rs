@@ -201,6 +201,23 @@ pub enum MetadataCommand {
         partition: PartitionKey,
         consumer: ConsumerKey,
     },
+    /// A new leader for a partition whose leader is lost (proposed by the
+    /// metadata leader), with the in-sync set without the lost one. Only
+    /// applies while the partition is still in `epoch`; bumps the epoch.
+    ElectLeader {
+        partition: PartitionKey,
+        epoch: u32,
+        leader: u32,
+        in_sync: Vec<u32>,
+    },
+    /// The partition's leader shrinks or grows its in-sync set. Only
+    /// applies while the partition is still in `epoch` (an old leader
+    /// cannot change anything once a new one is elected).
+    ChangeInSync {
+        partition: PartitionKey,
+        epoch: u32,
+        in_sync: Vec<u32>,
+    },
     /// A broker (re)started: record how clients reach it, and drop group
     /// members of its earlier processes.
     RegisterNode {
@@ -272,6 +289,8 @@ pub enum Effect {
     },
     /// Empty these partitions' logs.
     PurgePartitions { partitions: Vec<PartitionKey> },
+    /// These partitions' leader, epoch or in-sync set changed.
+    PartitionStateChanged { partitions: Vec<PartitionKey> },
     /// New settings for these partitions' logs.
     ConfigurePartitions {
         partitions: Vec<PartitionKey>,

@@ -31,8 +31,20 @@ pub enum ConsumerKey {
 pub struct PartitionMeta {
     pub id: u32,
     pub created_at: u64,
-    /// Brokers holding a copy of this partition's log; the first leads it.
+    /// Brokers holding a copy of this partition's log (the preferred
+    /// leader first).
     pub replicas: Vec<u32>,
+    /// The broker leading the partition: it appends, and the others copy
+    /// from it. Chosen by the metadata leader among the in-sync replicas.
+    pub leader: Option<u32>,
+    /// Bumped by every change of leader. Fetches, in-sync changes and
+    /// appends name the epoch they belong to, so an old leader cut off
+    /// from the cluster cannot change anything once a new one is chosen.
+    pub leader_epoch: u32,
+    /// Replicas holding every committed message, the leader included. A
+    /// message is committed (and its send acknowledged) once all of them
+    /// have it, so any of them can take over without losing it.
+    pub in_sync: Vec<u32>,
     /// Log index of the operation that created this partition. Partition
     /// ids are reused (delete the last partition, add one), so a partition
     /// directory records the incarnation it belongs to: replaying the log
@@ -45,7 +57,7 @@ pub struct PartitionMeta {
 
 impl PartitionMeta {
     pub fn leader(&self) -> Option<u32> {
-        self.replicas.first().copied()
+        self.leader
     }
 }
 
@@ -59,6 +71,8 @@ pub struct TopicSettings {
     pub max_topic_size: u64,
     pub segment_size_bytes: u64,
     pub replication_factor: u8,
+    /// A send is refused while fewer replicas than this are in sync.
+    pub min_in_sync: u8,
     pub fsync: FsyncPolicy,
 }
 
@@ -351,6 +365,49 @@ mod pairs {
 }
 
 #[cfg(test)]
+impl MetadataState {
+    /// A stream and topic holding `partitions`, for tests of code that
+    /// reads partition state.
+    pub fn insert_test_topic(
+        &mut self,
+        stream_id: u32,
+        topic_id: u32,
+        partitions: Vec<PartitionMeta>,
+    ) {
+        let topic = TopicMeta {
+            id: topic_id,
+            name: format!("topic-{topic_id}"),
+            created_at: 0,
+            partitions,
+            settings: TopicSettings {
+                compression_algorithm: 1,
+                message_expiry_us: u64::MAX,
+                max_topic_size: u64::MAX,
+                segment_size_bytes: 1 << 20,
+                replication_factor: 3,
+                min_in_sync: 2,
+                fsync: FsyncPolicy::Never,
+            },
+            options: Vec::new(),
+            consumer_groups: BTreeMap::new(),
+            next_group_id: 0,
+        };
+        self.streams
+            .entry(stream_id)
+            .or_insert_with(|| StreamMeta {
+                id: stream_id,
+                name: format!("stream-{stream_id}"),
+                created_at: 0,
+                topics: BTreeMap::new(),
+                next_topic_id: 0,
+                options: Vec::new(),
+            })
+            .topics
+            .insert(topic_id, topic);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -371,6 +428,9 @@ mod tests {
             id: 0,
             created_at: 1,
             replicas: vec![0],
+            leader: Some(0),
+            leader_epoch: 1,
+            in_sync: vec![0],
             incarnation: 7,
             offsets: BTreeMap::new(),
         };

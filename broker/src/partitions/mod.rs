@@ -117,7 +117,13 @@ impl PartitionRegistry {
             self.trash_added.notify_one();
         }
         let dir = self.layout.partition_dir(key, incarnation);
-        let partition = Partition::open(&dir, key, incarnation, log_config(settings))?;
+        let partition = Partition::open(
+            &dir,
+            key,
+            incarnation,
+            log_config(settings),
+            replicas.len() > 1,
+        )?;
         self.write().insert(key, Arc::new(partition));
         Ok(())
     }
@@ -142,12 +148,19 @@ impl PartitionRegistry {
     /// Empty a partition's log (PurgeStream, PurgeTopic).
     pub fn purge(&self, key: PartitionKey) -> io::Result<()> {
         match self.get(key) {
-            Some(partition) => partition
-                .log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .purge(),
+            Some(partition) => {
+                let mut log = partition.lock_log();
+                log.purge()?;
+                partition.replica.purged(&log)
+            }
             None => Ok(()),
+        }
+    }
+
+    /// The partition's leader, epoch or in-sync set changed.
+    pub fn state_changed(&self, key: PartitionKey) {
+        if let Some(partition) = self.get(key) {
+            partition.replica.changed.notify_waiters();
         }
     }
 
@@ -223,6 +236,7 @@ mod tests {
             max_topic_size: u64::MAX,
             segment_size_bytes: 1 << 20,
             replication_factor: 1,
+            min_in_sync: 1,
             fsync: FsyncPolicy::Never,
         }
     }

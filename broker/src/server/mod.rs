@@ -75,6 +75,10 @@ pub async fn run(
             broker.clone(),
             peers.clone(),
         )));
+        background.push(tokio::spawn(crate::replication::run(broker.clone())));
+        background.push(tokio::spawn(crate::replication::controller::run(
+            broker.clone(),
+        )));
     }
     // Join: create the root user on the cluster's first start, record how
     // clients reach this broker, then report ready. Alone, this commits at

@@ -77,6 +77,15 @@ impl Index {
         &self.entries
     }
 
+    /// Keep only the first `count` entries.
+    pub fn truncate(&mut self, count: usize) -> io::Result<()> {
+        if count < self.entries.len() {
+            self.entries.truncate(count);
+            self.file.set_len((count * INDEX_ENTRY_BYTES) as u64)?;
+        }
+        Ok(())
+    }
+
     /// Index of the entry of the batch that holds `offset`: the last entry
     /// whose base offset is not after it.
     pub fn batch_containing(&self, offset: u64) -> Option<usize> {

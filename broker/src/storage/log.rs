@@ -9,7 +9,9 @@ use super::fs::create_dir_durable;
 use super::recovery::{SegmentRecovery, recover_segment};
 use super::segment::{LOG_EXTENSION, Segment};
 use bytes::BytesMut;
-use iggy_binary_protocol::batch::{BATCH_HEADER_SIZE, BatchHeader};
+use iggy_binary_protocol::batch::{
+    BATCH_HEADER_SIZE, BatchHeader, BatchIntegrity, decode_batch_slice_with,
+};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -212,6 +214,85 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Append batch records copied from the partition's leader, unchanged:
+    /// offsets and timestamps stay the leader's. `records` holds whole
+    /// batch records, the first starting at `next_offset()`; each is
+    /// verified (layout, checksums, offsets following on) before anything
+    /// is written, so a damaged transfer appends nothing. Synced as the
+    /// fsync policy says. Returns the number of messages appended.
+    pub fn append_replicated(&mut self, records: &[u8]) -> io::Result<u64> {
+        let mut batches = Vec::new();
+        let mut at = 0usize;
+        let mut next = self.next_offset();
+        while at < records.len() {
+            let rest = &records[at..];
+            let header = BatchHeader::decode(rest)
+                .map_err(|e| invalid_data(format!("replicated batch header: {e}")))?;
+            let len = usize::try_from(header.batch_length)
+                .ok()
+                .filter(|len| *len >= BATCH_HEADER_SIZE && *len <= rest.len())
+                .ok_or_else(|| invalid_data("replicated batch is cut short".into()))?;
+            decode_batch_slice_with(&rest[..len], BatchIntegrity::Verify)
+                .map_err(|e| invalid_data(format!("replicated batch: {e}")))?;
+            if header.base_offset != next || header.message_count == 0 {
+                return Err(invalid_data(format!(
+                    "replicated batch starts at offset {}, expected {next}",
+                    header.base_offset
+                )));
+            }
+            batches.push((at..at + len, header.message_count, header.base_timestamp));
+            next += u64::from(header.message_count);
+            at += len;
+        }
+        let mut appended = 0u64;
+        for (range, count, timestamp) in batches {
+            if self.active().size_bytes() >= self.config.segment_size_bytes {
+                self.roll()?;
+            }
+            let segment = self.segments.last_mut().expect("active segment");
+            segment.append(&records[range], count, timestamp)?;
+            appended += u64::from(count);
+        }
+        if appended > 0 {
+            match self.config.fsync {
+                FsyncPolicy::Always => self.active().sync()?,
+                FsyncPolicy::Interval(_) | FsyncPolicy::Never => self.unsynced = true,
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Remove every message at or after `offset`: a follower's tail that
+    /// the partition's leader never committed. Batches are removed whole,
+    /// so the log may end a little before `offset` (the rest is fetched
+    /// again). Durable on return. Returns the new next offset.
+    pub fn truncate(&mut self, offset: u64) -> io::Result<u64> {
+        if offset >= self.next_offset() {
+            return Ok(self.next_offset());
+        }
+        let mut removed_files = false;
+        while self.segments.len() > 1 && self.active().start_offset() >= offset {
+            self.segments.pop().expect("more than one").delete()?;
+            removed_files = true;
+        }
+        if self.active().start_offset() > offset {
+            // Everything stored is after the cut: start again at `offset`.
+            self.segments.pop().expect("active").delete()?;
+            self.segments.push(Segment::create(&self.dir, offset)?);
+            removed_files = true;
+        } else {
+            self.segments
+                .last_mut()
+                .expect("active segment")
+                .truncate(offset)?;
+        }
+        if removed_files {
+            super::fs::fsync_dir(&self.dir)?;
+        }
+        self.unsynced = false;
+        Ok(self.next_offset())
+    }
+
     /// Fsync the active segment if anything is unsynced.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.unsynced {
@@ -223,17 +304,20 @@ impl PartitionLog {
 
     /// Append to `out` the stored batch records holding up to `max_count`
     /// messages starting at offset `from` (or the oldest stored offset if
-    /// `from` is older), reading at most about `max_bytes` (always at least
-    /// one batch). Edge batches are sliced so that exactly the requested
-    /// messages are returned. Returns the number of messages appended.
+    /// `from` is older) and ending before `end` (the committed offset of a
+    /// replicated partition; `u64::MAX` for everything), reading at most
+    /// about `max_bytes` (always at least one batch). Edge batches are
+    /// sliced so that exactly the requested messages are returned. Returns
+    /// the number of messages appended.
     pub fn read(
         &self,
         from: u64,
         max_count: u32,
         max_bytes: usize,
+        end: u64,
         out: &mut BytesMut,
     ) -> io::Result<u32> {
-        let next = self.next_offset();
+        let next = self.next_offset().min(end);
         let from = from.max(self.first_offset());
         if max_count == 0 || from >= next {
             return Ok(0);
@@ -346,6 +430,10 @@ impl PartitionLog {
     }
 }
 
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
 /// Slice every batch record in `out[region_start..]` to the offsets in
 /// `[from, to]`, closing gaps, and return how many messages remain.
 fn compact_region(out: &mut BytesMut, region_start: usize, from: u64, to: u64) -> u32 {
@@ -391,7 +479,9 @@ mod tests {
 
     fn read_all(log: &PartitionLog, from: u64, count: u32) -> Vec<(u64, Vec<u8>)> {
         let mut out = BytesMut::new();
-        let n = log.read(from, count, usize::MAX, &mut out).unwrap();
+        let n = log
+            .read(from, count, usize::MAX, u64::MAX, &mut out)
+            .unwrap();
         let messages: Vec<_> = PolledBatchesIterator::new(&out)
             .map(|m| m.unwrap())
             .map(|m| (m.offset, m.payload.to_vec()))
@@ -438,6 +528,97 @@ mod tests {
         assert_eq!(read_all(&log, 7, 5).len(), 5);
     }
 
+    /// Every stored batch record from `from` on, as a leader ships them.
+    fn records_from(log: &PartitionLog, from: u64) -> BytesMut {
+        let mut out = BytesMut::new();
+        log.read(from, u32::MAX, usize::MAX, u64::MAX, &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_follower_copies_the_leaders_batches_with_their_offsets_and_times() {
+        let (leader_dir, follower_dir) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut leader, _) = PartitionLog::open(leader_dir.path(), config(600)).unwrap();
+        let (mut follower, _) = PartitionLog::open(follower_dir.path(), config(600)).unwrap();
+        for i in 0..6u64 {
+            append_payloads(&mut leader, &[format!("m{i}").as_bytes(), b"x"], 100 + i);
+        }
+        assert_eq!(
+            follower
+                .append_replicated(&records_from(&leader, 0))
+                .unwrap(),
+            12
+        );
+        append_payloads(&mut leader, &[b"late"], 200);
+        assert_eq!(
+            follower
+                .append_replicated(&records_from(&leader, 12))
+                .unwrap(),
+            1
+        );
+        assert_eq!(read_all(&follower, 0, 100), read_all(&leader, 0, 100));
+        assert_eq!(follower.offset_at_timestamp(200), Some(12));
+        assert!(follower.segments_count() > 1);
+
+        // Out of order or damaged: refused, nothing appended.
+        assert!(
+            follower
+                .append_replicated(&records_from(&leader, 0))
+                .is_err()
+        );
+        append_payloads(&mut leader, &[b"next"], 300);
+        let mut damaged = records_from(&leader, 13);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        assert!(follower.append_replicated(&damaged).is_err());
+        assert_eq!(follower.next_offset(), 13);
+
+        drop(follower);
+        let (follower, recovery) = PartitionLog::open(follower_dir.path(), config(600)).unwrap();
+        assert_eq!(recovery.truncated_bytes(), 0);
+        assert_eq!(read_all(&follower, 0, 100), read_all(&leader, 0, 13));
+    }
+
+    #[test]
+    fn truncation_cuts_whole_batches_across_segments_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(600)).unwrap();
+        for i in 0..10u64 {
+            append_payloads(&mut log, &[format!("m{i}").as_bytes(), b"x"], i);
+        }
+        let segments = log.segments_count();
+        assert!(segments > 2);
+        // Offset 9 is inside the batch [8, 9]: that batch goes too.
+        assert_eq!(log.truncate(9).unwrap(), 8);
+        assert!(log.segments_count() < segments);
+        assert_eq!(read_all(&log, 0, 100).len(), 8);
+        assert_eq!(append_payloads(&mut log, &[b"new"], 50).base_offset, 8);
+        drop(log);
+        let (mut log, recovery) = PartitionLog::open(dir.path(), config(600)).unwrap();
+        assert_eq!(recovery.truncated_bytes(), 0);
+        assert_eq!(log.next_offset(), 9);
+        assert_eq!(read_all(&log, 8, 1), vec![(8, b"new".to_vec())]);
+        // Past the end: nothing to do. To the very start: empty.
+        assert_eq!(log.truncate(100).unwrap(), 9);
+        assert_eq!(log.truncate(0).unwrap(), 0);
+        assert!(log.is_empty());
+        assert_eq!(append_payloads(&mut log, &[b"again"], 60).base_offset, 0);
+    }
+
+    #[test]
+    fn a_read_stops_at_the_committed_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        append_payloads(&mut log, &[b"a", b"b", b"c"], 1);
+        append_payloads(&mut log, &[b"d"], 2);
+        let mut out = BytesMut::new();
+        assert_eq!(log.read(0, 100, usize::MAX, 2, &mut out).unwrap(), 2);
+        out.clear();
+        assert_eq!(log.read(2, 100, usize::MAX, 2, &mut out).unwrap(), 0);
+    }
+
     #[test]
     fn byte_budget_limits_a_read_but_returns_at_least_one_batch() {
         let dir = tempfile::tempdir().unwrap();
@@ -446,7 +627,7 @@ mod tests {
             append_payloads(&mut log, &[b"0123456789"], 0);
         }
         let mut out = BytesMut::new();
-        assert_eq!(log.read(0, 100, 1, &mut out).unwrap(), 1);
+        assert_eq!(log.read(0, 100, 1, u64::MAX, &mut out).unwrap(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! is kept in. Synchronous I/O only; callers decide on which thread it runs.
 
 pub mod batch;
+pub mod epochs;
 pub mod fs;
 pub mod index;
 pub mod log;

@@ -100,6 +100,33 @@ impl Segment {
         Ok(())
     }
 
+    /// Remove the batches from offset `offset` on; a batch that holds
+    /// `offset` but starts before it is removed whole. Durable on return.
+    /// Returns the segment's new next offset.
+    pub fn truncate(&mut self, offset: u64) -> io::Result<u64> {
+        let entries = self.index.entries();
+        let mut keep = entries.partition_point(|e| e.base_offset < offset);
+        let end_of = |i: usize| {
+            entries
+                .get(i + 1)
+                .map_or(self.next_offset, |e| e.base_offset)
+        };
+        if keep > 0 && end_of(keep - 1) > offset {
+            keep -= 1;
+        }
+        if keep == entries.len() {
+            return Ok(self.next_offset);
+        }
+        let cut = entries[keep];
+        self.log.set_len(cut.position)?;
+        self.log.sync_all()?;
+        self.index.truncate(keep)?;
+        self.size_bytes = cut.position;
+        self.next_offset = cut.base_offset;
+        self.last_timestamp = self.index.entries().last().map_or(0, |e| e.timestamp);
+        Ok(self.next_offset)
+    }
+
     /// Make every appended byte of the log durable. The index is rebuilt by
     /// recovery when needed, so only the log is synced.
     pub fn sync(&self) -> io::Result<()> {

@@ -109,6 +109,29 @@ impl TestCluster {
         self.nodes[id as usize].running = false;
     }
 
+    /// `kill -9` node `id` from here; returns when the signal was sent
+    /// (for failover timings), once the process is gone.
+    pub fn kill_timed(&mut self, id: u32) -> Instant {
+        let pid = self.node(id).pid;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        let at = Instant::now();
+        assert!(status.success(), "kill -9 {pid} failed");
+        // A zombie has an empty environment; a live broker has its own.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| !env.is_empty()) {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} (pid {pid}) did not die"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.nodes[id as usize].running = false;
+        at
+    }
+
     /// Restart node `id` on its data and ports; returns once it is ready.
     pub fn start(&mut self, id: u32) {
         let out = self.run(&["start", &id.to_string()]);

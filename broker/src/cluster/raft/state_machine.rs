@@ -147,6 +147,14 @@ impl StateMachine {
                 } => removed
                     .iter()
                     .try_for_each(|key| partitions.remove(*key, *before)),
+                Effect::PartitionStateChanged {
+                    partitions: changed,
+                } => {
+                    for key in changed {
+                        partitions.state_changed(*key);
+                    }
+                    Ok(())
+                }
                 Effect::PurgePartitions { partitions: purged } => {
                     purged.iter().try_for_each(|key| partitions.purge(*key))
                 }

@@ -344,6 +344,9 @@ mod tests {
             election_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
             advertised: Default::default(),
+            default_replication_factor: 1,
+            min_in_sync_replicas: 0,
+            replica_max_lag: Duration::from_secs(1),
         }
     }
 

@@ -48,6 +48,11 @@ pub enum Request {
         keys: Vec<PartitionKey>,
     },
 
+    // ---- partition replication ----
+    /// A follower asks the partition's leader for what follows its log
+    /// end, naming the newest epoch in its log.
+    Fetch(crate::replication::leader::Fetch),
+
     /// Liveness and progress, every few hundred milliseconds.
     Ping {
         epoch: u64,
@@ -84,6 +89,24 @@ pub enum Response {
         epoch: u64,
         applied: u64,
         leader: Option<u32>,
+    },
+    /// Batch records from the fetch offset (frame body), the leader's
+    /// committed offset and its epoch starts `(epoch, start offset)`.
+    Fetched {
+        committed: u64,
+        epochs: Vec<(u32, u64)>,
+    },
+    /// The follower's log stops agreeing with the leader's at
+    /// `end_offset` (where `epoch`, the newest leader epoch not after the
+    /// follower's, ends): cut it there and fetch again.
+    Diverged {
+        epoch: u32,
+        end_offset: u64,
+    },
+    /// This broker does not lead the partition in that epoch.
+    NotPartitionLeader {
+        leader: Option<u32>,
+        epoch: u32,
     },
     /// A request this broker cannot serve (an unknown type from a newer
     /// version, or a failure); `message` says why.

@@ -1,0 +1,46 @@
+//! How many replicas a topic's partitions get and how many must be in
+//! sync, from the cluster's settings.
+
+use super::Broker;
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+impl Broker {
+    /// The number of brokers partitions can be placed on.
+    pub fn brokers_count(&self) -> usize {
+        self.cluster.as_ref().map_or(1, |c| c.nodes.len())
+    }
+
+    /// The replication factor of a new topic: `asked` (0 or `None`: the
+    /// cluster's default). More replicas than brokers is refused.
+    pub fn replication_factor(&self, asked: Option<u8>) -> Result<u8> {
+        let default = self
+            .cluster
+            .as_ref()
+            .map_or(1, |c| c.default_replication_factor);
+        let factor = asked.filter(|f| *f > 0).unwrap_or(default);
+        let brokers = self.brokers_count();
+        if factor as usize > brokers {
+            return Err(Error::InvalidReplicaSet(format!(
+                "replication factor {factor} exceeds the number of brokers ({brokers})"
+            )));
+        }
+        Ok(factor)
+    }
+
+    /// Replicas that must be in sync for a topic with `factor` replicas to
+    /// accept sends: the configured minimum, or a majority.
+    pub fn min_in_sync(&self, factor: u8) -> u8 {
+        match self.cluster.as_ref().map_or(0, |c| c.min_in_sync_replicas) {
+            0 => factor / 2 + 1,
+            configured => configured.min(factor),
+        }
+    }
+
+    /// How long a follower may lag before it leaves the in-sync set.
+    pub fn replica_max_lag(&self) -> Duration {
+        self.cluster
+            .as_ref()
+            .map_or(Duration::from_secs(1), |c| c.replica_max_lag)
+    }
+}

@@ -1,0 +1,287 @@
+//! The leader's side: taking up an epoch, serving followers' fetches,
+//! advancing the committed offset, waiting for a send to commit, and
+//! keeping the in-sync set honest.
+
+use super::FollowerProgress;
+use crate::cluster::transport::Response;
+use crate::error::{Error, Result};
+use crate::metadata::{PartitionKey, PartitionMeta};
+use crate::partitions::Partition;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest a fetch waits for new messages before answering empty.
+pub const FETCH_WAIT: Duration = Duration::from_millis(500);
+
+/// What the leader needs to know about its partition, from the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub leader: Option<u32>,
+    pub epoch: u32,
+    pub replicas: Vec<u32>,
+    pub in_sync: Vec<u32>,
+    pub min_in_sync: u8,
+}
+
+impl Role {
+    pub fn of(meta: &PartitionMeta, min_in_sync: u8) -> Self {
+        Self {
+            leader: meta.leader,
+            epoch: meta.leader_epoch,
+            replicas: meta.replicas.clone(),
+            in_sync: meta.in_sync.clone(),
+            min_in_sync,
+        }
+    }
+}
+
+/// Take up leadership of `partition` in `epoch` (once per epoch): record
+/// that the epoch starts at the current log end, and start tracking the
+/// followers afresh (each gets a full lag window to show up).
+pub fn take_up(partition: &Partition, epoch: u32) -> Result<()> {
+    if partition.replica.leading_epoch() == epoch {
+        return Ok(());
+    }
+    let log = partition.lock_log();
+    let mut leading = partition.replica.leading();
+    if leading.epoch == epoch {
+        return Ok(());
+    }
+    partition
+        .replica
+        .history()
+        .assign(epoch, log.next_offset())?;
+    leading.epoch = epoch;
+    leading.taken_up_at = Some(Instant::now());
+    leading.followers.clear();
+    tracing::info!(partition = ?partition.key, epoch, from = log.next_offset(), "leading");
+    Ok(())
+}
+
+/// Stop acting as leader (another broker leads now).
+pub fn step_down(partition: &Partition) {
+    let mut leading = partition.replica.leading();
+    if leading.epoch != 0 {
+        tracing::info!(partition = ?partition.key, epoch = leading.epoch, "no longer leading");
+        leading.epoch = 0;
+        leading.taken_up_at = None;
+        leading.followers.clear();
+    }
+}
+
+/// Raise the committed offset to what every in-sync replica has.
+pub fn advance_committed(partition: &Partition, me: u32, in_sync: &[u32]) {
+    let leading = partition.replica.leading();
+    let mut committed = partition.replica.log_end();
+    for replica in in_sync.iter().filter(|r| **r != me) {
+        let has = leading.followers.get(replica).map_or(0, |p| p.log_end);
+        committed = committed.min(has);
+    }
+    drop(leading);
+    partition.replica.commit_up_to(committed);
+}
+
+/// Wait until every message before `end` is committed. Fails when the
+/// epoch the send was appended in ends first (its messages may or may not
+/// be kept by the next leader) or at `deadline`.
+pub async fn wait_committed(
+    partition: &Partition,
+    epoch: u32,
+    end: u64,
+    deadline: Instant,
+) -> Result<()> {
+    let mut committed = partition.replica.subscribe_committed();
+    loop {
+        if *committed.borrow_and_update() >= end {
+            return Ok(());
+        }
+        if partition.replica.leading_epoch() != epoch {
+            return Err(Error::PartitionUnavailable(format!(
+                "the partition's leader changed before offsets below {end} were replicated; they may or may not be kept"
+            )));
+        }
+        let changed = partition.replica.changed.notified();
+        tokio::select! {
+            result = committed.changed() => {
+                if result.is_err() {
+                    return Err(Error::PartitionUnavailable("the partition was removed".into()));
+                }
+            }
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                return Err(Error::PartitionUnavailable(format!(
+                    "offsets below {end} were not replicated to the in-sync replicas in time; they may still be"
+                )));
+            }
+        }
+    }
+}
+
+/// A follower's fetch request.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Fetch {
+    pub partition: PartitionKey,
+    pub incarnation: u64,
+    pub epoch: u32,
+    /// The follower's log end: it has everything before.
+    pub offset: u64,
+    /// The newest epoch in the follower's log (`None`: its log is empty).
+    pub last_epoch: Option<u32>,
+    pub max_bytes: u32,
+}
+
+/// Serve a follower's fetch: check that both sides agree on the epoch and
+/// that the follower's log agrees with this one, record its progress, then
+/// send what it lacks (waiting up to [`FETCH_WAIT`] for new messages).
+pub async fn serve_fetch(
+    partition: Arc<Partition>,
+    role: Role,
+    me: u32,
+    from: u32,
+    fetch: Fetch,
+) -> (Response, Bytes) {
+    let refuse = |message: String| (Response::Failed { message }, Bytes::new());
+    if role.leader != Some(me) || role.epoch != fetch.epoch {
+        return (
+            Response::NotPartitionLeader {
+                leader: role.leader,
+                epoch: role.epoch,
+            },
+            Bytes::new(),
+        );
+    }
+    if partition.incarnation != fetch.incarnation {
+        return refuse(format!(
+            "partition {:?} is incarnation {}, not {}",
+            fetch.partition, partition.incarnation, fetch.incarnation
+        ));
+    }
+    if partition.replica.leading_epoch() != fetch.epoch {
+        // Not taken up yet: the follower asks again shortly.
+        return refuse("the leader is taking up its epoch".into());
+    }
+    // Where does the follower's log stop agreeing with this one?
+    let log_end = partition.replica.log_end();
+    let diverged = {
+        let history = partition.replica.history();
+        match fetch.last_epoch {
+            Some(last) => match history.end_of(last, log_end) {
+                Some((epoch, end)) if epoch != last || end < fetch.offset => Some((epoch, end)),
+                Some(_) => None,
+                // Older than anything here: keep only what is committed.
+                None => Some((0, partition.replica.committed().min(fetch.offset))),
+            },
+            None if fetch.offset > log_end => Some((0, log_end)),
+            None => None,
+        }
+    };
+    if let Some((epoch, end_offset)) = diverged {
+        return (Response::Diverged { epoch, end_offset }, Bytes::new());
+    }
+    record_progress(&partition, &role, me, from, fetch.offset);
+
+    // Wait for something to send.
+    let mut end = partition.replica.subscribe_log_end();
+    if *end.borrow_and_update() <= fetch.offset {
+        let _ = tokio::time::timeout(FETCH_WAIT, end.wait_for(|end| *end > fetch.offset)).await;
+    }
+    let read = {
+        let partition = partition.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<(BytesMut, Vec<(u32, u64)>)> {
+            let log = partition.lock_log();
+            let mut records = BytesMut::new();
+            log.read(
+                fetch.offset,
+                u32::MAX,
+                fetch.max_bytes as usize,
+                u64::MAX,
+                &mut records,
+            )?;
+            let epochs = partition
+                .replica
+                .history()
+                .entries()
+                .iter()
+                .map(|e| (e.epoch, e.start_offset))
+                .collect();
+            Ok((records, epochs))
+        })
+        .await
+    };
+    match read {
+        Ok(Ok((records, epochs))) => (
+            Response::Fetched {
+                committed: partition.replica.committed(),
+                epochs,
+            },
+            records.freeze(),
+        ),
+        Ok(Err(e)) => refuse(format!("reading the log: {e}")),
+        Err(e) => refuse(format!("reading the log: {e}")),
+    }
+}
+
+/// Note that follower `from` has everything before `offset`, and move the
+/// committed offset on.
+fn record_progress(partition: &Partition, role: &Role, me: u32, from: u32, offset: u64) {
+    let log_end = partition.replica.log_end();
+    {
+        let mut leading = partition.replica.leading();
+        let now = Instant::now();
+        let progress = leading.followers.entry(from).or_insert(FollowerProgress {
+            log_end: offset,
+            caught_up_at: now,
+        });
+        progress.log_end = offset.min(log_end);
+        if offset >= log_end {
+            progress.caught_up_at = now;
+        }
+    }
+    advance_committed(partition, me, &role.in_sync);
+}
+
+/// The in-sync set the leader should have now: followers that were caught
+/// up within `max_lag` stay or join; the others leave. `None`: no change.
+pub fn desired_in_sync(
+    partition: &Partition,
+    role: &Role,
+    me: u32,
+    max_lag: Duration,
+) -> Option<Vec<u32>> {
+    let leading = partition.replica.leading();
+    let committed = partition.replica.committed();
+    let desired: Vec<u32> = role
+        .replicas
+        .iter()
+        .copied()
+        .filter(|replica| {
+            if *replica == me {
+                return true;
+            }
+            match leading.followers.get(replica) {
+                // Never fetched in this epoch: keep it for one lag window
+                // (taking up the epoch cleared the progress).
+                None => {
+                    role.in_sync.contains(replica)
+                        && leading.taken_up_at.is_none_or(|at| at.elapsed() <= max_lag)
+                }
+                Some(progress) => {
+                    let recent = progress.caught_up_at.elapsed() <= max_lag;
+                    if role.in_sync.contains(replica) {
+                        recent
+                    } else {
+                        // Joins once it has everything committed and was
+                        // recently level with the leader.
+                        recent && progress.log_end >= committed
+                    }
+                }
+            }
+        })
+        .collect();
+    let mut current = role.in_sync.clone();
+    current.sort_unstable();
+    let mut sorted = desired.clone();
+    sorted.sort_unstable();
+    (sorted != current).then_some(desired)
+}

@@ -1,0 +1,153 @@
+//! Replicated partitions: leader/follower replication with in-sync
+//! replicas, whose leader and leader epoch the metadata group decides
+//! (Kafka's model; `docs/decisions.md` says why).
+//!
+//! - Every partition has `replication_factor` replicas; one leads. The
+//!   leader appends producers' batches to its segment log; followers copy
+//!   the same batch records, unchanged, by fetching from it ([`follower`]).
+//!   The segment log is the replicated log: nothing is written twice.
+//! - A fetch names the follower's log end, so the leader knows what each
+//!   follower has. The committed offset (high watermark) is the lowest log
+//!   end among the in-sync replicas; polls never read past it, and a send
+//!   is acknowledged once it is committed ([`leader`]).
+//! - The leader shrinks the in-sync set when a follower falls behind and
+//!   grows it when one catches up, through the metadata group, in its own
+//!   epoch only.
+//! - When a leader is lost, the metadata leader picks a new one among the
+//!   in-sync replicas still alive and bumps the epoch ([`controller`]).
+//!   Every in-sync replica has every acknowledged message, so none is lost.
+//! - Each replica records where every leader epoch starts in its log
+//!   (`storage::epochs`); a follower of a new leader cuts off the tail its
+//!   old leader never committed by asking where its last epoch ended.
+
+pub mod controller;
+pub mod follower;
+pub mod leader;
+mod supervisor;
+
+pub use supervisor::{role, run};
+
+use crate::storage::PartitionLog;
+use crate::storage::epochs::EpochHistory;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::{Notify, watch};
+
+/// What a leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerProgress {
+    /// The follower has every message before this offset.
+    pub log_end: u64,
+    /// When the follower last had everything the leader had.
+    pub caught_up_at: Instant,
+}
+
+/// The replication side of one partition replica.
+pub struct ReplicaState {
+    /// Where each leader epoch starts in this replica's log. Lock order:
+    /// the partition's log first, then this.
+    pub history: Mutex<EpochHistory>,
+    /// The committed offset: every message before it is on every in-sync
+    /// replica. Never goes back (except when the log is purged).
+    committed: watch::Sender<u64>,
+    /// This replica's log end, for fetches waiting for new messages.
+    log_end: watch::Sender<u64>,
+    /// Leader only: the epoch it leads in (0: not leading) and its
+    /// followers' progress.
+    leading: Mutex<Leading>,
+    /// The partition's leader, epoch or in-sync set changed.
+    pub changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Leading {
+    epoch: u32,
+    taken_up_at: Option<Instant>,
+    followers: BTreeMap<u32, FollowerProgress>,
+}
+
+impl ReplicaState {
+    /// The state of the replica whose log is `log`, in `dir`. A partition
+    /// without other replicas has committed everything it stores; a
+    /// replicated one learns its committed offset again from its leader or
+    /// followers.
+    pub fn open(dir: &Path, log: &PartitionLog, replicated: bool) -> io::Result<Self> {
+        let committed = if replicated {
+            log.first_offset()
+        } else {
+            log.next_offset()
+        };
+        Ok(Self {
+            history: Mutex::new(EpochHistory::open(dir)?),
+            committed: watch::Sender::new(committed),
+            log_end: watch::Sender::new(log.next_offset()),
+            leading: Mutex::new(Leading::default()),
+            changed: Notify::new(),
+        })
+    }
+
+    /// The committed offset (one past the last committed message).
+    pub fn committed(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
+    /// Raise the committed offset to `offset` (never lowers it).
+    pub fn commit_up_to(&self, offset: u64) {
+        self.committed.send_if_modified(|current| {
+            let raise = offset > *current;
+            if raise {
+                *current = offset;
+            }
+            raise
+        });
+    }
+
+    pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    pub fn log_end(&self) -> u64 {
+        *self.log_end.borrow()
+    }
+
+    /// The log grew (or was cut) to `end`.
+    pub fn set_log_end(&self, end: u64) {
+        self.log_end.send_replace(end);
+    }
+
+    pub fn subscribe_log_end(&self) -> watch::Receiver<u64> {
+        self.log_end.subscribe()
+    }
+
+    pub fn history(&self) -> std::sync::MutexGuard<'_, EpochHistory> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn leading(&self) -> std::sync::MutexGuard<'_, Leading> {
+        self.leading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The epoch this replica leads in (0: it does not lead).
+    pub fn leading_epoch(&self) -> u32 {
+        self.leading().epoch
+    }
+
+    /// The log was purged: nothing is stored, nothing committed.
+    pub fn purged(&self, log: &PartitionLog) -> io::Result<()> {
+        self.history().clear()?;
+        self.committed.send_replace(log.next_offset());
+        self.log_end.send_replace(log.next_offset());
+        let mut leading = self.leading();
+        for progress in leading.followers.values_mut() {
+            progress.log_end = log.next_offset();
+        }
+        Ok(())
+    }
+}
