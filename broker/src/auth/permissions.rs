@@ -76,8 +76,10 @@ pub struct TopicPermissions {
 /// resolved numeric ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// GetStats, GetClients, GetClient.
+    /// GetStats, GetClients, GetClient; the cluster admin API's reads.
     ReadServers,
+    /// The cluster admin API's changes (reassign, move leadership, drain).
+    ManageServers,
     /// GetUser, GetUsers.
     ReadUsers,
     /// CreateUser, DeleteUser, UpdateUser, UpdatePermissions, ChangePassword
@@ -187,6 +189,7 @@ impl Permissions {
         };
         match action {
             Action::ReadServers => raw.manage_servers || raw.read_servers,
+            Action::ManageServers => raw.manage_servers,
             Action::ReadUsers => raw.manage_users || raw.read_users,
             Action::ManageUsers => raw.manage_users,
             Action::ListStreams => global.read,
@@ -285,6 +288,7 @@ mod tests {
         let p = Permissions::default();
         for action in [
             Action::ReadServers,
+            Action::ManageServers,
             Action::ReadUsers,
             Action::ManageUsers,
             Action::ListStreams,

@@ -20,6 +20,7 @@ mod routing;
 mod streams;
 mod system;
 pub mod table;
+pub mod topic_options;
 mod topics;
 mod users;
 

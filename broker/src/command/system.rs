@@ -164,7 +164,8 @@ pub async fn get_stats(ctx: &mut Context<'_>, out: &mut BytesMut) -> Result<()> 
 }
 
 /// The catalog of options each resource accepts. Topics accept upstream's
-/// topic catalog; streams and users accept no options yet.
+/// topic catalog and `replication_factor` (`topic_options`); streams and
+/// users accept no options yet.
 pub fn describe_options(body: &[u8], out: &mut BytesMut) -> Result<()> {
     use iggy_binary_protocol::responses::system::describe_options::{
         DescribeOptionsResponse, OptionDescriptor,
@@ -172,9 +173,13 @@ pub fn describe_options(body: &[u8], out: &mut BytesMut) -> Result<()> {
     let request: DescribeOptionsRequest = decode(body)?;
     let scope = iggy_common::OptionsScope::from_code(request.scope)
         .map_err(|_| crate::error::Error::InvalidCommand)?;
-    let keys: &[&str] = match scope {
-        iggy_common::OptionsScope::Topic => iggy_common::TOPIC_OPTION_KEYS,
-        iggy_common::OptionsScope::Stream | iggy_common::OptionsScope::User => &[],
+    let keys: Vec<&str> = match scope {
+        iggy_common::OptionsScope::Topic => iggy_common::TOPIC_OPTION_KEYS
+            .iter()
+            .chain(super::topic_options::EXTRA_TOPIC_OPTION_KEYS)
+            .copied()
+            .collect(),
+        iggy_common::OptionsScope::Stream | iggy_common::OptionsScope::User => Vec::new(),
     };
     let entries = keys
         .iter()

@@ -71,8 +71,9 @@ fn encode_topic(stream_id: u32, topic: &TopicMeta, stats: &Stats, out: &mut Byte
 
 /// Resolve a create request's options over the broker defaults.
 fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<TopicSettings> {
-    let parsed = TopicCreateOptions::parse(options)?;
-    let replication_factor = ctx.broker.replication_factor(None)?;
+    let own = super::topic_options::split(options)?;
+    let parsed = TopicCreateOptions::parse(&own.upstream)?;
+    let replication_factor = ctx.broker.replication_factor(own.replication_factor)?;
     let segment_size_bytes = match parsed.segment_size {
         Some(size) => {
             let bytes = size.as_bytes_u64();

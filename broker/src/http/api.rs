@@ -71,6 +71,22 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/cluster/metadata", get(cluster_metadata))
         .route("/cluster/status", get(super::cluster::status))
         .route("/cluster/partitions", get(super::cluster::partitions))
+        .route(
+            "/cluster/partitions/{stream_id}/{topic_id}/{partition_id}/reassign",
+            post(super::cluster::reassign),
+        )
+        .route(
+            "/cluster/partitions/{stream_id}/{topic_id}/{partition_id}/leader",
+            post(super::cluster::move_leader),
+        )
+        .route(
+            "/cluster/nodes/{node_id}/safe-to-restart",
+            get(super::cluster::safe_to_restart),
+        )
+        .route(
+            "/cluster/nodes/{node_id}/drain",
+            post(super::cluster::drain),
+        )
         .route("/users", get(users).post(create_user))
         .route(
             "/users/{user_id}",

@@ -1,15 +1,19 @@
 //! `GET /cluster/status`: the cluster as this broker sees it — every
 //! broker with its health, role and progress, and which one leads the
 //! metadata group. `GET /cluster/partitions`: every partition's replicas,
-//! leader, epoch and in-sync set. For operators and the Kubernetes operator (the SDKs use
+//! leader, epoch and in-sync set. And the changes the operator drives:
+//! reassign a partition, move its leadership, drain a broker, and ask
+//! whether restarting one is safe (`docs/admin-api.md`). For operators and the Kubernetes operator (the SDKs use
 //! GetClusterMetadata); needs a token of a user who may read servers.
 
 use super::api::{Api, ApiResult, Caller};
 use crate::auth::Action;
 use crate::cluster::roster::Status;
+use crate::metadata::MetadataCommand;
 use axum::Json;
-use axum::extract::State;
-use serde::Serialize;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize)]
 pub struct ClusterStatus {
@@ -104,6 +108,8 @@ pub struct PartitionStatus {
     pub leader_epoch: u32,
     pub in_sync: Vec<u32>,
     pub min_in_sync: u8,
+    /// The replica set a reassignment in progress moves to.
+    pub reassigning: Option<Vec<u32>>,
     /// Committed offset as this broker knows it (it holds a replica).
     pub committed: Option<u64>,
 }
@@ -125,6 +131,7 @@ pub async fn partitions(
                 leader_epoch: p.leader_epoch,
                 in_sync: p.in_sync.clone(),
                 min_in_sync: topic.settings.min_in_sync,
+                reassigning: p.reassigning.clone(),
                 committed: None,
             })
             .collect::<Vec<_>>()
@@ -138,4 +145,173 @@ pub async fn partitions(
         })
         .collect();
     Ok(Json(partitions))
+}
+
+/// A partition named in a path: stream and topic by id or name.
+fn partition_key(
+    broker: &crate::broker::Broker,
+    (stream, topic, partition): &(String, String, u32),
+) -> Result<crate::metadata::PartitionKey, crate::error::Error> {
+    let ident = |text: &str| match text.parse() {
+        Ok(id) => crate::metadata::Ident::Id(id),
+        Err(_) => crate::metadata::Ident::Name(text.to_string()),
+    };
+    let key = broker.metadata.read(|m| {
+        let (s, t) = m.resolve_topic(&ident(stream), &ident(topic))?;
+        m.partition((s, t, *partition))
+            .map(|_| (s, t, *partition))
+            .ok_or(crate::error::Error::PartitionNotFound(*partition))
+    })?;
+    Ok(key)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reassign {
+    pub replicas: Vec<u32>,
+}
+
+/// `POST /cluster/partitions/{stream}/{topic}/{partition}/reassign`: move
+/// the partition to `replicas` (the new ones copy the log, then the old
+/// ones are dropped; follow it on `GET /cluster/partitions`).
+pub async fn reassign(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(path): Path<(String, String, u32)>,
+    Json(body): Json<Reassign>,
+) -> ApiResult<StatusCode> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let partition = partition_key(broker, &path)?;
+    broker
+        .metadata
+        .write(MetadataCommand::ReassignReplicas {
+            partition,
+            replicas: body.replicas,
+        })
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MoveLeader {
+    pub leader: u32,
+}
+
+/// `POST /cluster/partitions/{stream}/{topic}/{partition}/leader`: make an
+/// in-sync replica the partition's leader (in the next epoch).
+pub async fn move_leader(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(path): Path<(String, String, u32)>,
+    Json(body): Json<MoveLeader>,
+) -> ApiResult<StatusCode> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let partition = partition_key(broker, &path)?;
+    let (epoch, leader, in_sync) = broker.metadata.read(|m| {
+        let p = m.partition(partition).expect("resolved");
+        (p.leader_epoch, p.leader, p.in_sync.clone())
+    });
+    if leader == Some(body.leader) {
+        return Ok(StatusCode::OK);
+    }
+    if !in_sync.contains(&body.leader) {
+        return Err(crate::error::Error::InvalidReplicaSet(format!(
+            "broker {} is not an in-sync replica of partition {} ({in_sync:?})",
+            body.leader, partition.2
+        ))
+        .into());
+    }
+    broker
+        .metadata
+        .write(MetadataCommand::ElectLeader {
+            partition,
+            epoch,
+            leader: body.leader,
+            in_sync,
+        })
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Serialize)]
+pub struct SafeToRestart {
+    pub node: u32,
+    pub safe: bool,
+    /// What would break (empty when safe).
+    pub reasons: Vec<String>,
+}
+
+/// `GET /cluster/nodes/{id}/safe-to-restart`: whether restarting broker
+/// `id` now keeps every partition led and at its minimum of in-sync
+/// replicas.
+pub async fn safe_to_restart(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(node): Path<u32>,
+) -> ApiResult<Json<SafeToRestart>> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ReadServers)?;
+    let me = broker.node_id();
+    let is_down = |n: u32| n != me && broker.peers.as_ref().is_some_and(|peers| peers.is_down(n));
+    let reasons = broker
+        .metadata
+        .read(|m| crate::replication::plan::restart_blockers(m, node, is_down));
+    Ok(Json(SafeToRestart {
+        node,
+        safe: reasons.is_empty(),
+        reasons,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Drain {
+    pub node: u32,
+    /// Partitions moving, with their new replicas.
+    pub moves: Vec<PartitionMove>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartitionMove {
+    pub stream_id: u32,
+    pub topic_id: u32,
+    pub partition_id: u32,
+    pub replicas: Vec<u32>,
+}
+
+/// `POST /cluster/nodes/{id}/drain`: move every replica (and so every
+/// leadership) off broker `id`.
+pub async fn drain(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(node): Path<u32>,
+) -> ApiResult<(StatusCode, Json<Drain>)> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let nodes: Vec<u32> = (0..broker.brokers_count() as u32).collect();
+    let moves = broker
+        .metadata
+        .read(|m| crate::replication::plan::drain(m, node, &nodes))
+        .map_err(crate::error::Error::InvalidReplicaSet)?;
+    for (partition, replicas) in &moves {
+        broker
+            .metadata
+            .write(MetadataCommand::ReassignReplicas {
+                partition: *partition,
+                replicas: replicas.clone(),
+            })
+            .await?;
+    }
+    let moves = moves
+        .into_iter()
+        .map(
+            |((stream_id, topic_id, partition_id), replicas)| PartitionMove {
+                stream_id,
+                topic_id,
+                partition_id,
+                replicas,
+            },
+        )
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(Drain { node, moves })))
 }

@@ -548,6 +548,88 @@ impl MetadataState {
                 });
                 Ok(Applied::Done)
             }
+            C::ReassignReplicas {
+                partition,
+                replicas,
+            } => {
+                let mut distinct = replicas.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if replicas.is_empty()
+                    || distinct.len() != replicas.len()
+                    || !replicas
+                        .iter()
+                        .all(|r| ctx.nodes.is_empty() || ctx.nodes.contains(r))
+                {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "{replicas:?} is not a set of distinct brokers of {:?}",
+                        ctx.nodes
+                    )));
+                }
+                let settings = self
+                    .topic_mut(partition.0, partition.1)
+                    .ok_or(Error::TopicIdNotFound(partition.1))?
+                    .settings
+                    .clone();
+                let meta = self.partition_mut(*partition)?;
+                if let Some(target) = &meta.reassigning {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "partition {} is already moving to {target:?}",
+                        partition.2
+                    )));
+                }
+                let added: Vec<u32> = replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| !meta.replicas.contains(r))
+                    .collect();
+                meta.replicas.extend(&added);
+                meta.reassigning = Some(replicas.clone());
+                effects.push(Effect::CreatePartitions {
+                    partitions: vec![(*partition, added)],
+                    incarnation: meta.incarnation,
+                    settings,
+                });
+                effects.push(Effect::PartitionStateChanged {
+                    partitions: vec![*partition],
+                });
+                Ok(Applied::Done)
+            }
+            C::CompleteReassignment { partition, epoch } => {
+                let meta = self.partition_in_epoch(*partition, *epoch)?;
+                let Some(target) = meta.reassigning.clone() else {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "partition {} is not being reassigned",
+                        partition.2
+                    )));
+                };
+                let ready = target.iter().all(|r| meta.in_sync.contains(r))
+                    && meta.leader.is_some_and(|l| target.contains(&l));
+                if !ready {
+                    return Err(Error::InvalidReplicaSet(format!(
+                        "not every new replica of partition {} is in sync and leading yet",
+                        partition.2
+                    )));
+                }
+                let removed: Vec<u32> = meta
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| !target.contains(r))
+                    .collect();
+                meta.in_sync.retain(|r| target.contains(r));
+                meta.replicas = target;
+                meta.reassigning = None;
+                effects.push(Effect::RemoveReplicas {
+                    partition: *partition,
+                    nodes: removed,
+                    before: ctx.index,
+                });
+                effects.push(Effect::PartitionStateChanged {
+                    partitions: vec![*partition],
+                });
+                Ok(Applied::Done)
+            }
             C::RegisterNode {
                 node,
                 epoch,
@@ -642,6 +724,7 @@ impl MetadataState {
                 leader: replicas.first().copied(),
                 leader_epoch: 1,
                 in_sync: replicas.clone(),
+                reassigning: None,
                 replicas,
                 incarnation: ctx.index,
                 offsets: BTreeMap::new(),

@@ -218,6 +218,18 @@ pub enum MetadataCommand {
         epoch: u32,
         in_sync: Vec<u32>,
     },
+    /// Move a partition to another set of replicas: the new ones are added
+    /// and copy the log; `CompleteReassignment` drops the old ones.
+    ReassignReplicas {
+        partition: PartitionKey,
+        replicas: Vec<u32>,
+    },
+    /// Every new replica is in sync and one of them leads (proposed by the
+    /// metadata leader): drop the replicas that are not in the new set.
+    CompleteReassignment {
+        partition: PartitionKey,
+        epoch: u32,
+    },
     /// A broker (re)started: record how clients reach it, and drop group
     /// members of its earlier processes.
     RegisterNode {
@@ -291,6 +303,13 @@ pub enum Effect {
     PurgePartitions { partitions: Vec<PartitionKey> },
     /// These partitions' leader, epoch or in-sync set changed.
     PartitionStateChanged { partitions: Vec<PartitionKey> },
+    /// Replicas of a partition that moved away from `nodes` (`before`: the
+    /// log index of the change; only older incarnations are removed).
+    RemoveReplicas {
+        partition: PartitionKey,
+        nodes: Vec<u32>,
+        before: u64,
+    },
     /// New settings for these partitions' logs.
     ConfigurePartitions {
         partitions: Vec<PartitionKey>,

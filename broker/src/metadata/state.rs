@@ -45,6 +45,11 @@ pub struct PartitionMeta {
     /// message is committed (and its send acknowledged) once all of them
     /// have it, so any of them can take over without losing it.
     pub in_sync: Vec<u32>,
+    /// A reassignment in progress: the replica set being moved to. Until
+    /// it completes, `replicas` holds the old and the new replicas; it
+    /// completes once every new replica is in sync and one of them leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigning: Option<Vec<u32>>,
     /// Log index of the operation that created this partition. Partition
     /// ids are reused (delete the last partition, add one), so a partition
     /// directory records the incarnation it belongs to: replaying the log
@@ -365,6 +370,24 @@ mod pairs {
 }
 
 #[cfg(test)]
+impl PartitionMeta {
+    /// A partition with this replication state, for tests.
+    pub fn for_test(id: u32, replicas: &[u32], leader: u32, in_sync: &[u32]) -> Self {
+        Self {
+            id,
+            created_at: 0,
+            replicas: replicas.to_vec(),
+            leader: Some(leader),
+            leader_epoch: 4,
+            in_sync: in_sync.to_vec(),
+            reassigning: None,
+            incarnation: 1,
+            offsets: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 impl MetadataState {
     /// A stream and topic holding `partitions`, for tests of code that
     /// reads partition state.
@@ -431,6 +454,7 @@ mod tests {
             leader: Some(0),
             leader_epoch: 1,
             in_sync: vec![0],
+            reassigning: None,
             incarnation: 7,
             offsets: BTreeMap::new(),
         };

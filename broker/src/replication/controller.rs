@@ -1,8 +1,11 @@
-//! Leader election for partitions, run by the metadata leader: when a
-//! partition's leader is down, the first in-sync replica that is alive
-//! takes over in the next epoch. Only in-sync replicas are candidates —
-//! they have every acknowledged message — so a partition whose in-sync
-//! replicas are all down waits for one of them (no unclean election).
+//! Partition decisions the metadata leader takes:
+//! - election: when a partition's leader is down, the first in-sync
+//!   replica that is alive takes over in the next epoch. Only in-sync
+//!   replicas are candidates — they have every acknowledged message — so a
+//!   partition whose in-sync replicas are all down waits for one of them
+//!   (no unclean election);
+//! - reassignment: once every new replica is in sync, leadership moves to
+//!   one of them if needed, then the old replicas are dropped.
 
 use crate::broker::Broker;
 use crate::metadata::{MetadataCommand, MetadataState, PartitionKey};
@@ -53,6 +56,37 @@ pub fn elections(state: &MetadataState, is_down: impl Fn(u32) -> bool) -> Vec<El
     needed
 }
 
+/// The next step of every reassignment in progress, given which brokers
+/// are down: move leadership onto a new replica, or complete it.
+pub fn reassignment_steps(
+    state: &MetadataState,
+    is_down: impl Fn(u32) -> bool,
+) -> Vec<MetadataCommand> {
+    let mut steps = Vec::new();
+    for (key, _, partition) in state.partitions() {
+        let Some(target) = &partition.reassigning else {
+            continue;
+        };
+        if !target.iter().all(|r| partition.in_sync.contains(r)) {
+            continue; // still copying
+        }
+        if partition.leader.is_some_and(|l| target.contains(&l)) {
+            steps.push(MetadataCommand::CompleteReassignment {
+                partition: key,
+                epoch: partition.leader_epoch,
+            });
+        } else if let Some(leader) = target.iter().copied().find(|r| !is_down(*r)) {
+            steps.push(MetadataCommand::ElectLeader {
+                partition: key,
+                epoch: partition.leader_epoch,
+                leader,
+                in_sync: partition.in_sync.clone(),
+            });
+        }
+    }
+    steps
+}
+
 /// Elect new leaders whenever this broker leads the metadata group (runs
 /// until dropped).
 pub async fn run(broker: Arc<Broker>) {
@@ -66,9 +100,26 @@ pub async fn run(broker: Arc<Broker>) {
         if !broker.metadata.is_leader() {
             continue;
         }
-        let needed = broker
+        let is_down = |node| node != me && peers.is_down(node);
+        let (needed, steps) = broker
             .metadata
-            .read(|m| elections(m, |node| node != me && peers.is_down(node)));
+            .read(|m| (elections(m, is_down), reassignment_steps(m, is_down)));
+        for step in steps {
+            tracing::info!(?step, "reassignment step");
+            let reason = match step {
+                MetadataCommand::ElectLeader { .. } => "reassignment",
+                _ => "",
+            };
+            match broker.metadata.write(step).await {
+                Ok(_) if !reason.is_empty() => broker
+                    .metrics
+                    .partition_elections
+                    .with_label_values(&[reason])
+                    .inc(),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("reassignment step not taken: {e}"),
+            }
+        }
         for election in needed {
             tracing::info!(
                 partition = ?election.partition,
@@ -107,16 +158,7 @@ mod tests {
     }
 
     fn partition(id: u32, replicas: &[u32], leader: u32, in_sync: &[u32]) -> PartitionMeta {
-        PartitionMeta {
-            id,
-            created_at: 0,
-            replicas: replicas.to_vec(),
-            leader: Some(leader),
-            leader_epoch: 4,
-            in_sync: in_sync.to_vec(),
-            incarnation: 1,
-            offsets: Default::default(),
-        }
+        PartitionMeta::for_test(id, replicas, leader, in_sync)
     }
 
     #[test]

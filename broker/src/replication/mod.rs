@@ -23,6 +23,7 @@
 pub mod controller;
 pub mod follower;
 pub mod leader;
+pub mod plan;
 mod supervisor;
 
 pub use supervisor::{role, run};

@@ -147,6 +147,17 @@ impl StateMachine {
                 } => removed
                     .iter()
                     .try_for_each(|key| partitions.remove(*key, *before)),
+                Effect::RemoveReplicas {
+                    partition,
+                    nodes,
+                    before,
+                } => {
+                    if nodes.contains(&partitions.node_id()) {
+                        partitions.remove(*partition, *before)
+                    } else {
+                        Ok(())
+                    }
+                }
                 Effect::PartitionStateChanged {
                     partitions: changed,
                 } => {

@@ -21,6 +21,8 @@ use iggy_common::{
 
 /// The fixed settings of a 0.10 topic request.
 struct Settings {
+    /// 0: the cluster's default (ignored on update: the admin API changes it).
+    replication_factor: u8,
     compression: Option<CompressionAlgorithm>,
     message_expiry: Option<IggyExpiry>,
     max_topic_size: Option<MaxTopicSize>,
@@ -73,8 +75,9 @@ impl<'a> Reader<'a> {
         );
         let expiry = self.u64()?;
         let max_size = self.u64()?;
-        let _replication_factor = self.u8()?; // decided by the cluster, not the client
+        let replication_factor = self.u8()?; // 0: the cluster's default
         Ok(Settings {
+            replication_factor,
             compression,
             message_expiry: (expiry != 0).then(|| IggyExpiry::from(expiry)),
             max_topic_size: (max_size != 0).then(|| MaxTopicSize::from(max_size)),
@@ -109,6 +112,15 @@ pub async fn create(
         compression_algorithm: settings.compression,
         message_expiry: settings.message_expiry,
         max_topic_size: settings.max_topic_size,
+        raw: (settings.replication_factor > 0)
+            .then(|| {
+                (
+                    crate::command::topic_options::REPLICATION_FACTOR.to_string(),
+                    settings.replication_factor.to_string(),
+                )
+            })
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
     .to_explicit_wire(|_| false)?;
