@@ -32,7 +32,7 @@ helm upgrade --install iggy-operator "$ROOT/charts/iggy-operator" -n iggy-system
   --set image.tag="$version" --wait --timeout 180s
 kubectl get pods -n iggy-system
 
-step "creating IggyCluster $NS/$CLUSTER (three brokers; its root password goes to a generated Secret)"
+step "creating IggyCluster $NS/$CLUSTER (three brokers, every partition on all three; its root password goes to a generated Secret)"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n "$NS" -f - <<YAML
 apiVersion: iggy.rs/v1alpha1
@@ -41,6 +41,7 @@ metadata: {name: $CLUSTER}
 spec:
   replicas: 3
   version: "$version"
+  replication: {defaultFactor: 3}   # minInSync: a majority (2)
   storage: {size: 1Gi}
   resources:
     requests: {cpu: 100m, memory: 128Mi}
@@ -67,6 +68,12 @@ step "a stream created through one connection to Service $NS/$CLUSTER-client ($i
 
 step "producing and consuming through the same Service"
 "$target/release/examples/produce_consume" "iggy://$username:$password@$ip:8090"
+
+step "the topic's partitions: three replicas each, one leader, all in sync (the brokers' admin API)"
+token=$(curl -fsS -X POST "http://$ip:3000/users/login" -H 'Content-Type: application/json' \
+  -d "{\"username\":\"$username\",\"password\":\"$password\"}" | jq -r .access_token.token)
+curl -fsS -H "Authorization: Bearer $token" "http://$ip:3000/cluster/partitions" |
+  jq -r '.[] | "  partition \(.partition_id): replicas \(.replicas), leader \(.leader), in sync \(.in_sync), committed offset \(.committed // "-")"'
 
 cat <<TXT
 

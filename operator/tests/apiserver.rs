@@ -185,6 +185,21 @@ async fn examples_are_accepted_and_invalid_resources_are_rejected_with_clear_mes
         message.contains("minInSync cannot exceed defaultFactor"),
         "{message}"
     );
+    let message = rejection(
+        clusters
+            .patch(
+                "iggy",
+                &merge,
+                &Patch::Merge(
+                    json!({"spec": {"replicas": 2, "replication": {"defaultFactor": 3}}}),
+                ),
+            )
+            .await,
+    );
+    assert!(
+        message.contains("replication.defaultFactor cannot exceed replicas"),
+        "{message}"
+    );
     ns.delete().await;
 }
 

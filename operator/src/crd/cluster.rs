@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.replication) || self.replication.defaultFactor <= self.replicas").message("replication.defaultFactor cannot exceed replicas"))]
 pub struct IggyClusterSpec {
     /// Number of broker nodes (pods).
     #[x_kube(validation = Rule::new("self >= 1").message("replicas must be at least 1"))]
@@ -251,16 +252,19 @@ pub struct BrokerConfig {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.minInSync <= self.defaultFactor").message("minInSync cannot exceed defaultFactor"))]
+#[x_kube(validation = Rule::new("!has(self.minInSync) || self.minInSync <= self.defaultFactor").message("minInSync cannot exceed defaultFactor"))]
 pub struct ReplicationSpec {
-    /// Replication factor of topics that do not set one.
+    /// Replication factor of topics that do not set one (at most
+    /// `replicas`).
     #[serde(default = "one")]
     #[x_kube(validation = Rule::new("self >= 1").message("defaultFactor must be at least 1"))]
     pub default_factor: i32,
-    /// Replicas that must have a write before it is acknowledged.
-    #[serde(default = "one")]
+    /// In-sync replicas a topic needs to accept sends (a send is
+    /// acknowledged once every in-sync replica has it). Default: a
+    /// majority of the topic's replication factor (2 of 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("minInSync must be at least 1"))]
-    pub min_in_sync: i32,
+    pub min_in_sync: Option<i32>,
 }
 
 fn one() -> i32 {
@@ -271,7 +275,7 @@ impl Default for ReplicationSpec {
     fn default() -> Self {
         Self {
             default_factor: 1,
-            min_in_sync: 1,
+            min_in_sync: None,
         }
     }
 }

@@ -46,6 +46,14 @@ pub fn broker_toml(cluster: &IggyCluster) -> String {
         toml_escape(&cluster_name(cluster)),
         l.replica_port
     );
+    let replication = &spec.replication;
+    let _ = writeln!(
+        toml,
+        "default_replication_factor = {}\nmin_in_sync_replicas = {}\n",
+        replication.default_factor,
+        // 0: a majority of each topic's factor.
+        replication.min_in_sync.unwrap_or(0)
+    );
     let _ = writeln!(
         toml,
         "[cluster.advertised]\ntcp = {}\nquic = {}\nhttp = {}\n",
@@ -125,6 +133,29 @@ mod tests {
         assert!(toml.contains("fsync_interval = \"2s\""));
         let parsed: toml_check::Table = toml_check::parse(&toml);
         assert!(parsed.contains("topic"));
+    }
+
+    #[test]
+    fn replication_defaults_reach_the_brokers_cluster_section() {
+        let mut c = cluster(3);
+        let toml = broker_toml(&c);
+        // Unset minimum: the broker's own default, a majority.
+        assert!(toml.contains("default_replication_factor = 1\nmin_in_sync_replicas = 0"));
+        c.spec.replication = crate::crd::cluster::ReplicationSpec {
+            default_factor: 3,
+            min_in_sync: Some(2),
+        };
+        let toml = broker_toml(&c);
+        let cluster_section = toml.split("[cluster]").nth(1).unwrap();
+        let cluster_section = cluster_section.split("\n[").next().unwrap();
+        assert!(
+            cluster_section.contains("default_replication_factor = 3"),
+            "{toml}"
+        );
+        assert!(
+            cluster_section.contains("min_in_sync_replicas = 2"),
+            "{toml}"
+        );
     }
 
     #[test]
