@@ -29,6 +29,9 @@ pub struct Metrics {
     /// Partitions led here with fewer in-sync replicas than replicas (or
     /// fewer replicas than their topic's replication factor).
     pub under_replicated: IntGauge,
+    /// Messages the furthest-behind follower of any partition led here
+    /// lacks.
+    pub max_replica_lag: IntGauge,
     pub segments: IntGauge,
     pub disk_bytes: IntGauge,
     /// Space of the filesystem holding the data directory.
@@ -157,6 +160,11 @@ impl Default for Metrics {
                 &registry,
                 "iggy_broker_under_replicated_partitions",
                 "Partitions led here with fewer in-sync replicas than their replication factor",
+            ),
+            max_replica_lag: gauge(
+                &registry,
+                "iggy_broker_max_replica_lag_messages",
+                "Messages the furthest-behind follower of a partition led here lacks",
             ),
             segments: gauge(&registry, "iggy_broker_segments", "Segments on this broker"),
             filesystem_avail: gauge(

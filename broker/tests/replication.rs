@@ -419,6 +419,16 @@ async fn an_isolated_partition_leader_acknowledges_nothing_and_rejoins_the_new_l
     for id in 2000..2010 {
         send_one(&to_new, id).await.unwrap();
     }
+    // The new leader reports it: one partition led, short of a replica.
+    let metrics = common::http_get(cluster.node(new).http, "/metrics").await;
+    assert_eq!(
+        common::metric(&metrics, "iggy_broker_partition_leaders"),
+        1.0
+    );
+    assert_eq!(
+        common::metric(&metrics, "iggy_broker_under_replicated_partitions"),
+        1.0
+    );
 
     // Healed: the old leader follows, cutting off what it never committed.
     drop(isolation);

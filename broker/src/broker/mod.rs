@@ -63,6 +63,8 @@ pub struct Broker {
     pub listeners: RwLock<BoundAddresses>,
     /// Recovered, listening, and registered with the metadata group.
     ready: AtomicBool,
+    /// The data directory's storage id (see `Identity`).
+    pub storage_id: u64,
 }
 
 /// The identity a data directory was created with.
@@ -71,6 +73,10 @@ struct Identity {
     /// `None`: a standalone broker.
     cluster: Option<String>,
     node_id: u32,
+    /// Random, made with the directory: a broker that comes back with
+    /// another one lost its disk (see `MetadataCommand::RegisterNode`).
+    #[serde(default)]
+    storage_id: u64,
 }
 
 impl Broker {
@@ -82,7 +88,7 @@ impl Broker {
         let node_id = cluster.as_ref().map_or(0, |c| c.node_id);
         let data = config.system.path.clone();
         crate::storage::fs::create_dir_durable(&data)?;
-        check_identity(&data, cluster.as_deref())?;
+        let storage_id = check_identity(&data, cluster.as_deref())?;
 
         let partitions = Arc::new(PartitionRegistry::new(node_id, Layout::new(&data)));
         let state: SharedState = Arc::new(RwLock::new(MetadataState::default()));
@@ -154,6 +160,7 @@ impl Broker {
             started_at_micros: now_micros(),
             listeners: RwLock::new(BoundAddresses::default()),
             ready: AtomicBool::new(false),
+            storage_id,
         })
     }
 
@@ -180,6 +187,7 @@ impl Broker {
                 epoch: self.metadata.epoch(),
                 advertised: advertised.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
+                storage: self.storage_id,
             };
             match self.metadata.write(command).await {
                 Ok(_) => {
@@ -345,6 +353,12 @@ impl Broker {
             }
             (leaders, under)
         });
+        let max_lag = partitions
+            .iter()
+            .map(|p| p.replica.max_follower_lag())
+            .max()
+            .unwrap_or(0);
+        self.metrics.max_replica_lag.set(max_lag as i64);
         self.metrics.partitions.set(partitions.len() as i64);
         self.metrics.partition_leaders.set(leaders);
         self.metrics.under_replicated.set(under_replicated);
@@ -411,35 +425,45 @@ fn is_not_found(e: &Error) -> bool {
 
 /// Refuse a data directory made for another cluster or node: opening it
 /// would merge two histories.
-fn check_identity(data: &std::path::Path, cluster: Option<&ClusterSettings>) -> anyhow::Result<()> {
-    let expected = Identity {
+/// Check that the data directory belongs to this broker (recording its
+/// identity on first use); returns the directory's storage id.
+fn check_identity(
+    data: &std::path::Path,
+    cluster: Option<&ClusterSettings>,
+) -> anyhow::Result<u64> {
+    let mut expected = Identity {
         cluster: cluster.map(|c| c.name.clone()),
         node_id: cluster.map_or(0, |c| c.node_id),
+        storage_id: 0,
     };
     let path = data.join("identity.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let found: Identity = serde_json::from_slice(&bytes)?;
-            if found != expected {
-                let describe = |i: &Identity| match &i.cluster {
-                    Some(name) => format!("node {} of cluster `{name}`", i.node_id),
-                    None => "a standalone broker".to_string(),
-                };
-                anyhow::bail!(
-                    "invalid configuration: `cluster`: the data directory {} belongs to {}, but this broker is configured as {}; use another data directory",
-                    data.display(),
-                    describe(&found),
-                    describe(&expected)
-                );
-            }
-            Ok(())
-        }
+    let mut found: Identity = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            expected.storage_id = rand::random::<u64>().max(1);
             crate::storage::fs::write_atomic(&path, &serde_json::to_vec(&expected)?, true)?;
-            Ok(())
+            return Ok(expected.storage_id);
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    if (&found.cluster, found.node_id) != (&expected.cluster, expected.node_id) {
+        let describe = |i: &Identity| match &i.cluster {
+            Some(name) => format!("node {} of cluster `{name}`", i.node_id),
+            None => "a standalone broker".to_string(),
+        };
+        anyhow::bail!(
+            "invalid configuration: `cluster`: the data directory {} belongs to {}, but this broker is configured as {}; use another data directory",
+            data.display(),
+            describe(&found),
+            describe(&expected)
+        );
     }
+    if found.storage_id == 0 {
+        // Made by a version without storage ids.
+        found.storage_id = rand::random::<u64>().max(1);
+        crate::storage::fs::write_atomic(&path, &serde_json::to_vec(&found)?, true)?;
+    }
+    Ok(found.storage_id)
 }
 
 fn raft_config(

@@ -44,3 +44,30 @@ impl Broker {
             .map_or(Duration::from_secs(1), |c| c.replica_max_lag)
     }
 }
+
+impl Broker {
+    /// What keeps this broker from being ready for clients (`None`: ready):
+    /// it has not joined the metadata group or lost contact with it, or a
+    /// partition replica it holds is out of sync while its leader is up
+    /// (it is still copying the log).
+    pub fn not_ready_because(&self) -> Option<String> {
+        if !self.is_ready() {
+            return Some("not registered with, or not in contact with, the metadata group".into());
+        }
+        let me = self.node_id();
+        let leader_up =
+            |leader: u32| leader == me || self.peers.as_ref().is_some_and(|p| !p.is_down(leader));
+        self.metadata.read(|m| {
+            m.partitions()
+                .find(|(_, _, p)| {
+                    p.replicas.len() > 1
+                        && p.replicas.contains(&me)
+                        && !p.in_sync.contains(&me)
+                        && p.leader.is_some_and(leader_up)
+                })
+                .map(|((s, t, p), _, _)| {
+                    format!("catching up: partition {p} of topic {t} in stream {s}")
+                })
+        })
+    }
+}

@@ -1,7 +1,8 @@
 //! The HTTP listener: the health endpoints Kubernetes probes — `/ping` and
 //! `/healthz` (the process is up), `/readyz` (storage is recovered, the
-//! client listeners are serving and the broker has registered with the
-//! metadata group and is in contact with it) — Prometheus `/metrics`, and the REST API
+//! client listeners are serving, the broker has registered with the
+//! metadata group and is in contact with it, and every partition replica
+//! it holds is in sync) — Prometheus `/metrics`, and the REST API
 //! (`api`, authenticated with `auth` tokens, executed by `inprocess`).
 
 mod api;
@@ -81,10 +82,9 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
             == 0
 }
 
-async fn readyz(State(broker): State<Arc<Broker>>) -> (StatusCode, &'static str) {
-    if broker.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+async fn readyz(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
+    match broker.not_ready_because() {
+        None => (StatusCode::OK, "ready".into()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

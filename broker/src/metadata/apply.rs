@@ -635,14 +635,26 @@ impl MetadataState {
                 epoch,
                 advertised,
                 version,
+                storage,
             } => {
                 self.remove_members(|m| m.node == *node && m.epoch != *epoch);
+                let lost_disk = self
+                    .nodes
+                    .get(node)
+                    .is_some_and(|known| known.storage != 0 && known.storage != *storage);
+                if lost_disk {
+                    let fenced = self.fence_from_in_sync(*node);
+                    if !fenced.is_empty() {
+                        effects.push(Effect::PartitionStateChanged { partitions: fenced });
+                    }
+                }
                 self.nodes.insert(
                     *node,
                     NodeMeta {
                         epoch: *epoch,
                         advertised: advertised.clone(),
                         version: version.clone(),
+                        storage: *storage,
                     },
                 );
                 Ok(Applied::Done)
@@ -684,6 +696,30 @@ impl MetadataState {
                 }
             }
         }
+    }
+
+    /// Take `node` (which lost its disk) out of every in-sync set, and
+    /// out of leadership where another in-sync replica can take over (in
+    /// the next epoch). A partition whose only in-sync replica it was
+    /// keeps it: there is no better copy. Returns the partitions changed.
+    fn fence_from_in_sync(&mut self, node: u32) -> Vec<PartitionKey> {
+        let mut changed = Vec::new();
+        for stream in self.streams.values_mut() {
+            for topic in stream.topics.values_mut() {
+                for partition in &mut topic.partitions {
+                    if !partition.in_sync.contains(&node) || partition.in_sync.len() == 1 {
+                        continue;
+                    }
+                    partition.in_sync.retain(|r| *r != node);
+                    if partition.leader == Some(node) {
+                        partition.leader = partition.in_sync.first().copied();
+                        partition.leader_epoch += 1;
+                    }
+                    changed.push((stream.id, topic.id, partition.id));
+                }
+            }
+        }
+        changed
     }
 
     /// A partition that must still be in leader epoch `epoch` (a change
@@ -981,19 +1017,51 @@ mod tests {
         log.apply(&mut state, join(1, 0, 1)).unwrap();
         log.apply(&mut state, join(1 << 24 | 1, 1, 1)).unwrap();
         let generation = state.group((0, 0, 0)).unwrap().generation;
-        log.apply(
-            &mut state,
-            MetadataCommand::RegisterNode {
-                node: 1,
-                epoch: 2,
-                advertised: Default::default(),
-                version: "test".into(),
-            },
-        )
-        .unwrap();
+        log.apply(&mut state, register(1, 2, 7)).unwrap();
         let group = state.group((0, 0, 0)).unwrap();
         assert_eq!(group.members.keys().copied().collect::<Vec<_>>(), vec![1]);
         assert!(group.generation > generation);
         assert_eq!(group.partitions_of(1, 2), Some(vec![0, 1]));
+    }
+
+    fn register(node: u32, epoch: u64, storage: u64) -> MetadataCommand {
+        MetadataCommand::RegisterNode {
+            node,
+            epoch,
+            advertised: Default::default(),
+            version: "test".into(),
+            storage,
+        }
+    }
+
+    #[test]
+    fn a_broker_back_with_an_empty_disk_leaves_every_in_sync_set_and_leadership() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        for node in 0..3 {
+            log.apply(&mut state, register(node, 1, 100 + u64::from(node)))
+                .unwrap();
+        }
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "t", 3, 3)).unwrap();
+        let before = state.topic(0, 0).unwrap().partitions.clone();
+        let led_by_0 = before.iter().find(|p| p.leader == Some(0)).unwrap().id;
+
+        // A restart on the same disk changes nothing.
+        log.apply(&mut state, register(0, 2, 100)).unwrap();
+        assert_eq!(state.topic(0, 0).unwrap().partitions, before);
+
+        // Back with another disk: out of every in-sync set; where it led,
+        // another in-sync replica leads in the next epoch.
+        log.apply(&mut state, register(0, 3, 999)).unwrap();
+        for p in &state.topic(0, 0).unwrap().partitions {
+            assert!(!p.in_sync.contains(&0), "{p:?}");
+            assert_ne!(p.leader, Some(0), "{p:?}");
+        }
+        let moved = &state.topic(0, 0).unwrap().partitions[led_by_0 as usize];
+        assert_eq!(
+            moved.leader_epoch,
+            before[led_by_0 as usize].leader_epoch + 1
+        );
     }
 }

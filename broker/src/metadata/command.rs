@@ -230,13 +230,19 @@ pub enum MetadataCommand {
         partition: PartitionKey,
         epoch: u32,
     },
-    /// A broker (re)started: record how clients reach it, and drop group
-    /// members of its earlier processes.
+    /// A broker (re)started: record how clients reach it, drop group
+    /// members of its earlier processes, and fence it from its partitions'
+    /// in-sync sets if it comes back with an empty disk.
     RegisterNode {
         node: u32,
         epoch: u64,
         advertised: Advertised,
         version: String,
+        /// The broker's data directory's storage id: another one than last
+        /// time means it lost its disk, so it leaves every in-sync set (and
+        /// leadership) until it has copied the logs again.
+        #[serde(default)]
+        storage: u64,
     },
 }
 

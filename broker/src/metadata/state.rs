@@ -200,6 +200,9 @@ pub struct NodeMeta {
     pub epoch: u64,
     pub advertised: Advertised,
     pub version: String,
+    /// Storage id of its data directory (0: not reported).
+    #[serde(default)]
+    pub storage: u64,
 }
 
 /// Recent proposals and their outcomes, so a proposal retried after a

@@ -24,8 +24,14 @@ pub struct Election {
     pub in_sync: Vec<u32>,
 }
 
-/// The elections `state` needs, given which brokers are down.
-pub fn elections(state: &MetadataState, is_down: impl Fn(u32) -> bool) -> Vec<Election> {
+/// The elections `state` needs, given which brokers are down and which
+/// may lead (alive, and registered since their last restart: a broker that
+/// restarted has not yet been fenced if it lost its disk).
+pub fn elections(
+    state: &MetadataState,
+    is_down: impl Fn(u32) -> bool,
+    may_lead: impl Fn(u32) -> bool,
+) -> Vec<Election> {
     let mut needed = Vec::new();
     for (key, _, partition) in state.partitions() {
         let Some(leader) = partition.leader else {
@@ -38,7 +44,7 @@ pub fn elections(state: &MetadataState, is_down: impl Fn(u32) -> bool) -> Vec<El
             .replicas
             .iter()
             .copied()
-            .find(|r| *r != leader && partition.in_sync.contains(r) && !is_down(*r));
+            .find(|r| *r != leader && partition.in_sync.contains(r) && may_lead(*r));
         if let Some(successor) = successor {
             needed.push(Election {
                 partition: key,
@@ -57,10 +63,10 @@ pub fn elections(state: &MetadataState, is_down: impl Fn(u32) -> bool) -> Vec<El
 }
 
 /// The next step of every reassignment in progress, given which brokers
-/// are down: move leadership onto a new replica, or complete it.
+/// may lead: move leadership onto a new replica, or complete it.
 pub fn reassignment_steps(
     state: &MetadataState,
-    is_down: impl Fn(u32) -> bool,
+    may_lead: impl Fn(u32) -> bool,
 ) -> Vec<MetadataCommand> {
     let mut steps = Vec::new();
     for (key, _, partition) in state.partitions() {
@@ -75,7 +81,7 @@ pub fn reassignment_steps(
                 partition: key,
                 epoch: partition.leader_epoch,
             });
-        } else if let Some(leader) = target.iter().copied().find(|r| !is_down(*r)) {
+        } else if let Some(leader) = target.iter().copied().find(|r| may_lead(*r)) {
             steps.push(MetadataCommand::ElectLeader {
                 partition: key,
                 epoch: partition.leader_epoch,
@@ -101,9 +107,17 @@ pub async fn run(broker: Arc<Broker>) {
             continue;
         }
         let is_down = |node| node != me && peers.is_down(node);
-        let (needed, steps) = broker
-            .metadata
-            .read(|m| (elections(m, is_down), reassignment_steps(m, is_down)));
+        let (needed, steps) = broker.metadata.read(|m| {
+            let may_lead = |node: u32| {
+                node == me
+                    || (!peers.is_down(node)
+                        && m.nodes.get(&node).map(|n| n.epoch) == Some(peers.status(node).epoch))
+            };
+            (
+                elections(m, is_down, may_lead),
+                reassignment_steps(m, may_lead),
+            )
+        });
         for step in steps {
             tracing::info!(?step, "reassignment step");
             let reason = match step {
@@ -171,7 +185,7 @@ mod tests {
             partition(3, &[0, 1, 2], 0, &[0, 2]),
         ]);
         let down = |node| node == 0;
-        let elections = elections(&state, down);
+        let elections = elections(&state, down, |node| !down(node));
         assert_eq!(
             elections,
             vec![
@@ -196,9 +210,16 @@ mod tests {
             ]
         );
         let both_down = |node| node == 0 || node == 1;
-        let partition_2 = super::elections(&state, both_down)
+        let partition_2 = super::elections(&state, both_down, |node| !both_down(node))
             .into_iter()
             .find(|e| e.partition == (0, 0, 2));
         assert_eq!(partition_2, None, "no unclean election");
+        // A replica that restarted and has not registered again may not
+        // lead yet: the next in-sync one does.
+        let first = super::elections(&state, down, |node| node == 2)
+            .into_iter()
+            .find(|e| e.partition == (0, 0, 0))
+            .unwrap();
+        assert_eq!(first.leader, 2);
     }
 }

@@ -140,6 +140,17 @@ impl ReplicaState {
         self.leading().epoch
     }
 
+    /// Leader only: how many messages the furthest-behind follower lacks.
+    pub fn max_follower_lag(&self) -> u64 {
+        let end = self.log_end();
+        self.leading()
+            .followers
+            .values()
+            .map(|f| end.saturating_sub(f.log_end))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The log was purged: nothing is stored, nothing committed.
     pub fn purged(&self, log: &PartitionLog) -> io::Result<()> {
         self.history().clear()?;
