@@ -184,3 +184,55 @@ async fn fresh_start_wipes_the_data_directory() {
     assert!(client.get_streams().await.unwrap().is_empty());
     assert!(broker.log().contains("--fresh: deleting"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_persisted_is_fsynced_even_when_the_broker_is_not() {
+    let broker = TestBroker::start_with(&[("IGGY_TOPIC_FSYNC", "never")]);
+    let client = broker.client().await;
+    client.create_stream("s").await.unwrap();
+    let stream = Identifier::named("s").unwrap();
+    client
+        .create_topic(&stream, "replicated", &TopicCreateOptions::default())
+        .await
+        .unwrap();
+    client
+        .create_topic(
+            &stream,
+            "persisted",
+            &TopicCreateOptions {
+                durability: Durability::Persisted,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let fsyncs = || async {
+        let metrics = common::http_get(broker.http_address.unwrap(), "/metrics").await;
+        common::metric(&metrics, "iggy_broker_fsync_duration_seconds_count")
+    };
+    let before = fsyncs().await;
+    send(
+        &client,
+        "s",
+        "replicated",
+        &Partitioning::partition_id(0),
+        1,
+        10,
+    )
+    .await;
+    assert_eq!(fsyncs().await, before, "the broker's `never` applies");
+    send(
+        &client,
+        "s",
+        "persisted",
+        &Partitioning::partition_id(0),
+        11,
+        10,
+    )
+    .await;
+    assert_eq!(
+        fsyncs().await,
+        before + 1.0,
+        "one fsync for the persisted batch"
+    );
+}

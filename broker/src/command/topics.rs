@@ -89,7 +89,14 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
         segment_size_bytes,
         replication_factor,
         min_in_sync: ctx.broker.min_in_sync(replication_factor),
-        fsync: ctx.broker.effective.fsync,
+        // `persisted` asks for every acknowledged batch on stable storage:
+        // fsync each batch on every replica, whatever the broker's policy.
+        // `replicated` (the SDK's default) is met by any policy.
+        fsync: if parsed.durability.is_persisted() {
+            crate::storage::FsyncPolicy::Always
+        } else {
+            ctx.broker.effective.fsync
+        },
     })
 }
 
