@@ -14,7 +14,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint crd-check chart-check crds unit-and-integration e2e demo demo-local bench build release k8s-up k8s-down
+.PHONY: test fmt-check lint crd-check chart-check crds unit-and-integration e2e demo demo-local bench chaos build release k8s-up k8s-down
 
 test: fmt-check lint crd-check chart-check unit-and-integration e2e
 
@@ -74,6 +74,13 @@ demo-local: release
 
 bench: release
 	scripts/bench.sh
+
+# The fault checker's long run (make test runs 4 rounds of seed 1):
+# SEED and ROUNDS choose the faults; results go in docs/chaos.md.
+chaos:
+	scripts/test-deps.sh
+	IGGY_FAULT_SEED=$${SEED:-1} IGGY_FAULT_ROUNDS=$${ROUNDS:-200} \
+	  $(CARGO) test --locked -p iggy-broker --test faults -- --nocapture
 
 k8s-up:
 	e2e/k8s.sh up

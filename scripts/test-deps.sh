@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Host tools the broker's cluster tests use, from Debian's archive when
-# missing: iptables (cutting a broker off from its peers), curl (readiness of
+# missing: iptables (cutting a broker off from its peers, dropping packets at
+# random), tc from iproute2 (a rate-limited loopback), curl (readiness of
 # scripts/cluster.sh), python3 (choosing free ports). Needs root, like the
 # fault tests themselves.
 set -euo pipefail
 missing=()
 command -v iptables >/dev/null || missing+=(iptables)
+command -v tc >/dev/null || missing+=(iproute2)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -90,6 +90,15 @@ impl TestCluster {
             command.env(k, v);
         }
         let output = command.output().expect("run scripts/cluster.sh");
+        if !output.status.success() {
+            // A broker that panicked says where: show it with the failure.
+            for node in &self.nodes {
+                let log = self.log(node.id);
+                for line in log.lines().filter(|l| l.contains("panicked at")) {
+                    eprintln!("broker {}: {line}", node.id);
+                }
+            }
+        }
         assert!(
             output.status.success(),
             "cluster.sh {args:?} failed: {}\n{}",

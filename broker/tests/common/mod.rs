@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod replicated;
 
 use iggy::prelude::*;
 use std::net::SocketAddr;
