@@ -170,36 +170,24 @@ async fn examples_are_accepted_and_invalid_resources_are_rejected_with_clear_mes
         )
         .await
         .unwrap();
-    let message = rejection(
-        clusters
-            .patch(
-                "iggy",
-                &merge,
-                &Patch::Merge(
-                    json!({"spec": {"replication": {"defaultFactor": 1, "minInSync": 2}}}),
-                ),
-            )
-            .await,
-    );
-    assert!(
-        message.contains("minInSync cannot exceed defaultFactor"),
-        "{message}"
-    );
-    let message = rejection(
-        clusters
-            .patch(
-                "iggy",
-                &merge,
-                &Patch::Merge(
-                    json!({"spec": {"replicas": 2, "replication": {"defaultFactor": 3}}}),
-                ),
-            )
-            .await,
-    );
-    assert!(
-        message.contains("replication.defaultFactor cannot exceed replicas"),
-        "{message}"
-    );
+    // Replication settings the brokers could not honour.
+    for (spec, expected) in [
+        (
+            json!({"replication": {"defaultFactor": 1, "minInSync": 2}}),
+            "minInSync cannot exceed defaultFactor",
+        ),
+        (
+            json!({"replicas": 2, "replication": {"defaultFactor": 3}}),
+            "replication.defaultFactor cannot exceed replicas",
+        ),
+    ] {
+        let message = rejection(
+            clusters
+                .patch("iggy", &merge, &Patch::Merge(json!({ "spec": spec })))
+                .await,
+        );
+        assert!(message.contains(expected), "{message}");
+    }
     ns.delete().await;
 }
 
