@@ -63,13 +63,37 @@ pub async fn wait_until(
     }
 }
 
-/// Wait until partition 0 is led by a running broker with `in_sync`
-/// replicas in sync.
+/// Wait until every running broker reports partition 0 led by the same
+/// running broker, in the same epoch, with `in_sync` replicas in sync (a
+/// broker just healed from isolation still reports what it knew before).
 pub async fn wait_for_partition(cluster: &TestCluster, in_sync: usize) -> PartitionStatus {
-    wait_until(cluster, None, &format!("led with {in_sync} in sync"), |s| {
-        s.leader.is_some_and(|leader| cluster.node(leader).running) && s.in_sync.len() == in_sync
-    })
-    .await
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for node in cluster.running().map(|n| n.id).collect::<Vec<_>>() {
+            seen.push(partition_status(cluster, node).await);
+        }
+        let first = seen.first().cloned().flatten();
+        if let Some(status) = &first
+            && status
+                .leader
+                .is_some_and(|leader| cluster.node(leader).running)
+            && status.in_sync.len() == in_sync
+            && seen.iter().all(|s| {
+                s.as_ref().is_some_and(|s| {
+                    (s.leader, s.leader_epoch, s.in_sync.len())
+                        == (status.leader, status.leader_epoch, in_sync)
+                })
+            })
+        {
+            return status.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partition 0 not led with {in_sync} in sync on every broker: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Three brokers (with extra `env`) and stream `s`, topic `t` of one
