@@ -8,7 +8,8 @@
 //! - [`server`]: start-up, the TCP accept loop, graceful shutdown.
 //! - [`connection`]: one client connection: detect the protocol generation
 //!   from its first bytes, then read a frame, run it, reply.
-//! - [`http`]: the HTTP listener (health endpoints).
+//! - [`http`]: the HTTP listener (health endpoints, metrics, the REST API
+//!   and the cluster admin API).
 //! - [`protocol`]: the wire framings: 0.11 (256-byte request/reply headers)
 //!   and legacy 0.10 (`[length][code]`).
 //! - [`command`]: one handler per command, grouped by area; `command::legacy`
@@ -23,7 +24,10 @@
 //!   metadata group on openraft, peers and their health, the roster.
 //! - [`partitions`]: the partitions held here and the metadata's side
 //!   effects on them (directories, incarnations, the trash).
-//! - [`storage`]: segments, sparse indexes, recovery, record files.
+//! - [`replication`]: partition replicas — followers fetching from the
+//!   leader, the committed offset, in-sync sets, elections, reassignment.
+//! - [`storage`]: segments, sparse indexes, leader epochs, recovery,
+//!   record files.
 //! - [`retention`]: the cleaner enforcing message expiry and topic size.
 //! - [`tls`]: certificates for TLS listeners, reloaded when they change.
 //! - [`auth`]: passwords, personal access tokens, permission rules.
