@@ -65,15 +65,7 @@ async fn killing_the_partition_leader_loses_no_acknowledged_message() {
     let outcomes = producer.finish().await;
 
     // Read everything back through every broker: the same log everywhere.
-    let mut logs = Vec::new();
-    for node in 0..3 {
-        let client = cluster.client(node).await;
-        logs.push(read_all(&client).await);
-    }
-    let read = &logs[0];
-    for (node, log) in logs.iter().enumerate() {
-        assert_eq!(log, read, "broker {node} serves a different log");
-    }
+    let read = &read_through_every_broker(&cluster).await;
     let ids: Vec<u128> = read.iter().map(|(_, id)| *id).collect();
     let offsets: Vec<u64> = read.iter().map(|(offset, _)| *offset).collect();
     assert_eq!(

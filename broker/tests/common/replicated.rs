@@ -274,6 +274,20 @@ pub fn assert_every_acknowledged_message_once_in_order(outcomes: &[Outcome], ids
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
 
+/// Partition 0 read through every broker (each may answer from another
+/// broker's replica): the same log from all of them, returned once.
+pub async fn read_through_every_broker(cluster: &TestCluster) -> Vec<(u64, u128)> {
+    let mut logs = Vec::new();
+    for node in 0..cluster.nodes.len() as u32 {
+        let client = cluster.client(node).await;
+        logs.push(read_all(&client).await);
+    }
+    for (node, log) in logs.iter().enumerate() {
+        assert_eq!(log, &logs[0], "broker {node} serves a different log");
+    }
+    logs.swap_remove(0)
+}
+
 /// Every message of partition 0, in offset order, read through `client`.
 pub async fn read_all(client: &IggyClient) -> Vec<(u64, u128)> {
     let (stream, topic) = (
