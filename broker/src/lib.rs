@@ -14,6 +14,7 @@
 //!   and legacy 0.10 (`[length][code]`).
 //! - [`command`]: one handler per command, grouped by area; `command::legacy`
 //!   adapts 0.10 requests and replies to them.
+//! - [`buffers`]: reading frames into buffers without zeroing them.
 //! - [`session`]: per-connection state (client id, logged-in user).
 //! - [`clients`]: this broker's client connections.
 //! - [`broker`]: what connections work on (metadata, partitions,
@@ -37,6 +38,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod buffers;
 pub mod clients;
 pub mod cluster;
 pub mod command;

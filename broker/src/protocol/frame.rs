@@ -4,13 +4,14 @@
 //! allocated, so an oversize or garbage length costs nothing but the
 //! connection that sent it.
 
+use crate::buffers::read_appending;
 use bytes::BytesMut;
 use iggy_binary_protocol::codes::{LOGIN_REGISTER_CODE, LOGOUT_USER_CODE};
 use iggy_binary_protocol::consensus::{
     ConsensusHeader, HEADER_SIZE, Operation, RequestHeader, read_size_field,
 };
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
 /// A decoded request header and the command code it carries. The body stays
 /// in the read buffer, after the header (`buf[HEADER_SIZE..]`).
@@ -55,8 +56,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     max_frame_bytes: usize,
 ) -> Result<RequestFrame, FrameError> {
     buf.clear();
-    buf.resize(HEADER_SIZE, 0);
-    match reader.read_exact(&mut buf[..]).await {
+    match read_appending(reader, buf, HEADER_SIZE).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
@@ -82,7 +82,6 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::Malformed("release must be 0".into()));
     }
     let code = command_code(&header)?;
-    buf.resize(size, 0);
-    reader.read_exact(&mut buf[HEADER_SIZE..]).await?;
+    read_appending(reader, buf, size - HEADER_SIZE).await?;
     Ok(RequestFrame { header, code })
 }

@@ -65,8 +65,7 @@ pub async fn read_request<R: AsyncRead + Unpin>(
         });
     }
     body.clear();
-    body.resize(length as usize - 4, 0);
-    reader.read_exact(&mut body[..]).await?;
+    crate::buffers::read_appending(reader, body, length as usize - 4).await?;
     Ok(code)
 }
 

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -134,12 +133,11 @@ impl PeerClient {
             request_id,
             meta,
             body,
-        }
-        .encode();
+        };
         let sent_at = Instant::now();
         let written = tokio::time::timeout(timeout, async {
             let mut writer = connection.writer.lock().await;
-            writer.write_all(&frame).await
+            frame::write(&mut *writer, &frame).await
         })
         .await;
         match written {

@@ -8,7 +8,8 @@
 //! older one skips or refuses by name. `body` carries raw bytes (a client
 //! request or reply, a snapshot chunk) that are never re-encoded.
 
-use bytes::{Bytes, BytesMut};
+use crate::buffers::read_appending;
+use bytes::{Buf, Bytes, BytesMut};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -25,16 +26,18 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn encode(&self) -> BytesMut {
+    /// The frame as three pieces — prefix, meta, body — that a vectored
+    /// write sends without copying the body into a new buffer.
+    pub fn to_buf(&self) -> impl Buf + use<> {
         let length = 1 + 8 + 4 + self.meta.len() + self.body.len();
-        let mut out = BytesMut::with_capacity(4 + length);
-        out.extend_from_slice(&(length as u32).to_le_bytes());
-        out.extend_from_slice(&[self.kind]);
-        out.extend_from_slice(&self.request_id.to_le_bytes());
-        out.extend_from_slice(&(self.meta.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.meta);
-        out.extend_from_slice(&self.body);
-        out
+        let mut prefix = [0u8; PREFIX_BYTES];
+        prefix[..4].copy_from_slice(&(length as u32).to_le_bytes());
+        prefix[4] = self.kind;
+        prefix[5..13].copy_from_slice(&self.request_id.to_le_bytes());
+        prefix[13..].copy_from_slice(&(self.meta.len() as u32).to_le_bytes());
+        Bytes::copy_from_slice(&prefix)
+            .chain(self.meta.clone())
+            .chain(self.body.clone())
     }
 }
 
@@ -69,8 +72,8 @@ pub async fn read<R: AsyncRead + Unpin>(
             "inter-broker frame meta longer than the frame",
         ));
     }
-    let mut buf = BytesMut::zeroed(rest);
-    reader.read_exact(&mut buf).await?;
+    let mut buf = BytesMut::new();
+    read_appending(reader, &mut buf, rest).await?;
     let body = buf.split_off(meta_len).freeze();
     Ok(Some(Frame {
         kind,
@@ -81,7 +84,7 @@ pub async fn read<R: AsyncRead + Unpin>(
 }
 
 pub async fn write<W: AsyncWrite + Unpin>(writer: &mut W, frame: &Frame) -> io::Result<()> {
-    writer.write_all(&frame.encode()).await
+    writer.write_all_buf(&mut frame.to_buf()).await
 }
 
 #[cfg(test)]
@@ -96,7 +99,8 @@ mod tests {
             meta: Bytes::from_static(b"{\"type\":\"Ping\"}"),
             body: Bytes::from_static(b"raw"),
         };
-        let bytes = frame.encode();
+        let mut bytes = Vec::new();
+        write(&mut bytes, &frame).await.unwrap();
         let mut reader = &bytes[..];
         let back = read(&mut reader, 1024).await.unwrap().unwrap();
         assert_eq!(back.request_id, 7);

@@ -9,7 +9,6 @@ use crate::config::ClusterSettings;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -74,7 +73,7 @@ async fn serve_peer(
     let (replies, mut outgoing) = mpsc::channel::<Frame>(256);
     let writing = tokio::spawn(async move {
         while let Some(frame) = outgoing.recv().await {
-            if writer.write_all(&frame.encode()).await.is_err() {
+            if frame::write(&mut writer, &frame).await.is_err() {
                 break;
             }
         }
