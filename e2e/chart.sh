@@ -148,6 +148,19 @@ equal "the roster names every broker at the ClusterIP (no client is sent where i
   "$(grep -c " $tour_ip:8090 " "$tour_out")"
 check "connections through the Service reached more than one broker" \
   grep -Eq "reached [23] of 3 brokers" "$tour_out"
+zones_seen() { # prints what a broker reports, for the failure report
+  local ip token zones
+  ip=$(kubectl get pod -n "$NS" $CLUSTER-0 -o jsonpath='{.status.podIP}') || return 1
+  token=$(curl -fsS -X POST "http://$ip:3000/users/login" -H 'Content-Type: application/json' \
+    -d "$(jq -nc --arg u "$tour_user" --arg p "$tour_password" '{username: $u, password: $p}')" |
+    jq -r '.access_token.token') || return 1
+  zones=$(curl -fsS -H "Authorization: Bearer $token" "http://$ip:3000/cluster/status" | jq -c '[.nodes[].zone]') || return 1
+  echo "$zones"
+  [ "$zones" = '["local-a","local-a","local-a"]' ]
+}
+equal "the broker pod carries its node's zone label (copied by the API server)" local-a \
+  "$(kubectl get pod -n "$NS" $CLUSTER-0 -o jsonpath="{.metadata.labels['topology\.kubernetes\.io/zone']}")"
+eventually 30 "every broker registered the zone of its node (GET /cluster/status)" zones_seen
 
 step "a real Prometheus configured from the PodMonitor"
 port_name=$(jq -r '.spec.podMetricsEndpoints[0].port' <<<"$monitor")

@@ -28,6 +28,9 @@ RUN=$STATE/run
 PKI=$STATE/pki
 NODE=$(hostname | tr 'A-Z' 'a-z')
 NODE_IP=${E2E_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
+# The node's zone label; the API server copies it onto pods as they are
+# bound (PodTopologyLabelsAdmission), which is how brokers learn their zone.
+NODE_ZONE=local-a
 POD_CIDR=10.244.0.0/24
 POD_GATEWAY=10.244.0.1
 # kube-proxy's clusterCIDR: every pod address this cluster could use.
@@ -458,6 +461,7 @@ cmd_up() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction --allow-privileged=true \
+    --feature-gates=PodTopologyLabelsAdmission=true \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP
@@ -480,7 +484,8 @@ cmd_up() {
   wait_for kube-controller-manager "the default service account" kctl get serviceaccount default -n default
 
   start kubelet "$bin/kubelet" --config="$STATE/kubelet/config.yaml" --kubeconfig="$STATE/kubelet.kubeconfig" \
-    --hostname-override="$NODE" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet
+    --hostname-override="$NODE" --node-ip="$NODE_IP" --root-dir=/var/lib/kubelet \
+    --node-labels="topology.kubernetes.io/zone=$NODE_ZONE"
   wait_for kubelet "kubelet health" curl -fs http://127.0.0.1:10248/healthz
 
   start kube-proxy "$bin/kube-proxy" --config="$STATE/kube-proxy.yaml"

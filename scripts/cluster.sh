@@ -18,7 +18,8 @@
 # once per DIR unless IGGY_CLUSTER_AUTH_SHARED_SECRET is set. The broker binary
 # is $IGGY_BROKER_BIN, else the release build in $CARGO_TARGET_DIR (built if
 # missing). A node's output goes to DIR/node-<id>/broker.log, so this script's
-# own output ends when it returns.
+# own output ends when it returns. CLUSTER_ZONES="a,a,b" gives node i the i-th
+# zone (IGGY_CLUSTER_ZONE), as if the nodes ran in those failure domains.
 set -euo pipefail
 
 usage() {
@@ -79,6 +80,11 @@ launch() {
   while IFS= read -r setting; do
     inherited+=("$setting")
   done < <(env | grep -E '^IGGY_' | grep -vE '^IGGY_(BROKER_BIN|CLUSTER_READY_TIMEOUT)=' || true)
+  if [ -n "${CLUSTER_ZONES:-}" ]; then
+    local zones
+    IFS=, read -ra zones <<<"$CLUSTER_ZONES"
+    inherited+=("IGGY_CLUSTER_ZONE=${zones[$id]:-}")
+  fi
   (
     env -i PATH="$PATH" HOME="${HOME:-/root}" RUST_LOG="${RUST_LOG:-info,openraft=warn}" \
       "${inherited[@]}" \

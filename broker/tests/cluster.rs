@@ -115,6 +115,7 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
         default_replication_factor: 1,
         min_in_sync_replicas: 0,
         replica_max_lag: Duration::from_secs(1),
+        zone: String::new(),
     };
     let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
     let refused = dial(&mut stream, &impostor, 0).await.unwrap_err();

@@ -279,25 +279,19 @@ async fn the_replication_factor_comes_from_the_topic_option_the_010_field_or_the
     );
     legacy::create_topic(cluster.node(1).tcp, "two", 2).await;
 
-    let token = http_login(cluster.node(2).http, "iggy", "iggy").await;
-    let response = http_get_with(
-        cluster.node(2).http,
-        "/cluster/partitions",
-        &format!("Authorization: Bearer {token}\r\n"),
-    )
-    .await;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let partitions: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+    let partitions = admin_get(&cluster, 2, "/cluster/partitions").await;
     let replicas_of = |topic_id: u64| {
         partitions
+            .as_array()
+            .unwrap()
             .iter()
             .find(|p| p["topic_id"] == topic_id)
             .map(|p| p["replicas"].as_array().unwrap().len())
     };
     // Topics get ids 0, 1, 2 in creation order ("four" was refused).
-    assert_eq!(replicas_of(0), Some(3), "{body}");
-    assert_eq!(replicas_of(1), Some(1), "{body}");
-    assert_eq!(replicas_of(2), Some(2), "{body}");
+    assert_eq!(replicas_of(0), Some(3), "{partitions}");
+    assert_eq!(replicas_of(1), Some(1), "{partitions}");
+    assert_eq!(replicas_of(2), Some(2), "{partitions}");
 
     let catalog = client
         .describe_options(iggy::prelude::OptionsScope::Topic)
@@ -309,6 +303,71 @@ async fn the_replication_factor_comes_from_the_topic_option_the_010_field_or_the
             .any(|entry| entry.key == "replication_factor"),
         "{catalog:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitions_replicas_go_to_different_zones() {
+    // Brokers 0 and 1 in zone a, 2 and 3 in zone b: by load alone the
+    // first partition would go to 0 and 1, both in a.
+    let cluster = TestCluster::up_with(
+        4,
+        &[
+            ("CLUSTER_ZONES", "a,a,b,b"),
+            ("IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR", "2"),
+        ],
+    );
+    let mut zone_of = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        let status = admin_get(&cluster, 0, "/cluster/status").await;
+        zone_of = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| Some((n["id"].as_u64()?, n["zone"].as_str()?.to_string())))
+            .collect();
+        if zone_of.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        zone_of.values().map(String::as_str).collect::<Vec<_>>(),
+        ["a", "a", "b", "b"],
+        "every broker registered its zone"
+    );
+    let client = cluster.client(0).await;
+    client.create_stream("s").await.unwrap();
+    client
+        .create_topic(
+            &Identifier::named("s").unwrap(),
+            "t",
+            &TopicCreateOptions {
+                partitions_count: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Broker 3 applies the new topic a moment after the client hears OK.
+    let mut partitions = Vec::new();
+    for _ in 0..100 {
+        let listed = admin_get(&cluster, 3, "/cluster/partitions").await;
+        partitions = listed.as_array().unwrap().clone();
+        if partitions.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(partitions.len(), 4, "{partitions:?}");
+    for partition in &partitions {
+        let zones: std::collections::BTreeSet<&str> = partition["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| zone_of[&r.as_u64().unwrap()].as_str())
+            .collect();
+        assert_eq!(zones.len(), 2, "{partition}");
+    }
 }
 
 /// `POST` to the admin API of broker `via`; returns the status code.
@@ -324,16 +383,22 @@ async fn admin_post(cluster: &TestCluster, via: u32, path: &str, body: &str) -> 
     (code, response)
 }
 
-async fn safe_to_restart(cluster: &TestCluster, node: u32) -> serde_json::Value {
-    let http = cluster.node(0).http;
+/// `GET` from the admin API of broker `via`, as JSON.
+async fn admin_get(cluster: &TestCluster, via: u32, path: &str) -> serde_json::Value {
+    let http = cluster.node(via).http;
     let token = http_login(http, "iggy", "iggy").await;
-    let response = http_get_with(
-        http,
+    let response = http_get_with(http, path, &format!("Authorization: Bearer {token}\r\n")).await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
+}
+
+async fn safe_to_restart(cluster: &TestCluster, node: u32) -> serde_json::Value {
+    admin_get(
+        cluster,
+        0,
         &format!("/cluster/nodes/{node}/safe-to-restart"),
-        &format!("Authorization: Bearer {token}\r\n"),
     )
-    .await;
-    serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap()
+    .await
 }
 
 /// Wait until partition 0 sits on exactly `replicas` (in any order), with

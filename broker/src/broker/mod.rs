@@ -188,6 +188,10 @@ impl Broker {
                 advertised: advertised.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 storage: self.storage_id,
+                zone: self
+                    .cluster
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.zone.clone()),
             };
             match self.metadata.write(command).await {
                 Ok(_) => {

@@ -72,6 +72,10 @@ pub struct ClusterConfig {
     /// A follower that has not been level with its leader for this long
     /// leaves the in-sync set (sends then stop waiting for it).
     pub replica_max_lag: String,
+    /// The failure domain (zone, rack) this broker runs in; empty: none
+    /// known. Replicas of a partition go to brokers in different zones
+    /// first. On Kubernetes the pod's `topology.kubernetes.io/zone` label.
+    pub zone: String,
     pub auth: ClusterAuth,
     pub advertised: AdvertisedConfig,
     pub nodes: Vec<NodeConfig>,
@@ -142,6 +146,7 @@ impl Default for ClusterConfig {
             default_replication_factor: 1,
             min_in_sync_replicas: 0,
             replica_max_lag: "1s".into(),
+            zone: String::new(),
             auth: ClusterAuth::default(),
             advertised: AdvertisedConfig::default(),
             nodes: Vec::new(),
@@ -184,6 +189,7 @@ pub struct ClusterSettings {
     /// 0: a majority of each topic's factor.
     pub min_in_sync_replicas: u8,
     pub replica_max_lag: Duration,
+    pub zone: String,
 }
 
 impl ClusterSettings {
@@ -294,6 +300,7 @@ impl ClusterConfig {
             default_replication_factor: self.default_replication_factor,
             min_in_sync_replicas: self.min_in_sync_replicas,
             replica_max_lag,
+            zone: self.zone.trim().to_string(),
         }))
     }
 

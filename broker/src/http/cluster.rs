@@ -44,6 +44,9 @@ pub struct NodeStatus {
     /// Metadata log index the broker has applied (as last reported).
     pub applied_index: u64,
     pub version: Option<String>,
+    /// The zone it registered with (`cluster.zone`; absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<ClusterStatus>> {
@@ -51,10 +54,10 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
     broker.authorize(caller.user_id(), Action::ReadServers)?;
     let raft = broker.metadata.raft().metrics().borrow().clone();
     let leader = raft.current_leader.map(|id| id as u32);
-    let versions = broker.metadata.read(|m| {
+    let registered = broker.metadata.read(|m| {
         m.nodes
             .iter()
-            .map(|(id, node)| (*id, node.version.clone()))
+            .map(|(id, node)| (*id, (node.version.clone(), node.zone.clone())))
             .collect::<std::collections::BTreeMap<_, _>>()
     });
     let me = broker.node_id();
@@ -84,7 +87,11 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
                     .as_ref()
                     .map_or(0, |p| p.status(node.id).applied)
             },
-            version: versions.get(&node.id).cloned(),
+            version: registered.get(&node.id).map(|(version, _)| version.clone()),
+            zone: registered
+                .get(&node.id)
+                .map(|(_, zone)| zone.clone())
+                .filter(|zone| !zone.is_empty()),
         })
         .collect();
     Ok(Json(ClusterStatus {

@@ -636,6 +636,7 @@ impl MetadataState {
                 advertised,
                 version,
                 storage,
+                zone,
             } => {
                 self.remove_members(|m| m.node == *node && m.epoch != *epoch);
                 let lost_disk = self
@@ -655,6 +656,7 @@ impl MetadataState {
                         advertised: advertised.clone(),
                         version: version.clone(),
                         storage: *storage,
+                        zone: zone.clone(),
                     },
                 );
                 Ok(Applied::Done)
@@ -751,7 +753,13 @@ impl MetadataState {
         settings: &super::state::TopicSettings,
         effects: &mut Vec<Effect>,
     ) -> Vec<PartitionMeta> {
-        let placed = self.place(ctx, settings.replication_factor, ids.len() as u32);
+        let nodes = if ctx.nodes.is_empty() {
+            vec![0]
+        } else {
+            ctx.nodes.clone()
+        };
+        let placed =
+            super::placement::place(self, &nodes, settings.replication_factor, ids.len() as u32);
         let partitions: Vec<PartitionMeta> = ids
             .zip(placed)
             .map(|(id, replicas)| PartitionMeta {
@@ -775,51 +783,6 @@ impl MetadataState {
             settings: settings.clone(),
         });
         partitions
-    }
-
-    /// Replica sets for `count` new partitions: each partition gets
-    /// `factor` distinct brokers, the least loaded first (ties by id), so
-    /// partitions and their leaders spread evenly.
-    fn place(&self, ctx: &ApplyContext, factor: u8, count: u32) -> Vec<Vec<u32>> {
-        let nodes: Vec<u32> = if ctx.nodes.is_empty() {
-            vec![0]
-        } else {
-            ctx.nodes.clone()
-        };
-        let factor = (factor.max(1) as usize).min(nodes.len());
-        let mut replicas: BTreeMap<u32, usize> = nodes.iter().map(|n| (*n, 0)).collect();
-        let mut leaders: BTreeMap<u32, usize> = nodes.iter().map(|n| (*n, 0)).collect();
-        for (_, _, partition) in self.partitions() {
-            for (i, node) in partition.replicas.iter().enumerate() {
-                if let Some(count) = replicas.get_mut(node) {
-                    *count += 1;
-                }
-                if i == 0
-                    && let Some(count) = leaders.get_mut(node)
-                {
-                    *count += 1;
-                }
-            }
-        }
-        (0..count)
-            .map(|_| {
-                let mut chosen: Vec<u32> = nodes.clone();
-                chosen.sort_by_key(|n| (replicas[n], leaders[n], *n));
-                chosen.truncate(factor);
-                // The least-led of the chosen brokers leads.
-                let leader = *chosen
-                    .iter()
-                    .min_by_key(|n| (leaders[n], *n))
-                    .expect("at least one broker");
-                chosen.retain(|n| *n != leader);
-                chosen.insert(0, leader);
-                for node in &chosen {
-                    *replicas.get_mut(node).expect("known") += 1;
-                }
-                *leaders.get_mut(&leader).expect("known") += 1;
-                chosen
-            })
-            .collect()
     }
 }
 
@@ -1031,6 +994,7 @@ mod tests {
             advertised: Default::default(),
             version: "test".into(),
             storage,
+            zone: String::new(),
         }
     }
 

@@ -243,6 +243,9 @@ pub enum MetadataCommand {
         /// leadership) until it has copied the logs again.
         #[serde(default)]
         storage: u64,
+        /// The broker's failure domain (empty: none known).
+        #[serde(default)]
+        zone: String,
     },
 }
 

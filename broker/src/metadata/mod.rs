@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod placement;
 pub mod service;
 mod state;
 

@@ -195,7 +195,7 @@ pub struct Advertised {
 }
 
 /// A broker as it last registered: its process incarnation and addresses.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NodeMeta {
     pub epoch: u64,
     pub advertised: Advertised,
@@ -203,6 +203,9 @@ pub struct NodeMeta {
     /// Storage id of its data directory (0: not reported).
     #[serde(default)]
     pub storage: u64,
+    /// Its failure domain (empty: none known).
+    #[serde(default)]
+    pub zone: String,
 }
 
 /// Recent proposals and their outcomes, so a proposal retried after a

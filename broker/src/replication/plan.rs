@@ -2,7 +2,7 @@
 //! restarting a broker now is safe, and where a drained broker's replicas
 //! go.
 
-use crate::metadata::{MetadataState, PartitionKey};
+use crate::metadata::{MetadataState, PartitionKey, placement};
 use std::collections::BTreeMap;
 
 /// Why restarting `node` now would make a partition refuse sends or lose
@@ -46,8 +46,9 @@ pub fn restart_blockers(
 
 /// New replica sets that move every replica off `node`: each goes to the
 /// broker holding the fewest replicas that does not hold one of that
-/// partition yet (the new one takes the drained one's place in the list,
-/// so a drained preferred leader is replaced as preferred leader).
+/// partition yet, in a zone the partition's other replicas are not in when
+/// there is one (the new one takes the drained one's place in the list, so
+/// a drained preferred leader is replaced as preferred leader).
 pub fn drain(
     state: &MetadataState,
     node: u32,
@@ -75,11 +76,21 @@ pub fn drain(
                 "partition {p} of topic {t} in stream {s} is being reassigned already"
             ));
         }
-        let to = load
+        let mut candidates: Vec<u32> = load
+            .keys()
+            .copied()
+            .filter(|n| !partition.replicas.contains(n))
+            .collect();
+        candidates.sort_by_key(|n| (load[n], *n));
+        let staying: Vec<u32> = partition
+            .replicas
             .iter()
-            .filter(|(n, _)| !partition.replicas.contains(n))
-            .min_by_key(|(n, count)| (**count, **n))
-            .map(|(n, _)| *n)
+            .copied()
+            .filter(|r| *r != node)
+            .collect();
+        let to = placement::pick_spread(state, &candidates, &staying, 1)
+            .first()
+            .copied()
             .ok_or_else(|| {
                 format!(
                     "partition {p} of topic {t} in stream {s} has nowhere to go: every other broker holds it"
@@ -154,5 +165,33 @@ mod tests {
         let mut full = MetadataState::default();
         full.insert_test_topic(0, 0, vec![partition(0, &[0, 1, 2], 0, &[0, 1, 2])]);
         assert!(drain(&full, 0, &[0, 1, 2]).is_err());
+    }
+
+    #[test]
+    fn a_drained_replica_goes_to_a_zone_its_partition_is_not_in_yet() {
+        let mut state = MetadataState::default();
+        for (id, zone) in ["a", "b", "b", "a"].iter().enumerate() {
+            state.nodes.insert(
+                id as u32,
+                crate::metadata::NodeMeta {
+                    zone: zone.to_string(),
+                    ..Default::default()
+                },
+            );
+        }
+        // Replicas in zones a (0) and b (1). Broker 2 (b) holds less than
+        // broker 3 (a), but only 3 keeps the partition in two zones.
+        state.insert_test_topic(
+            0,
+            0,
+            vec![
+                partition(0, &[0, 1], 0, &[0, 1]),
+                partition(1, &[3, 1], 3, &[3, 1]),
+            ],
+        );
+        assert_eq!(
+            drain(&state, 0, &[0, 1, 2, 3]).unwrap(),
+            vec![((0, 0, 0), vec![3, 1])]
+        );
     }
 }

@@ -81,21 +81,28 @@ fn env(cluster: &IggyCluster, advertised_host: &str) -> Vec<EnvVar> {
         value: Some(value),
         ..Default::default()
     };
+    // A pod label through the downward API ("" when the pod lacks it).
+    let from_pod_label = |name: &str, label: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: format!("metadata.labels['{label}']"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let mut env = vec![
         value("IGGY_CONFIG_PATH", format!("{CONFIG_DIR}/{CONFIG_FILE}")),
         from_secret("IGGY_ROOT_USERNAME", &root_secret, USERNAME_KEY),
         from_secret("IGGY_ROOT_PASSWORD", &root_secret, PASSWORD_KEY),
-        EnvVar {
-            name: "IGGY_CLUSTER_NODE_ID".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.labels['apps.kubernetes.io/pod-index']".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        from_pod_label("IGGY_CLUSTER_NODE_ID", "apps.kubernetes.io/pod-index"),
+        // Kubernetes copies the node's zone label onto the pod when it is
+        // bound (the PodTopologyLabelsAdmission plugin: beta and on by
+        // default from 1.35, a feature gate in 1.33–1.34); without it the
+        // broker has no zone and placement only balances load.
+        from_pod_label("IGGY_CLUSTER_ZONE", "topology.kubernetes.io/zone"),
         value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
         from_secret(
             "IGGY_CLUSTER_AUTH_SHARED_SECRET",
@@ -350,6 +357,19 @@ mod tests {
             .clone()
     }
 
+    /// The downward-API field an env var is read from.
+    fn env_field_path(c: &Container, name: &str) -> Option<String> {
+        let var = c.env.as_ref()?.iter().find(|e| e.name == name)?;
+        Some(
+            var.value_from
+                .as_ref()?
+                .field_ref
+                .as_ref()?
+                .field_path
+                .clone(),
+        )
+    }
+
     #[test]
     fn statefulset_is_wired_for_a_replicated_cluster() {
         let c = cluster(3);
@@ -394,23 +414,13 @@ mod tests {
                 .iter()
                 .any(|p| p.name.as_deref() == Some("replica") && p.container_port == 9090)
         );
-        let node_id = broker
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|e| e.name == "IGGY_CLUSTER_NODE_ID")
-            .unwrap();
-        assert!(
-            node_id
-                .value_from
-                .as_ref()
-                .unwrap()
-                .field_ref
-                .as_ref()
-                .unwrap()
-                .field_path
-                .contains("pod-index")
+        assert_eq!(
+            env_field_path(&broker, "IGGY_CLUSTER_NODE_ID").as_deref(),
+            Some("metadata.labels['apps.kubernetes.io/pod-index']")
+        );
+        assert_eq!(
+            env_field_path(&broker, "IGGY_CLUSTER_ZONE").as_deref(),
+            Some("metadata.labels['topology.kubernetes.io/zone']")
         );
         assert_eq!(
             broker

@@ -347,6 +347,7 @@ mod tests {
             default_replication_factor: 1,
             min_in_sync_replicas: 0,
             replica_max_lag: Duration::from_secs(1),
+            zone: String::new(),
         }
     }
 
