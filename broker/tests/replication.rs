@@ -461,18 +461,60 @@ async fn reassigning_and_draining_under_load_lose_nothing_and_an_unsafe_restart_
     assert!(!drained.replicas.contains(&spare));
     producer.more_acks(100).await;
 
-    let outcomes = producer.finish().await;
-    let client = cluster.client(0).await;
-    let ids: Vec<u128> = read_all(&client)
-        .await
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    assert_every_acknowledged_message_once_in_order(&outcomes, &ids);
+    let (outcomes, ids) = finish_and_check(producer, &cluster).await;
     eprintln!(
         "{} sends, {} stored; moved to {target:?} and back to {:?}",
         outcomes.len(),
         ids.len(),
         start.replicas
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_topics_replication_factor_under_load_loses_nothing() {
+    let (cluster, start) = replicated_topic(1, &[]).await;
+    let producer = Producer::start(&cluster);
+    producer.more_acks(100).await;
+
+    let path = "/cluster/topics/s/t/replication-factor";
+    let (code, response) = admin_post(&cluster, 1, path, r#"{"factor":3}"#).await;
+    assert_eq!(code, 202, "{response}");
+    assert!(response.contains(r#""min_in_sync":2"#), "{response}");
+    let grown = wait_for_replicas(&cluster, &[0, 1, 2]).await;
+    assert_eq!(
+        grown.replicas[0], start.replicas[0],
+        "the preferred leader stays first: {grown:?}"
+    );
+    producer.more_acks(100).await;
+
+    let (code, response) = admin_post(&cluster, 2, path, r#"{"factor":2}"#).await;
+    assert_eq!(code, 202, "{response}");
+    let shrunk = wait_until(&cluster, Some(0), "two replicas in sync", |s| {
+        s.replicas.len() == 2 && s.in_sync.len() == 2 && s.reassigning.is_none()
+    })
+    .await;
+    assert!(
+        shrunk.leader.is_some_and(|l| shrunk.replicas.contains(&l)),
+        "{shrunk:?}"
+    );
+    producer.more_acks(100).await;
+
+    let (code, response) = admin_post(&cluster, 0, path, r#"{"factor":4}"#).await;
+    assert_eq!(code, 400, "more replicas than brokers: {response}");
+
+    let (outcomes, ids) = finish_and_check(producer, &cluster).await;
+    // The topic kept accepting sends: growing the factor does not demand
+    // the new replicas before they have caught up.
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Unknown))
+        .count();
+    assert_eq!(failed, 0, "sends failed while the factor changed");
+    eprintln!(
+        "{} sends, {} stored; factor 1 on {:?} → 3 → 2 on {:?}",
+        outcomes.len(),
+        ids.len(),
+        start.replicas,
+        shrunk.replicas
     );
 }

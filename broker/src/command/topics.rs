@@ -89,6 +89,7 @@ fn settings_from_options(ctx: &Context<'_>, options: &WireOptions) -> Result<Top
         segment_size_bytes,
         replication_factor,
         min_in_sync: ctx.broker.min_in_sync(replication_factor),
+        pending_min_in_sync: None,
         // `persisted` asks for every acknowledged batch on stable storage:
         // fsync each batch on every replica, whatever the broker's policy.
         // `replicated` (the SDK's default) is met by any policy.

@@ -80,6 +80,10 @@ pub fn router(broker: Arc<Broker>) -> Router {
             post(super::cluster::move_leader),
         )
         .route(
+            "/cluster/topics/{stream_id}/{topic_id}/replication-factor",
+            post(super::cluster::change_replication_factor),
+        )
+        .route(
             "/cluster/nodes/{node_id}/safe-to-restart",
             get(super::cluster::safe_to_restart),
         )

@@ -154,22 +154,32 @@ pub async fn partitions(
     Ok(Json(partitions))
 }
 
+/// A topic named in a path: stream and topic by id or name.
+fn topic_key(
+    broker: &crate::broker::Broker,
+    stream: &str,
+    topic: &str,
+) -> Result<(u32, u32), crate::error::Error> {
+    let ident = |text: &str| match text.parse() {
+        Ok(id) => crate::metadata::Ident::Id(id),
+        Err(_) => crate::metadata::Ident::Name(text.to_string()),
+    };
+    broker
+        .metadata
+        .read(|m| m.resolve_topic(&ident(stream), &ident(topic)))
+}
+
 /// A partition named in a path: stream and topic by id or name.
 fn partition_key(
     broker: &crate::broker::Broker,
     (stream, topic, partition): &(String, String, u32),
 ) -> Result<crate::metadata::PartitionKey, crate::error::Error> {
-    let ident = |text: &str| match text.parse() {
-        Ok(id) => crate::metadata::Ident::Id(id),
-        Err(_) => crate::metadata::Ident::Name(text.to_string()),
-    };
-    let key = broker.metadata.read(|m| {
-        let (s, t) = m.resolve_topic(&ident(stream), &ident(topic))?;
-        m.partition((s, t, *partition))
-            .map(|_| (s, t, *partition))
-            .ok_or(crate::error::Error::PartitionNotFound(*partition))
-    })?;
-    Ok(key)
+    let (s, t) = topic_key(broker, stream, topic)?;
+    broker
+        .metadata
+        .read(|m| m.partition((s, t, *partition)).is_some())
+        .then_some((s, t, *partition))
+        .ok_or(crate::error::Error::PartitionNotFound(*partition))
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +207,81 @@ pub async fn reassign(
         })
         .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangeFactor {
+    pub factor: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FactorChange {
+    pub stream_id: u32,
+    pub topic_id: u32,
+    pub factor: u8,
+    pub min_in_sync: u8,
+    /// Partitions moving to new replica sets (follow them on
+    /// `GET /cluster/partitions`; `reassigning` clears when done).
+    pub moves: Vec<PartitionMove>,
+}
+
+/// `POST /cluster/topics/{stream}/{topic}/replication-factor`: give every
+/// partition of the topic `factor` replicas, as one metadata change (new
+/// replicas copy the log and join; removed ones go once the rest are in
+/// sync). Refused while a partition of the topic is being reassigned.
+pub async fn change_replication_factor(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((stream, topic)): Path<(String, String)>,
+    Json(body): Json<ChangeFactor>,
+) -> ApiResult<(StatusCode, Json<FactorChange>)> {
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let (stream_id, topic_id) = topic_key(broker, &stream, &topic)?;
+    if body.factor == 0 {
+        return Err(
+            crate::error::Error::InvalidReplicaSet("a replication factor of 0".into()).into(),
+        );
+    }
+    // Checked against the number of brokers.
+    let factor = broker.replication_factor(Some(body.factor))?;
+    let min_in_sync = broker.min_in_sync(factor);
+    broker
+        .metadata
+        .write(MetadataCommand::ChangeReplicationFactor {
+            stream_id,
+            topic_id,
+            factor,
+            min_in_sync,
+        })
+        .await?;
+    let moves = broker.metadata.read(|m| {
+        m.topic(stream_id, topic_id)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter_map(|p| {
+                        Some(PartitionMove {
+                            stream_id,
+                            topic_id,
+                            partition_id: p.id,
+                            replicas: p.reassigning.clone()?,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(FactorChange {
+            stream_id,
+            topic_id,
+            factor,
+            min_in_sync,
+            moves,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -552,46 +552,60 @@ impl MetadataState {
                 partition,
                 replicas,
             } => {
-                let mut distinct = replicas.clone();
-                distinct.sort_unstable();
-                distinct.dedup();
-                if replicas.is_empty()
-                    || distinct.len() != replicas.len()
-                    || !replicas
-                        .iter()
-                        .all(|r| ctx.nodes.is_empty() || ctx.nodes.contains(r))
-                {
+                self.start_reassignment(ctx, *partition, replicas, effects)?;
+                Ok(Applied::Done)
+            }
+            C::ChangeReplicationFactor {
+                stream_id,
+                topic_id,
+                factor,
+                min_in_sync,
+            } => {
+                let brokers = ctx.nodes.len().max(1);
+                if *factor == 0 || *factor as usize > brokers {
                     return Err(Error::InvalidReplicaSet(format!(
-                        "{replicas:?} is not a set of distinct brokers of {:?}",
-                        ctx.nodes
+                        "a replication factor of {factor} on {brokers} brokers"
                     )));
                 }
-                let settings = self
-                    .topic_mut(partition.0, partition.1)
-                    .ok_or(Error::TopicIdNotFound(partition.1))?
-                    .settings
-                    .clone();
-                let meta = self.partition_mut(*partition)?;
-                if let Some(target) = &meta.reassigning {
+                let topic = self
+                    .topic_mut(*stream_id, *topic_id)
+                    .ok_or(Error::TopicIdNotFound(*topic_id))?;
+                if let Some(moving) = topic.partitions.iter().find(|p| p.reassigning.is_some()) {
                     return Err(Error::InvalidReplicaSet(format!(
-                        "partition {} is already moving to {target:?}",
-                        partition.2
+                        "partition {} is being reassigned already",
+                        moving.id
                     )));
                 }
-                let added: Vec<u32> = replicas
+                let nodes = if ctx.nodes.is_empty() {
+                    vec![0]
+                } else {
+                    ctx.nodes.clone()
+                };
+                let moves =
+                    super::placement::change_factor(self, &nodes, (*stream_id, *topic_id), *factor);
+                let topic = self
+                    .topic_mut(*stream_id, *topic_id)
+                    .expect("checked above");
+                topic.settings.replication_factor = *factor;
+                let min_in_sync = (*min_in_sync).clamp(1, *factor);
+                if min_in_sync > topic.settings.min_in_sync && !moves.is_empty() {
+                    // Raised once the new replicas are in sync.
+                    topic.settings.pending_min_in_sync = Some(min_in_sync);
+                } else {
+                    topic.settings.min_in_sync = min_in_sync;
+                    topic.settings.pending_min_in_sync = None;
+                }
+                let every_partition = topic
+                    .partitions
                     .iter()
-                    .copied()
-                    .filter(|r| !meta.replicas.contains(r))
+                    .map(|p| (*stream_id, *topic_id, p.id))
                     .collect();
-                meta.replicas.extend(&added);
-                meta.reassigning = Some(replicas.clone());
-                effects.push(Effect::CreatePartitions {
-                    partitions: vec![(*partition, added)],
-                    incarnation: meta.incarnation,
-                    settings,
-                });
+                for (partition, replicas) in &moves {
+                    self.start_reassignment(ctx, *partition, replicas, effects)?;
+                }
+                // The minimum of in-sync replicas changed for every one.
                 effects.push(Effect::PartitionStateChanged {
-                    partitions: vec![*partition],
+                    partitions: every_partition,
                 });
                 Ok(Applied::Done)
             }
@@ -625,9 +639,23 @@ impl MetadataState {
                     nodes: removed,
                     before: ctx.index,
                 });
-                effects.push(Effect::PartitionStateChanged {
-                    partitions: vec![*partition],
-                });
+                let (stream_id, topic_id, _) = *partition;
+                let topic = self
+                    .topic_mut(stream_id, topic_id)
+                    .expect("the partition's topic");
+                let settled = topic.partitions.iter().all(|p| p.reassigning.is_none());
+                let partitions = match topic.settings.pending_min_in_sync.take_if(|_| settled) {
+                    Some(raised) => {
+                        topic.settings.min_in_sync = raised;
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| (stream_id, topic_id, p.id))
+                            .collect()
+                    }
+                    None => vec![*partition],
+                };
+                effects.push(Effect::PartitionStateChanged { partitions });
                 Ok(Applied::Done)
             }
             C::RegisterNode {
@@ -698,6 +726,60 @@ impl MetadataState {
                 }
             }
         }
+    }
+
+    /// Start moving `partition` to `replicas`: the new ones are added (and
+    /// opened where they are placed) and copy the log;
+    /// `CompleteReassignment` drops the old ones once the new are in sync.
+    fn start_reassignment(
+        &mut self,
+        ctx: &ApplyContext,
+        partition: PartitionKey,
+        replicas: &[u32],
+        effects: &mut Vec<Effect>,
+    ) -> Result<()> {
+        let mut distinct = replicas.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if replicas.is_empty()
+            || distinct.len() != replicas.len()
+            || !replicas
+                .iter()
+                .all(|r| ctx.nodes.is_empty() || ctx.nodes.contains(r))
+        {
+            return Err(Error::InvalidReplicaSet(format!(
+                "{replicas:?} is not a set of distinct brokers of {:?}",
+                ctx.nodes
+            )));
+        }
+        let settings = self
+            .topic_mut(partition.0, partition.1)
+            .ok_or(Error::TopicIdNotFound(partition.1))?
+            .settings
+            .clone();
+        let meta = self.partition_mut(partition)?;
+        if let Some(target) = &meta.reassigning {
+            return Err(Error::InvalidReplicaSet(format!(
+                "partition {} is already moving to {target:?}",
+                partition.2
+            )));
+        }
+        let added: Vec<u32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| !meta.replicas.contains(r))
+            .collect();
+        meta.replicas.extend(&added);
+        meta.reassigning = Some(replicas.to_vec());
+        effects.push(Effect::CreatePartitions {
+            partitions: vec![(partition, added)],
+            incarnation: meta.incarnation,
+            settings,
+        });
+        effects.push(Effect::PartitionStateChanged {
+            partitions: vec![partition],
+        });
+        Ok(())
     }
 
     /// Take `node` (which lost its disk) out of every in-sync set, and
@@ -825,6 +907,7 @@ mod tests {
             segment_size_bytes: 1 << 30,
             replication_factor: factor,
             min_in_sync: 1,
+            pending_min_in_sync: None,
             fsync: FsyncPolicy::Always,
         }
     }
@@ -1027,5 +1110,72 @@ mod tests {
             moved.leader_epoch,
             before[led_by_0 as usize].leader_epoch + 1
         );
+    }
+
+    #[test]
+    fn growing_the_factor_raises_the_minimum_only_once_the_new_replicas_are_in_sync() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "t", 2, 1)).unwrap();
+        let grow = MetadataCommand::ChangeReplicationFactor {
+            stream_id: 0,
+            topic_id: 0,
+            factor: 3,
+            min_in_sync: 2,
+        };
+        log.apply(&mut state, grow.clone()).unwrap();
+        let topic = state.topic(0, 0).unwrap();
+        assert_eq!(topic.settings.replication_factor, 3);
+        assert_eq!(topic.settings.min_in_sync, 1, "not before they catch up");
+        assert_eq!(topic.settings.pending_min_in_sync, Some(2));
+        for p in &topic.partitions {
+            assert_eq!(p.replicas.len(), 3, "{p:?}");
+            assert_eq!(p.reassigning.as_ref().map(Vec::len), Some(3), "{p:?}");
+        }
+        // A second change while these move is refused.
+        assert!(log.apply(&mut state, grow).is_err());
+
+        // The new replicas join each partition's in-sync set; once the
+        // last partition completes, the minimum goes up.
+        for id in 0..2 {
+            let p = state.partition((0, 0, id)).unwrap().clone();
+            log.apply(
+                &mut state,
+                MetadataCommand::ChangeInSync {
+                    partition: (0, 0, id),
+                    epoch: p.leader_epoch,
+                    in_sync: p.replicas.clone(),
+                },
+            )
+            .unwrap();
+            log.apply(
+                &mut state,
+                MetadataCommand::CompleteReassignment {
+                    partition: (0, 0, id),
+                    epoch: p.leader_epoch,
+                },
+            )
+            .unwrap();
+            let expected = if id == 0 { 1 } else { 2 };
+            assert_eq!(state.topic(0, 0).unwrap().settings.min_in_sync, expected);
+        }
+        assert_eq!(
+            state.topic(0, 0).unwrap().settings.pending_min_in_sync,
+            None
+        );
+
+        // Shrinking lowers it at once.
+        log.apply(
+            &mut state,
+            MetadataCommand::ChangeReplicationFactor {
+                stream_id: 0,
+                topic_id: 0,
+                factor: 1,
+                min_in_sync: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(state.topic(0, 0).unwrap().settings.min_in_sync, 1);
     }
 }

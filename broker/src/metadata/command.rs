@@ -224,6 +224,17 @@ pub enum MetadataCommand {
         partition: PartitionKey,
         replicas: Vec<u32>,
     },
+    /// Give every partition of a topic `factor` replicas, as one change:
+    /// the new replica sets are planned when it is applied
+    /// (`placement::change_factor`) and each partition is reassigned to
+    /// its set (add → catch up → switch → remove, as `ReassignReplicas`).
+    ChangeReplicationFactor {
+        stream_id: u32,
+        topic_id: u32,
+        factor: u8,
+        /// The topic's new minimum of in-sync replicas.
+        min_in_sync: u8,
+    },
     /// Every new replica is in sync and one of them leads (proposed by the
     /// metadata leader): drop the replicas that are not in the new set.
     CompleteReassignment {

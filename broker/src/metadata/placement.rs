@@ -8,7 +8,7 @@
 //! zones than replicas. A broker without a zone counts as a zone of its
 //! own, so with no zones at all placement only balances load.
 
-use super::MetadataState;
+use super::{MetadataState, PartitionKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A broker's failure domain as placement compares it.
@@ -99,6 +99,74 @@ pub fn place(state: &MetadataState, nodes: &[u32], factor: u8, count: u32) -> Ve
         .collect()
 }
 
+/// New replica sets that give every partition of topic `(stream, topic)`
+/// `factor` replicas (partitions that have it already are left out).
+/// Growing keeps the current replicas and adds the least-loaded brokers,
+/// in new zones first; shrinking keeps the leader, then in-sync replicas,
+/// again in as many zones as possible. The order of the kept replicas is
+/// kept, so the preferred leader stays first.
+pub fn change_factor(
+    state: &MetadataState,
+    nodes: &[u32],
+    (stream, topic): (u32, u32),
+    factor: u8,
+) -> Vec<(PartitionKey, Vec<u32>)> {
+    let factor = factor as usize;
+    let mut load: BTreeMap<u32, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    for (_, _, partition) in state.partitions() {
+        for node in &partition.replicas {
+            if let Some(count) = load.get_mut(node) {
+                *count += 1;
+            }
+        }
+    }
+    let Some(meta) = state.topic(stream, topic) else {
+        return Vec::new();
+    };
+    let mut moves = Vec::new();
+    for partition in &meta.partitions {
+        let current = &partition.replicas;
+        let target = if factor > current.len() {
+            let mut candidates: Vec<u32> = nodes
+                .iter()
+                .copied()
+                .filter(|n| !current.contains(n))
+                .collect();
+            candidates.sort_by_key(|n| (load[n], *n));
+            let added = pick_spread(state, &candidates, current, factor - current.len());
+            for node in &added {
+                *load.get_mut(node).expect("a known broker") += 1;
+            }
+            current.iter().copied().chain(added).collect()
+        } else if factor < current.len() {
+            let mut keep_first: Vec<u32> = partition.leader.into_iter().collect();
+            keep_first.extend(
+                partition
+                    .in_sync
+                    .iter()
+                    .filter(|r| Some(**r) != partition.leader),
+            );
+            keep_first.extend(current.iter().filter(|r| !partition.in_sync.contains(r)));
+            keep_first.retain(|r| current.contains(r));
+            let kept = pick_spread(state, &keep_first, &[], factor);
+            for node in current.iter().filter(|r| !kept.contains(r)) {
+                if let Some(count) = load.get_mut(node) {
+                    *count -= 1;
+                }
+            }
+            current
+                .iter()
+                .copied()
+                .filter(|r| kept.contains(r))
+                .collect()
+        } else {
+            continue;
+        };
+        moves.push(((stream, topic, partition.id), target));
+    }
+    moves
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +246,33 @@ mod tests {
         assert_eq!(pick_spread(&state, &[2, 1, 3], &[0], 1), [1]);
         // Every candidate shares a taken zone: the best one still goes.
         assert_eq!(pick_spread(&state, &[2], &[0], 1), [2]);
+    }
+
+    #[test]
+    fn changing_the_factor_adds_in_new_zones_and_removes_keeping_the_leader() {
+        let mut state = with_zones(&["a", "a", "b", "c"]);
+        state.insert_test_topic(
+            0,
+            0,
+            vec![
+                crate::metadata::PartitionMeta::for_test(0, &[0, 1], 1, &[0, 1]),
+                crate::metadata::PartitionMeta::for_test(1, &[2, 3, 0], 3, &[3, 0]),
+            ],
+        );
+        let nodes: Vec<u32> = (0..4).collect();
+        let grown = change_factor(&state, &nodes, (0, 0), 3);
+        // Partition 0 (zone a twice) gains a broker of b or c, the less
+        // loaded first: 2 and 3 hold one replica each, so 2. Partition 1
+        // has three already.
+        assert_eq!(grown, vec![((0, 0, 0), vec![0, 1, 2])]);
+        let shrunk = change_factor(&state, &nodes, (0, 0), 1);
+        // The leader stays.
+        assert_eq!(shrunk, vec![((0, 0, 0), vec![1]), ((0, 0, 1), vec![3])]);
+        // Down to two: partition 0 is there already; partition 1 keeps its
+        // leader 3 (zone c) and in-sync 0 (zone a), drops 2.
+        assert_eq!(
+            change_factor(&state, &nodes, (0, 0), 2),
+            vec![((0, 0, 1), vec![3, 0])]
+        );
     }
 }

@@ -78,6 +78,11 @@ pub struct TopicSettings {
     pub replication_factor: u8,
     /// A send is refused while fewer replicas than this are in sync.
     pub min_in_sync: u8,
+    /// The minimum a growing replication factor takes once every
+    /// partition has its new replicas in sync (until then the old minimum
+    /// holds, so the topic keeps accepting sends while they catch up).
+    #[serde(default)]
+    pub pending_min_in_sync: Option<u8>,
     pub fsync: FsyncPolicy,
 }
 
@@ -415,6 +420,7 @@ impl MetadataState {
                 segment_size_bytes: 1 << 20,
                 replication_factor: 3,
                 min_in_sync: 2,
+                pending_min_in_sync: None,
                 fsync: FsyncPolicy::Never,
             },
             options: Vec::new(),

@@ -237,6 +237,7 @@ mod tests {
             segment_size_bytes: 1 << 20,
             replication_factor: 1,
             min_in_sync: 1,
+            pending_min_in_sync: None,
             fsync: FsyncPolicy::Never,
         }
     }

@@ -288,6 +288,23 @@ pub async fn read_through_every_broker(cluster: &TestCluster) -> Vec<(u64, u128)
     logs.swap_remove(0)
 }
 
+/// Stop `producer`, read partition 0 through every broker (they must
+/// agree) and check every acknowledged message is there once, in order.
+/// Returns what the producer learned and the ids stored.
+pub async fn finish_and_check(
+    producer: Producer,
+    cluster: &TestCluster,
+) -> (Vec<Outcome>, Vec<u128>) {
+    let outcomes = producer.finish().await;
+    let ids: Vec<u128> = read_through_every_broker(cluster)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_every_acknowledged_message_once_in_order(&outcomes, &ids);
+    (outcomes, ids)
+}
+
 /// Every message of partition 0, in offset order, read through `client`.
 pub async fn read_all(client: &IggyClient) -> Vec<(u64, u128)> {
     let (stream, topic) = (
