@@ -9,6 +9,8 @@
 #   from the host) → a real Prometheus, configured
 #   from that PodMonitor, scrapes the broker and a message counter rises
 #   after producing through the client Service; the chart's alert rules load
+#   → IggyTopics: created with 3 partitions on 3 replicas (status per
+#   partition), grown, a conflicting resource left out, Delete and Retain
 #   → prometheus.io annotations without a PodMonitor → helm upgrade to two
 #   replicas with leader election → helm uninstall leaves CRDs and clusters
 #   → namespaced mode (watchNamespaces) reconciles with Roles only.
@@ -148,18 +150,22 @@ equal "the roster names every broker at the ClusterIP (no client is sent where i
   "$(grep -c " $tour_ip:8090 " "$tour_out")"
 check "connections through the Service reached more than one broker" \
   grep -Eq "reached [23] of 3 brokers" "$tour_out"
-zones_seen() { # prints what a broker reports, for the failure report
-  local ip token zones
+broker_api() { # PATH [CURL ARGS...]: broker 0's HTTP API as root
+  local path=$1 ip token; shift
   ip=$(kubectl get pod -n "$NS" $CLUSTER-0 -o jsonpath='{.status.podIP}') || return 1
   token=$(curl -fsS -X POST "http://$ip:3000/users/login" -H 'Content-Type: application/json' \
     -d "$(jq -nc --arg u "$tour_user" --arg p "$tour_password" '{username: $u, password: $p}')" |
     jq -r '.access_token.token') || return 1
-  zones=$(curl -fsS -H "Authorization: Bearer $token" "http://$ip:3000/cluster/status" | jq -c '[.nodes[].zone]') || return 1
+  curl -s -H "Authorization: Bearer $token" "$@" "http://$ip:3000$path"
+}
+zones_seen() { # prints what a broker reports, for the failure report
+  local zones
+  zones=$(broker_api /cluster/status -f | jq -c '[.nodes[].zone]') || return 1
   echo "$zones"
   [ "$zones" = '["local-a","local-a","local-a"]' ]
 }
 equal "the broker pod carries its node's zone label (copied by the API server)" local-a \
-  "$(kubectl get pod -n "$NS" $CLUSTER-0 -o jsonpath="{.metadata.labels['topology\.kubernetes\.io/zone']}")"
+  "$(kubectl get pod -n "$NS" $CLUSTER-0 -o json | jq -r '.metadata.labels | .["topology.kubernetes.io/zone"] // .["topology.k8s.io/zone"] // empty')"
 eventually 30 "every broker registered the zone of its node (GET /cluster/status)" zones_seen
 
 step "a real Prometheus configured from the PodMonitor"
@@ -217,6 +223,52 @@ equal "IggyBrokerDown is not firing" 0 "$(query 'count(ALERTS{alertname="IggyBro
 # follows its next scrape.
 partitions_series() { [ "$(query "sum(iggy_broker_partitions{job=\"iggy-broker\",iggy_cluster=\"$CLUSTER\"})")" = 3 ]; }
 eventually 30 "the dashboard's partitions series sums to the topic's 3 partitions" partitions_series
+
+step "IggyTopic: topics declared as YAML, kept in sync by the operator"
+topic_json() { kubectl get itopic -n "$NS" "$1" -o json; }
+condition() { # TOPIC TYPE: "status reason" of that condition
+  topic_json "$1" | jq -r --arg t "$2" '.status.conditions[]? | select(.type == $t) | "\(.status) \(.reason)"'
+}
+topic_ready() { local c; c=$(condition "$1" Ready); echo "$c"; [ "${c%% *}" = True ]; }
+in_sync_partitions() { # TOPIC: how many partitions have 3 replicas, all in sync, and a leader
+  topic_json "$1" | jq '[.status.partitions[]? | select((.replicas | length) == 3 and (.inSync | length) == 3 and .leader != null)] | length'
+}
+declare_topic() { # NAME PARTITIONS POLICY [TOPIC NAME]
+  kubectl apply -n "$NS" -f - >/dev/null <<YAML
+apiVersion: iggy.rs/v1alpha1
+kind: IggyTopic
+metadata: {name: $1}
+spec: {clusterRef: $CLUSTER, stream: e2e, name: ${4:-$1}, partitions: $2, replicationFactor: 3, messageExpiry: 1d, deletionPolicy: $3}
+YAML
+}
+topic_in_broker() { broker_api "/streams/e2e/topics/$1" -o /dev/null -w '%{http_code}'; }
+declare_topic events 3 Delete
+eventually 120 "IggyTopic events becomes Ready" topic_ready events
+equal "its status lists 3 partitions, each led and on 3 replicas in sync" 3 "$(in_sync_partitions events)"
+equal "it carries the operator's finalizer" iggy.rs/topic "$(topic_json events | jq -r '.metadata.finalizers[]? // empty')"
+check "kubectl get itopic shows partitions, replication and readiness" \
+  sh -c "$(printf '%q ' "$KUBECTL") get itopic -n $NS events | grep -Eq 'events +$CLUSTER +3 +3 +True +InSync'"
+declare_topic events 5 Delete
+grown() { [ "$(in_sync_partitions events)" = 5 ] && topic_ready events; }
+eventually 90 "growing spec.partitions to 5 adds two partitions in the broker" grown
+check "kubectl describe shows the operator's Events" \
+  sh -c "$(printf '%q ' "$KUBECTL") describe itopic -n $NS events | grep -q TopicCreated"
+# A second resource declaring the same broker topic with other settings.
+declare_topic impostor 2 Delete events
+conflicted() { local c; c=$(condition impostor Conflict); echo "$c"; [ "$c" = "True TopicExists" ]; }
+eventually 60 "a resource declaring someone else's topic with other settings gets Conflict" conflicted
+equal "the conflicting resource left the broker's topic alone (5 partitions)" 5 \
+  "$(broker_api /streams/e2e/topics/events | jq -r '.partitions_count // empty')"
+check "deleting the conflicting resource completes (it created nothing)" \
+  kubectl delete itopic -n "$NS" impostor --timeout=60s
+still_ready() { topic_ready events; }
+eventually 30 "and the topic it conflicted with is still there and Ready" still_ready
+declare_topic kept 1 Retain
+eventually 120 "IggyTopic kept (deletionPolicy Retain) becomes Ready" topic_ready kept
+check "deleting IggyTopic events (Delete) completes" kubectl delete itopic -n "$NS" events --timeout=60s
+equal "and topic events is gone from the broker" 404 "$(topic_in_broker events)"
+check "deleting IggyTopic kept (Retain) completes" kubectl delete itopic -n "$NS" kept --timeout=60s
+equal "and topic kept stays in the broker" 200 "$(topic_in_broker kept)"
 
 step "without a PodMonitor: prometheus.io annotations"
 kubectl apply -n "$NS" -f - >/dev/null <<YAML

@@ -28,8 +28,11 @@ RUN=$STATE/run
 PKI=$STATE/pki
 NODE=$(hostname | tr 'A-Z' 'a-z')
 NODE_IP=${E2E_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
-# The node's zone label; the API server copies it onto pods as they are
-# bound (PodTopologyLabelsAdmission), which is how brokers learn their zone.
+# The node's zone. The API server copies a node's zone label onto pods as
+# they are bound (PodTopologyLabelsAdmission), which is how brokers learn
+# their zone: topology.kubernetes.io/zone from Kubernetes 1.35 on, the
+# alpha name topology.k8s.io/zone in 1.33-1.34 (which this version is), so
+# the node carries both.
 NODE_ZONE=local-a
 POD_CIDR=10.244.0.0/24
 POD_GATEWAY=10.244.0.1
@@ -495,6 +498,8 @@ cmd_up() {
   start coredns "$bin/coredns" -conf "$STATE/Corefile"
   wait_for coredns "CoreDNS ready" curl -fs http://127.0.0.1:18181/ready
   wait_for kubelet "node $NODE Ready" sh -c "$(printf '%q ' "$bin/kubectl") --kubeconfig $STATE/admin.kubeconfig get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+  # The kubelet may not set k8s.io labels on itself; the admin does.
+  kctl label node "$NODE" --overwrite "topology.k8s.io/zone=$NODE_ZONE" >/dev/null
   log "cluster up in $((SECONDS - start)) s; control plane RSS: $(control_plane_rss_mb) MiB"
   cmd_env
 }

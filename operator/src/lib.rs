@@ -30,6 +30,11 @@ pub enum Error {
     InvalidSpec(String),
     #[error("serialization error: {0}")]
     Serialization(#[from] serde_json::Error),
+    /// The brokers refused or could not be reached.
+    #[error("brokers: {0}")]
+    Broker(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
 }
 
 impl Error {
@@ -40,6 +45,8 @@ impl Error {
             Error::Kube(_) => "client",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Serialization(_) => "serialization",
+            Error::Broker(_) => "broker",
+            Error::Finalizer(_) => "finalizer",
         }
     }
 }

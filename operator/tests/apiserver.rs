@@ -732,3 +732,84 @@ async fn crds_are_upgraded_but_never_downgraded() {
     .unwrap();
     ensure_crds(&client, iggy_operator::MANAGER).await.unwrap();
 }
+
+/// The Ready condition's reason, if the topic has one.
+fn ready_reason(topic: &IggyTopic) -> Option<String> {
+    topic
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "False")
+        .map(|c| c.reason.clone())
+}
+
+#[tokio::test]
+async fn an_iggy_topic_gets_a_finalizer_a_status_that_says_why_and_is_deleted_without_its_cluster()
+{
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "topic").await;
+    let (_metrics, controller) = start_controller(&client, "topic-test");
+    let topics: Api<IggyTopic> = Api::namespaced(client.clone(), &ns.name);
+    let topic: IggyTopic = example("topic.yaml");
+    let name = topic.name_any();
+    topics.create(&PostParams::default(), &topic).await.unwrap();
+
+    // No cluster of that name: the finalizer is on, the status says so.
+    wait_for("the finalizer and Ready=False ClusterNotFound", || async {
+        let topic = topics.get(&name).await.unwrap();
+        topic
+            .finalizers()
+            .iter()
+            .any(|f| f == controller::topic::FINALIZER)
+            && ready_reason(&topic).as_deref() == Some("ClusterNotFound")
+    })
+    .await;
+
+    // A cluster that is not Ready (paused, so it never starts brokers).
+    let mut paused = cluster(&topic.spec.cluster_ref, 3);
+    paused
+        .annotations_mut()
+        .insert(controller::cluster::PAUSE_ANNOTATION.into(), "true".into());
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    clusters
+        .create(&PostParams::default(), &paused)
+        .await
+        .unwrap();
+    wait_for("Ready=False ClusterNotReady", || async {
+        ready_reason(&topics.get(&name).await.unwrap()).as_deref() == Some("ClusterNotReady")
+    })
+    .await;
+
+    // A spec the API server accepts but the broker could not: Degraded.
+    topics
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"messageExpiry": "a week"}})),
+        )
+        .await
+        .unwrap();
+    wait_for("Ready=False InvalidSpec and Degraded", || async {
+        let topic = topics.get(&name).await.unwrap();
+        let degraded = topic.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Degraded" && c.status == "True" && c.message.contains("messageExpiry")
+            })
+        });
+        ready_reason(&topic).as_deref() == Some("InvalidSpec") && degraded
+    })
+    .await;
+
+    // Nothing was created in a broker: deleting the resource completes.
+    topics
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the IggyTopic gone", || async {
+        topics.get_opt(&name).await.unwrap().is_none()
+    })
+    .await;
+    controller.abort();
+    ns.delete().await;
+}

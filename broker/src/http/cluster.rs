@@ -114,6 +114,9 @@ pub struct PartitionStatus {
     pub leader: Option<u32>,
     pub leader_epoch: u32,
     pub in_sync: Vec<u32>,
+    /// The topic's replication factor (what every partition has, or is
+    /// moving to).
+    pub replication_factor: u8,
     pub min_in_sync: u8,
     /// The replica set a reassignment in progress moves to.
     pub reassigning: Option<Vec<u32>>,
@@ -137,6 +140,7 @@ pub async fn partitions(
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,
                 in_sync: p.in_sync.clone(),
+                replication_factor: topic.settings.replication_factor,
                 min_in_sync: topic.settings.min_in_sync,
                 reassigning: p.reassigning.clone(),
                 committed: None,

@@ -1,7 +1,8 @@
-//! Asking the brokers how their cluster is doing: their REST API's
-//! `GET /cluster/status`, through the client Service, as the root user.
-//!
-//! The answer fills the `IggyCluster` status (members, metadata leader).
+//! The brokers' cluster admin API (`docs/admin-api.md`), through the
+//! client Service, as the root user: how the cluster is doing (for the
+//! `IggyCluster` status: members, metadata leader) and where each
+//! partition's replicas are (for the `IggyTopic` status), and changing a
+//! topic's replication factor.
 //! Brokers that cannot be reached (still starting, or an operator running
 //! outside the cluster network) are not an error: the status just lacks
 //! what only they can tell.
@@ -41,34 +42,118 @@ struct Token {
     token: String,
 }
 
+/// A logged-in connection to the brokers' HTTP API, through the client
+/// Service.
+pub struct AdminSession {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl AdminSession {
+    pub async fn login(
+        cluster: &IggyCluster,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, reqwest::Error> {
+        let base = format!(
+            "http://{}.{}.svc:{}",
+            names::client_service(cluster),
+            cluster.namespace().unwrap_or_default(),
+            cluster.spec.listeners.http_port
+        );
+        let client = http_client()?;
+        let identity: Identity = client
+            .post(format!("{base}/users/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(Self {
+            client,
+            base,
+            token: identity.access_token.token,
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, reqwest::Error> {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await
+    }
+
+    /// The cluster's status as one of its brokers sees it.
+    pub async fn status(&self) -> Result<ClusterStatus, reqwest::Error> {
+        self.get("/cluster/status").await
+    }
+
+    /// Every partition's replicas, leader and in-sync set.
+    pub async fn partitions(&self) -> Result<Vec<PartitionStatus>, reqwest::Error> {
+        self.get("/cluster/partitions").await
+    }
+
+    /// Give every partition of a topic `factor` replicas (one operation
+    /// on the brokers; progress shows in [`Self::partitions`]). The error
+    /// carries the broker's explanation.
+    pub async fn change_replication_factor(
+        &self,
+        stream_id: u32,
+        topic_id: u32,
+        factor: u8,
+    ) -> Result<(), String> {
+        let response = self
+            .client
+            .post(format!(
+                "{}/cluster/topics/{stream_id}/{topic_id}/replication-factor",
+                self.base
+            ))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "factor": factor }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        Err(format!(
+            "{status}: {}",
+            response.text().await.unwrap_or_default()
+        ))
+    }
+}
+
+/// One partition's replication, as `GET /cluster/partitions` reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartitionStatus {
+    pub stream_id: u32,
+    pub topic_id: u32,
+    pub partition_id: u32,
+    pub replicas: Vec<u32>,
+    pub leader: Option<u32>,
+    pub in_sync: Vec<u32>,
+    #[serde(default)]
+    pub replication_factor: Option<u8>,
+    #[serde(default)]
+    pub reassigning: Option<Vec<u32>>,
+}
+
 /// The cluster's status as one of its brokers sees it.
 pub async fn cluster_status(
     cluster: &IggyCluster,
     username: &str,
     password: &str,
 ) -> Result<ClusterStatus, reqwest::Error> {
-    let base = format!(
-        "http://{}.{}.svc:{}",
-        names::client_service(cluster),
-        cluster.namespace().unwrap_or_default(),
-        cluster.spec.listeners.http_port
-    );
-    let client = http_client()?;
-    let identity: Identity = client
-        .post(format!("{base}/users/login"))
-        .json(&serde_json::json!({ "username": username, "password": password }))
-        .send()
+    AdminSession::login(cluster, username, password)
         .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    client
-        .get(format!("{base}/cluster/status"))
-        .bearer_auth(identity.access_token.token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
+        .status()
         .await
 }
 

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -399,7 +399,7 @@ async fn ensure_secret(
 }
 
 /// The root user's name and password, from the root-credentials Secret.
-async fn root_credentials(
+pub(super) async fn root_credentials(
     ctx: &Context,
     cluster: &IggyCluster,
     namespace: &str,
@@ -489,20 +489,7 @@ async fn write_status(
     cluster: &IggyCluster,
     status: &IggyClusterStatus,
 ) -> Result<()> {
-    let api: Api<IggyCluster> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": "iggy.rs/v1alpha1",
-        "kind": "IggyCluster",
-        "status": status,
-    });
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    super::patch_status(ctx, cluster, status).await
 }
 
 /// Record a Normal Event on the cluster.
@@ -510,8 +497,7 @@ async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str)
     publish_event(ctx, cluster, EventType::Normal, reason, note).await
 }
 
-/// Record a Kubernetes Event on the cluster; failures to record are logged,
-/// never fatal.
+/// Record a Kubernetes Event on the cluster.
 async fn publish_event(
     ctx: &Context,
     cluster: &IggyCluster,
@@ -519,16 +505,7 @@ async fn publish_event(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
-        tracing::warn!("could not record event {reason}: {e}");
-    }
+    ctx.publish(cluster, type_, reason, note).await
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 pub mod brokers;
 pub mod cluster;
+pub mod topic;
+pub mod topic_plan;
 
 use crate::crd::IggyCluster;
 use crate::metrics::Metrics;
@@ -10,7 +12,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Controller;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use std::sync::Arc;
@@ -33,6 +35,64 @@ impl Context {
             client,
             metrics,
         }
+    }
+
+    /// Record a Kubernetes Event about `object`; failures to record are
+    /// logged, never fatal.
+    pub async fn publish<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!("could not record event {reason}: {e}");
+        }
+    }
+}
+
+/// Write `status` as the status of `object` (server-side apply, as the
+/// operator's field manager).
+pub async fn patch_status<K>(
+    ctx: &Context,
+    object: &K,
+    status: &impl serde::Serialize,
+) -> crate::Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    use kube::ResourceExt;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &kube::api::PatchParams::apply(crate::MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Log what a controller's reconciles return (errors are already in the
+/// resources' status and Events).
+async fn log_result<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::debug!("reconcile: {e}");
     }
 }
 
@@ -99,14 +159,30 @@ where
     Ok(())
 }
 
-/// Run the IggyCluster controller (one per watched namespace) until the
-/// streams end.
+/// Run the IggyCluster and IggyTopic controllers (one of each per watched
+/// namespace) until the streams end.
 pub async fn run(ctx: Arc<Context>, scope: Scope) {
-    let controllers = scope
+    let clusters = scope
         .apis::<IggyCluster>(&ctx.client)
         .into_iter()
         .map(|clusters| run_controller(ctx.clone(), clusters));
-    futures::future::join_all(controllers).await;
+    let topics = scope
+        .apis::<crate::crd::IggyTopic>(&ctx.client)
+        .into_iter()
+        .map(|topics| run_topic_controller(ctx.clone(), topics));
+    futures::future::join(
+        futures::future::join_all(clusters),
+        futures::future::join_all(topics),
+    )
+    .await;
+}
+
+async fn run_topic_controller(ctx: Arc<Context>, topics: Api<crate::crd::IggyTopic>) {
+    Controller::new(topics, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(topic::reconcile, topic::error_policy, ctx)
+        .for_each(log_result)
+        .await;
 }
 
 /// The children are watched in the same namespace(s) as the clusters, and
@@ -137,10 +213,6 @@ async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
         .owns(children::<PodDisruptionBudget>(&client, &namespace), owned)
         .shutdown_on_signal()
         .run(cluster::reconcile, cluster::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!("reconcile: {e}");
-            }
-        })
+        .for_each(log_result)
         .await;
 }

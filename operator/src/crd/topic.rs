@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name": "Partitions", "type": "integer", "jsonPath": ".spec.partitions"}"#,
     printcolumn = r#"{"name": "Replication", "type": "integer", "jsonPath": ".spec.replicationFactor"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -81,7 +82,8 @@ pub enum DeletionPolicy {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct IggyTopicStatus {
-    /// Ready, Conflict.
+    /// Ready, Conflict (a topic of that name exists that this resource did
+    /// not create, with other settings: left alone), Degraded.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -92,4 +94,21 @@ pub struct IggyTopicStatus {
     pub stream_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<u32>,
+    /// Each partition's replicas (broker ids = pod ordinals), leader and
+    /// in-sync replicas, as the brokers report them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<TopicPartitionStatus>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicPartitionStatus {
+    pub id: u32,
+    pub replicas: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u32>,
+    pub in_sync: Vec<u32>,
+    /// The replica set it is moving to, while it moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_to: Option<Vec<u32>>,
 }

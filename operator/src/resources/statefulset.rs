@@ -100,9 +100,13 @@ fn env(cluster: &IggyCluster, advertised_host: &str) -> Vec<EnvVar> {
         from_pod_label("IGGY_CLUSTER_NODE_ID", "apps.kubernetes.io/pod-index"),
         // Kubernetes copies the node's zone label onto the pod when it is
         // bound (the PodTopologyLabelsAdmission plugin: beta and on by
-        // default from 1.35, a feature gate in 1.33–1.34); without it the
-        // broker has no zone and placement only balances load.
-        from_pod_label("IGGY_CLUSTER_ZONE", "topology.kubernetes.io/zone"),
+        // default from 1.35 as topology.kubernetes.io/zone; alpha behind
+        // a feature gate in 1.33–1.34, as topology.k8s.io/zone). One of
+        // the two is set at most, so the broker gets whichever it is;
+        // without either it has no zone and placement only balances load.
+        from_pod_label("ZONE", "topology.kubernetes.io/zone"),
+        from_pod_label("ZONE_ALPHA", "topology.k8s.io/zone"),
+        value("IGGY_CLUSTER_ZONE", "$(ZONE)$(ZONE_ALPHA)".into()),
         value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
         from_secret(
             "IGGY_CLUSTER_AUTH_SHARED_SECRET",
@@ -419,8 +423,12 @@ mod tests {
             Some("metadata.labels['apps.kubernetes.io/pod-index']")
         );
         assert_eq!(
-            env_field_path(&broker, "IGGY_CLUSTER_ZONE").as_deref(),
+            env_field_path(&broker, "ZONE").as_deref(),
             Some("metadata.labels['topology.kubernetes.io/zone']")
+        );
+        assert_eq!(
+            env_value(&broker, "IGGY_CLUSTER_ZONE").as_deref(),
+            Some("$(ZONE)$(ZONE_ALPHA)")
         );
         assert_eq!(
             broker
