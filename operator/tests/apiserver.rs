@@ -22,6 +22,9 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn client() -> Client {
+    // As main.rs does: the iggy client links a second rustls provider, so
+    // the process must name one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default()
         .await
         .expect("KUBECONFIG must point at a running API server (make test starts one)");

@@ -24,6 +24,7 @@ pub mod controller;
 pub mod follower;
 pub mod leader;
 pub mod plan;
+pub mod rebalance;
 mod supervisor;
 
 pub use supervisor::{role, run};
