@@ -518,3 +518,95 @@ async fn changing_a_topics_replication_factor_under_load_loses_nothing() {
         shrunk.replicas
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalancing_spreads_replicas_and_leaders_evenly_under_load() {
+    let cluster = TestCluster::up(3);
+    let client = cluster.client(0).await;
+    client.create_stream("s").await.unwrap();
+    client
+        .create_topic(
+            &Identifier::named("s").unwrap(),
+            "t",
+            &TopicCreateOptions {
+                partitions_count: Some(6),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let producer = Producer::start(&cluster);
+    producer.more_acks(50).await;
+
+    // Pile every partition onto broker 0.
+    for partition in 0..6 {
+        let (code, response) = admin_post(
+            &cluster,
+            1,
+            &format!("/cluster/partitions/s/t/{partition}/reassign"),
+            r#"{"replicas":[0]}"#,
+        )
+        .await;
+        assert_eq!(code, 202, "{response}");
+    }
+    let per_broker = |partitions: &serde_json::Value, leaders: bool| {
+        let mut counts = [0usize; 3];
+        for p in partitions.as_array().unwrap() {
+            if leaders {
+                if let Some(l) = p["leader"].as_u64() {
+                    counts[l as usize] += 1;
+                }
+            } else {
+                for r in p["replicas"].as_array().unwrap() {
+                    counts[r.as_u64().unwrap() as usize] += 1;
+                }
+            }
+        }
+        counts
+    };
+    let settled = |partitions: &serde_json::Value| {
+        partitions
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["reassigning"].is_null() && p["leader"] == p["replicas"][0])
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let partitions = admin_get(&cluster, 0, "/cluster/partitions").await;
+        if settled(&partitions) && per_broker(&partitions, false) == [6, 0, 0] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{partitions}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    producer.more_acks(50).await;
+
+    // Rebalance a few moves at a time until the brokers say it is done.
+    let mut calls = 0;
+    loop {
+        let (code, response) =
+            admin_post(&cluster, 2, "/cluster/rebalance", r#"{"max_moves":2}"#).await;
+        assert_eq!(code, 202, "{response}");
+        calls += 1;
+        if response.contains(r#""balanced":true"#) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(60),
+            "{response}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let partitions = admin_get(&cluster, 0, "/cluster/partitions").await;
+    assert!(settled(&partitions), "{partitions}");
+    assert_eq!(per_broker(&partitions, false), [2, 2, 2], "{partitions}");
+    assert_eq!(per_broker(&partitions, true), [2, 2, 2], "{partitions}");
+    producer.more_acks(50).await;
+    let (outcomes, ids) = finish_and_check(producer, &cluster).await;
+    eprintln!(
+        "{} sends, {} stored; balanced after {calls} calls",
+        outcomes.len(),
+        ids.len()
+    );
+}

@@ -83,6 +83,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
             "/cluster/topics/{stream_id}/{topic_id}/replication-factor",
             post(super::cluster::change_replication_factor),
         )
+        .route("/cluster/rebalance", post(super::cluster::rebalance))
         .route(
             "/cluster/nodes/{node_id}/safe-to-restart",
             get(super::cluster::safe_to_restart),

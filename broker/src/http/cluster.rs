@@ -9,7 +9,7 @@
 use super::api::{Api, ApiResult, Caller};
 use crate::auth::Action;
 use crate::cluster::roster::Status;
-use crate::metadata::MetadataCommand;
+use crate::metadata::{MetadataCommand, PartitionKey};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -284,6 +284,134 @@ pub async fn change_replication_factor(
             factor,
             min_in_sync,
             moves,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RebalanceRequest {
+    /// Most replica-set changes and leader moves started by this call
+    /// (default 4): a few at a time, so the cluster keeps serving.
+    pub max_moves: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rebalance {
+    /// Partitions still moving from earlier calls (nothing new is planned
+    /// while any move).
+    pub in_progress: usize,
+    /// Replica sets changed by this call.
+    pub moves: Vec<PartitionMove>,
+    /// Leadership handed to a partition's preferred replica by this call.
+    pub leader_moves: Vec<LeaderMove>,
+    /// Nothing moving and nothing left to move.
+    pub balanced: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeaderMove {
+    pub stream_id: u32,
+    pub topic_id: u32,
+    pub partition_id: u32,
+    pub leader: u32,
+}
+
+/// `POST /cluster/rebalance`: spread replicas and leaders evenly over the
+/// brokers (`replication::rebalance`), a few moves per call; call again
+/// until `balanced`.
+pub async fn rebalance(
+    State(api): State<Api>,
+    caller: Caller,
+    body: Option<Json<RebalanceRequest>>,
+) -> ApiResult<(StatusCode, Json<Rebalance>)> {
+    use crate::replication::rebalance::{Assignment, rebalance};
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let max_moves = body.and_then(|b| b.0.max_moves).unwrap_or(4).max(1);
+    let nodes: Vec<u32> = (0..broker.brokers_count() as u32).collect();
+    // Plan on one view of the metadata.
+    let (in_progress, changes, preferred) = broker.metadata.read(|m| {
+        let in_progress = m
+            .partitions()
+            .filter(|(_, _, p)| p.reassigning.is_some())
+            .count();
+        let assignments: Vec<Assignment> = m
+            .partitions()
+            .map(|(key, _, p)| Assignment {
+                partition: key,
+                replicas: p.replicas.clone(),
+            })
+            .collect();
+        let changes = if in_progress == 0 {
+            rebalance(&assignments, &nodes, |n| {
+                crate::metadata::placement::domain(m, n)
+            })
+        } else {
+            Vec::new()
+        };
+        // Partitions not led by their preferred (first) replica although
+        // it is in sync: hand leadership back.
+        let preferred: Vec<(PartitionKey, u32, u32, Vec<u32>)> = m
+            .partitions()
+            .filter(|(key, _, p)| {
+                p.reassigning.is_none()
+                    && !changes.iter().any(|c| c.partition == *key)
+                    && p.replicas
+                        .first()
+                        .is_some_and(|first| p.leader != Some(*first) && p.in_sync.contains(first))
+            })
+            .map(|(key, _, p)| (key, p.leader_epoch, p.replicas[0], p.in_sync.clone()))
+            .collect();
+        (in_progress, changes, preferred)
+    });
+    let mut moves = Vec::new();
+    for change in changes.into_iter().take(max_moves) {
+        broker
+            .metadata
+            .write(MetadataCommand::ReassignReplicas {
+                partition: change.partition,
+                replicas: change.replicas.clone(),
+            })
+            .await?;
+        let (stream_id, topic_id, partition_id) = change.partition;
+        moves.push(PartitionMove {
+            stream_id,
+            topic_id,
+            partition_id,
+            replicas: change.replicas,
+        });
+    }
+    let mut leader_moves = Vec::new();
+    for (partition, epoch, leader, in_sync) in preferred
+        .into_iter()
+        .take(max_moves.saturating_sub(moves.len()))
+    {
+        broker
+            .metadata
+            .write(MetadataCommand::ElectLeader {
+                partition,
+                epoch,
+                leader,
+                in_sync,
+            })
+            .await?;
+        let (stream_id, topic_id, partition_id) = partition;
+        leader_moves.push(LeaderMove {
+            stream_id,
+            topic_id,
+            partition_id,
+            leader,
+        });
+    }
+    let balanced = in_progress == 0 && moves.is_empty() && leader_moves.is_empty();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Rebalance {
+            in_progress,
+            moves,
+            leader_moves,
+            balanced,
         }),
     ))
 }
