@@ -335,19 +335,7 @@ async fn a_partitions_replicas_go_to_different_zones() {
         ["a", "a", "b", "b"],
         "every broker registered its zone"
     );
-    let client = cluster.client(0).await;
-    client.create_stream("s").await.unwrap();
-    client
-        .create_topic(
-            &Identifier::named("s").unwrap(),
-            "t",
-            &TopicCreateOptions {
-                partitions_count: Some(4),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_topic_with_partitions(&cluster, 4).await;
     // Broker 3 applies the new topic a moment after the client hears OK.
     let mut partitions = Vec::new();
     for _ in 0..100 {
@@ -368,6 +356,24 @@ async fn a_partitions_replicas_go_to_different_zones() {
             .collect();
         assert_eq!(zones.len(), 2, "{partition}");
     }
+}
+
+/// Stream `s` and topic `t` of `partitions` partitions (the cluster's
+/// default replication factor), created through broker 0.
+async fn create_topic_with_partitions(cluster: &TestCluster, partitions: u32) {
+    let client = cluster.client(0).await;
+    client.create_stream("s").await.unwrap();
+    client
+        .create_topic(
+            &Identifier::named("s").unwrap(),
+            "t",
+            &TopicCreateOptions {
+                partitions_count: Some(partitions),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
 }
 
 /// `POST` to the admin API of broker `via`; returns the status code.
@@ -522,19 +528,7 @@ async fn changing_a_topics_replication_factor_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalancing_spreads_replicas_and_leaders_evenly_under_load() {
     let cluster = TestCluster::up(3);
-    let client = cluster.client(0).await;
-    client.create_stream("s").await.unwrap();
-    client
-        .create_topic(
-            &Identifier::named("s").unwrap(),
-            "t",
-            &TopicCreateOptions {
-                partitions_count: Some(6),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_topic_with_partitions(&cluster, 6).await;
     let producer = Producer::start(&cluster);
     producer.more_acks(50).await;
 
