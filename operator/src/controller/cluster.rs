@@ -43,15 +43,47 @@ pub fn is_paused(cluster: &IggyCluster) -> bool {
 pub async fn reconcile(cluster: Arc<IggyCluster>, ctx: Arc<Context>) -> Result<Action> {
     let mut measurer = ctx.metrics.measure(KIND);
     let result = reconcile_inner(&cluster, &ctx).await;
-    if let Err(e) = &result {
-        measurer.fail(e.metric_label());
+    match &result {
+        Ok(_) => ctx.succeeded(cluster.as_ref()),
+        Err(e) => {
+            measurer.fail(e.metric_label());
+            report_failure(&ctx, &cluster, e).await;
+        }
     }
     result
 }
 
-pub fn error_policy(cluster: Arc<IggyCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(cluster = %cluster.name_any(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(15))
+/// Retry with exponential backoff.
+pub fn error_policy(cluster: Arc<IggyCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    let retry = ctx.failed(cluster.as_ref());
+    tracing::warn!(cluster = %cluster.name_any(), ?retry, "reconcile failed: {error}");
+    Action::requeue(retry)
+}
+
+/// A failed reconcile reaches the status (Degraded, ReconcileFailed) and
+/// an Event; if even that fails, the log has it.
+async fn report_failure(ctx: &Context, cluster: &IggyCluster, error: &Error) {
+    let message = error.to_string();
+    let mut status = cluster.status.clone().unwrap_or_default();
+    conditions::set(
+        &mut status.conditions,
+        DEGRADED,
+        true,
+        "ReconcileFailed",
+        message.clone(),
+        cluster.metadata.generation,
+    );
+    if let Err(e) = write_status(ctx, cluster, &status).await {
+        tracing::warn!(cluster = %cluster.name_any(), "could not record the failure in the status: {e}");
+    }
+    publish_event(
+        ctx,
+        cluster,
+        EventType::Warning,
+        "ReconcileFailed",
+        &message,
+    )
+    .await;
 }
 
 async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action> {

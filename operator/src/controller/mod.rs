@@ -22,6 +22,22 @@ pub struct Context {
     pub client: Client,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Consecutive failed reconciles per object, for the backoff.
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// The first retry after a failed reconcile; each further failure doubles
+/// it, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How long to wait before retrying after the `failures`-th failure in a
+/// row (1, 2, …).
+pub fn backoff(failures: u32) -> std::time::Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
 }
 
 impl Context {
@@ -34,7 +50,27 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            failures: Default::default(),
         }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Another failed reconcile of `object`: when to try again.
+    pub fn failed<K: kube::Resource<DynamicType = ()>>(&self, object: &K) -> std::time::Duration {
+        let mut failures = self.failures();
+        let count = failures.entry(failure_key(object)).or_default();
+        *count += 1;
+        backoff(*count)
+    }
+
+    /// `object` reconciled: its next failure starts the backoff afresh.
+    pub fn succeeded<K: kube::Resource<DynamicType = ()>>(&self, object: &K) {
+        self.failures().remove(&failure_key(object));
     }
 
     /// Record a Kubernetes Event about `object`; failures to record are
@@ -57,6 +93,16 @@ impl Context {
             tracing::warn!("could not record event {reason}: {e}");
         }
     }
+}
+
+fn failure_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    use kube::ResourceExt;
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }
 
 /// Write `status` as the status of `object` (server-side apply, as the
@@ -215,4 +261,16 @@ async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
         .run(cluster::reconcile, cluster::error_policy, ctx)
         .for_each(log_result)
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_five_seconds_up_to_five_minutes() {
+        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
 }

@@ -39,7 +39,7 @@ pub async fn reconcile(topic: Arc<IggyTopic>, ctx: Arc<Context>) -> Result<Actio
     let mut measurer = ctx.metrics.measure(KIND);
     let namespace = topic.namespace().unwrap_or_default();
     let api: Api<IggyTopic> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, topic, |event| async {
+    let result = finalizer(&api, FINALIZER, topic.clone(), |event| async {
         match event {
             Finalizing::Apply(topic) => apply(&topic, &ctx).await,
             Finalizing::Cleanup(topic) => cleanup(&topic, &ctx).await,
@@ -51,15 +51,18 @@ pub async fn reconcile(topic: Arc<IggyTopic>, ctx: Arc<Context>) -> Result<Actio
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     });
-    if let Err(e) = &result {
-        measurer.fail(e.metric_label());
+    match &result {
+        Ok(_) => ctx.succeeded(topic.as_ref()),
+        Err(e) => measurer.fail(e.metric_label()),
     }
     result
 }
 
-pub fn error_policy(topic: Arc<IggyTopic>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(topic = %topic.name_any(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(15))
+/// Retry with exponential backoff (the failure is in the status already).
+pub fn error_policy(topic: Arc<IggyTopic>, error: &Error, ctx: Arc<Context>) -> Action {
+    let retry = ctx.failed(topic.as_ref());
+    tracing::warn!(topic = %topic.name_any(), ?retry, "reconcile failed: {error}");
+    Action::requeue(retry)
 }
 
 /// The cluster, if it exists and is not being deleted.
