@@ -93,6 +93,7 @@ equal "it may manage StatefulSets in any namespace" yes "$(can create statefulse
 equal "it may patch its own CRDs" yes "$(can patch customresourcedefinitions/iggyclusters.iggy.rs)"
 equal "it may not patch other CRDs" no "$(can patch customresourcedefinitions/podmonitors.monitoring.coreos.com)"
 equal "it may not delete pods" no "$(can delete pods -n kube-system)"
+equal "it may evict pods (rolling restarts, bounded by the PodDisruptionBudget)" yes "$(can create pods/eviction -n "$NS")"
 equal "it may renew its own Lease" yes "$(can update leases/iggy-operator-leader -n "$OPERATOR_NS")"
 equal "it may not touch other Leases" no "$(can update leases/kube-scheduler -n kube-system)"
 equal "it may not read Nodes" no "$(can list nodes)"
@@ -269,6 +270,27 @@ check "deleting IggyTopic events (Delete) completes" kubectl delete itopic -n "$
 equal "and topic events is gone from the broker" 404 "$(topic_in_broker events)"
 check "deleting IggyTopic kept (Retain) completes" kubectl delete itopic -n "$NS" kept --timeout=60s
 equal "and topic kept stays in the broker" 200 "$(topic_in_broker kept)"
+
+step "a config change rolls the brokers one at a time, gated by the brokers"
+old_revision=$(kubectl get statefulset -n "$NS" $CLUSTER -o jsonpath='{.status.updateRevision}')
+roll_started=$SECONDS
+kubectl patch iggycluster -n "$NS" $CLUSTER --type merge \
+  -p '{"spec":{"config":{"extra":{"limits.max_connections":"5000"}}}}' >/dev/null
+rolled() {
+  local status sts_revision
+  sts_revision=$(kubectl get statefulset -n "$NS" $CLUSTER -o jsonpath='{.status.updateRevision}') || return 1
+  status=$(kubectl get iggycluster -n "$NS" $CLUSTER -o json | jq -c '.status | {updatedReplicas, updateRevision, readyReplicas}') || return 1
+  echo "$status (StatefulSet update revision $sts_revision)"
+  [ "$sts_revision" != "$old_revision" ] &&
+    jq -e --arg r "$sts_revision" '.updatedReplicas == 3 and .updateRevision == $r and .readyReplicas == 3' <<<"$status" >/dev/null
+}
+eventually 600 "all three brokers run the new revision and are Ready (status.updatedReplicas)" rolled
+echo "    rolled 3 brokers in $((SECONDS - roll_started)) s"
+check "the operator said so, one pod at a time (Events)" \
+  sh -c "[ \$($(printf '%q ' "$KUBECTL") get events -n $NS --field-selector reason=RollingRestart -o name | wc -l) -ge 3 ]"
+check "every pod carries the new setting" \
+  sh -c "$(printf '%q ' "$KUBECTL") get pods -n $NS -l app.kubernetes.io/instance=$CLUSTER -o json | jq -e '[.items[].spec.containers[0].env[] | select(.name == \"IGGY_LIMITS_MAX_CONNECTIONS\")] | length == 3'"
+check "the cluster is Ready again" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=120s
 
 step "without a PodMonitor: prometheus.io annotations"
 kubectl apply -n "$NS" -f - >/dev/null <<YAML

@@ -61,6 +61,14 @@ creates for each IggyCluster, wherever it watches. */}}
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [get, list, watch, create, patch, delete]
+# Rolling updates: read the broker pods, restart one at a time through the
+# Eviction API (which honours the PodDisruptionBudget); never delete.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]

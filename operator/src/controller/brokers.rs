@@ -94,6 +94,13 @@ impl AdminSession {
         self.get("/cluster/status").await
     }
 
+    /// Whether restarting broker `node` now keeps every partition led and
+    /// at its minimum of in-sync replicas; if not, why.
+    pub async fn safe_to_restart(&self, node: u32) -> Result<SafeToRestart, reqwest::Error> {
+        self.get(&format!("/cluster/nodes/{node}/safe-to-restart"))
+            .await
+    }
+
     /// Every partition's replicas, leader and in-sync set.
     pub async fn partitions(&self) -> Result<Vec<PartitionStatus>, reqwest::Error> {
         self.get("/cluster/partitions").await
@@ -128,6 +135,13 @@ impl AdminSession {
             response.text().await.unwrap_or_default()
         ))
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SafeToRestart {
+    pub safe: bool,
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 /// One partition's replication, as `GET /cluster/partitions` reports it.

@@ -1,6 +1,7 @@
 //! Reconciling an `IggyCluster`: apply every child with server-side apply,
 //! remove children the spec no longer needs, and write an honest status.
 
+use super::roll::{self, Rolling};
 use super::{Context, brokers};
 use crate::crd::cluster::ClusterEndpoints;
 use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
@@ -210,21 +211,77 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     {
         observe_brokers(ctx, cluster, &namespace, &mut status).await?;
     }
+    let rolling = roll::roll(ctx, cluster, &namespace, &sts, &mut status).await?;
+    report_roll(ctx, cluster, &rolling, &mut status).await;
     if !was_ready && conditions::is_true(&status.conditions, READY) {
         publish(ctx, cluster, "Ready", "all brokers are ready").await;
     }
     write_status(ctx, cluster, &status).await?;
 
-    // Steady only when ready and every broker reports healthy.
+    // Steady only when ready, rolled out and every broker reports healthy.
     let members_healthy = status.members.len() == cluster.spec.replicas as usize
         && status.members.iter().all(|m| m.status == "healthy");
     Ok(
-        if conditions::is_true(&status.conditions, READY) && members_healthy {
+        if conditions::is_true(&status.conditions, READY)
+            && members_healthy
+            && rolling == Rolling::Idle
+        {
             Action::requeue(STEADY_REQUEUE)
         } else {
             Action::requeue(PROGRESS_REQUEUE)
         },
     )
+}
+
+/// Put the roll in the status (Progressing while rolling; Degraded and a
+/// Warning Event when a pod did not come back), and the version the
+/// brokers run.
+async fn report_roll(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    rolling: &Rolling,
+    status: &mut IggyClusterStatus,
+) {
+    let generation = cluster.metadata.generation;
+    match rolling {
+        Rolling::Idle => {}
+        Rolling::InProgress(message) => conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            "RollingUpdate",
+            message.clone(),
+            generation,
+        ),
+        Rolling::Stalled(message) => {
+            let already = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.reason == "RollStalled");
+            if !already {
+                publish_event(ctx, cluster, EventType::Warning, "RollStalled", message).await;
+            }
+            for type_ in [PROGRESSING, DEGRADED] {
+                conditions::set(
+                    &mut status.conditions,
+                    type_,
+                    true,
+                    "RollStalled",
+                    format!("the roll stopped: {message}"),
+                    generation,
+                );
+            }
+        }
+    }
+    let mut versions = status.members.iter().filter_map(|m| m.version.clone());
+    if let Some(first) = versions.next()
+        && status
+            .members
+            .iter()
+            .all(|m| m.version.as_ref() == Some(&first))
+    {
+        status.version = Some(first);
+    }
 }
 
 /// The status of a cluster given its StatefulSet.

@@ -2,6 +2,7 @@
 
 pub mod brokers;
 pub mod cluster;
+pub mod roll;
 pub mod topic;
 pub mod topic_plan;
 

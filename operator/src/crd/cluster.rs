@@ -317,6 +317,14 @@ pub struct IggyClusterStatus {
     pub replicas: i32,
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Brokers whose pod runs the StatefulSet's latest revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// The revision being rolled out (the StatefulSet's update revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// The broker version the brokers report running (when they all agree;
+    /// the spec's version until they report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Where clients connect.
