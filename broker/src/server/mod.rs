@@ -97,11 +97,13 @@ pub async fn run(
             }
         }));
     }
-    write_runtime_config(config, &bound)?;
     let http_server = match http {
         Some((listener, _)) => Some(serve_http(&broker, listener)?),
         None => None,
     };
+    // Written last: its presence means every listener is set up (the HTTP
+    // listener's certificate loaded too), which scripts and tests wait for.
+    write_runtime_config(config, &bound)?;
 
     background.push(tokio::spawn(periodic_flush(broker.clone())));
     if config.retention.enabled {
