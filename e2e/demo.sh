@@ -58,6 +58,12 @@ step "one cluster: its members and metadata leader, as the brokers report them"
 kubectl get iggycluster -n "$NS" "$CLUSTER" \
   -o jsonpath='{range .status.members[*]}  {.pod}: {.status}, metadata applied to index {.appliedIndex}{"\n"}{end}metadata leader: broker {.status.metadataLeader}{"\n"}'
 
+step "a topic declared as YAML: examples/topic.yaml (12 partitions, replication factor 3), kept in sync by the operator"
+sed "s/clusterRef: iggy/clusterRef: $CLUSTER/" "$ROOT/examples/topic.yaml" | kubectl apply -n "$NS" -f -
+kubectl wait -n "$NS" itopic/orders --for=condition=Ready --timeout=180s
+kubectl get itopic -n "$NS"
+kubectl get itopic -n "$NS" orders -o jsonpath='{range .status.partitions[*]}  partition {.id}: replicas {.replicas}, leader {.leader}, in sync {.inSync}{"\n"}{end}'
+
 secret=$CLUSTER-root-credentials
 username=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.username}' | base64 -d)
 password=$(kubectl get secret -n "$NS" "$secret" -o jsonpath='{.data.password}' | base64 -d)
@@ -83,5 +89,6 @@ Connect any official Iggy SDK through the client Service:
   password:            kubectl get secret -n $NS $secret -o jsonpath='{.data.password}' | base64 -d
   kubectl:             $("$HERE/k8s.sh" env)
   the operator:        helm status iggy-operator -n iggy-system; kubectl get iggy -A
+  declare topics:      kubectl apply -n $NS -f examples/topic.yaml   (spec.clusterRef: $CLUSTER; kubectl get itopic -A)
 Stop the local cluster with: e2e/k8s.sh down
 TXT
