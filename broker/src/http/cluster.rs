@@ -464,6 +464,9 @@ pub struct SafeToRestart {
     pub safe: bool,
     /// What would break (empty when safe).
     pub reasons: Vec<String>,
+    /// Partitions of one replica: unavailable while it restarts, whenever
+    /// that is; they do not make a restart unsafe.
+    pub unreplicated: Vec<String>,
 }
 
 /// `GET /cluster/nodes/{id}/safe-to-restart`: whether restarting broker
@@ -478,13 +481,14 @@ pub async fn safe_to_restart(
     broker.authorize(caller.user_id(), Action::ReadServers)?;
     let me = broker.node_id();
     let is_down = |n: u32| n != me && broker.peers.as_ref().is_some_and(|peers| peers.is_down(n));
-    let reasons = broker
+    let impact = broker
         .metadata
-        .read(|m| crate::replication::plan::restart_blockers(m, node, is_down));
+        .read(|m| crate::replication::plan::restart_impact(m, node, is_down));
     Ok(Json(SafeToRestart {
         node,
-        safe: reasons.is_empty(),
-        reasons,
+        safe: impact.blockers.is_empty(),
+        reasons: impact.blockers,
+        unreplicated: impact.unreplicated,
     }))
 }
 

@@ -5,22 +5,36 @@
 use crate::metadata::{MetadataState, PartitionKey, placement};
 use std::collections::BTreeMap;
 
-/// Why restarting `node` now would make a partition refuse sends or lose
-/// its leader (empty: it is safe). `is_down` says which other brokers are
-/// down already.
-pub fn restart_blockers(
+/// What restarting a broker now would do to the partitions it holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RestartImpact {
+    /// Why restarting it now would make a replicated partition refuse
+    /// sends or lose its leader (empty: safe). These clear once replicas
+    /// catch up.
+    pub blockers: Vec<String>,
+    /// Partitions with no other replica: unavailable while it restarts,
+    /// whenever that is (their topic chose one replica), so they never
+    /// block a restart.
+    pub unreplicated: Vec<String>,
+}
+
+/// What restarting `node` now would do. `is_down` says which other
+/// brokers are down already.
+pub fn restart_impact(
     state: &MetadataState,
     node: u32,
     is_down: impl Fn(u32) -> bool,
-) -> Vec<String> {
-    let mut blockers = Vec::new();
+) -> RestartImpact {
+    let mut impact = RestartImpact::default();
     for ((s, t, p), topic, partition) in state.partitions() {
         if !partition.replicas.contains(&node) {
             continue;
         }
         let name = format!("partition {p} of topic {t} in stream {s}");
         if partition.replicas.len() == 1 {
-            blockers.push(format!("{name} has no other replica"));
+            impact
+                .unreplicated
+                .push(format!("{name} has no other replica"));
             continue;
         }
         let others_in_sync = partition
@@ -29,19 +43,19 @@ pub fn restart_blockers(
             .filter(|r| **r != node && !is_down(**r))
             .count();
         if partition.leader == Some(node) && others_in_sync == 0 {
-            blockers.push(format!(
+            impact.blockers.push(format!(
                 "{name} is led here and no other replica is in sync"
             ));
         } else if partition.in_sync.contains(&node)
             && others_in_sync < topic.settings.min_in_sync as usize
         {
-            blockers.push(format!(
+            impact.blockers.push(format!(
                 "{name} would have {others_in_sync} in-sync replicas, fewer than its minimum of {}",
                 topic.settings.min_in_sync
             ));
         }
     }
-    blockers
+    impact
 }
 
 /// New replica sets that move every replica off `node`: each goes to the
@@ -129,13 +143,20 @@ mod tests {
             ],
         );
         let nobody_down = |_| false;
-        assert!(restart_blockers(&state, 2, nobody_down).is_empty());
+        assert!(restart_impact(&state, 2, nobody_down).blockers.is_empty());
         // Partition 1 has in sync only 1 and 0: restarting 0 leaves one.
-        let blockers = restart_blockers(&state, 0, nobody_down);
+        let blockers = restart_impact(&state, 0, nobody_down).blockers;
         assert_eq!(blockers.len(), 1, "{blockers:?}");
         assert!(blockers[0].contains("partition 1"), "{blockers:?}");
         // With 1 down already, restarting 2 leaves partition 0 with one.
-        assert_eq!(restart_blockers(&state, 2, |n| n == 1).len(), 1);
+        assert_eq!(restart_impact(&state, 2, |n| n == 1).blockers.len(), 1);
+        // A partition of one replica never blocks: it is down during any
+        // restart of its broker, and said so.
+        let mut single = MetadataState::default();
+        single.insert_test_topic(0, 0, vec![partition(0, &[1], 1, &[1])]);
+        let impact = restart_impact(&single, 1, nobody_down);
+        assert!(impact.blockers.is_empty());
+        assert_eq!(impact.unreplicated.len(), 1);
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub struct SafeToRestart {
     pub safe: bool,
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// Partitions of one replica, unavailable during the restart.
+    #[serde(default)]
+    pub unreplicated: Vec<String>,
 }
 
 /// One partition's replication, as `GET /cluster/partitions` reports it.

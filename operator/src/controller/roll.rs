@@ -246,9 +246,15 @@ pub async fn roll(
             // An eviction, not a delete: the PodDisruptionBudget has the
             // last word.
             pods.evict(&pod, &kube::api::EvictParams::default()).await?;
-            let note = format!(
+            let mut note = format!(
                 "restarting broker pod {pod} for revision {revision} (the brokers say it is safe)"
             );
+            if !answer.unreplicated.is_empty() {
+                note.push_str(&format!(
+                    "; {} partitions of one replica are unavailable until it is back",
+                    answer.unreplicated.len()
+                ));
+            }
             ctx.publish(cluster, EventType::Normal, "RollingRestart", &note)
                 .await;
             Ok(Rolling::InProgress(format!(
