@@ -203,6 +203,9 @@ async fn sync(
     let observed = details.map(|d| observe(&d, stream_id, &partitions));
 
     let plan = topic_plan::plan(desired, observed.as_ref(), status.topic_id);
+    // Whether the broker's topic changed here (then its partitions are
+    // read again for the status).
+    let mut changed = true;
     let topic_id = match plan {
         Plan::Conflict(message) => {
             if !conditions::is_true(&status.conditions, CONFLICT) {
@@ -225,14 +228,7 @@ async fn sync(
                 &message,
                 generation,
             );
-            conditions::set(
-                &mut status.conditions,
-                DEGRADED,
-                false,
-                "AsExpected",
-                "",
-                generation,
-            );
+            set_degraded(status, None, generation);
             return Ok(Action::requeue(DRIFT_CHECK));
         }
         Plan::Create => {
@@ -302,25 +298,10 @@ async fn sync(
                 ctx.publish(topic, EventType::Normal, "TopicUpdated", &note)
                     .await;
             }
-            if problems.is_empty() {
-                conditions::set(
-                    &mut status.conditions,
-                    DEGRADED,
-                    false,
-                    "AsExpected",
-                    "",
-                    generation,
-                );
-            } else {
-                conditions::set(
-                    &mut status.conditions,
-                    DEGRADED,
-                    true,
-                    "MorePartitionsThanDeclared",
-                    problems.join("; "),
-                    generation,
-                );
-            }
+            let problem =
+                (!problems.is_empty()).then(|| ("MorePartitionsThanDeclared", problems.join("; ")));
+            set_degraded(status, problem, generation);
+            changed = !changes.is_empty();
             id
         }
     };
@@ -335,11 +316,15 @@ async fn sync(
     status.stream_id = Some(stream_id);
     status.topic_id = Some(topic_id);
 
-    // What the brokers have now (after the changes above).
-    let partitions = admin
-        .partitions()
-        .await
-        .map_err(|e| Error::Broker(format!("reading partitions: {e}")))?;
+    // What the brokers have now (after the changes above, if any).
+    let partitions = if changed {
+        admin
+            .partitions()
+            .await
+            .map_err(|e| Error::Broker(format!("reading partitions: {e}")))?
+    } else {
+        partitions
+    };
     status.partitions = partitions
         .iter()
         .filter(|p| p.stream_id == stream_id && p.topic_id == topic_id)
@@ -500,12 +485,26 @@ fn not_ready(
         message,
         generation,
     );
+    let problem = degraded.then(|| (reason, message.to_string()));
+    set_degraded(status, problem, generation);
+}
+
+/// Degraded with `(reason, message)`, or not degraded.
+fn set_degraded(
+    status: &mut IggyTopicStatus,
+    problem: Option<(&str, String)>,
+    generation: Option<i64>,
+) {
+    let (degraded, reason, message) = match problem {
+        Some((reason, message)) => (true, reason, message),
+        None => (false, "AsExpected", String::new()),
+    };
     conditions::set(
         &mut status.conditions,
         DEGRADED,
         degraded,
-        if degraded { reason } else { "AsExpected" },
-        if degraded { message } else { "" },
+        reason,
+        message,
         generation,
     );
 }
