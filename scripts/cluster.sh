@@ -7,7 +7,8 @@
 #                                   node <id> pid <pid> tcp <host:port> quic <host:port> http <host:port>
 #                                   replica <host:port> data <dir>
 #   scripts/cluster.sh kill ID DIR  SIGKILL node ID
-#   scripts/cluster.sh start ID DIR restart node ID on its data and ports; waits until it is ready
+#   scripts/cluster.sh start ID DIR restart node ID on its data and ports (or start a spare node,
+#                                   which joins the cluster); waits until it is ready
 #   scripts/cluster.sh down DIR     stop every node this script started in DIR (and nothing else)
 #
 # Node i listens on its own loopback address, 127.A.B.<10+i> with A.B chosen at
@@ -20,6 +21,9 @@
 # missing). A node's output goes to DIR/node-<id>/broker.log, so this script's
 # own output ends when it returns. CLUSTER_ZONES="a,a,b" gives node i the i-th
 # zone (IGGY_CLUSTER_ZONE), as if the nodes ran in those failure domains.
+# CLUSTER_SPARE=K also gives nodes N..N+K-1 addresses and ports without starting
+# them (the first N found the cluster): `start` one and it joins, as a broker
+# added to a StatefulSet does.
 set -euo pipefail
 
 usage() {
@@ -97,6 +101,7 @@ launch() {
       IGGY_CLUSTER_NAME="${IGGY_CLUSTER_NAME:-local}" \
       IGGY_CLUSTER_NODE_ID="$id" \
       IGGY_CLUSTER_PEERS="$peers" \
+      IGGY_CLUSTER_FOUNDERS="$(cat "$dir/founders")" \
       IGGY_CLUSTER_REPLICA_ADDRESS="$ip:$REPLICA" \
       IGGY_CLUSTER_AUTH_SHARED_SECRET="$(cat "$dir/secret")" \
       IGGY_ROOT_USERNAME="${IGGY_ROOT_USERNAME:-iggy}" \
@@ -163,9 +168,13 @@ case "$cmd" in
       echo "$dir already holds a cluster; use 'down' first or another DIR" >&2
       exit 1
     fi
-    read -r -a ports <<<"$(free_ports $((n * 5)))"
+    spare=${CLUSTER_SPARE:-0}
+    [[ "$spare" =~ ^[0-9]+$ ]] || { echo "CLUSTER_SPARE must be a number" >&2; exit 2; }
+    total=$((n + spare))
+    read -r -a ports <<<"$(free_ports $((total * 5)))"
     echo "127.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))" >"$dir/prefix"
-    echo "$n" >"$dir/nodes"
+    echo "$total" >"$dir/nodes"
+    echo "$n" >"$dir/founders"
     if [ -n "${IGGY_CLUSTER_AUTH_SHARED_SECRET:-}" ]; then
       printf '%s' "$IGGY_CLUSTER_AUTH_SHARED_SECRET" >"$dir/secret"
     else
@@ -173,7 +182,7 @@ case "$cmd" in
     fi
     chmod 600 "$dir/secret"
     peers=""
-    for ((i = 0; i < n; i++)); do
+    for ((i = 0; i < total; i++)); do
       node=$(node_dir "$i" "$dir")
       mkdir -p "$node/data"
       base=$((i * 5))

@@ -106,6 +106,8 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
                 replica_port: cluster.node(id).replica.port(),
             })
             .collect(),
+        template: None,
+        founders: 2,
         secret: b"not-the-secret-not-the-secret-not".to_vec(),
         replica_bind: "127.0.0.1:0".parse().unwrap(),
         heartbeat_interval: Duration::from_millis(100),

@@ -7,7 +7,6 @@ mod common;
 
 use common::cluster::TestCluster;
 use common::replicated::*;
-use common::{http_get_with, http_login};
 use iggy::prelude::*;
 use std::time::Duration;
 
@@ -356,46 +355,6 @@ async fn a_partitions_replicas_go_to_different_zones() {
             .collect();
         assert_eq!(zones.len(), 2, "{partition}");
     }
-}
-
-/// Stream `s` and topic `t` of `partitions` partitions (the cluster's
-/// default replication factor), created through broker 0.
-async fn create_topic_with_partitions(cluster: &TestCluster, partitions: u32) {
-    let client = cluster.client(0).await;
-    client.create_stream("s").await.unwrap();
-    client
-        .create_topic(
-            &Identifier::named("s").unwrap(),
-            "t",
-            &TopicCreateOptions {
-                partitions_count: Some(partitions),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-}
-
-/// `POST` to the admin API of broker `via`; returns the status code.
-async fn admin_post(cluster: &TestCluster, via: u32, path: &str, body: &str) -> (u16, String) {
-    let http = cluster.node(via).http;
-    let token = http_login(http, "iggy", "iggy").await;
-    let response = common::http_json(http, "POST", path, Some(&token), body).await;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, response)
-}
-
-/// `GET` from the admin API of broker `via`, as JSON.
-async fn admin_get(cluster: &TestCluster, via: u32, path: &str) -> serde_json::Value {
-    let http = cluster.node(via).http;
-    let token = http_login(http, "iggy", "iggy").await;
-    let response = http_get_with(http, path, &format!("Authorization: Bearer {token}\r\n")).await;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
 }
 
 async fn safe_to_restart(cluster: &TestCluster, node: u32) -> serde_json::Value {

@@ -63,6 +63,9 @@ pub struct Broker {
     pub listeners: RwLock<BoundAddresses>,
     /// Recovered, listening, and registered with the metadata group.
     ready: AtomicBool,
+    /// Removed from the cluster while running: this process stays out
+    /// (it asks to join again only when restarted).
+    pub removed: AtomicBool,
     /// The data directory's storage id (see `Identity`).
     pub storage_id: u64,
 }
@@ -110,20 +113,26 @@ impl Broker {
             state_machine,
         )
         .await?;
-        if pristine {
+        // A broker that is not a founder joins instead (`cluster::membership`).
+        let founder = cluster.as_ref().is_none_or(|c| c.is_founder());
+        if pristine && founder {
             let members: BTreeMap<u64, openraft::BasicNode> = match &cluster {
                 Some(settings) => settings
-                    .nodes
-                    .iter()
+                    .founding_ids()
+                    .filter_map(|id| settings.peer(id))
                     .map(|n| (n.id as u64, openraft::BasicNode::new(n.address())))
                     .collect(),
                 None => BTreeMap::from([(0, openraft::BasicNode::new("standalone"))]),
             };
-            // Every broker of a new cluster initializes it with the same
+            // Every founder of a new cluster initializes it with the same
             // membership, which openraft allows; the election decides.
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!("metadata group already initialized: {e}");
             }
+        }
+        if crate::cluster::membership::was_removed(&raft_dir) {
+            // It asks to join first (`cluster::membership::run`).
+            raft.runtime_config().elect(false);
         }
         let write_timeout = cluster
             .as_ref()
@@ -160,12 +169,18 @@ impl Broker {
             started_at_micros: now_micros(),
             listeners: RwLock::new(BoundAddresses::default()),
             ready: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             storage_id,
         })
     }
 
     pub fn node_id(&self) -> u32 {
         self.metadata.node_id()
+    }
+
+    /// Where the metadata log, snapshots and membership marks live.
+    pub fn metadata_dir(&self) -> std::path::PathBuf {
+        self.config.system.path.join("metadata")
     }
 
     /// Registered with the metadata group and in contact with it.

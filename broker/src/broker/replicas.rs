@@ -6,9 +6,18 @@ use crate::error::{Error, Result};
 use std::time::Duration;
 
 impl Broker {
-    /// The number of brokers partitions can be placed on.
+    /// The number of brokers partitions can be placed on: the metadata
+    /// group's voters.
     pub fn brokers_count(&self) -> usize {
-        self.cluster.as_ref().map_or(1, |c| c.nodes.len())
+        self.brokers().len().max(1)
+    }
+
+    /// The brokers partitions can be placed on, by id.
+    pub fn brokers(&self) -> Vec<u32> {
+        if self.cluster.is_none() {
+            return vec![0];
+        }
+        crate::cluster::membership::voters(self)
     }
 
     /// The replication factor of a new topic: `asked` (0 or `None`: the

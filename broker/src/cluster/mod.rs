@@ -7,10 +7,14 @@
 //! - [`Peers`]: the other brokers as this one sees them: a client for each,
 //!   and when each last answered.
 //! - [`rpc`]: what this broker answers to its peers.
+//! - [`membership`]: who is in the cluster — joining it, and removing a
+//!   drained broker.
 //!
 //! Node ids are positions in the configured node list (pod ordinals on
-//! Kubernetes); the membership is static: every listed broker is a voter.
+//! Kubernetes). The list is an address book; the membership is the
+//! metadata group's (its founders, plus every broker that joined since).
 
+pub mod membership;
 pub mod raft;
 pub mod roster;
 pub mod rpc;
@@ -19,7 +23,7 @@ pub mod transport;
 pub use crate::config::ClusterSettings;
 
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use transport::{Lane, PeerClient, PeerError, Request, Response};
@@ -40,33 +44,59 @@ pub struct PeerStatus {
 }
 
 pub struct Peers {
-    clients: BTreeMap<u32, Arc<PeerClient>>,
+    settings: Arc<ClusterSettings>,
+    max_frame_bytes: usize,
+    /// A client per peer called so far, made on first use from the
+    /// address book.
+    clients: Mutex<BTreeMap<u32, Arc<PeerClient>>>,
+    /// The other members of the metadata group: who gets pinged.
+    members: Mutex<BTreeSet<u32>>,
     status: Mutex<BTreeMap<u32, PeerStatus>>,
 }
 
 impl Peers {
     pub fn new(settings: Arc<ClusterSettings>, max_frame_bytes: usize) -> Self {
-        let clients = settings
-            .peers()
-            .map(|peer| {
-                (
-                    peer.id,
-                    Arc::new(PeerClient::new(
-                        peer.clone(),
-                        settings.clone(),
-                        max_frame_bytes,
-                    )),
-                )
-            })
+        let members = settings
+            .founding_ids()
+            .filter(|id| *id != settings.node_id)
             .collect();
         Self {
-            clients,
+            settings,
+            max_frame_bytes,
+            clients: Mutex::default(),
+            members: Mutex::new(members),
             status: Mutex::default(),
         }
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.clients.keys().copied()
+    /// The other members, as last set from the metadata group.
+    pub fn ids(&self) -> Vec<u32> {
+        lock(&self.members).iter().copied().collect()
+    }
+
+    /// The metadata group's members changed: ping these (this broker
+    /// left out).
+    pub fn set_members(&self, members: impl IntoIterator<Item = u32>) {
+        let me = self.settings.node_id;
+        *lock(&self.members) = members.into_iter().filter(|id| *id != me).collect();
+    }
+
+    fn client(&self, to: u32) -> Option<Arc<PeerClient>> {
+        if to == self.settings.node_id {
+            return None;
+        }
+        let mut clients = lock(&self.clients);
+        if let Some(client) = clients.get(&to) {
+            return Some(client.clone());
+        }
+        let peer = self.settings.peer(to)?;
+        let client = Arc::new(PeerClient::new(
+            peer,
+            self.settings.clone(),
+            self.max_frame_bytes,
+        ));
+        clients.insert(to, client.clone());
+        Some(client)
     }
 
     /// Call peer `to`; every answer counts as a sign of life.
@@ -78,10 +108,9 @@ impl Peers {
         body: Bytes,
         timeout: Duration,
     ) -> Result<(Response, Bytes), PeerError> {
-        let client = self
-            .clients
-            .get(&to)
-            .ok_or_else(|| PeerError::Unreachable(to, "not a peer of this broker".into()))?;
+        let client = self.client(to).ok_or_else(|| {
+            PeerError::Unreachable(to, "not in this broker's address book".into())
+        })?;
         let result = client.call(lane, request, body, timeout).await;
         if result.is_ok() {
             self.heard_from(to, None);
@@ -91,10 +120,7 @@ impl Peers {
 
     /// Record an answer (with the peer's epoch and applied index, if known).
     pub fn heard_from(&self, peer: u32, progress: Option<(u64, u64)>) {
-        let mut status = self
-            .status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut status = lock(&self.status);
         let entry = status.entry(peer).or_default();
         entry.last_answer = Some(Instant::now());
         if let Some((epoch, applied)) = progress {
@@ -104,21 +130,11 @@ impl Peers {
     }
 
     pub fn status(&self, peer: u32) -> PeerStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&peer)
-            .copied()
-            .unwrap_or_default()
+        lock(&self.status).get(&peer).copied().unwrap_or_default()
     }
 
     pub fn ping_failed(&self, peer: u32) {
-        self.status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(peer)
-            .or_default()
-            .last_failure = Some(Instant::now());
+        lock(&self.status).entry(peer).or_default().last_failure = Some(Instant::now());
     }
 
     /// Known to be down: its last ping failed after its last answer, or it
@@ -139,4 +155,11 @@ impl Peers {
             .last_answer
             .is_some_and(|at| at.elapsed() < HEALTH_WINDOW)
     }
+}
+
+/// These maps stay consistent whatever panicked while holding them.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

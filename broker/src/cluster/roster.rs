@@ -60,9 +60,12 @@ impl Broker {
         };
         let registered = self.metadata.read(|m| m.nodes.clone());
         let me = self.node_id();
-        let nodes = cluster
-            .nodes
-            .iter()
+        // The metadata group's members (and this broker, joining or not).
+        let mut members = crate::cluster::membership::members(self);
+        members.insert(me);
+        let nodes = members
+            .into_iter()
+            .filter_map(|id| cluster.peer(id))
             .map(|node| {
                 let known = registered.get(&node.id);
                 let status = if node.id == me {

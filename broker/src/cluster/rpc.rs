@@ -142,6 +142,23 @@ impl Handler for PeerService {
             Request::PartitionStats { keys } => Response::PartitionStats {
                 stats: broker.local_stats(&keys),
             },
+            Request::Membership(change) => {
+                if broker.metadata.is_leader() {
+                    Response::Membership {
+                        refused: super::membership::carry_out(broker, change).await.err(),
+                    }
+                } else {
+                    Response::NotLeader {
+                        leader: broker.metadata.leader(),
+                    }
+                }
+            }
+            Request::Removed => match super::membership::record_removal(broker) {
+                Ok(()) => Response::Membership { refused: None },
+                Err(e) => Response::Failed {
+                    message: format!("recording the removal: {e}"),
+                },
+            },
             Request::Ping { epoch, applied } => {
                 if let Some(peers) = &broker.peers {
                     peers.heard_from(from, Some((epoch, applied)));
@@ -163,7 +180,7 @@ pub async fn ping_forever(broker: Arc<Broker>, peers: Arc<Peers>) {
     let mut ticker = tokio::time::interval(PING_INTERVAL);
     loop {
         ticker.tick().await;
-        for peer in peers.ids().collect::<Vec<_>>() {
+        for peer in peers.ids() {
             let (broker, peers) = (broker.clone(), peers.clone());
             tokio::spawn(async move {
                 let request = Request::Ping {

@@ -18,10 +18,18 @@
 //! ```
 //!
 //! The node list's environment form is `IGGY_CLUSTER_PEERS`: a comma
-//! separated list of `host[:replica port]`, entry *i* being node *i* (what
-//! the operator sets for a StatefulSet: pod ordinal = node id). Hosts are
-//! DNS names, resolved again whenever a connection to the peer is made, so
-//! a restarted pod with a new address is found.
+//! separated list of `host[:replica port]`, entry *i* being node *i*, or
+//! one entry with `{id}` in its host standing for every node id (what the
+//! operator sets for a StatefulSet, pod ordinal = node id:
+//! `iggy-{id}.iggy-headless.ns.svc:9090`). Hosts are DNS names, resolved
+//! again whenever a connection to the peer is made, so a restarted pod with
+//! a new address is found.
+//!
+//! The node list is an address book, not the membership. The membership is
+//! the metadata group's: the first `founders` nodes (all listed ones by
+//! default) form a new cluster; any other node asks to join when it starts
+//! (`cluster::membership`), and leaves when an operator removes it. So a
+//! cluster grows and shrinks without its brokers' settings changing.
 
 use super::{ConfigError, duration, invalid};
 use serde::{Deserialize, Serialize};
@@ -44,8 +52,12 @@ pub struct ClusterConfig {
     pub name: String,
     /// This broker's id: its position in the node list.
     pub node_id: u32,
-    /// Environment form of `nodes`: `host[:replica_port],…` by node id.
+    /// Environment form of `nodes`: `host[:replica_port],…` by node id, or
+    /// one `host[:replica_port]` with `{id}` in the host.
     pub peers: String,
+    /// How many nodes (ids 0..founders) form a new cluster; 0: every
+    /// listed node. Required with a `{id}` template.
+    pub founders: u32,
     /// Bind address of this broker's replica listener; empty:
     /// `127.0.0.1:<this node's tcp_replica port>`.
     pub replica_address: String,
@@ -137,6 +149,7 @@ impl Default for ClusterConfig {
             name: "iggy-cluster".into(),
             node_id: 0,
             peers: String::new(),
+            founders: 0,
             replica_address: String::new(),
             heartbeat_interval: "100ms".into(),
             election_timeout: "500ms".into(),
@@ -177,8 +190,13 @@ impl Peer {
 pub struct ClusterSettings {
     pub name: String,
     pub node_id: u32,
-    /// Every broker, this one included, by id (ids are 0..n).
+    /// The listed brokers, this one included, by id (ids are 0..n); with a
+    /// template, the founders.
     pub nodes: Vec<Peer>,
+    /// `{id}` in its host stands for any node id.
+    pub template: Option<Peer>,
+    /// Nodes 0..founders form a new cluster; the others join one.
+    pub founders: u32,
     pub secret: Vec<u8>,
     pub replica_bind: SocketAddr,
     pub heartbeat_interval: Duration,
@@ -193,10 +211,32 @@ pub struct ClusterSettings {
 }
 
 impl ClusterSettings {
-    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.nodes.iter().filter(|p| p.id != self.node_id)
+    /// Where node `id` listens for its peers, if the address book knows.
+    pub fn peer(&self, id: u32) -> Option<Peer> {
+        if let Some(listed) = self.nodes.iter().find(|p| p.id == id) {
+            return Some(listed.clone());
+        }
+        let template = self.template.as_ref()?;
+        (id < MAX_NODES as u32).then(|| Peer {
+            id,
+            host: template.host.replace(ID_PLACEHOLDER, &id.to_string()),
+            replica_port: template.replica_port,
+        })
+    }
+
+    /// The nodes that form a new cluster.
+    pub fn founding_ids(&self) -> impl Iterator<Item = u32> {
+        0..self.founders
+    }
+
+    /// Whether this broker forms a new cluster (or joins one).
+    pub fn is_founder(&self) -> bool {
+        self.node_id < self.founders
     }
 }
+
+/// Stands for the node id in a `cluster.peers` template.
+pub const ID_PLACEHOLDER: &str = "{id}";
 
 impl ClusterConfig {
     /// The validated settings; `None` when clustering is off (standalone).
@@ -216,17 +256,61 @@ impl ClusterConfig {
                 format!("must be at least {MIN_SECRET_BYTES} bytes"),
             ));
         }
-        let nodes = self.node_list()?;
-        let this = nodes.iter().find(|n| n.id == self.node_id).ok_or_else(|| {
-            invalid(
-                "cluster.node_id",
-                format!(
-                    "{} is not in the node list (ids 0..{})",
-                    self.node_id,
-                    nodes.len()
-                ),
-            )
-        })?;
+        let (nodes, template) = self.node_list()?;
+        let founders = match (self.founders, &template) {
+            (0, None) => nodes.len() as u32,
+            (0, Some(_)) => {
+                return Err(invalid(
+                    "cluster.founders",
+                    "set how many nodes form the cluster when cluster.peers is a template",
+                ));
+            }
+            (n, None) if n as usize > nodes.len() => {
+                return Err(invalid(
+                    "cluster.founders",
+                    format!("{n} is more than the {} listed nodes", nodes.len()),
+                ));
+            }
+            (n, _) if n as usize > MAX_NODES => {
+                return Err(invalid(
+                    "cluster.founders",
+                    format!("at most {MAX_NODES} brokers"),
+                ));
+            }
+            (n, _) => n,
+        };
+        // With a template the founders are listed too (nothing else is).
+        let nodes = match &template {
+            Some(t) => (0..founders)
+                .map(|id| Peer {
+                    id,
+                    host: t.host.replace(ID_PLACEHOLDER, &id.to_string()),
+                    replica_port: t.replica_port,
+                })
+                .collect(),
+            None => nodes,
+        };
+        let this = match &template {
+            Some(t) if self.node_id < MAX_NODES as u32 => Peer {
+                id: self.node_id,
+                host: t.host.replace(ID_PLACEHOLDER, &self.node_id.to_string()),
+                replica_port: t.replica_port,
+            },
+            _ => nodes
+                .iter()
+                .find(|n| n.id == self.node_id)
+                .cloned()
+                .ok_or_else(|| {
+                    invalid(
+                        "cluster.node_id",
+                        format!(
+                            "{} is not in the node list (ids 0..{})",
+                            self.node_id,
+                            nodes.len()
+                        ),
+                    )
+                })?,
+        };
         let replica_bind = if self.replica_address.is_empty() {
             SocketAddr::from(([127, 0, 0, 1], this.replica_port))
         } else {
@@ -250,14 +334,11 @@ impl ClusterConfig {
             return Err(invalid("cluster.write_timeout", "must be at least 100ms"));
         }
         if self.default_replication_factor == 0
-            || self.default_replication_factor as usize > nodes.len()
+            || u32::from(self.default_replication_factor) > founders
         {
             return Err(invalid(
                 "cluster.default_replication_factor",
-                format!(
-                    "must be between 1 and the number of brokers ({})",
-                    nodes.len()
-                ),
+                format!("must be between 1 and the number of founding brokers ({founders})"),
             ));
         }
         if self.min_in_sync_replicas > self.default_replication_factor {
@@ -291,6 +372,8 @@ impl ClusterConfig {
             name: self.name.clone(),
             node_id: self.node_id,
             nodes,
+            template,
+            founders,
             secret: self.auth.shared_secret.as_bytes().to_vec(),
             replica_bind,
             heartbeat_interval,
@@ -304,8 +387,21 @@ impl ClusterConfig {
         }))
     }
 
-    /// The node list: `peers` (environment form) if set, else `nodes`.
-    fn node_list(&self) -> Result<Vec<Peer>, ConfigError> {
+    /// The node list: `peers` (environment form) if set, else `nodes`; or
+    /// the template `peers` is.
+    fn node_list(&self) -> Result<(Vec<Peer>, Option<Peer>), ConfigError> {
+        if self.peers.contains(ID_PLACEHOLDER) {
+            let entry = self.peers.trim();
+            if entry.contains(',') || entry.matches(ID_PLACEHOLDER).count() != 1 {
+                return Err(invalid(
+                    "cluster.peers",
+                    format!(
+                        "a template is one host[:replica_port] with {ID_PLACEHOLDER} in the host once, not `{entry}`"
+                    ),
+                ));
+            }
+            return Ok((Vec::new(), Some(parse_peer(0, entry)?)));
+        }
         let nodes: Vec<Peer> = if !self.peers.trim().is_empty() {
             self.peers
                 .split(',')
@@ -354,7 +450,7 @@ impl ClusterConfig {
                 ));
             }
         }
-        Ok(nodes)
+        Ok((nodes, None))
     }
 }
 
@@ -427,9 +523,70 @@ mod tests {
         assert_eq!(cluster.nodes[2].address(), "[fd00::2]:9191");
         assert_eq!(cluster.replica_bind.to_string(), "127.0.0.1:9090");
         assert_eq!(cluster.advertised.host, "iggy-1.h.ns.svc");
+        assert_eq!(cluster.founders, 3);
+        assert!(cluster.peer(3).is_none(), "a list knows only its nodes");
+    }
+
+    #[test]
+    fn a_template_addresses_every_node_and_founders_say_who_forms_the_cluster() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("IGGY_CLUSTER_ENABLED", "true"),
+                ("IGGY_CLUSTER_NODE_ID", "4"),
+                ("IGGY_CLUSTER_AUTH_SHARED_SECRET", SECRET),
+            ];
+            vars.extend_from_slice(extra);
+            if !extra.iter().any(|(k, _)| *k == "IGGY_CLUSTER_PEERS") {
+                vars.push(("IGGY_CLUSTER_PEERS", "iggy-{id}.h.ns.svc:9191"));
+            }
+            Config::load(None, env(&vars))
+                .and_then(|c| c.effective())
+                .map(|e| e.cluster.unwrap())
+        };
+        let error = load(&[]).unwrap_err().to_string();
+        assert!(error.contains("cluster.founders"), "{error}");
+        let cluster = load(&[("IGGY_CLUSTER_FOUNDERS", "3")]).unwrap();
+        assert_eq!(cluster.nodes.len(), 3);
+        assert!(!cluster.is_founder());
+        assert_eq!(cluster.advertised.host, "iggy-4.h.ns.svc");
+        assert_eq!(cluster.peer(7).unwrap().address(), "iggy-7.h.ns.svc:9191");
+        let error = load(&[
+            ("IGGY_CLUSTER_FOUNDERS", "3"),
+            ("IGGY_CLUSTER_PEERS", "a-{id}:1,b:2"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("cluster.peers"), "{error}");
+    }
+
+    #[test]
+    fn founders_are_a_prefix_of_the_list() {
+        let load = |founders: &str| {
+            Config::load(
+                None,
+                env(&[
+                    ("IGGY_CLUSTER_ENABLED", "true"),
+                    ("IGGY_CLUSTER_AUTH_SHARED_SECRET", SECRET),
+                    ("IGGY_CLUSTER_PEERS", "a:1,b:1,c:1,d:1"),
+                    ("IGGY_CLUSTER_FOUNDERS", founders),
+                ]),
+            )
+            .and_then(|c| c.effective())
+            .map(|e| e.cluster.unwrap())
+        };
+        let cluster = load("3").unwrap();
+        assert!(cluster.is_founder());
+        assert_eq!(cluster.founding_ids().collect::<Vec<_>>(), vec![0, 1, 2]);
         assert_eq!(
-            cluster.peers().map(|p| p.id).collect::<Vec<_>>(),
-            vec![0, 2]
+            cluster.peer(3).unwrap().host,
+            "d",
+            "spare nodes stay addressable"
+        );
+        assert!(
+            load("5")
+                .unwrap_err()
+                .to_string()
+                .contains("cluster.founders")
         );
     }
 

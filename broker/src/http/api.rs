@@ -92,6 +92,10 @@ pub fn router(broker: Arc<Broker>) -> Router {
             "/cluster/nodes/{node_id}/drain",
             post(super::cluster::drain),
         )
+        .route(
+            "/cluster/nodes/{node_id}",
+            delete(super::cluster::remove_node),
+        )
         .route("/users", get(users).post(create_user))
         .route(
             "/users/{user_id}",

@@ -44,6 +44,8 @@ pub struct NodeStatus {
     /// Metadata log index the broker has applied (as last reported).
     pub applied_index: u64,
     pub version: Option<String>,
+    /// A voter of the metadata group (false: still joining).
+    pub voter: bool,
     /// The zone it registered with (`cluster.zone`; absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
@@ -61,6 +63,7 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
             .collect::<std::collections::BTreeMap<_, _>>()
     });
     let me = broker.node_id();
+    let voters = broker.brokers();
     let nodes = broker
         .roster()
         .nodes
@@ -79,6 +82,7 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
                 Status::Unreachable => "unreachable",
             },
             metadata_leader: leader == Some(node.id),
+            voter: voters.contains(&node.id),
             applied_index: if node.id == me {
                 broker.metadata.applied_index()
             } else {
@@ -329,7 +333,7 @@ pub async fn rebalance(
     let broker = api.broker();
     broker.authorize(caller.user_id(), Action::ManageServers)?;
     let max_moves = body.and_then(|b| b.0.max_moves).unwrap_or(4).max(1);
-    let nodes: Vec<u32> = (0..broker.brokers_count() as u32).collect();
+    let nodes = broker.brokers();
     // Plan on one view of the metadata.
     let (in_progress, changes, preferred) = broker.metadata.read(|m| {
         let in_progress = m
@@ -516,7 +520,7 @@ pub async fn drain(
 ) -> ApiResult<(StatusCode, Json<Drain>)> {
     let broker = api.broker();
     broker.authorize(caller.user_id(), Action::ManageServers)?;
-    let nodes: Vec<u32> = (0..broker.brokers_count() as u32).collect();
+    let nodes = broker.brokers();
     let moves = broker
         .metadata
         .read(|m| crate::replication::plan::drain(m, node, &nodes))
@@ -542,4 +546,48 @@ pub async fn drain(
         )
         .collect();
     Ok((StatusCode::ACCEPTED, Json(Drain { node, moves })))
+}
+
+/// `DELETE /cluster/nodes/{id}`: take broker `id` out of the cluster (the
+/// metadata group's membership). Refused (409) while it holds a partition
+/// replica: drain it first. Removing a broker that is not a member is a
+/// no-op, so the call can be repeated.
+pub async fn remove_node(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(node): Path<u32>,
+) -> ApiResult<(StatusCode, Json<Removal>)> {
+    use crate::cluster::membership::{MembershipChange, request};
+    let broker = api.broker();
+    broker.authorize(caller.user_id(), Action::ManageServers)?;
+    let deadline = std::time::Instant::now() + broker.metadata.write_timeout() * 2;
+    Ok(
+        match request(broker, MembershipChange::Remove { node }, deadline).await {
+            Ok(()) => (
+                StatusCode::OK,
+                Json(Removal {
+                    node,
+                    removed: true,
+                    reason: None,
+                }),
+            ),
+            Err(reason) => (
+                StatusCode::CONFLICT,
+                Json(Removal {
+                    node,
+                    removed: false,
+                    reason: Some(reason),
+                }),
+            ),
+        },
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct Removal {
+    pub node: u32,
+    pub removed: bool,
+    /// Why not (e.g. it still holds replicas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

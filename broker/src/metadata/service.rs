@@ -72,6 +72,11 @@ impl MetadataService {
         }
     }
 
+    /// How long a write waits to commit (`cluster.write_timeout`).
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
     pub fn raft(&self) -> &Raft {
         &self.raft
     }

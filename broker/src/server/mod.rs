@@ -71,6 +71,9 @@ pub async fn run(
             Arc::new(crate::cluster::rpc::PeerService::new(broker.clone())),
             max_frame,
         )));
+        background.push(tokio::spawn(crate::cluster::membership::run(
+            broker.clone(),
+        )));
         background.push(tokio::spawn(crate::cluster::rpc::ping_forever(
             broker.clone(),
             peers.clone(),

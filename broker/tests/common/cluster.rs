@@ -64,12 +64,19 @@ impl TestCluster {
 
     /// Start `n` brokers with extra `IGGY_*` settings.
     pub fn up_with(n: usize, env: &[(&str, &str)]) -> Self {
+        Self::up_with_spare(n, 0, env)
+    }
+
+    /// Start `n` brokers, which found the cluster, and give `spare` more
+    /// addresses and ports: [`TestCluster::start`] one and it joins.
+    pub fn up_with_spare(n: usize, spare: usize, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = Self {
             dir,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("CLUSTER_SPARE".to_string(), spare.to_string())])
                 .collect(),
             nodes: Vec::new(),
         };
@@ -141,10 +148,16 @@ impl TestCluster {
         at
     }
 
-    /// Restart node `id` on its data and ports; returns once it is ready.
+    /// Restart node `id` on its data and ports, or start the next spare
+    /// node; returns once it is ready.
     pub fn start(&mut self, id: u32) {
         let out = self.run(&["start", &id.to_string()]);
-        self.nodes[id as usize] = parse_node(out.trim());
+        let node = parse_node(out.trim());
+        if id as usize == self.nodes.len() {
+            self.nodes.push(node);
+        } else {
+            self.nodes[id as usize] = node;
+        }
     }
 
     pub fn log(&self, id: u32) -> String {

@@ -274,11 +274,11 @@ pub fn assert_every_acknowledged_message_once_in_order(outcomes: &[Outcome], ids
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
 
-/// Partition 0 read through every broker (each may answer from another
-/// broker's replica): the same log from all of them, returned once.
+/// Partition 0 read through every running broker (each may answer from
+/// another broker's replica): the same log from all of them, returned once.
 pub async fn read_through_every_broker(cluster: &TestCluster) -> Vec<(u64, u128)> {
     let mut logs = Vec::new();
-    for node in 0..cluster.nodes.len() as u32 {
+    for node in cluster.running().map(|n| n.id).collect::<Vec<_>>() {
         let client = cluster.client(node).await;
         logs.push(read_all(&client).await);
     }
@@ -355,4 +355,59 @@ pub async fn send_one(client: &IggyClient, id: u128) -> Result<(), IggyError> {
         )
         .await
         .map(|_| ())
+}
+
+/// Stream `s` and topic `t` of `partitions` partitions (the cluster's
+/// default replication factor), created through broker 0.
+pub async fn create_topic_with_partitions(cluster: &TestCluster, partitions: u32) {
+    let client = cluster.client(0).await;
+    client.create_stream("s").await.unwrap();
+    client
+        .create_topic(
+            &Identifier::named("s").unwrap(),
+            "t",
+            &TopicCreateOptions {
+                partitions_count: Some(partitions),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// `POST` to the admin API of broker `via`; returns the status code.
+pub async fn admin_post(cluster: &TestCluster, via: u32, path: &str, body: &str) -> (u16, String) {
+    admin_call(cluster, via, "POST", path, body).await
+}
+
+/// `DELETE` on the admin API of broker `via`; returns the status code.
+pub async fn admin_delete(cluster: &TestCluster, via: u32, path: &str) -> (u16, String) {
+    admin_call(cluster, via, "DELETE", path, "").await
+}
+
+async fn admin_call(
+    cluster: &TestCluster,
+    via: u32,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let http = cluster.node(via).http;
+    let token = http_login(http, "iggy", "iggy").await;
+    let response = super::http_json(http, method, path, Some(&token), body).await;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, response)
+}
+
+/// `GET` from the admin API of broker `via`, as JSON.
+pub async fn admin_get(cluster: &TestCluster, via: u32, path: &str) -> serde_json::Value {
+    let http = cluster.node(via).http;
+    let token = http_login(http, "iggy", "iggy").await;
+    let response = http_get_with(http, path, &format!("Authorization: Bearer {token}\r\n")).await;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
 }

@@ -224,7 +224,7 @@ async fn accept_inner<S: AsyncRead + AsyncWrite + Unpin>(
         })
     } else if hello.to != settings.node_id {
         Some(HandshakeError::WrongNode(hello.to))
-    } else if !settings.nodes.iter().any(|n| n.id == hello.from) || hello.from == settings.node_id {
+    } else if settings.peer(hello.from).is_none() || hello.from == settings.node_id {
         Some(HandshakeError::UnknownNode(hello.from))
     } else if hello.max_version < MIN_VERSION || hello.min_version > MAX_VERSION {
         Some(HandshakeError::NoCommonVersion(
@@ -338,6 +338,8 @@ mod tests {
                     replica_port: 9090,
                 })
                 .collect(),
+            template: None,
+            founders: 3,
             secret: secret.as_bytes().to_vec(),
             replica_bind: "127.0.0.1:0".parse().unwrap(),
             heartbeat_interval: Duration::from_millis(100),

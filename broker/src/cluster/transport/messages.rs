@@ -53,6 +53,12 @@ pub enum Request {
     /// end, naming the newest epoch in its log.
     Fetch(crate::replication::leader::Fetch),
 
+    // ---- membership ----
+    /// Add or remove a broker (sent to the metadata leader).
+    Membership(crate::cluster::membership::MembershipChange),
+    /// The leader removed the receiver from the cluster.
+    Removed,
+
     /// Liveness and progress, every few hundred milliseconds.
     Ping {
         epoch: u64,
@@ -107,6 +113,10 @@ pub enum Response {
     NotPartitionLeader {
         leader: Option<u32>,
         epoch: u32,
+    },
+    /// A membership change was made (`refused: None`) or why not.
+    Membership {
+        refused: Option<String>,
     },
     /// A request this broker cannot serve (an unknown type from a newer
     /// version, or a failure); `message` says why.

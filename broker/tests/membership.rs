@@ -1,0 +1,167 @@
+//! A cluster that grows and shrinks: real broker processes
+//! (`scripts/cluster.sh`) join the metadata group, take partitions through
+//! a rebalance, and leave after being drained, while an SDK producer keeps
+//! sending; afterwards every acknowledged message is read back once.
+
+mod common;
+
+use common::cluster::TestCluster;
+use common::replicated::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The voters of the metadata group as broker `via` reports them.
+async fn voters(cluster: &TestCluster, via: u32) -> Vec<u32> {
+    let status = admin_get(cluster, via, "/cluster/status").await;
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["voter"] == true)
+        .map(|n| n["id"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+async fn wait_for_voters(cluster: &TestCluster, via: u32, want: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = voters(cluster, via).await;
+        if seen == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "voters {seen:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replicas (or, with `leaders`, leaderships) per broker.
+fn per_broker(partitions: &serde_json::Value, leaders: bool) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for p in partitions.as_array().unwrap() {
+        if leaders {
+            if let Some(l) = p["leader"].as_u64() {
+                *counts.entry(l).or_default() += 1;
+            }
+        } else {
+            for r in p["replicas"].as_array().unwrap() {
+                *counts.entry(r.as_u64().unwrap()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn settled(partitions: &serde_json::Value) -> bool {
+    partitions.as_array().unwrap().iter().all(|p| {
+        p["reassigning"].is_null()
+            && p["in_sync"].as_array().map(Vec::len) == p["replicas"].as_array().map(Vec::len)
+    })
+}
+
+/// Whether broker `node` holds (or is about to hold) a replica.
+fn holds(partitions: &serde_json::Value, node: u64) -> bool {
+    partitions.as_array().unwrap().iter().any(|p| {
+        [&p["replicas"], &p["reassigning"]]
+            .iter()
+            .filter_map(|list| list.as_array())
+            .any(|list| list.iter().any(|r| r.as_u64() == Some(node)))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_join_take_partitions_and_leave_drained_under_load() {
+    let mut cluster =
+        TestCluster::up_with_spare(3, 2, &[("IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR", "3")]);
+    assert_eq!(voters(&cluster, 0).await, vec![0, 1, 2]);
+    create_topic_with_partitions(&cluster, 6).await;
+    let producer = Producer::start(&cluster);
+    producer.more_acks(50).await;
+
+    // Grow 3 → 5: the new brokers join by themselves.
+    let grow = Instant::now();
+    cluster.start(3);
+    cluster.start(4);
+    wait_for_voters(&cluster, 0, &[0, 1, 2, 3, 4]).await;
+    wait_for_voters(&cluster, 4, &[0, 1, 2, 3, 4]).await;
+    let joined = grow.elapsed();
+    producer.more_acks(50).await;
+
+    // Then take their share of the partitions.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut calls = 0;
+    loop {
+        let (code, response) =
+            admin_post(&cluster, 3, "/cluster/rebalance", r#"{"max_moves":3}"#).await;
+        assert_eq!(code, 202, "{response}");
+        calls += 1;
+        if response.contains(r#""balanced":true"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{response}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rebalanced = grow.elapsed();
+    let partitions = admin_get(&cluster, 0, "/cluster/partitions").await;
+    assert!(settled(&partitions), "{partitions}");
+    // 18 replicas and 6 leaders over 5 brokers: 3 or 4, 1 or 2 each.
+    let replicas = per_broker(&partitions, false);
+    assert_eq!(replicas.len(), 5, "{partitions}");
+    assert!(
+        replicas.values().all(|c| (3..=4).contains(c)),
+        "{replicas:?}"
+    );
+    let leaders = per_broker(&partitions, true);
+    assert!(leaders.values().all(|c| (1..=2).contains(c)), "{leaders:?}");
+    producer.more_acks(50).await;
+
+    // A broker that holds replicas is not removed.
+    let (code, response) = admin_delete(&cluster, 1, "/cluster/nodes/4").await;
+    assert_eq!(code, 409, "{response}");
+    assert!(response.contains("drain it first"), "{response}");
+
+    // Shrink 5 → 3, one drained broker at a time.
+    let shrink = Instant::now();
+    for node in [4u32, 3] {
+        let (code, response) =
+            admin_post(&cluster, 0, &format!("/cluster/nodes/{node}/drain"), "").await;
+        assert_eq!(code, 202, "{response}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let partitions = admin_get(&cluster, 0, "/cluster/partitions").await;
+            if !holds(&partitions, node.into()) && settled(&partitions) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{partitions}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (code, response) = admin_delete(&cluster, 0, &format!("/cluster/nodes/{node}")).await;
+        assert_eq!(code, 200, "{response}");
+        let remaining: Vec<u32> = (0..node).collect();
+        wait_for_voters(&cluster, 1, &remaining).await;
+        cluster.kill(node);
+        producer.more_acks(20).await;
+    }
+    let shrunk = shrink.elapsed();
+    // Removing it again is a no-op.
+    let (code, response) = admin_delete(&cluster, 0, "/cluster/nodes/4").await;
+    assert_eq!(code, 200, "{response}");
+
+    // Broker 3 comes back on its old volume: it was removed, so it asks to
+    // join again and becomes a voter.
+    let back = Instant::now();
+    cluster.start(3);
+    wait_for_voters(&cluster, 0, &[0, 1, 2, 3]).await;
+    let rejoined = back.elapsed();
+    producer.more_acks(50).await;
+
+    let (outcomes, ids) = finish_and_check(producer, &cluster).await;
+    eprintln!(
+        "{} sends, {} stored; 3 → 5 joined in {joined:?}, balanced in {rebalanced:?} \
+         ({calls} calls); 5 → 3 in {shrunk:?}; a removed broker rejoined in {rejoined:?}",
+        outcomes.len(),
+        ids.len()
+    );
+}
