@@ -14,6 +14,10 @@
 #   → prometheus.io annotations without a PodMonitor → helm upgrade to two
 #   replicas with leader election → helm uninstall leaves CRDs and clusters
 #   → namespaced mode (watchNamespaces) reconciles with Roles only.
+#   From the roll on, a producer of numbered messages runs through the
+#   client Service: a config change rolls the brokers, 3 → 5 joins and
+#   rebalances, 5 → 3 drains and removes, a pod is deleted; then every
+#   acknowledged message is read back once.
 # Prints "chart-e2e: N passed, M failed".
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -271,6 +275,23 @@ equal "and topic events is gone from the broker" 404 "$(topic_in_broker events)"
 check "deleting IggyTopic kept (Retain) completes" kubectl delete itopic -n "$NS" kept --timeout=60s
 equal "and topic kept stays in the broker" 200 "$(topic_in_broker kept)"
 
+step "a producer of numbered messages runs through the client Service from here on"
+numbered=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}/release/examples/numbered
+numbered_dir=$(mktemp -d)
+numbered_url="iggy://$tour_user:$tour_password@$tour_ip:8090"
+declare_topic numbered 6 Retain
+eventually 120 "IggyTopic numbered (6 partitions, replication factor 3) becomes Ready" topic_ready numbered
+equal "its 6 partitions are led and in sync on 3 replicas" 6 "$(in_sync_partitions numbered)"
+"$numbered" produce "$numbered_url" e2e numbered "$numbered_dir/acked" "$numbered_dir/stop" \
+  >"$numbered_dir/producer.log" 2>&1 &
+producer_pid=$!
+acked() { [ -s "$numbered_dir/acked" ] && wc -l <"$numbered_dir/acked"; }
+acked_more() { # COUNT: the producer's acknowledgements grow by COUNT
+  local target=$(( $(acked || echo 0) + $1 ))
+  eventually 120 "the producer keeps getting acknowledgements ($target)" sh -c "[ \$(wc -l <'$numbered_dir/acked') -ge $target ]"
+}
+acked_more 20
+
 step "a config change rolls the brokers one at a time, gated by the brokers"
 old_revision=$(kubectl get statefulset -n "$NS" $CLUSTER -o jsonpath='{.status.updateRevision}')
 roll_started=$SECONDS
@@ -287,12 +308,77 @@ rolled() {
 eventually 600 "all three brokers run the new revision and are Ready (status.updatedReplicas)" rolled
 echo "    rolled 3 brokers in $((SECONDS - roll_started)) s"
 # Events of one reason on one object form a series (events.k8s.io).
-restarts=$(kubectl get events.events.k8s.io -n "$NS" -o json |
-  jq '[.items[] | select(.reason == "RollingRestart") | (.series.count // 1)] | add // 0')
-equal "the operator recorded a RollingRestart Event for each of the three pods" 3 "$restarts"
+event_count() { # REASON: Events of that reason on the IggyCluster
+  kubectl get events.events.k8s.io -n "$NS" -o json |
+    jq --arg r "$1" '[.items[] | select(.reason == $r and .regarding.kind == "IggyCluster") | (.series.count // 1)] | add // 0'
+}
+equal "the operator recorded a RollingRestart Event for each of the three pods" 3 "$(event_count RollingRestart)"
 check "every pod carries the new setting" \
   sh -c "$(printf '%q ' "$KUBECTL") get pods -n $NS -l app.kubernetes.io/instance=$CLUSTER -o json | jq -e '[.items[].spec.containers[0].env[] | select(.name == \"IGGY_LIMITS_MAX_CONNECTIONS\")] | length == 3'"
 check "the cluster is Ready again" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=120s
+acked_more 20
+
+step "scale 3 → 5: the new brokers join and partitions are rebalanced onto them"
+scale_started=$SECONDS
+kubectl patch iggycluster -n "$NS" $CLUSTER --type merge -p '{"spec":{"replicas":5}}' >/dev/null
+voters() { broker_api /cluster/status -f | jq -c '[.nodes[] | select(.voter) | .id]'; }
+voters_are() { # JSON LIST: the metadata group's voters, as broker 0 reports them
+  local seen; seen=$(voters) || return 1
+  echo "$seen"; [ "$seen" = "$1" ]
+}
+eventually 300 "brokers 3 and 4 joined the metadata group as voters" voters_are '[0,1,2,3,4]'
+echo "    joined in $((SECONDS - scale_started)) s"
+balanced() { # every broker within one replica and one leadership of the others, nothing moving
+  local partitions
+  partitions=$(broker_api /cluster/partitions -f) || return 1
+  jq -c '{replicas: ([.[].replicas[]] | group_by(.) | map(length)), leaders: ([.[].leader] | group_by(.) | map(length)), moving: ([.[] | select(.reassigning != null)] | length)}' <<<"$partitions"
+  jq -e '([.[].replicas[]] | group_by(.) | map(length)) as $r | ([.[].leader] | group_by(.) | map(length)) as $l
+    | ($r | length) == 5 and ($r | max) - ($r | min) <= 1 and ($l | length) == 5 and ($l | max) - ($l | min) <= 1
+    and all(.reassigning == null and (.in_sync | length) == (.replicas | length))' <<<"$partitions" >/dev/null
+}
+eventually 300 "replicas and leaders are spread evenly over the five brokers" balanced
+echo "    3 → 5 balanced in $((SECONDS - scale_started)) s"
+check "the cluster is Ready with 5 brokers" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=120s
+acked_more 20
+
+step "scale 5 → 3: the highest brokers are drained and removed one at a time"
+scale_started=$SECONDS
+kubectl patch iggycluster -n "$NS" $CLUSTER --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+three_pods() {
+  local replicas voters
+  replicas=$(kubectl get statefulset -n "$NS" $CLUSTER -o jsonpath='{.spec.replicas}') || return 1
+  voters=$(voters) || return 1
+  echo "StatefulSet $replicas, voters $voters"
+  [ "$replicas" = 3 ] && [ "$voters" = '[0,1,2]' ]
+}
+eventually 400 "the StatefulSet is down to 3 pods and brokers 0–2 are the voters" three_pods
+echo "    5 → 3 in $((SECONDS - scale_started)) s"
+equal "two brokers were removed after draining (BrokerRemoved Events)" 2 "$(event_count BrokerRemoved)"
+removed_order=$(kubectl get events.events.k8s.io -n "$NS" -o json |
+  jq -r '[.items[] | select(.reason == "BrokerRemoved") | .note] | sort | join("; ")')
+echo "    $removed_order"
+equal "no partition is left on brokers 3 or 4" 0 \
+  "$(broker_api /cluster/partitions -f | jq '[.[] | select(any(.replicas[]; . >= 3))] | length')"
+check "the cluster is Ready with 3 brokers" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=120s
+equal "the volumes of brokers 3 and 4 are kept" 2 \
+  "$(kubectl get pvc -n "$NS" -o json | jq '[.items[].metadata.name | select(test("-[34]$"))] | length')"
+acked_more 20
+
+step "a broker pod deleted under load"
+delete_started=$SECONDS
+check "pod $CLUSTER-1 is deleted" kubectl delete pod -n "$NS" $CLUSTER-1 --wait=true --timeout=60s
+check "the cluster is Ready again" kubectl wait -n "$NS" iggycluster/$CLUSTER --for=condition=Ready --timeout=180s
+eventually 120 "the pod is back and Ready" kubectl wait -n "$NS" pod/$CLUSTER-1 --for=condition=Ready --timeout=5s
+echo "    back in $((SECONDS - delete_started)) s"
+acked_more 20
+
+step "every acknowledged message was kept exactly once"
+touch "$numbered_dir/stop"
+wait "$producer_pid"
+sed 's/^/    /' "$numbered_dir/producer.log" | grep -v '^    send ' | tail -3
+echo "    $(grep -c '^send ' "$numbered_dir/producer.log") sends failed or went unanswered (not retried, so never stored twice)"
+check "consumed through the client Service: every acknowledged id once, none twice" \
+  "$numbered" verify "$numbered_url" e2e numbered "$numbered_dir/acked"
 
 step "without a PodMonitor: prometheus.io annotations"
 kubectl apply -n "$NS" -f - >/dev/null <<YAML

@@ -3,7 +3,9 @@
 # operator installed with its Helm chart, a three-broker IggyCluster — one
 # cluster: a stream created through one connection is listed through others
 # that reach other brokers — and messages produced and consumed through the
-# cluster's client Service with the official iggy SDK.
+# cluster's client Service with the official iggy SDK; a broker pod deleted
+# mid-stream while a producer keeps going, and every acknowledged message
+# read back once.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -81,6 +83,32 @@ token=$(curl -fsS -X POST "http://$ip:3000/users/login" -H 'Content-Type: applic
 curl -fsS -H "Authorization: Bearer $token" "http://$ip:3000/cluster/partitions" |
   jq -r '.[] | "  partition \(.partition_id): replicas \(.replicas), leader \(.leader), in sync \(.in_sync), committed offset \(.committed // "-")"'
 
+step "a broker pod deleted mid-stream: a producer of numbered messages keeps going, then every acknowledged one is read back"
+work=$(mktemp -d)
+url="iggy://$username:$password@$ip:8090"
+"$target/release/examples/numbered" produce "$url" shop orders "$work/acked" "$work/stop" >"$work/producer.log" 2>&1 &
+producer=$!
+acked() { if [ -s "$work/acked" ]; then wc -l <"$work/acked"; else echo 0; fi; }
+wait_acked() { # COUNT, within two minutes
+  local deadline=$((SECONDS + 120))
+  until [ "$(acked)" -ge "$1" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "the producer is stuck:"; tail "$work/producer.log"; exit 1; }
+    sleep 0.5
+  done
+}
+wait_acked 50
+echo "  $(acked) messages acknowledged; deleting pod $CLUSTER-1"
+kubectl delete pod -n "$NS" "$CLUSTER-1" --wait=true
+kubectl wait -n "$NS" "pod/$CLUSTER-1" --for=condition=Ready --timeout=180s
+kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=180s
+before=$(acked)
+wait_acked $((before + 50))
+touch "$work/stop"
+wait "$producer"
+echo "  $(grep -c '^send ' "$work/producer.log" || true) sends failed while the broker restarted (not retried, so never stored twice)"
+"$target/release/examples/numbered" verify "$url" shop orders "$work/acked"
+rm -rf "$work"
+
 cat <<TXT
 
 Connect any official Iggy SDK through the client Service:
@@ -90,5 +118,8 @@ Connect any official Iggy SDK through the client Service:
   kubectl:             $("$HERE/k8s.sh" env)
   the operator:        helm status iggy-operator -n iggy-system; kubectl get iggy -A
   declare topics:      kubectl apply -n $NS -f examples/topic.yaml   (spec.clusterRef: $CLUSTER; kubectl get itopic -A)
+  scale the brokers:   kubectl patch iggycluster -n $NS $CLUSTER --type merge -p '{"spec":{"replicas":5}}'
+                       (new brokers join, partitions are rebalanced onto them; scaling down drains first)
+  roll a change:       kubectl patch iggycluster -n $NS $CLUSTER --type merge -p '{"spec":{"config":{"extra":{"limits.max_connections":"5000"}}}}'
 Stop the local cluster with: e2e/k8s.sh down
 TXT

@@ -18,7 +18,7 @@ mkdir -p "$out"
 # One build for the images and the SDK example the demo and the e2e tests
 # run from this host (one feature set, so nothing is compiled twice).
 (cd "$ROOT" && cargo build --release --locked -p iggy-broker --bin iggy-broker -p iggy-operator --bin iggy-operator \
-  --example produce_consume --example cluster_tour)
+  --example produce_consume --example cluster_tour --example numbered)
 
 # rootfs BINARY NAME: a directory with the binary under /usr/local/bin and
 # every shared library it needs at the path the loader expects.

@@ -30,6 +30,26 @@ pub struct NodeStatus {
     #[serde(default)]
     pub applied_index: u64,
     pub version: Option<String>,
+    /// A voter of the metadata group (brokers before dynamic membership
+    /// do not say: all of theirs were).
+    #[serde(default = "yes")]
+    pub voter: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a rebalance call did (`POST /cluster/rebalance`).
+#[derive(Debug, Deserialize)]
+pub struct Rebalance {
+    #[serde(default)]
+    pub in_progress: usize,
+    #[serde(default)]
+    pub moves: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub leader_moves: Vec<serde_json::Value>,
+    pub balanced: bool,
 }
 
 #[derive(Deserialize)]
@@ -115,25 +135,73 @@ impl AdminSession {
         topic_id: u32,
         factor: u8,
     ) -> Result<(), String> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/cluster/topics/{stream_id}/{topic_id}/replication-factor"),
+            serde_json::json!({ "factor": factor }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Spread replicas and leaders over the brokers, at most `max_moves`
+    /// changes this call.
+    pub async fn rebalance(&self, max_moves: usize) -> Result<Rebalance, String> {
+        let body = self
+            .send(
+                reqwest::Method::POST,
+                "/cluster/rebalance",
+                serde_json::json!({ "max_moves": max_moves }),
+            )
+            .await?;
+        serde_json::from_str(&body).map_err(|e| format!("rebalance answer: {e}: {body}"))
+    }
+
+    /// Move every replica off broker `node`.
+    pub async fn drain(&self, node: u32) -> Result<(), String> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/cluster/nodes/{node}/drain"),
+            serde_json::json!({}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Take broker `node` out of the cluster's membership (refused while
+    /// it holds replicas).
+    pub async fn remove_node(&self, node: u32) -> Result<(), String> {
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/cluster/nodes/{node}"),
+            serde_json::json!({}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A change; the answer's body, or the status and body as the error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<String, String> {
         let response = self
             .client
-            .post(format!(
-                "{}/cluster/topics/{stream_id}/{topic_id}/replication-factor",
-                self.base
-            ))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "factor": factor }))
+            .json(&body)
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        if response.status().is_success() {
-            return Ok(());
-        }
         let status = response.status();
-        Err(format!(
-            "{status}: {}",
-            response.text().await.unwrap_or_default()
-        ))
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("{status}: {text}"))
+        }
     }
 }
 

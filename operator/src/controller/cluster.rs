@@ -2,6 +2,7 @@
 //! remove children the spec no longer needs, and write an honest status.
 
 use super::roll::{self, Rolling};
+use super::scale::{self, Step};
 use super::{Context, brokers};
 use crate::crd::cluster::ClusterEndpoints;
 use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
@@ -162,10 +163,35 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     .await?;
     let client_service = apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
     let advertised = advertised_host(cluster, &client_service);
+
+    // Read the brokers before deciding the StatefulSet's size: a shrink
+    // waits until the broker it removes is drained and out.
+    let running = previous
+        .as_ref()
+        .and_then(|s| s.status.as_ref()?.ready_replicas)
+        .unwrap_or(0)
+        > 0;
+    let brokers = if running {
+        observe_brokers(ctx, cluster, &namespace).await?
+    } else {
+        None
+    };
+    let current = previous.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let step = scale::next_step(
+        cluster.spec.replicas,
+        current.unwrap_or(cluster.spec.replicas),
+        brokers.as_ref().map(|b| &b.scale),
+        running,
+    );
+    let replicas = scale::statefulset_replicas(cluster.spec.replicas, current, &step);
+    let founders = previous
+        .as_ref()
+        .and_then(statefulset::founders)
+        .unwrap_or(cluster.spec.replicas);
     let sts = apply(
         ctx,
         &namespace,
-        &statefulset::build_statefulset(cluster, &advertised),
+        &statefulset::build_statefulset(cluster, &advertised, replicas, founders),
     )
     .await?;
     match build_pdb(cluster) {
@@ -193,8 +219,8 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             )
             .await
         }
-        Some(r) if r != cluster.spec.replicas => {
-            let note = format!("scaled brokers from {r} to {}", cluster.spec.replicas);
+        Some(r) if r != replicas => {
+            let note = format!("scaled the broker StatefulSet from {r} to {replicas}");
             publish(ctx, cluster, "Scaled", &note).await
         }
         _ => {}
@@ -202,17 +228,18 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
 
     let was_ready = conditions::is_true(&status.conditions, READY);
     compute_status(cluster, &sts, root_secret_ready, &mut status);
-    if sts
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        > 0
-    {
-        observe_brokers(ctx, cluster, &namespace, &mut status).await?;
+    if let Some(brokers) = &brokers {
+        status.metadata_leader = brokers.status.leader.map(|id| id as i32);
+        status.members = brokers::members(cluster, &brokers.status);
     }
     let rolling = roll::roll(ctx, cluster, &namespace, &sts, &mut status).await?;
     report_roll(ctx, cluster, &rolling, &mut status).await;
+    // One change at a time: scaling waits while a pod restarts.
+    let scaling = if rolling == Rolling::Idle {
+        carry_out_scale(ctx, cluster, brokers.as_ref(), &step, &mut status).await
+    } else {
+        false
+    };
     if !was_ready && conditions::is_true(&status.conditions, READY) {
         publish(ctx, cluster, "Ready", "all brokers are ready").await;
     }
@@ -225,6 +252,7 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         if conditions::is_true(&status.conditions, READY)
             && members_healthy
             && rolling == Rolling::Idle
+            && !scaling
         {
             Action::requeue(STEADY_REQUEUE)
         } else {
@@ -519,28 +547,164 @@ fn advertised_host(cluster: &IggyCluster, client_service: &Service) -> String {
         .unwrap_or_else(|| names::client_service(cluster))
 }
 
-/// Members and metadata leader, as the brokers report them (left as they
-/// were when no broker answers).
+/// The brokers as they report themselves, through a logged-in session.
+struct Brokers {
+    session: brokers::AdminSession,
+    status: brokers::ClusterStatus,
+    scale: scale::Observed,
+}
+
+/// Ask the brokers how the cluster is doing; `None` when none answers (the
+/// status then keeps what it had).
 async fn observe_brokers(
     ctx: &Context,
     cluster: &IggyCluster,
     namespace: &str,
-    status: &mut IggyClusterStatus,
-) -> Result<()> {
+) -> Result<Option<Brokers>> {
     let Some((username, password)) = root_credentials(ctx, cluster, namespace).await? else {
-        return Ok(());
+        return Ok(None);
     };
-    match brokers::cluster_status(cluster, &username, &password).await {
-        Ok(observed) => {
-            status.metadata_leader = observed.leader.map(|id| id as i32);
-            status.members = brokers::members(cluster, &observed);
+    let observed = async {
+        let session = brokers::AdminSession::login(cluster, &username, &password).await?;
+        let status = session.status().await?;
+        let partitions = session.partitions().await?;
+        Ok::<_, reqwest::Error>((session, status, partitions))
+    };
+    match observed.await {
+        Ok((session, status, partitions)) => {
+            let voters = status
+                .nodes
+                .iter()
+                .filter(|n| n.voter)
+                .map(|n| n.id)
+                .collect();
+            Ok(Some(Brokers {
+                session,
+                status,
+                scale: scale::Observed { voters, partitions },
+            }))
         }
         Err(e) => {
-            tracing::info!(cluster = %cluster.name_any(), "cluster status unavailable: {e:?}")
+            tracing::info!(cluster = %cluster.name_any(), "cluster status unavailable: {e:?}");
+            Ok(None)
         }
     }
-    Ok(())
 }
+
+/// Take the scaling step (Events for what changes, a condition for where
+/// it stands). Returns whether scaling is under way.
+async fn carry_out_scale(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    brokers: Option<&Brokers>,
+    step: &Step,
+    status: &mut IggyClusterStatus,
+) -> bool {
+    let generation = cluster.metadata.generation;
+    let mut progressing = |reason: &str, message: String| {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            reason,
+            message,
+            generation,
+        )
+    };
+    let session = brokers.map(|b| &b.session);
+    match (step, session) {
+        (Step::Refused(why), _) => {
+            let already = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.reason == "ScaleDownRefused");
+            if !already {
+                publish_event(ctx, cluster, EventType::Warning, "ScaleDownRefused", why).await;
+            }
+            conditions::set(
+                &mut status.conditions,
+                DEGRADED,
+                true,
+                "ScaleDownRefused",
+                format!(
+                    "not scaling down to {} brokers: {why}",
+                    cluster.spec.replicas
+                ),
+                generation,
+            );
+            false
+        }
+        (Step::Joining(missing), _) => {
+            progressing(
+                "ScalingUp",
+                format!("waiting for brokers {missing:?} to join the cluster"),
+            );
+            true
+        }
+        (Step::Rebalance, Some(session)) => match session.rebalance(REBALANCE_MOVES).await {
+            Ok(done) if done.balanced => false,
+            Ok(done) => {
+                let note = format!(
+                    "rebalancing partitions: {} replica moves and {} leader moves started, {} in progress",
+                    done.moves.len(),
+                    done.leader_moves.len(),
+                    done.in_progress
+                );
+                if !done.moves.is_empty() || !done.leader_moves.is_empty() {
+                    publish(ctx, cluster, "Rebalancing", &note).await;
+                }
+                progressing("Rebalancing", note);
+                true
+            }
+            Err(e) => {
+                tracing::info!(cluster = %cluster.name_any(), "rebalance: {e}");
+                false
+            }
+        },
+        (Step::Drain(node), Some(session)) => {
+            let note = match session.drain(*node).await {
+                Ok(()) => {
+                    let note = format!("draining broker {node} before removing it");
+                    publish(ctx, cluster, "Draining", &note).await;
+                    note
+                }
+                Err(e) => format!("draining broker {node}: {e}"),
+            };
+            progressing("ScalingDown", note);
+            true
+        }
+        (Step::Draining { node, partitions }, _) => {
+            progressing(
+                "ScalingDown",
+                format!("draining broker {node}: {partitions} partitions still moving"),
+            );
+            true
+        }
+        (Step::Remove(node), Some(session)) => {
+            let note = match session.remove_node(*node).await {
+                Ok(()) => {
+                    let note = format!("broker {node} is drained and left the cluster");
+                    publish(ctx, cluster, "BrokerRemoved", &note).await;
+                    note
+                }
+                Err(e) => format!("removing broker {node}: {e}"),
+            };
+            progressing("ScalingDown", note);
+            true
+        }
+        (Step::Shrink(to), _) => {
+            progressing(
+                "ScalingDown",
+                format!("shrinking the StatefulSet to {to} brokers"),
+            );
+            true
+        }
+        (Step::Unobserved, _) | (_, None) => false,
+    }
+}
+
+/// Changes per rebalance call (each reconcile while unbalanced).
+const REBALANCE_MOVES: usize = 4;
 
 /// Server-side apply `object` as the operator's field manager.
 async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K>

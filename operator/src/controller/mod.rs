@@ -3,6 +3,7 @@
 pub mod brokers;
 pub mod cluster;
 pub mod roll;
+pub mod scale;
 pub mod topic;
 pub mod topic_plan;
 

@@ -44,25 +44,54 @@ pub fn image(cluster: &IggyCluster) -> String {
     })
 }
 
-/// `host:port` of every broker's replica listener, by ordinal (the
-/// broker's `IGGY_CLUSTER_PEERS`: entry *i* is node *i*).
-pub fn peers(cluster: &IggyCluster) -> Vec<String> {
+/// Where broker `{id}` listens for its peers (the brokers'
+/// `IGGY_CLUSTER_PEERS` template: pod ordinal = node id). The same for any
+/// number of brokers, so scaling does not change the pod template.
+pub fn peers_template(cluster: &IggyCluster) -> String {
     let namespace = cluster.namespace().unwrap_or_default();
-    (0..cluster.spec.replicas)
-        .map(|i| {
-            format!(
-                "{}-{i}.{}.{namespace}.svc:{}",
-                cluster.name_any(),
-                names::headless_service(cluster),
-                cluster.spec.listeners.replica_port
-            )
-        })
-        .collect()
+    format!(
+        "{}-{{id}}.{}.{namespace}.svc:{}",
+        names::statefulset(cluster),
+        names::headless_service(cluster),
+        cluster.spec.listeners.replica_port
+    )
+}
+
+/// How many brokers founded the cluster of this StatefulSet (its
+/// `IGGY_CLUSTER_FOUNDERS`, or, from an operator that listed every broker
+/// in `IGGY_CLUSTER_PEERS`, their number). Kept for the StatefulSet's
+/// life: a broker that starts on an empty volume founds a new cluster only
+/// if it is one of these and none exists.
+pub fn founders(sts: &StatefulSet) -> Option<i32> {
+    let broker = sts
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "broker")?;
+    let var = |name: &str| {
+        broker
+            .env
+            .as_ref()?
+            .iter()
+            .find(|e| e.name == name)?
+            .value
+            .clone()
+    };
+    if let Some(founders) = var("IGGY_CLUSTER_FOUNDERS").and_then(|v| v.parse().ok()) {
+        return Some(founders);
+    }
+    var("IGGY_CLUSTER_PEERS")
+        .filter(|peers| !peers.contains("{id}") && !peers.is_empty())
+        .map(|peers| peers.split(',').count() as i32)
 }
 
 /// The pod's environment. `advertised_host` is where the brokers tell
 /// clients to reach them (see `ListenersSpec::advertised_host`).
-fn env(cluster: &IggyCluster, advertised_host: &str) -> Vec<EnvVar> {
+fn env(cluster: &IggyCluster, advertised_host: &str, founders: i32) -> Vec<EnvVar> {
     let root_secret = names::root_secret(cluster);
     let from_secret = |name: &str, secret: &str, key: &str| EnvVar {
         name: name.into(),
@@ -107,7 +136,8 @@ fn env(cluster: &IggyCluster, advertised_host: &str) -> Vec<EnvVar> {
         from_pod_label("ZONE", "topology.kubernetes.io/zone"),
         from_pod_label("ZONE_ALPHA", "topology.k8s.io/zone"),
         value("IGGY_CLUSTER_ZONE", "$(ZONE)$(ZONE_ALPHA)".into()),
-        value("IGGY_CLUSTER_PEERS", peers(cluster).join(",")),
+        value("IGGY_CLUSTER_PEERS", peers_template(cluster)),
+        value("IGGY_CLUSTER_FOUNDERS", founders.to_string()),
         from_secret(
             "IGGY_CLUSTER_AUTH_SHARED_SECRET",
             &names::cluster_secret(cluster),
@@ -190,7 +220,14 @@ pub fn config_hash(cluster: &IggyCluster) -> String {
     format!("{hash:016x}")
 }
 
-pub fn build_statefulset(cluster: &IggyCluster, advertised_host: &str) -> StatefulSet {
+/// The broker StatefulSet with `replicas` pods (see `controller::scale`)
+/// of a cluster founded by `founders` brokers.
+pub fn build_statefulset(
+    cluster: &IggyCluster,
+    advertised_host: &str,
+    replicas: i32,
+    founders: i32,
+) -> StatefulSet {
     let spec = &cluster.spec;
     let overrides = spec.pod_template.clone().unwrap_or_default();
     let mut pod_labels = overrides.labels.clone();
@@ -209,7 +246,7 @@ pub fn build_statefulset(cluster: &IggyCluster, advertised_host: &str) -> Statef
         name: "broker".into(),
         image: Some(image(cluster)),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(env(cluster, advertised_host)),
+        env: Some(env(cluster, advertised_host, founders)),
         ports: Some(vec![
             port("tcp", l.tcp_port, "TCP"),
             port("quic", l.quic_port, "UDP"),
@@ -309,7 +346,7 @@ pub fn build_statefulset(cluster: &IggyCluster, advertised_host: &str) -> Statef
     StatefulSet {
         metadata: child_meta(cluster, names::statefulset(cluster)),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(replicas),
             service_name: Some(names::headless_service(cluster)),
             selector: LabelSelector {
                 match_labels: Some(labels::selector(cluster)),
@@ -377,7 +414,7 @@ mod tests {
     #[test]
     fn statefulset_is_wired_for_a_replicated_cluster() {
         let c = cluster(3);
-        let sts = build_statefulset(&c, "10.96.0.20");
+        let sts = build_statefulset(&c, "10.96.0.20", 3, 3);
         let spec = sts.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("demo-headless"));
@@ -392,7 +429,15 @@ mod tests {
         );
         assert_eq!(
             env_value(&broker, "IGGY_CLUSTER_PEERS").unwrap(),
-            "demo-0.demo-headless.iggy.svc:9090,demo-1.demo-headless.iggy.svc:9090,demo-2.demo-headless.iggy.svc:9090"
+            "demo-{id}.demo-headless.iggy.svc:9090"
+        );
+        assert_eq!(founders(&sts), Some(3));
+        // Scaling changes the size, never the pod template.
+        let grown = build_statefulset(&c, "10.96.0.20", 5, 3);
+        assert_eq!(grown.spec.as_ref().unwrap().replicas, Some(5));
+        assert_eq!(
+            grown.spec.as_ref().unwrap().template,
+            sts.spec.as_ref().unwrap().template
         );
         assert_eq!(
             env_value(&broker, "IGGY_CLUSTER_ADVERTISED_HOST").as_deref(),
@@ -473,7 +518,7 @@ mod tests {
     #[test]
     fn a_metrics_token_comes_from_its_secret() {
         let mut c = cluster(1);
-        let broker = container(&build_statefulset(&c, "10.96.0.20"));
+        let broker = container(&build_statefulset(&c, "10.96.0.20", 3, 3));
         assert!(
             !broker
                 .env
@@ -485,7 +530,7 @@ mod tests {
             name: "scrape".into(),
             key: "token".into(),
         });
-        let broker = container(&build_statefulset(&c, "10.96.0.20"));
+        let broker = container(&build_statefulset(&c, "10.96.0.20", 3, 3));
         let env = broker.env.unwrap();
         let token = env
             .iter()
@@ -517,7 +562,7 @@ mod tests {
             affinity: Some(Affinity::default()),
             ..Default::default()
         });
-        let sts = build_statefulset(&c, "10.96.0.20");
+        let sts = build_statefulset(&c, "10.96.0.20", 3, 3);
         let pod = sts.spec.as_ref().unwrap().template.spec.clone().unwrap();
         assert_eq!(pod.node_selector.unwrap()["disk"], "ssd");
         assert_eq!(pod.affinity, Some(Affinity::default()));
