@@ -139,6 +139,7 @@ async fn brokers_join_take_partitions_and_leave_drained_under_load() {
         }
         let (code, response) = admin_delete(&cluster, 0, &format!("/cluster/nodes/{node}")).await;
         assert_eq!(code, 200, "{response}");
+        assert!(response.contains(r#""removed":true"#), "{response}");
         let remaining: Vec<u32> = (0..node).collect();
         wait_for_voters(&cluster, 1, &remaining).await;
         cluster.kill(node);
@@ -148,6 +149,7 @@ async fn brokers_join_take_partitions_and_leave_drained_under_load() {
     // Removing it again is a no-op.
     let (code, response) = admin_delete(&cluster, 0, "/cluster/nodes/4").await;
     assert_eq!(code, 200, "{response}");
+    assert!(response.contains(r#""removed":false"#), "{response}");
 
     // Broker 3 comes back on its old volume: it was removed, so it asks to
     // join again and becomes a voter.

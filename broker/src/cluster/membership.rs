@@ -119,14 +119,15 @@ pub fn members(broker: &Broker) -> BTreeSet<u32> {
         .collect()
 }
 
-/// Carry out `change` on this broker, which must lead the metadata group.
-/// `Err` says why it was refused or failed.
-pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<(), String> {
+/// Carry out `change` on this broker, which must lead the metadata group:
+/// whether the membership changed (not when there was nothing to do), or
+/// why it was refused or failed.
+pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<bool, String> {
     let raft = broker.metadata.raft();
     match change {
         MembershipChange::Join { node } => {
             if voters(broker).contains(&node) {
-                return Ok(());
+                return Ok(false);
             }
             let address = broker
                 .cluster
@@ -145,11 +146,11 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<(), 
             .await
             .map_err(|e| format!("making node {node} a voter: {e}"))?;
             tracing::info!(node, voters = ?voters(broker), "broker joined");
-            Ok(())
+            Ok(true)
         }
         MembershipChange::Remove { node } => {
             if !members(broker).contains(&node) {
-                return Ok(());
+                return Ok(false);
             }
             let held = broker.metadata.read(|m| {
                 m.partitions()
@@ -200,7 +201,7 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<(), 
             {
                 tracing::info!(node, "could not tell the removed broker: {e}");
             }
-            Ok(())
+            Ok(true)
         }
     }
 }
@@ -208,11 +209,12 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<(), 
 /// Have the metadata leader carry out `change`, wherever it is: this
 /// broker, or a peer (following `NotLeader` hints; when no leader is known,
 /// asking the members and founders in turn). Gives up at `deadline`.
+/// Whether the membership changed.
 pub async fn request(
     broker: &Broker,
     change: MembershipChange,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let Some(peers) = &broker.peers else {
         return Err("a standalone broker has no membership to change".into());
     };
@@ -249,8 +251,19 @@ pub async fn request(
                     )
                     .await
                 {
-                    Ok((Response::Membership { refused: None }, _)) => return Ok(()),
-                    Ok((Response::Membership { refused: Some(why) }, _)) => return Err(why),
+                    Ok((
+                        Response::Membership {
+                            refused: None,
+                            changed,
+                        },
+                        _,
+                    )) => return Ok(changed),
+                    Ok((
+                        Response::Membership {
+                            refused: Some(why), ..
+                        },
+                        _,
+                    )) => return Err(why),
                     Ok((Response::NotLeader { leader }, _)) => {
                         hint = leader.filter(|l| *l != target);
                         if hint.is_some() {
@@ -304,7 +317,7 @@ pub async fn run(broker: Arc<Broker>) {
             }
             let deadline = Instant::now() + CHANGE_TIMEOUT;
             match request(&broker, MembershipChange::Join { node: me }, deadline).await {
-                Ok(()) => {
+                Ok(_) => {
                     last_leader_seen = Instant::now();
                     if removed {
                         clear_removal(&broker);

@@ -144,8 +144,15 @@ impl Handler for PeerService {
             },
             Request::Membership(change) => {
                 if broker.metadata.is_leader() {
-                    Response::Membership {
-                        refused: super::membership::carry_out(broker, change).await.err(),
+                    match super::membership::carry_out(broker, change).await {
+                        Ok(changed) => Response::Membership {
+                            refused: None,
+                            changed,
+                        },
+                        Err(why) => Response::Membership {
+                            refused: Some(why),
+                            changed: false,
+                        },
                     }
                 } else {
                     Response::NotLeader {
@@ -154,7 +161,10 @@ impl Handler for PeerService {
                 }
             }
             Request::Removed => match super::membership::record_removal(broker) {
-                Ok(()) => Response::Membership { refused: None },
+                Ok(()) => Response::Membership {
+                    refused: None,
+                    changed: true,
+                },
                 Err(e) => Response::Failed {
                     message: format!("recording the removal: {e}"),
                 },

@@ -551,7 +551,7 @@ pub async fn drain(
 /// `DELETE /cluster/nodes/{id}`: take broker `id` out of the cluster (the
 /// metadata group's membership). Refused (409) while it holds a partition
 /// replica: drain it first. Removing a broker that is not a member is a
-/// no-op, so the call can be repeated.
+/// no-op (`removed: false`, still 200), so the call can be repeated.
 pub async fn remove_node(
     State(api): State<Api>,
     caller: Caller,
@@ -563,12 +563,12 @@ pub async fn remove_node(
     let deadline = std::time::Instant::now() + broker.metadata.write_timeout() * 2;
     Ok(
         match request(broker, MembershipChange::Remove { node }, deadline).await {
-            Ok(()) => (
+            Ok(changed) => (
                 StatusCode::OK,
                 Json(Removal {
                     node,
-                    removed: true,
-                    reason: None,
+                    removed: changed,
+                    reason: (!changed).then(|| format!("broker {node} is not a member")),
                 }),
             ),
             Err(reason) => (
@@ -586,8 +586,9 @@ pub async fn remove_node(
 #[derive(Debug, Serialize)]
 pub struct Removal {
     pub node: u32,
+    /// Whether this call removed it.
     pub removed: bool,
-    /// Why not (e.g. it still holds replicas).
+    /// Why not (it still holds replicas; it is not a member).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

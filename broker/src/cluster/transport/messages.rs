@@ -114,9 +114,12 @@ pub enum Response {
         leader: Option<u32>,
         epoch: u32,
     },
-    /// A membership change was made (`refused: None`) or why not.
+    /// A membership change was carried out (`refused: None`; `changed`:
+    /// false when there was nothing to do) or why not.
     Membership {
         refused: Option<String>,
+        #[serde(default)]
+        changed: bool,
     },
     /// A request this broker cannot serve (an unknown type from a newer
     /// version, or a failure); `message` says why.
