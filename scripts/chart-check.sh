@@ -69,10 +69,10 @@ expect default-values.yaml "cluster-wide ClusterRole" '^kind: ClusterRole$'
 expect default-values.yaml "leader election Role" 'name: iggy-operator-leader-election'
 expect default-values.yaml "read-only root filesystem" 'readOnlyRootFilesystem: true'
 cluster_roles=$(grep -A2 -E '^kind: ClusterRole$' "$tmp/namespaced-values.yaml" | grep -oE 'name: .*' | tr '\n' ' ')
-if [ "$cluster_roles" = "name: iggy-operator-crds " ]; then
-  ok "namespaced-values.yaml: the only ClusterRole is for the CRDs"
+if [ "$cluster_roles" = "name: iggy-operator-crds name: iggy-operator-storage " ]; then
+  ok "namespaced-values.yaml: the only ClusterRoles are for the CRDs and reading StorageClasses"
 else
-  not_ok "namespaced-values.yaml: the only ClusterRole is for the CRDs (found: $cluster_roles)"
+  not_ok "namespaced-values.yaml: the only ClusterRoles are for the CRDs and reading StorageClasses (found: $cluster_roles)"
 fi
 expect namespaced-values.yaml "a Role in team-b" 'namespace: team-b'
 expect namespaced-values.yaml "the operator watches the two namespaces" 'watch-namespaces=team-a,team-b'

@@ -816,3 +816,172 @@ async fn an_iggy_topic_gets_a_finalizer_a_status_that_says_why_and_is_deleted_wi
     controller.abort();
     ns.delete().await;
 }
+
+/// The cluster's `Degraded` condition as `(status, reason, message)`.
+async fn degraded(clusters: &Api<IggyCluster>, name: &str) -> Option<(String, String, String)> {
+    let cluster = clusters.get(name).await.ok()?;
+    cluster
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .map(|c| (c.status, c.reason, c.message))
+}
+
+#[tokio::test]
+async fn storage_grows_on_the_claims_and_a_shrink_or_a_fixed_class_is_refused() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-storage").await;
+    let (_metrics, controller) = start_controller(&client, "test");
+    let pid = std::process::id();
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+    let (grows, fixed) = (format!("iggy-grows-{pid}"), format!("iggy-fixed-{pid}"));
+    for (name, expandable) in [(&grows, true), (&fixed, false)] {
+        let _ = classes.delete(name, &DeleteParams::default()).await;
+        let class: StorageClass = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "provisioner": "example.com/none",
+            "allowVolumeExpansion": expandable
+        }))
+        .unwrap();
+        classes.create(&pp, &class).await.unwrap();
+    }
+    // A bound claim per cluster, made before its StatefulSet (which adopts
+    // it), as a provisioner would have made it.
+    for (cluster_name, class) in [("vol", &grows), ("fix", &fixed)] {
+        let pv = format!("iggy-{cluster_name}-{pid}");
+        let claim = format!("data-{cluster_name}-0");
+        let _ = volumes.delete(&pv, &DeleteParams::default()).await;
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "storageClassName": class, "hostPath": {"path": format!("/tmp/{pv}")},
+                "claimRef": {"namespace": ns.name, "name": claim}
+            }
+        }))
+        .unwrap();
+        volumes.create(&pp, &volume).await.unwrap();
+        let owner = cluster(cluster_name, 1);
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": claim, "labels": iggy_operator::resources::labels::selector(&owner)},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"], "storageClassName": class, "volumeName": pv,
+                "resources": {"requests": {"storage": "1Gi"}}
+            }
+        }))
+        .unwrap();
+        claims.create(&pp, &pvc).await.unwrap();
+        claims
+            .patch_status(
+                &claim,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}),
+                ),
+            )
+            .await
+            .unwrap();
+        let mut owner = owner;
+        owner.spec.storage.size = "1Gi".into();
+        owner.spec.storage.storage_class_name = Some(class.clone());
+        clusters.create(&pp, &owner).await.unwrap();
+    }
+    wait_for("both StatefulSets", || async {
+        sts_api.get_opt("vol").await.unwrap().is_some()
+            && sts_api.get_opt("fix").await.unwrap().is_some()
+    })
+    .await;
+
+    let resize = |size: &str| Patch::Merge(json!({"spec": {"storage": {"size": size}}}));
+    let requested = |pvc: PersistentVolumeClaim| {
+        pvc.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+            .0
+            .clone()
+    };
+    // Larger on a class that can expand: the claim grows; the StatefulSet's
+    // template (which cannot change) keeps its size.
+    clusters
+        .patch("vol", &PatchParams::default(), &resize("2Gi"))
+        .await
+        .unwrap();
+    wait_for("the claim asks for 2Gi", || async {
+        requested(claims.get("data-vol-0").await.unwrap()) == "2Gi"
+    })
+    .await;
+    let template = sts_api
+        .get("vol")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .volume_claim_templates
+        .unwrap();
+    assert_eq!(
+        template[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "1Gi"
+    );
+    // Smaller: refused, nothing changes.
+    clusters
+        .patch("vol", &PatchParams::default(), &resize("1Gi"))
+        .await
+        .unwrap();
+    wait_for("Degraded: StorageChangeRefused (shrink)", || async {
+        degraded(&clusters, "vol")
+            .await
+            .is_some_and(|(status, reason, message)| {
+                status == "True"
+                    && reason == "StorageChangeRefused"
+                    && message.contains("cannot shrink")
+            })
+    })
+    .await;
+    assert_eq!(requested(claims.get("data-vol-0").await.unwrap()), "2Gi");
+    // Larger on a class that cannot expand: refused, nothing changes.
+    clusters
+        .patch("fix", &PatchParams::default(), &resize("2Gi"))
+        .await
+        .unwrap();
+    wait_for("Degraded: StorageChangeRefused (fixed class)", || async {
+        degraded(&clusters, "fix")
+            .await
+            .is_some_and(|(status, reason, message)| {
+                status == "True"
+                    && reason == "StorageChangeRefused"
+                    && message.contains("does not allow volume expansion")
+            })
+    })
+    .await;
+    assert_eq!(requested(claims.get("data-fix-0").await.unwrap()), "1Gi");
+
+    controller.abort();
+    ns.delete().await;
+    for name in [&grows, &fixed] {
+        let _ = classes.delete(name, &DeleteParams::default()).await;
+    }
+    for cluster_name in ["vol", "fix"] {
+        let _ = volumes
+            .delete(
+                &format!("iggy-{cluster_name}-{pid}"),
+                &DeleteParams::default(),
+            )
+            .await;
+    }
+}

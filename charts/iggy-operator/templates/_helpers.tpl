@@ -69,6 +69,10 @@ creates for each IggyCluster, wherever it watches. */}}
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
+# Storage growth: the brokers' claims get a larger request.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, patch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]

@@ -169,15 +169,23 @@ impl AdminSession {
     }
 
     /// Take broker `node` out of the cluster's membership (refused while
-    /// it holds replicas).
-    pub async fn remove_node(&self, node: u32) -> Result<(), String> {
-        self.send(
-            reqwest::Method::DELETE,
-            &format!("/cluster/nodes/{node}"),
-            serde_json::json!({}),
-        )
-        .await
-        .map(drop)
+    /// it holds replicas). Whether this call removed it (false: it was not
+    /// a member).
+    pub async fn remove_node(&self, node: u32) -> Result<bool, String> {
+        #[derive(Deserialize)]
+        struct Removal {
+            removed: bool,
+        }
+        let body = self
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/cluster/nodes/{node}"),
+                serde_json::json!({}),
+            )
+            .await?;
+        serde_json::from_str::<Removal>(&body)
+            .map(|r| r.removed)
+            .map_err(|e| format!("removal answer: {e}: {body}"))
     }
 
     /// A change; the answer's body, or the status and body as the error.

@@ -188,12 +188,12 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         .as_ref()
         .and_then(statefulset::founders)
         .unwrap_or(cluster.spec.replicas);
-    let sts = apply(
-        ctx,
-        &namespace,
-        &statefulset::build_statefulset(cluster, &advertised, replicas, founders),
-    )
-    .await?;
+    let mut desired = statefulset::build_statefulset(cluster, &advertised, replicas, founders);
+    if let Some(existing) = &previous {
+        statefulset::keep_claim_template(&mut desired, existing);
+    }
+    let sts = apply(ctx, &namespace, &desired).await?;
+    let storage_refused = super::storage::reconcile(ctx, cluster, &namespace).await?;
     match build_pdb(cluster) {
         Some(pdb) => {
             apply(ctx, &namespace, &pdb).await?;
@@ -231,6 +231,30 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     if let Some(brokers) = &brokers {
         status.metadata_leader = brokers.status.leader.map(|id| id as i32);
         status.members = brokers::members(cluster, &brokers.status);
+    }
+    if let Some(why) = &storage_refused {
+        let already = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == DEGRADED && c.reason == "StorageChangeRefused");
+        if !already {
+            publish_event(
+                ctx,
+                cluster,
+                EventType::Warning,
+                "StorageChangeRefused",
+                why,
+            )
+            .await;
+        }
+        conditions::set(
+            &mut status.conditions,
+            DEGRADED,
+            true,
+            "StorageChangeRefused",
+            why.clone(),
+            cluster.metadata.generation,
+        );
     }
     let rolling = roll::roll(ctx, cluster, &namespace, &sts, &mut status).await?;
     report_roll(ctx, cluster, &rolling, &mut status).await;
@@ -409,15 +433,8 @@ pub fn compute_status(
 
 /// Whether the API server serves PodMonitors (Prometheus Operator).
 async fn pod_monitor_crd_installed(ctx: &Context) -> Result<bool> {
-    match ctx
-        .client
-        .list_api_group_resources(monitoring::MONITORING_GROUP_VERSION)
+    ctx.serves(monitoring::MONITORING_GROUP_VERSION, "podmonitors")
         .await
-    {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "podmonitors")),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Apply the PodMonitor, or remove one left from an earlier mode (only
@@ -682,9 +699,11 @@ async fn carry_out_scale(
         }
         (Step::Remove(node), Some(session)) => {
             let note = match session.remove_node(*node).await {
-                Ok(()) => {
+                Ok(removed) => {
                     let note = format!("broker {node} is drained and left the cluster");
-                    publish(ctx, cluster, "BrokerRemoved", &note).await;
+                    if removed {
+                        publish(ctx, cluster, "BrokerRemoved", &note).await;
+                    }
                     note
                 }
                 Err(e) => format!("removing broker {node}: {e}"),

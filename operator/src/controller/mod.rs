@@ -4,6 +4,7 @@ pub mod brokers;
 pub mod cluster;
 pub mod roll;
 pub mod scale;
+pub mod storage;
 pub mod topic;
 pub mod topic_plan;
 
@@ -26,7 +27,14 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failed reconciles per object, for the backoff.
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Whether optional APIs are served, by `group/version/resource`, and
+    /// when that was learned (discovery is not repeated every reconcile).
+    discovered: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
 }
+
+/// How long a discovery answer is trusted: an API installed later (say the
+/// Prometheus Operator's CRDs) is noticed within this.
+pub const DISCOVERY_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The first retry after a failed reconcile; each further failure doubles
 /// it, up to [`MAX_BACKOFF`].
@@ -53,7 +61,36 @@ impl Context {
             client,
             metrics,
             failures: Default::default(),
+            discovered: Default::default(),
         }
+    }
+
+    /// Whether the API server serves `resource` in `group_version`
+    /// (e.g. `monitoring.coreos.com/v1`, `podmonitors`), from a cache of
+    /// [`DISCOVERY_TTL`].
+    pub async fn serves(&self, group_version: &str, resource: &str) -> crate::Result<bool> {
+        let key = format!("{group_version}/{resource}");
+        let cached = self
+            .discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        if let Some((at, served)) = cached
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(served);
+        }
+        let served = match self.client.list_api_group_resources(group_version).await {
+            Ok(list) => list.resources.iter().any(|r| r.name == resource),
+            Err(kube::Error::Api(e)) if e.code == 404 => false,
+            Err(e) => return Err(e.into()),
+        };
+        self.discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, (std::time::Instant::now(), served));
+        Ok(served)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {

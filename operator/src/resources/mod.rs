@@ -5,6 +5,7 @@ pub mod configmap;
 pub mod labels;
 pub mod monitoring;
 pub mod pdb;
+pub mod quantity;
 pub mod secret;
 pub mod services;
 pub mod statefulset;

@@ -57,6 +57,39 @@ pub fn peers_template(cluster: &IggyCluster) -> String {
     )
 }
 
+/// Keep the volume claim template of the StatefulSet that exists: it cannot
+/// change (the API server refuses), so a new `storage.size` goes to the
+/// claims instead (`controller::storage`), and new brokers' claims start
+/// at the size the StatefulSet was created with until they are expanded.
+pub fn keep_claim_template(desired: &mut StatefulSet, existing: &StatefulSet) {
+    let template = |sts: &StatefulSet| {
+        sts.spec
+            .as_ref()?
+            .volume_claim_templates
+            .as_ref()?
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("data"))?
+            .spec
+            .clone()
+    };
+    let Some(existing) = template(existing) else {
+        return;
+    };
+    if let Some(claim) = desired
+        .spec
+        .as_mut()
+        .and_then(|s| s.volume_claim_templates.as_mut())
+        .and_then(|t| {
+            t.iter_mut()
+                .find(|c| c.metadata.name.as_deref() == Some("data"))
+        })
+        .and_then(|c| c.spec.as_mut())
+    {
+        claim.resources = existing.resources;
+        claim.storage_class_name = existing.storage_class_name;
+    }
+}
+
 /// How many brokers founded the cluster of this StatefulSet (its
 /// `IGGY_CLUSTER_FOUNDERS`, or, from an operator that listed every broker
 /// in `IGGY_CLUSTER_PEERS`, their number). Kept for the StatefulSet's
