@@ -173,7 +173,8 @@ async fn examples_are_accepted_and_invalid_resources_are_rejected_with_clear_mes
         )
         .await
         .unwrap();
-    // Replication settings the brokers could not honour.
+    // Replication and storage settings the brokers or the StatefulSet
+    // could not honour.
     for (spec, expected) in [
         (
             json!({"replication": {"defaultFactor": 1, "minInSync": 2}}),
@@ -182,6 +183,10 @@ async fn examples_are_accepted_and_invalid_resources_are_rejected_with_clear_mes
         (
             json!({"replicas": 2, "replication": {"defaultFactor": 3}}),
             "replication.defaultFactor cannot exceed replicas",
+        ),
+        (
+            json!({"storage": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Sometimes"}}}),
+            "whenScaled and .whenDeleted are Retain or Delete",
         ),
     ] {
         let message = rejection(

@@ -1,5 +1,6 @@
 //! `IggyCluster`: a replicated set of iggy-broker nodes.
 
+use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
@@ -127,6 +128,7 @@ pub struct SecretKeyRef {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.persistentVolumeClaimRetentionPolicy) || ((!has(self.persistentVolumeClaimRetentionPolicy.whenScaled) || self.persistentVolumeClaimRetentionPolicy.whenScaled in ['Retain', 'Delete']) && (!has(self.persistentVolumeClaimRetentionPolicy.whenDeleted) || self.persistentVolumeClaimRetentionPolicy.whenDeleted in ['Retain', 'Delete']))").message("persistentVolumeClaimRetentionPolicy.whenScaled and .whenDeleted are Retain or Delete"))]
 pub struct StorageSpec {
     /// Size of each broker's volume, e.g. `10Gi`.
     #[serde(default = "default_storage_size")]
@@ -134,6 +136,12 @@ pub struct StorageSpec {
     /// Storage class of the volumes; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// What becomes of a broker's volume when the cluster scales down
+    /// (`whenScaled`) or is deleted (`whenDeleted`): `Retain` (the default
+    /// for both) or `Delete`. The StatefulSet's policy of that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim_retention_policy:
+        Option<StatefulSetPersistentVolumeClaimRetentionPolicy>,
 }
 
 fn default_storage_size() -> String {
@@ -145,6 +153,7 @@ impl Default for StorageSpec {
         Self {
             size: default_storage_size(),
             storage_class_name: None,
+            persistent_volume_claim_retention_policy: None,
         }
     }
 }

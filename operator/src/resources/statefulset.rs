@@ -399,6 +399,10 @@ pub fn build_statefulset(
                 spec: Some(pod_spec),
             },
             volume_claim_templates: Some(vec![claim]),
+            persistent_volume_claim_retention_policy: spec
+                .storage
+                .persistent_volume_claim_retention_policy
+                .clone(),
             ..Default::default()
         }),
         ..Default::default()
@@ -409,6 +413,7 @@ pub fn build_statefulset(
 mod tests {
     use super::*;
     use crate::resources::fixtures::cluster;
+    use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
 
     fn container(sts: &StatefulSet) -> Container {
         sts.spec
@@ -442,6 +447,30 @@ mod tests {
                 .field_path
                 .clone(),
         )
+    }
+
+    #[test]
+    fn volumes_are_kept_unless_the_retention_policy_says_otherwise() {
+        let mut c = cluster(3);
+        let sts = build_statefulset(&c, "10.96.0.20", 3, 3);
+        assert!(
+            sts.spec
+                .unwrap()
+                .persistent_volume_claim_retention_policy
+                .is_none()
+        );
+        c.spec.storage.persistent_volume_claim_retention_policy =
+            Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_scaled: Some("Delete".into()),
+                when_deleted: Some("Retain".into()),
+            });
+        let sts = build_statefulset(&c, "10.96.0.20", 3, 3);
+        let policy = sts
+            .spec
+            .unwrap()
+            .persistent_volume_claim_retention_policy
+            .unwrap();
+        assert_eq!(policy.when_scaled.as_deref(), Some("Delete"));
     }
 
     #[test]
