@@ -355,15 +355,24 @@ pub async fn rebalance(
             Vec::new()
         };
         // Partitions not led by their preferred (first) replica although
-        // it is in sync: hand leadership back.
+        // it is in sync: hand leadership back — only to a broker that may
+        // lead by the rule elections follow (alive, registered since its
+        // last restart), never to one just back.
+        let me = broker.node_id();
+        let may_lead = |node: u32| {
+            broker
+                .peers
+                .as_ref()
+                .is_some_and(|peers| crate::replication::controller::may_lead(m, me, peers, node))
+        };
         let preferred: Vec<(PartitionKey, u32, u32, Vec<u32>)> = m
             .partitions()
             .filter(|(key, _, p)| {
                 p.reassigning.is_none()
                     && !changes.iter().any(|c| c.partition == *key)
-                    && p.replicas
-                        .first()
-                        .is_some_and(|first| p.leader != Some(*first) && p.in_sync.contains(first))
+                    && p.replicas.first().is_some_and(|first| {
+                        p.leader != Some(*first) && p.in_sync.contains(first) && may_lead(*first)
+                    })
             })
             .map(|(key, _, p)| (key, p.leader_epoch, p.replicas[0], p.in_sync.clone()))
             .collect();

@@ -93,6 +93,15 @@ pub fn reassignment_steps(
     steps
 }
 
+/// Whether `node` may take a partition's leadership now, as broker `me`
+/// sees it: alive, and registered since its last restart (a broker that
+/// restarted has not yet been fenced if it lost its disk).
+pub fn may_lead(state: &MetadataState, me: u32, peers: &crate::cluster::Peers, node: u32) -> bool {
+    node == me
+        || (!peers.is_down(node)
+            && state.nodes.get(&node).map(|n| n.epoch) == Some(peers.status(node).epoch))
+}
+
 /// Elect new leaders whenever this broker leads the metadata group (runs
 /// until dropped).
 pub async fn run(broker: Arc<Broker>) {
@@ -108,11 +117,7 @@ pub async fn run(broker: Arc<Broker>) {
         }
         let is_down = |node| node != me && peers.is_down(node);
         let (needed, steps) = broker.metadata.read(|m| {
-            let may_lead = |node: u32| {
-                node == me
-                    || (!peers.is_down(node)
-                        && m.nodes.get(&node).map(|n| n.epoch) == Some(peers.status(node).epoch))
-            };
+            let may_lead = |node: u32| may_lead(m, me, &peers, node);
             (
                 elections(m, is_down, may_lead),
                 reassignment_steps(m, may_lead),
