@@ -667,11 +667,22 @@ impl MetadataState {
                 zone,
             } => {
                 self.remove_members(|m| m.node == *node && m.epoch != *epoch);
+                // A broker back from a restart (a new process epoch) or with
+                // another disk leaves every in-sync set, and leadership
+                // where it led: it rejoins by fetching up to the committed
+                // offset. Until then it cannot be elected — what it has may
+                // be less than the metadata says (a log cut at its last
+                // fetch, a disk that lost data) and a leader's log is the
+                // truth its followers cut theirs to.
+                let restarted = self
+                    .nodes
+                    .get(node)
+                    .is_some_and(|known| known.epoch != *epoch);
                 let lost_disk = self
                     .nodes
                     .get(node)
                     .is_some_and(|known| known.storage != 0 && known.storage != *storage);
-                if lost_disk {
+                if restarted || lost_disk {
                     let fenced = self.fence_from_in_sync(*node);
                     if !fenced.is_empty() {
                         effects.push(Effect::PartitionStateChanged { partitions: fenced });
@@ -912,6 +923,7 @@ mod tests {
         }
     }
 
+    #[derive(Clone)]
     struct Log {
         index: u64,
         nodes: Vec<u32>,
@@ -1082,7 +1094,8 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_back_with_an_empty_disk_leaves_every_in_sync_set_and_leadership() {
+    fn a_broker_back_from_a_restart_or_with_an_empty_disk_leaves_every_in_sync_set_and_leadership()
+    {
         let mut state = MetadataState::default();
         let mut log = Log::new(&[0, 1, 2]);
         for node in 0..3 {
@@ -1094,22 +1107,27 @@ mod tests {
         let before = state.topic(0, 0).unwrap().partitions.clone();
         let led_by_0 = before.iter().find(|p| p.leader == Some(0)).unwrap().id;
 
-        // A restart on the same disk changes nothing.
-        log.apply(&mut state, register(0, 2, 100)).unwrap();
+        // Registering again in the same process changes nothing.
+        log.apply(&mut state, register(0, 1, 100)).unwrap();
         assert_eq!(state.topic(0, 0).unwrap().partitions, before);
 
-        // Back with another disk: out of every in-sync set; where it led,
-        // another in-sync replica leads in the next epoch.
-        log.apply(&mut state, register(0, 3, 999)).unwrap();
-        for p in &state.topic(0, 0).unwrap().partitions {
-            assert!(!p.in_sync.contains(&0), "{p:?}");
-            assert_ne!(p.leader, Some(0), "{p:?}");
+        // Back from a restart on the same disk, or with another disk: out
+        // of every in-sync set; where it led, another in-sync replica leads
+        // in the next epoch.
+        for (epoch, storage) in [(2, 100), (3, 999)] {
+            let mut state = state.clone();
+            let mut log = log.clone();
+            log.apply(&mut state, register(0, epoch, storage)).unwrap();
+            for p in &state.topic(0, 0).unwrap().partitions {
+                assert!(!p.in_sync.contains(&0), "{p:?}");
+                assert_ne!(p.leader, Some(0), "{p:?}");
+            }
+            let moved = &state.topic(0, 0).unwrap().partitions[led_by_0 as usize];
+            assert_eq!(
+                moved.leader_epoch,
+                before[led_by_0 as usize].leader_epoch + 1
+            );
         }
-        let moved = &state.topic(0, 0).unwrap().partitions[led_by_0 as usize];
-        assert_eq!(
-            moved.leader_epoch,
-            before[led_by_0 as usize].leader_epoch + 1
-        );
     }
 
     #[test]
