@@ -53,6 +53,16 @@ query() { # PROMQL: the first value, or empty
 }
 diagnose() {
   echo "---- diagnostics"
+  # Broker logs (and those of their previous containers) and every
+  # partition's leader epochs, kept outside the state the teardown removes.
+  local keep=${TMPDIR:-/tmp}/iggy-chart-e2e-$(date +%Y%m%d-%H%M%S)
+  mkdir -p "$keep"
+  for pod in $(kubectl get pods -A -l app.kubernetes.io/name=iggy -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{" "}{end}' 2>/dev/null); do
+    kubectl logs -n "${pod%%/*}" "${pod#*/}" >"$keep/${pod//\//_}.log" 2>&1
+    kubectl logs -n "${pod%%/*}" "${pod#*/}" --previous >"$keep/${pod//\//_}.previous.log" 2>&1
+  done
+  find "$STATE/volumes" -name leader-epochs -printf '%p: ' -exec sh -c 'tr "\n" " " <"$1"; echo' _ {} \; >"$keep/leader-epochs.txt" 2>/dev/null
+  echo "    broker logs and leader epochs kept in $keep"
   kubectl get all,iggy,podmonitors,pvc -n "$NS" -o wide 2>&1 | head -40
   kubectl get pods -n "$OPERATOR_NS" -o wide 2>&1
   kubectl logs -n "$OPERATOR_NS" -l app.kubernetes.io/name=iggy-operator --tail=30 --all-containers 2>&1 | tail -40
@@ -381,8 +391,14 @@ touch "$numbered_dir/stop"
 wait "$producer_pid"
 sed 's/^/    /' "$numbered_dir/producer.log" | grep -v '^    send ' | tail -3
 echo "    $(grep -c '^send ' "$numbered_dir/producer.log") sends failed or went unanswered (not retried, so never stored twice)"
-check "consumed through the client Service: every acknowledged id once, none twice" \
-  "$numbered" verify "$numbered_url" e2e numbered "$numbered_dir/acked"
+if verified=$(RUST_BACKTRACE=0 "$numbered" verify "$numbered_url" e2e numbered "$numbered_dir/acked" 2>&1); then
+  ok "consumed through the client Service: every acknowledged id once, none twice"
+  echo "    $verified"
+else
+  not_ok "consumed through the client Service: every acknowledged id once, none twice"
+  echo "$verified" | head -5 | sed 's/^/    /'
+  diagnose
+fi
 
 step "without a PodMonitor: prometheus.io annotations"
 kubectl apply -n "$NS" -f - >/dev/null <<YAML
