@@ -160,6 +160,7 @@ impl PartitionRegistry {
     /// The partition's leader, epoch or in-sync set changed.
     pub fn state_changed(&self, key: PartitionKey) {
         if let Some(partition) = self.get(key) {
+            partition.replica.note_state_changed();
             partition.replica.changed.notify_waiters();
         }
     }

@@ -231,11 +231,11 @@ fn record_progress(partition: &Partition, role: &Role, me: u32, from: u32, offse
         let now = Instant::now();
         let progress = leading.followers.entry(from).or_insert(FollowerProgress {
             log_end: offset,
-            caught_up_at: now,
+            caught_up_at: None,
         });
         progress.log_end = offset.min(log_end);
         if offset >= log_end {
-            progress.caught_up_at = now;
+            progress.caught_up_at = Some(now);
         }
     }
     advance_committed(partition, me, &role.in_sync);
@@ -250,7 +250,18 @@ pub fn desired_in_sync(
     max_lag: Duration,
 ) -> Option<Vec<u32>> {
     let leading = partition.replica.leading();
+    // A follower joins only with everything committed and everything this
+    // leader had when it took up the epoch: after a restart the committed
+    // offset starts at the log's first offset until followers report, so
+    // it alone would let an empty replica in.
     let committed = partition.replica.committed();
+    let epoch_start = partition
+        .replica
+        .history()
+        .entries()
+        .last()
+        .map_or(0, |e| e.start_offset);
+    let in_grace = leading.taken_up_at.is_none_or(|at| at.elapsed() <= max_lag);
     let desired: Vec<u32> = role
         .replicas
         .iter()
@@ -262,18 +273,22 @@ pub fn desired_in_sync(
             match leading.followers.get(replica) {
                 // Never fetched in this epoch: keep it for one lag window
                 // (taking up the epoch cleared the progress).
-                None => {
-                    role.in_sync.contains(replica)
-                        && leading.taken_up_at.is_none_or(|at| at.elapsed() <= max_lag)
-                }
+                None => role.in_sync.contains(replica) && in_grace,
                 Some(progress) => {
-                    let recent = progress.caught_up_at.elapsed() <= max_lag;
+                    let recent = progress
+                        .caught_up_at
+                        .is_some_and(|at| at.elapsed() <= max_lag);
                     if role.in_sync.contains(replica) {
-                        recent
+                        // Not level yet in this epoch: the same grace as
+                        // one that has not fetched.
+                        recent || (progress.caught_up_at.is_none() && in_grace)
                     } else {
-                        // Joins once it has everything committed and was
-                        // recently level with the leader.
-                        recent && progress.log_end >= committed
+                        // Joins once it was recently level with the leader
+                        // — since the partition last changed — and has
+                        // everything committed.
+                        recent
+                            && progress.caught_up_at > leading.state_changed_at
+                            && progress.log_end >= committed.max(epoch_start)
                     }
                 }
             }

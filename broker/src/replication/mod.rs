@@ -43,8 +43,9 @@ use tokio::sync::{Notify, watch};
 pub struct FollowerProgress {
     /// The follower has every message before this offset.
     pub log_end: u64,
-    /// When the follower last had everything the leader had.
-    pub caught_up_at: Instant,
+    /// When the follower last had everything the leader had (`None`: not
+    /// yet in this epoch — a first fetch from behind is not being level).
+    pub caught_up_at: Option<Instant>,
 }
 
 /// The replication side of one partition replica.
@@ -68,6 +69,11 @@ pub struct ReplicaState {
 struct Leading {
     epoch: u32,
     taken_up_at: Option<Instant>,
+    /// When the partition's metadata (replicas, in-sync set, leader) last
+    /// changed: a follower joins the in-sync set only with a level fetch
+    /// after it, so progress recorded for a replica that was removed and
+    /// added back (an empty log now) never counts.
+    state_changed_at: Option<Instant>,
     followers: BTreeMap<u32, FollowerProgress>,
 }
 
@@ -105,6 +111,11 @@ impl ReplicaState {
             }
             raise
         });
+    }
+
+    /// The partition's metadata changed (see `Leading::state_changed_at`).
+    pub fn note_state_changed(&self) {
+        self.leading().state_changed_at = Some(Instant::now());
     }
 
     pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
