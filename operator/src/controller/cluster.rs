@@ -233,28 +233,15 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         status.members = brokers::members(cluster, &brokers.status);
     }
     if let Some(why) = &storage_refused {
-        let already = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == DEGRADED && c.reason == "StorageChangeRefused");
-        if !already {
-            publish_event(
-                ctx,
-                cluster,
-                EventType::Warning,
-                "StorageChangeRefused",
-                why,
-            )
-            .await;
-        }
-        conditions::set(
-            &mut status.conditions,
-            DEGRADED,
-            true,
+        degrade(
+            ctx,
+            cluster,
+            &mut status,
             "StorageChangeRefused",
+            why,
             why.clone(),
-            cluster.metadata.generation,
-        );
+        )
+        .await;
     }
     let rolling = roll::roll(ctx, cluster, &namespace, &sts, &mut status).await?;
     report_roll(ctx, cluster, &rolling, &mut status).await;
@@ -306,23 +293,24 @@ async fn report_roll(
             generation,
         ),
         Rolling::Stalled(message) => {
-            let already = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == DEGRADED && c.reason == "RollStalled");
-            if !already {
-                publish_event(ctx, cluster, EventType::Warning, "RollStalled", message).await;
-            }
-            for type_ in [PROGRESSING, DEGRADED] {
-                conditions::set(
-                    &mut status.conditions,
-                    type_,
-                    true,
-                    "RollStalled",
-                    format!("the roll stopped: {message}"),
-                    generation,
-                );
-            }
+            let stopped = format!("the roll stopped: {message}");
+            degrade(
+                ctx,
+                cluster,
+                status,
+                "RollStalled",
+                message,
+                stopped.clone(),
+            )
+            .await;
+            conditions::set(
+                &mut status.conditions,
+                PROGRESSING,
+                true,
+                "RollStalled",
+                stopped,
+                generation,
+            );
         }
     }
     let mut versions = status.members.iter().filter_map(|m| m.version.clone());
@@ -631,24 +619,11 @@ async fn carry_out_scale(
     let session = brokers.map(|b| &b.session);
     match (step, session) {
         (Step::Refused(why), _) => {
-            let already = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == DEGRADED && c.reason == "ScaleDownRefused");
-            if !already {
-                publish_event(ctx, cluster, EventType::Warning, "ScaleDownRefused", why).await;
-            }
-            conditions::set(
-                &mut status.conditions,
-                DEGRADED,
-                true,
-                "ScaleDownRefused",
-                format!(
-                    "not scaling down to {} brokers: {why}",
-                    cluster.spec.replicas
-                ),
-                generation,
+            let message = format!(
+                "not scaling down to {} brokers: {why}",
+                cluster.spec.replicas
             );
+            degrade(ctx, cluster, status, "ScaleDownRefused", why, message).await;
             false
         }
         (Step::Joining(missing), _) => {
@@ -767,6 +742,35 @@ async fn write_status(
 /// Record a Normal Event on the cluster.
 async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
     publish_event(ctx, cluster, EventType::Normal, reason, note).await
+}
+
+/// Set `Degraded` with `reason`, and the Warning Event `note` when the
+/// cluster was not already degraded for that reason before this reconcile
+/// (the status being built has had its conditions recomputed already).
+async fn degrade(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    status: &mut IggyClusterStatus,
+    reason: &str,
+    note: &str,
+    message: String,
+) {
+    let already = cluster.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == DEGRADED && c.status == "True" && c.reason == reason)
+    });
+    if !already {
+        publish_event(ctx, cluster, EventType::Warning, reason, note).await;
+    }
+    conditions::set(
+        &mut status.conditions,
+        DEGRADED,
+        true,
+        reason,
+        message,
+        cluster.metadata.generation,
+    );
 }
 
 /// Record a Kubernetes Event on the cluster.
