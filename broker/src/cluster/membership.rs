@@ -96,7 +96,8 @@ fn clear_removal(broker: &Broker) {
 
 /// The metadata group's voters, as this broker knows them.
 pub fn voters(broker: &Broker) -> Vec<u32> {
-    let metrics = broker.metadata.raft().metrics().borrow().clone();
+    let receiver = broker.metadata.raft().metrics();
+    let metrics = receiver.borrow();
     let mut voters: Vec<u32> = metrics
         .membership_config
         .membership()
@@ -110,7 +111,8 @@ pub fn voters(broker: &Broker) -> Vec<u32> {
 /// Voters and learners (brokers on their way in), as this broker knows
 /// them.
 pub fn members(broker: &Broker) -> BTreeSet<u32> {
-    let metrics = broker.metadata.raft().metrics().borrow().clone();
+    let receiver = broker.metadata.raft().metrics();
+    let metrics = receiver.borrow();
     metrics
         .membership_config
         .membership()
