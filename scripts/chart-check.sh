@@ -23,7 +23,12 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # The schemas: Kubernetes' kinds from the swagger.json of the same
 # k8s.io/kubernetes module the local cluster is built from.
-k8s_src=$(cd "$ROOT/e2e/k8s" && GOWORK=off GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+# (`go mod download` fetches it on a fresh machine; `go list -m` alone
+# answers an empty directory until something else has.)
+k8s_src=$(cd "$ROOT/e2e/k8s" && GOWORK=off GOFLAGS=-mod=mod go mod download -json k8s.io/kubernetes |
+  python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')
+[ -n "$k8s_src" ] && [ -f "$k8s_src/api/openapi-spec/swagger.json" ] ||
+  { echo "chart-check: cannot find k8s.io/kubernetes' swagger.json in the Go module cache" >&2; exit 1; }
 monitoring_crds=("$MONITORING_CRDS"/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml)
 schemas=$tmp/schemas
 /usr/bin/python3 "$ROOT/scripts/k8s-json-schemas.py" "$schemas" "$k8s_src/api/openapi-spec/swagger.json" \
