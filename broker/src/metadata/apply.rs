@@ -632,6 +632,7 @@ impl MetadataState {
                     .filter(|r| !target.contains(r))
                     .collect();
                 meta.in_sync.retain(|r| target.contains(r));
+                meta.added_at.retain(|node, _| target.contains(node));
                 meta.replicas = target;
                 meta.reassigning = None;
                 effects.push(Effect::RemoveReplicas {
@@ -781,10 +782,14 @@ impl MetadataState {
             .filter(|r| !meta.replicas.contains(r))
             .collect();
         meta.replicas.extend(&added);
+        for node in &added {
+            meta.added_at.insert(*node, ctx.index);
+        }
         meta.reassigning = Some(replicas.to_vec());
         effects.push(Effect::CreatePartitions {
             partitions: vec![(partition, added)],
             incarnation: meta.incarnation,
+            assigned_at: ctx.index,
             settings,
         });
         effects.push(Effect::PartitionStateChanged {
@@ -864,6 +869,7 @@ impl MetadataState {
                 reassigning: None,
                 replicas,
                 incarnation: ctx.index,
+                added_at: BTreeMap::new(),
                 offsets: BTreeMap::new(),
             })
             .collect();
@@ -873,6 +879,7 @@ impl MetadataState {
                 .map(|p| ((stream_id, topic_id, p.id), p.replicas.clone()))
                 .collect(),
             incarnation: ctx.index,
+            assigned_at: ctx.index,
             settings: settings.clone(),
         });
         partitions
@@ -1045,6 +1052,67 @@ mod tests {
         }
         assert_eq!(leaders, [3, 3, 3]);
         assert_eq!(replicas, [7, 6, 6]);
+    }
+
+    /// A replica moved off a partition and back is a new copy: its
+    /// assignment names the command that added it back, so what its
+    /// earlier copy still sends can be told apart (and is refused).
+    #[test]
+    fn a_replica_removed_and_added_back_is_assigned_anew() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "t", 1, 3)).unwrap();
+        let created = state.partition((0, 0, 0)).unwrap().clone();
+        assert_eq!(created.assigned_at(2), created.incarnation);
+        let complete = |state: &mut MetadataState, log: &mut Log| {
+            let p = state.partition((0, 0, 0)).unwrap().clone();
+            let target = p.reassigning.clone().unwrap();
+            log.apply(
+                state,
+                MetadataCommand::ChangeInSync {
+                    partition: (0, 0, 0),
+                    epoch: p.leader_epoch,
+                    in_sync: target,
+                },
+            )
+            .unwrap();
+            log.apply(
+                state,
+                MetadataCommand::CompleteReassignment {
+                    partition: (0, 0, 0),
+                    epoch: p.leader_epoch,
+                },
+            )
+            .unwrap();
+        };
+        let reassign = |replicas: Vec<u32>| MetadataCommand::ReassignReplicas {
+            partition: (0, 0, 0),
+            replicas,
+        };
+        let leader = created.leader.unwrap();
+        let moved = *created.replicas.iter().find(|r| **r != leader).unwrap();
+        let kept: Vec<u32> = created
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != moved)
+            .collect();
+        log.apply(&mut state, reassign(kept)).unwrap();
+        complete(&mut state, &mut log);
+        assert!(state.partition((0, 0, 0)).unwrap().added_at.is_empty());
+        log.apply(&mut state, reassign(created.replicas.clone()))
+            .unwrap();
+        let added_back_at = log.index;
+        let back = state.partition((0, 0, 0)).unwrap().clone();
+        assert_eq!(back.assigned_at(moved), added_back_at);
+        assert_eq!(back.assigned_at(leader), created.incarnation);
+        complete(&mut state, &mut log);
+        assert_eq!(
+            state.partition((0, 0, 0)).unwrap().assigned_at(moved),
+            added_back_at,
+            "kept once the reassignment completes"
+        );
     }
 
     #[test]

@@ -311,6 +311,9 @@ pub enum Effect {
     CreatePartitions {
         partitions: Vec<(PartitionKey, Vec<u32>)>,
         incarnation: u64,
+        /// The log index of the command that gave these brokers their
+        /// replica (`incarnation` for a new partition).
+        assigned_at: u64,
         settings: TopicSettings,
     },
     /// Partitions that no longer exist; `before` is the log index of the

@@ -55,6 +55,12 @@ pub struct PartitionMeta {
     /// directory records the incarnation it belongs to: replaying the log
     /// after a crash never mistakes one incarnation's data for another's.
     pub incarnation: u64,
+    /// Replicas added by a reassignment, and the log index of the command
+    /// that added each (the others date from `incarnation`). A replica
+    /// removed and added back is a new, empty copy: what its earlier copy
+    /// still sends is told apart by this and refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub added_at: BTreeMap<u32, u64>,
     /// Stored consumer offsets.
     #[serde(with = "pairs")]
     pub offsets: BTreeMap<ConsumerKey, u64>,
@@ -63,6 +69,15 @@ pub struct PartitionMeta {
 impl PartitionMeta {
     pub fn leader(&self) -> Option<u32> {
         self.leader
+    }
+
+    /// The log index of the command that gave `node` its current replica
+    /// of this partition.
+    pub fn assigned_at(&self, node: u32) -> u64 {
+        self.added_at
+            .get(&node)
+            .copied()
+            .unwrap_or(self.incarnation)
     }
 }
 
@@ -393,6 +408,7 @@ impl PartitionMeta {
             in_sync: in_sync.to_vec(),
             reassigning: None,
             incarnation: 1,
+            added_at: BTreeMap::new(),
             offsets: BTreeMap::new(),
         }
     }
@@ -468,6 +484,7 @@ mod tests {
             in_sync: vec![0],
             reassigning: None,
             incarnation: 7,
+            added_at: BTreeMap::new(),
             offsets: BTreeMap::new(),
         };
         partition

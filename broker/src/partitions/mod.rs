@@ -89,20 +89,32 @@ impl PartitionRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A partition was created at log index `incarnation` with `replicas`.
-    /// Opens it if this broker holds a replica.
+    /// A partition was created at log index `incarnation` with `replicas`
+    /// (or these replicas were added to it at `assigned_at`). Opens it if
+    /// this broker holds a replica.
     pub fn create(
         &self,
         key: PartitionKey,
         replicas: &[u32],
-        incarnation: u64,
+        (incarnation, assigned_at): (u64, u64),
         settings: &TopicSettings,
     ) -> io::Result<()> {
         if !replicas.contains(&self.node_id) {
             return Ok(());
         }
-        if self.get(key).is_some_and(|p| p.incarnation == incarnation) {
+        if self
+            .get(key)
+            .is_some_and(|p| (p.incarnation, p.assigned_at) >= (incarnation, assigned_at))
+        {
             return Ok(());
+        }
+        if self.get(key).is_some_and(|p| p.incarnation == incarnation) {
+            // The copy this broker held before it was removed from the
+            // partition and added back: not this copy's data.
+            self.write().remove(&key);
+            if self.layout.trash(key, incarnation)? {
+                self.trash_added.notify_one();
+            }
         }
         let on_disk = self.layout.incarnations(key)?;
         // A later incarnation is the log's future while replaying: met
@@ -120,7 +132,7 @@ impl PartitionRegistry {
         let partition = Partition::open(
             &dir,
             key,
-            incarnation,
+            (incarnation, assigned_at),
             log_config(settings),
             replicas.len() > 1,
         )?;
@@ -187,7 +199,7 @@ impl PartitionRegistry {
                 self.create(
                     key,
                     &partition.replicas,
-                    partition.incarnation,
+                    (partition.incarnation, partition.assigned_at(self.node_id)),
                     &topic.settings,
                 )?;
             }
@@ -264,18 +276,18 @@ mod tests {
         // Live: created at index 10, deleted at 11, created again at 12
         // and written to.
         let live = registry(dir.path());
-        live.create(key, &[0], 10, &settings()).unwrap();
+        live.create(key, &[0], (10, 10), &settings()).unwrap();
         live.remove(key, 11).unwrap();
-        live.create(key, &[0], 12, &settings()).unwrap();
+        live.create(key, &[0], (12, 12), &settings()).unwrap();
         write_message(&live.get(key).unwrap());
         drop(live);
 
         // Replay after a crash, one entry at a time.
         let replay = registry(dir.path());
-        replay.create(key, &[0], 10, &settings()).unwrap();
+        replay.create(key, &[0], (10, 10), &settings()).unwrap();
         assert!(replay.get(key).is_none(), "the directory is the future's");
         replay.remove(key, 11).unwrap();
-        replay.create(key, &[0], 12, &settings()).unwrap();
+        replay.create(key, &[0], (12, 12), &settings()).unwrap();
         let partition = replay.get(key).unwrap();
         assert_eq!(partition.log.lock().unwrap().messages_count(), 1);
     }
@@ -285,11 +297,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = (1, 2, 0);
         let first = registry(dir.path());
-        first.create(key, &[0], 5, &settings()).unwrap();
+        first.create(key, &[0], (5, 5), &settings()).unwrap();
         write_message(&first.get(key).unwrap());
         drop(first);
         let second = registry(dir.path());
-        second.create(key, &[0], 9, &settings()).unwrap();
+        second.create(key, &[0], (9, 9), &settings()).unwrap();
         assert_eq!(
             second
                 .get(key)
@@ -300,7 +312,9 @@ mod tests {
                 .messages_count(),
             0
         );
-        second.create((1, 2, 1), &[1, 2], 9, &settings()).unwrap();
+        second
+            .create((1, 2, 1), &[1, 2], (9, 9), &settings())
+            .unwrap();
         assert!(second.get((1, 2, 1)).is_none());
         assert_eq!(second.layout().empty_trash().unwrap(), 1);
     }

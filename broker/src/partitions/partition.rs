@@ -18,6 +18,10 @@ pub struct Partition {
     /// The metadata log index that created this partition (see
     /// `PartitionMeta::incarnation`).
     pub incarnation: u64,
+    /// The metadata log index of the command that gave this broker this
+    /// copy (`PartitionMeta::assigned_at`): a copy removed and added back
+    /// is a new one, and its fetches say which it is.
+    pub assigned_at: u64,
     pub log: Mutex<PartitionLog>,
     /// Committed offset, leader epochs, followers' progress.
     pub replica: ReplicaState,
@@ -29,12 +33,13 @@ pub struct Partition {
 
 impl Partition {
     /// Open (or create, durably) the partition's log in `dir`, the
-    /// directory of `incarnation`. `replicated`: the partition has other
-    /// replicas, so what is committed is learned from them again.
+    /// directory of `incarnation`, as the copy assigned at `assigned_at`.
+    /// `replicated`: the partition has other replicas, so what is
+    /// committed is learned from them again.
     pub fn open(
         dir: &Path,
         key: PartitionKey,
-        incarnation: u64,
+        (incarnation, assigned_at): (u64, u64),
         config: LogConfig,
         replicated: bool,
     ) -> io::Result<Self> {
@@ -51,6 +56,7 @@ impl Partition {
             key,
             id: key.2,
             incarnation,
+            assigned_at,
             log: Mutex::new(log),
             replica,
             commit_lock: tokio::sync::Mutex::new(()),

@@ -40,6 +40,7 @@ pub async fn fetch_once(
             offset: log.next_offset(),
             last_epoch: partition.replica.history().latest().map(|e| e.epoch),
             max_bytes: FETCH_MAX_BYTES,
+            assigned_at: partition.assigned_at,
         }
     };
     let reply = peers

@@ -2,7 +2,7 @@
 //! advancing the committed offset, waiting for a send to commit, and
 //! keeping the in-sync set honest.
 
-use super::FollowerProgress;
+use super::Leading;
 use crate::cluster::transport::Response;
 use crate::error::{Error, Result};
 use crate::metadata::{PartitionKey, PartitionMeta};
@@ -22,6 +22,8 @@ pub struct Role {
     pub replicas: Vec<u32>,
     pub in_sync: Vec<u32>,
     pub min_in_sync: u8,
+    /// When each replica got its current copy (`PartitionMeta::assigned_at`).
+    pub assigned_at: Vec<(u32, u64)>,
 }
 
 impl Role {
@@ -32,7 +34,20 @@ impl Role {
             replicas: meta.replicas.clone(),
             in_sync: meta.in_sync.clone(),
             min_in_sync,
+            assigned_at: meta
+                .replicas
+                .iter()
+                .map(|r| (*r, meta.assigned_at(*r)))
+                .collect(),
         }
+    }
+
+    /// When `replica` got its current copy; `None` if it holds none.
+    pub fn assigned_at(&self, replica: u32) -> Option<u64> {
+        self.assigned_at
+            .iter()
+            .find(|(r, _)| *r == replica)
+            .map(|(_, at)| *at)
     }
 }
 
@@ -129,6 +144,10 @@ pub struct Fetch {
     /// The newest epoch in the follower's log (`None`: its log is empty).
     pub last_epoch: Option<u32>,
     pub max_bytes: u32,
+    /// When the follower's copy was assigned to it
+    /// (`PartitionMeta::assigned_at`; 0 from brokers that do not say).
+    #[serde(default)]
+    pub assigned_at: u64,
 }
 
 /// Serve a follower's fetch: check that both sides agree on the epoch and
@@ -160,6 +179,24 @@ pub async fn serve_fetch(
     if partition.replica.leading_epoch() != fetch.epoch {
         // Not taken up yet: the follower asks again shortly.
         return refuse("the leader is taking up its epoch".into());
+    }
+    // Only the copy the follower holds now counts: one it held before it
+    // was removed from the partition and added back may still be sending,
+    // and its progress is not the new, empty copy's.
+    match role.assigned_at(from) {
+        None => {
+            return refuse(format!(
+                "broker {from} holds no replica of partition {:?}",
+                fetch.partition
+            ));
+        }
+        Some(current) if fetch.assigned_at != 0 && fetch.assigned_at != current => {
+            return refuse(format!(
+                "broker {from}'s copy of partition {:?} dates from log index {}, its current one from {current}",
+                fetch.partition, fetch.assigned_at
+            ));
+        }
+        Some(_) => {}
     }
     // Where does the follower's log stop agreeing with this one?
     let log_end = partition.replica.log_end();
@@ -226,18 +263,10 @@ pub async fn serve_fetch(
 /// committed offset on.
 fn record_progress(partition: &Partition, role: &Role, me: u32, from: u32, offset: u64) {
     let log_end = partition.replica.log_end();
-    {
-        let mut leading = partition.replica.leading();
-        let now = Instant::now();
-        let progress = leading.followers.entry(from).or_insert(FollowerProgress {
-            log_end: offset,
-            caught_up_at: None,
-        });
-        progress.log_end = offset.min(log_end);
-        if offset >= log_end {
-            progress.caught_up_at = Some(now);
-        }
-    }
+    partition
+        .replica
+        .leading()
+        .record_fetch(from, offset, log_end, Instant::now());
     advance_committed(partition, me, &role.in_sync);
 }
 
@@ -249,7 +278,6 @@ pub fn desired_in_sync(
     me: u32,
     max_lag: Duration,
 ) -> Option<Vec<u32>> {
-    let leading = partition.replica.leading();
     // A follower joins only with everything committed and everything this
     // leader had when it took up the epoch: after a restart the committed
     // offset starts at the log's first offset until followers report, so
@@ -261,9 +289,37 @@ pub fn desired_in_sync(
         .entries()
         .last()
         .map_or(0, |e| e.start_offset);
-    let in_grace = leading.taken_up_at.is_none_or(|at| at.elapsed() <= max_lag);
-    let desired: Vec<u32> = role
-        .replicas
+    let desired = in_sync_wanted(
+        &partition.replica.leading(),
+        role,
+        me,
+        max_lag,
+        committed.max(epoch_start),
+        Instant::now(),
+    );
+    let mut current = role.in_sync.clone();
+    current.sort_unstable();
+    let mut sorted = desired.clone();
+    sorted.sort_unstable();
+    (sorted != current).then_some(desired)
+}
+
+/// The replicas that belong in the in-sync set at `now`, by what the
+/// leader has seen of them: those in it stay while they were level within
+/// `max_lag` (or, not level yet in this epoch, during its first lag
+/// window); the others join when they were level within `max_lag`, after
+/// the partition last changed, and have everything before `must_have`.
+fn in_sync_wanted(
+    leading: &Leading,
+    role: &Role,
+    me: u32,
+    max_lag: Duration,
+    must_have: u64,
+    now: Instant,
+) -> Vec<u32> {
+    let within_lag = |at: Instant| now.saturating_duration_since(at) <= max_lag;
+    let in_grace = leading.taken_up_at.is_none_or(within_lag);
+    role.replicas
         .iter()
         .copied()
         .filter(|replica| {
@@ -275,28 +331,123 @@ pub fn desired_in_sync(
                 // (taking up the epoch cleared the progress).
                 None => role.in_sync.contains(replica) && in_grace,
                 Some(progress) => {
-                    let recent = progress
-                        .caught_up_at
-                        .is_some_and(|at| at.elapsed() <= max_lag);
+                    let recent = progress.caught_up_at.is_some_and(within_lag);
                     if role.in_sync.contains(replica) {
-                        // Not level yet in this epoch: the same grace as
-                        // one that has not fetched.
                         recent || (progress.caught_up_at.is_none() && in_grace)
                     } else {
-                        // Joins once it was recently level with the leader
-                        // — since the partition last changed — and has
-                        // everything committed.
+                        // Progress from before the partition last changed
+                        // may belong to a replica that was removed and
+                        // added back (its log empty now): it never counts.
                         recent
                             && progress.caught_up_at > leading.state_changed_at
-                            && progress.log_end >= committed.max(epoch_start)
+                            && progress.log_end >= must_have
                     }
                 }
             }
         })
-        .collect();
-    let mut current = role.in_sync.clone();
-    current.sort_unstable();
-    let mut sorted = desired.clone();
-    sorted.sort_unstable();
-    (sorted != current).then_some(desired)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: Duration = Duration::from_secs(10);
+
+    /// Leader 0 of replicas 0, 1, 2 in an epoch taken up at `start`.
+    fn role(replicas: &[u32], in_sync: &[u32]) -> Role {
+        Role {
+            leader: Some(0),
+            epoch: 3,
+            replicas: replicas.to_vec(),
+            in_sync: in_sync.to_vec(),
+            min_in_sync: 2,
+            assigned_at: replicas.iter().map(|r| (*r, 1)).collect(),
+        }
+    }
+
+    fn leading(start: Instant) -> Leading {
+        Leading {
+            epoch: 3,
+            taken_up_at: Some(start),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_level_follower_joins_and_one_that_falls_behind_leaves() {
+        let t0 = Instant::now();
+        let mut leading = leading(t0);
+        leading.record_fetch(1, 100, 100, t0 + Duration::from_secs(1));
+        leading.record_fetch(2, 40, 100, t0 + Duration::from_secs(1));
+        let now = t0 + Duration::from_secs(2);
+        let wanted = in_sync_wanted(&leading, &role(&[0, 1, 2], &[0]), 0, LAG, 100, now);
+        assert_eq!(wanted, vec![0, 1], "2 has not caught up");
+
+        // Both in the set; 2 never level again within the lag window.
+        leading.record_fetch(2, 100, 100, now);
+        let later = now + LAG + Duration::from_secs(1);
+        leading.record_fetch(1, 150, 150, later);
+        let wanted = in_sync_wanted(&leading, &role(&[0, 1, 2], &[0, 1, 2]), 0, LAG, 150, later);
+        assert_eq!(wanted, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_follower_not_yet_seen_in_this_epoch_keeps_its_place_for_one_lag_window() {
+        let t0 = Instant::now();
+        let leading = leading(t0);
+        let role = role(&[0, 1, 2], &[0, 1, 2]);
+        let soon = t0 + LAG / 2;
+        assert_eq!(
+            in_sync_wanted(&leading, &role, 0, LAG, 0, soon),
+            vec![0, 1, 2]
+        );
+        let late = t0 + LAG * 2;
+        assert_eq!(in_sync_wanted(&leading, &role, 0, LAG, 0, late), vec![0]);
+    }
+
+    #[test]
+    fn a_follower_joins_only_with_everything_committed() {
+        let t0 = Instant::now();
+        let mut leading = leading(t0);
+        // Level with a log that ends before what must be had (the leader's
+        // log was cut back, say): not enough.
+        leading.record_fetch(1, 80, 80, t0 + Duration::from_secs(1));
+        let now = t0 + Duration::from_secs(2);
+        let wanted = in_sync_wanted(&leading, &role(&[0, 1], &[0]), 0, LAG, 100, now);
+        assert_eq!(wanted, vec![0]);
+    }
+
+    /// The data loss found by `scripts/membership-churn.sh`: replica 2 is
+    /// moved away and back within one leader epoch; its new, empty log
+    /// must not join on the progress its old one made.
+    #[test]
+    fn a_replica_removed_and_added_back_does_not_join_on_its_old_progress() {
+        let t0 = Instant::now();
+        let mut leading = leading(t0);
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        leading.record_fetch(2, 500, 500, secs(1));
+        // Removed from the replicas, then added back: the partition's
+        // metadata changed twice.
+        leading.state_changed_at = Some(secs(2));
+        leading.state_changed_at = Some(secs(3));
+        let back = role(&[0, 1, 2], &[0, 1]);
+        assert_eq!(
+            in_sync_wanted(&leading, &back, 0, LAG, 500, secs(4)),
+            vec![0, 1],
+            "stale progress let the re-added replica in"
+        );
+        // Its new log fetches from the start: behind, not level.
+        leading.record_fetch(2, 0, 500, secs(5));
+        assert_eq!(
+            in_sync_wanted(&leading, &back, 0, LAG, 500, secs(5)),
+            vec![0, 1]
+        );
+        // Once it has caught up for real, it joins.
+        leading.record_fetch(2, 500, 500, secs(6));
+        assert_eq!(
+            in_sync_wanted(&leading, &back, 0, LAG, 500, secs(6)),
+            vec![0, 1, 2]
+        );
+    }
 }

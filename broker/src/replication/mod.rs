@@ -77,6 +77,23 @@ struct Leading {
     followers: BTreeMap<u32, FollowerProgress>,
 }
 
+impl Leading {
+    /// Follower `from` fetched from `offset` while the leader's log ended
+    /// at `log_end`: it has everything before `offset`, and is level when
+    /// it asks for nothing older than the end. A first fetch from behind
+    /// leaves it not level.
+    fn record_fetch(&mut self, from: u32, offset: u64, log_end: u64, now: Instant) {
+        let progress = self.followers.entry(from).or_insert(FollowerProgress {
+            log_end: offset,
+            caught_up_at: None,
+        });
+        progress.log_end = offset.min(log_end);
+        if offset >= log_end {
+            progress.caught_up_at = Some(now);
+        }
+    }
+}
+
 impl ReplicaState {
     /// The state of the replica whose log is `log`, in `dir`. A partition
     /// without other replicas has committed everything it stores; a

@@ -21,16 +21,18 @@ const TICK: Duration = Duration::from_millis(100);
 /// Keep one replication task per local partition replica (runs until
 /// dropped).
 pub async fn run(broker: Arc<Broker>) {
-    let mut tasks: HashMap<(PartitionKey, u64), JoinHandle<()>> = HashMap::new();
+    // By copy: a partition removed from this broker and added back is a
+    // new copy with a task of its own.
+    let mut tasks: HashMap<(PartitionKey, u64, u64), JoinHandle<()>> = HashMap::new();
     let mut ticker = tokio::time::interval(SCAN_INTERVAL);
     loop {
         ticker.tick().await;
         let local = broker.partitions.all();
-        tasks.retain(|(key, incarnation), task| {
+        tasks.retain(|(key, incarnation, assigned_at), task| {
             let alive = !task.is_finished()
-                && local
-                    .iter()
-                    .any(|p| p.key == *key && p.incarnation == *incarnation);
+                && local.iter().any(|p| {
+                    p.key == *key && p.incarnation == *incarnation && p.assigned_at == *assigned_at
+                });
             if !alive {
                 task.abort();
             }
@@ -38,15 +40,16 @@ pub async fn run(broker: Arc<Broker>) {
         });
         for partition in local {
             tasks
-                .entry((partition.key, partition.incarnation))
+                .entry((partition.key, partition.incarnation, partition.assigned_at))
                 .or_insert_with(|| tokio::spawn(replicate(broker.clone(), partition)));
         }
     }
 }
 
 /// The partition's role here, by the metadata (`None`: it no longer exists
-/// in this incarnation).
+/// in this incarnation, or this copy is no longer this broker's).
 pub fn role(broker: &Broker, partition: &Partition) -> Option<Role> {
+    let me = broker.node_id();
     broker.metadata.read(|m| {
         let topic = m
             .streams
@@ -54,7 +57,9 @@ pub fn role(broker: &Broker, partition: &Partition) -> Option<Role> {
             .topics
             .get(&partition.key.1)?;
         let meta = topic.partitions.get(partition.key.2 as usize)?;
-        (meta.incarnation == partition.incarnation)
+        (meta.incarnation == partition.incarnation
+            && meta.replicas.contains(&me)
+            && meta.assigned_at(me) == partition.assigned_at)
             .then(|| Role::of(meta, topic.settings.min_in_sync))
     })
 }
@@ -63,7 +68,13 @@ async fn replicate(broker: Arc<Broker>, partition: Arc<Partition>) {
     let me = broker.node_id();
     let max_lag = broker.replica_max_lag();
     loop {
-        let Some(role) = role(&broker, &partition) else {
+        // Stop as soon as this copy is not the one the registry holds (the
+        // partition was removed here, and maybe added back as a new copy).
+        let current = broker
+            .partitions
+            .get(partition.key)
+            .is_some_and(|p| Arc::ptr_eq(&p, &partition));
+        let Some(role) = role(&broker, &partition).filter(|_| current) else {
             return;
         };
         match role.leader {

@@ -137,9 +137,10 @@ impl StateMachine {
                 Effect::CreatePartitions {
                     partitions: created,
                     incarnation,
+                    assigned_at,
                     settings,
                 } => created.iter().try_for_each(|(key, replicas)| {
-                    partitions.create(*key, replicas, *incarnation, settings)
+                    partitions.create(*key, replicas, (*incarnation, *assigned_at), settings)
                 }),
                 Effect::RemovePartitions {
                     partitions: removed,
