@@ -75,12 +75,15 @@ demo-local: release
 bench: release
 	scripts/bench.sh
 
-# The fault checker's long run (make test runs 4 rounds of seed 1):
-# SEED and ROUNDS choose the faults; results go in docs/chaos.md.
+# The long runs of the fault checker and of membership churn (make test
+# runs 4 rounds of faults and 6 of churn, seed 1): SEED, ROUNDS and
+# CHURN_ROUNDS choose them; results go in docs/chaos.md.
 chaos:
 	scripts/test-deps.sh
 	IGGY_FAULT_SEED=$${SEED:-1} IGGY_FAULT_ROUNDS=$${ROUNDS:-200} \
 	  $(CARGO) test --locked -p iggy-broker --test faults -- --nocapture
+	IGGY_CHURN_SEED=$${SEED:-1} IGGY_CHURN_ROUNDS=$${CHURN_ROUNDS:-100} \
+	  $(CARGO) test --locked -p iggy-broker --test churn -- --nocapture
 
 k8s-up:
 	e2e/k8s.sh up

@@ -7,69 +7,7 @@ mod common;
 
 use common::cluster::TestCluster;
 use common::replicated::*;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-/// The voters of the metadata group as broker `via` reports them.
-async fn voters(cluster: &TestCluster, via: u32) -> Vec<u32> {
-    let status = admin_get(cluster, via, "/cluster/status").await;
-    status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["voter"] == true)
-        .map(|n| n["id"].as_u64().unwrap() as u32)
-        .collect()
-}
-
-async fn wait_for_voters(cluster: &TestCluster, via: u32, want: &[u32]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let seen = voters(cluster, via).await;
-        if seen == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "voters {seen:?}, expected {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Replicas (or, with `leaders`, leaderships) per broker.
-fn per_broker(partitions: &serde_json::Value, leaders: bool) -> BTreeMap<u64, usize> {
-    let mut counts = BTreeMap::new();
-    for p in partitions.as_array().unwrap() {
-        if leaders {
-            if let Some(l) = p["leader"].as_u64() {
-                *counts.entry(l).or_default() += 1;
-            }
-        } else {
-            for r in p["replicas"].as_array().unwrap() {
-                *counts.entry(r.as_u64().unwrap()).or_default() += 1;
-            }
-        }
-    }
-    counts
-}
-
-fn settled(partitions: &serde_json::Value) -> bool {
-    partitions.as_array().unwrap().iter().all(|p| {
-        p["reassigning"].is_null()
-            && p["in_sync"].as_array().map(Vec::len) == p["replicas"].as_array().map(Vec::len)
-    })
-}
-
-/// Whether broker `node` holds (or is about to hold) a replica.
-fn holds(partitions: &serde_json::Value, node: u64) -> bool {
-    partitions.as_array().unwrap().iter().any(|p| {
-        [&p["replicas"], &p["reassigning"]]
-            .iter()
-            .filter_map(|list| list.as_array())
-            .any(|list| list.iter().any(|r| r.as_u64() == Some(node)))
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_join_take_partitions_and_leave_drained_under_load() {

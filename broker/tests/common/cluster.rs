@@ -115,6 +115,11 @@ impl TestCluster {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// Where the cluster keeps its files (`scripts/cluster.sh`'s DIR).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn node(&self, id: u32) -> &Node {
         &self.nodes[id as usize]
     }
@@ -128,19 +133,31 @@ impl TestCluster {
     /// `kill -9` node `id` from here; returns when the signal was sent
     /// (for failover timings), once the process is gone.
     pub fn kill_timed(&mut self, id: u32) -> Instant {
+        self.signal_and_wait(id, "-9", Duration::from_secs(10))
+    }
+
+    /// Stop node `id` as Kubernetes does (SIGTERM) and wait until it has
+    /// shut down.
+    pub fn stop(&mut self, id: u32) {
+        self.signal_and_wait(id, "-TERM", Duration::from_secs(60));
+    }
+
+    /// Send `signal` to node `id`; returns when it was sent, once the
+    /// process is gone.
+    fn signal_and_wait(&mut self, id: u32, signal: &str, timeout: Duration) -> Instant {
         let pid = self.node(id).pid;
         let status = Command::new("kill")
-            .args(["-9", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .unwrap();
         let at = Instant::now();
-        assert!(status.success(), "kill -9 {pid} failed");
+        assert!(status.success(), "kill {signal} {pid} failed");
         // A zombie has an empty environment; a live broker has its own.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + timeout;
         while std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| !env.is_empty()) {
             assert!(
                 Instant::now() < deadline,
-                "node {id} (pid {pid}) did not die"
+                "node {id} (pid {pid}) did not exit on {signal}"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -240,6 +257,27 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        // A failed test keeps the brokers' logs to read.
+        if std::thread::panicking() {
+            let kept = std::env::temp_dir().join(format!(
+                "iggy-failed-{}",
+                self.dir
+                    .path()
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            ));
+            for node in &self.nodes {
+                let log = self
+                    .dir
+                    .path()
+                    .join(format!("node-{}", node.id))
+                    .join("broker.log");
+                let _ = std::fs::create_dir_all(&kept);
+                let _ = std::fs::copy(&log, kept.join(format!("node-{}.log", node.id)));
+            }
+            eprintln!("the brokers' logs are kept in {}", kept.display());
+        }
         let _ = Command::new("bash")
             .arg(script())
             .arg("down")

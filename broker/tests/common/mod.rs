@@ -345,17 +345,31 @@ pub async fn http_json(
     token: Option<&str>,
     body: &str,
 ) -> String {
+    try_http_json(address, method, path, token, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} on {address}: {e}"))
+}
+
+/// [`http_json`] for a broker that may be down: the error instead of a
+/// panic.
+pub async fn try_http_json(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!(
         "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
+    stream.read_to_string(&mut response).await?;
+    Ok(response)
 }
 
 /// An access token for the REST API of the broker at `address`.

@@ -6,6 +6,7 @@ use super::cluster::TestCluster;
 use super::{http_get_with, http_login};
 use iggy::prelude::*;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -410,4 +411,65 @@ pub async fn admin_get(cluster: &TestCluster, via: u32, path: &str) -> serde_jso
     let response = http_get_with(http, path, &format!("Authorization: Bearer {token}\r\n")).await;
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {response}"))
+}
+
+/// The voters of the metadata group as broker `via` reports them.
+pub async fn voters(cluster: &TestCluster, via: u32) -> Vec<u32> {
+    let status = admin_get(cluster, via, "/cluster/status").await;
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["voter"] == true)
+        .map(|n| n["id"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+pub async fn wait_for_voters(cluster: &TestCluster, via: u32, want: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = voters(cluster, via).await;
+        if seen == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "voters {seen:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replicas (or, with `leaders`, leaderships) per broker.
+pub fn per_broker(partitions: &serde_json::Value, leaders: bool) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for p in partitions.as_array().unwrap() {
+        if leaders {
+            if let Some(l) = p["leader"].as_u64() {
+                *counts.entry(l).or_default() += 1;
+            }
+        } else {
+            for r in p["replicas"].as_array().unwrap() {
+                *counts.entry(r.as_u64().unwrap()).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+pub fn settled(partitions: &serde_json::Value) -> bool {
+    partitions.as_array().unwrap().iter().all(|p| {
+        p["reassigning"].is_null()
+            && p["in_sync"].as_array().map(Vec::len) == p["replicas"].as_array().map(Vec::len)
+    })
+}
+
+/// Whether broker `node` holds (or is about to hold) a replica.
+pub fn holds(partitions: &serde_json::Value, node: u64) -> bool {
+    partitions.as_array().unwrap().iter().any(|p| {
+        [&p["replicas"], &p["reassigning"]]
+            .iter()
+            .filter_map(|list| list.as_array())
+            .any(|list| list.iter().any(|r| r.as_u64() == Some(node)))
+    })
 }
