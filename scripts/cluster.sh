@@ -149,10 +149,12 @@ running() {
   local pidfile
   pidfile="$(node_dir "$1" "$2")/pid"
   [ -f "$pidfile" ] || return 1
-  local pid
+  local pid environ
   pid=$(cat "$pidfile")
-  [ -r "/proc/$pid/environ" ] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
-    grep -qx "IGGY_SYSTEM_PATH=$(node_dir "$1" "$2")/data"
+  # The process may exit (and be reaped) between any two steps: an
+  # environment that cannot be read is a broker that is not running.
+  environ=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ") || return 1
+  grep -qx "IGGY_SYSTEM_PATH=$(node_dir "$1" "$2")/data" <<<"$environ"
 }
 
 nodes_of() { cat "$1/nodes"; }
