@@ -23,7 +23,11 @@
 # zone (IGGY_CLUSTER_ZONE), as if the nodes ran in those failure domains.
 # CLUSTER_SPARE=K also gives nodes N..N+K-1 addresses and ports without starting
 # them (the first N found the cluster): `start` one and it joins, as a broker
-# added to a StatefulSet does.
+# added to a StatefulSet does. CLUSTER_TLS=1 (at `up`) turns on mutual TLS
+# between the nodes: a CA is made in DIR/tls (ca.crt, the bundle every node
+# trusts, and ca.key) and each node gets node-<id>.crt/.key for its address,
+# signed by it, when first started; the nodes re-read all three files, so a
+# test may replace them under a running cluster.
 set -euo pipefail
 
 usage() {
@@ -70,6 +74,30 @@ node_dir() { echo "$2/node-$1"; }
 # The node's address; the cluster's prefix is in DIR/prefix (set by `up`).
 node_ip() { echo "$(cat "$2/prefix").$((10 + $1))"; }
 
+# The cluster's CA (CLUSTER_TLS=1), valid 30 days.
+tls_ca() {
+  local tls=$1/tls
+  mkdir -p "$tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=local iggy cluster CA" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+  chmod 600 "$tls/ca.key"
+}
+
+# Node $1's certificate for its address, signed by the CA, unless it has one.
+tls_node() {
+  local id=$1 dir=$2 tls=$2/tls
+  [ -f "$tls/node-$id.crt" ] && return 0
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=node-$id" \
+    -keyout "$tls/node-$id.key" -out "$tls/node-$id.csr" 2>/dev/null
+  openssl x509 -req -in "$tls/node-$id.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+    -CAcreateserial -days 30 -out "$tls/node-$id.crt" -extfile <(printf '%s\n' \
+      "subjectAltName=IP:$(node_ip "$id" "$dir")" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth,clientAuth") 2>/dev/null
+  rm -f "$tls/node-$id.csr"
+}
+
 # Start node $1 of cluster $2 from its ports file, in the background.
 launch() {
   local id=$1 dir=$2 bin node
@@ -84,6 +112,12 @@ launch() {
   while IFS= read -r setting; do
     inherited+=("$setting")
   done < <(env | grep -E '^IGGY_' | grep -vE '^IGGY_(BROKER_BIN|CLUSTER_READY_TIMEOUT)=' || true)
+  if [ -f "$dir/tls/ca.crt" ]; then
+    tls_node "$id" "$dir"
+    inherited+=(IGGY_CLUSTER_TLS_ENABLED=true "IGGY_CLUSTER_TLS_CA_FILE=$dir/tls/ca.crt"
+      "IGGY_CLUSTER_TLS_CERT_FILE=$dir/tls/node-$id.crt" "IGGY_CLUSTER_TLS_KEY_FILE=$dir/tls/node-$id.key"
+      "IGGY_CLUSTER_TLS_RELOAD_INTERVAL=${IGGY_CLUSTER_TLS_RELOAD_INTERVAL:-500ms}")
+  fi
   if [ -n "${CLUSTER_ZONES:-}" ]; then
     local zones
     IFS=, read -ra zones <<<"$CLUSTER_ZONES"
@@ -183,6 +217,7 @@ case "$cmd" in
       head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secret"
     fi
     chmod 600 "$dir/secret"
+    [ "${CLUSTER_TLS:-0}" = 1 ] && tls_ca "$dir"
     peers=""
     for ((i = 0; i < total; i++)); do
       node=$(node_dir "$i" "$dir")

@@ -259,6 +259,11 @@ impl Metrics {
             .push((listener, certificates));
     }
 
+    /// Every certificate a listener serves, by listener.
+    pub fn certificates(&self) -> Vec<(&'static str, std::sync::Arc<Certificates>)> {
+        self.certificates.lock().expect("metrics lock").clone()
+    }
+
     /// Update the certificate and filesystem gauges.
     pub fn refresh_system(&self, data_dir: &std::path::Path) {
         for (listener, certificates) in self.certificates.lock().expect("metrics lock").iter() {

@@ -96,29 +96,7 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
     let node = cluster.node(0);
 
     // A broker of this cluster's name, as node 1, with the wrong secret.
-    let impostor = iggy_broker::config::ClusterSettings {
-        name: "local".into(),
-        node_id: 1,
-        nodes: (0..2)
-            .map(|id| iggy_broker::config::Peer {
-                id,
-                host: cluster.node(id).replica.ip().to_string(),
-                replica_port: cluster.node(id).replica.port(),
-            })
-            .collect(),
-        template: None,
-        founders: 2,
-        secret: b"not-the-secret-not-the-secret-not".to_vec(),
-        replica_bind: "127.0.0.1:0".parse().unwrap(),
-        heartbeat_interval: Duration::from_millis(100),
-        election_timeout: Duration::from_secs(1),
-        write_timeout: Duration::from_secs(1),
-        advertised: Default::default(),
-        default_replication_factor: 1,
-        min_in_sync_replicas: 0,
-        replica_max_lag: Duration::from_secs(1),
-        zone: String::new(),
-    };
+    let impostor = cluster.peer_settings(1, b"not-the-secret-not-the-secret-not".to_vec());
     let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
     let refused = dial(&mut stream, &impostor, 0).await.unwrap_err();
     assert!(

@@ -103,7 +103,8 @@ impl Broker {
         let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
         let peers = cluster
             .as_ref()
-            .map(|settings| Arc::new(Peers::new(settings.clone(), max_frame)));
+            .map(|settings| Peers::new(settings.clone(), max_frame).map(Arc::new))
+            .transpose()?;
         let raft_config = raft_config(&config.cluster, cluster.as_deref())?;
         let raft = Raft::new(
             node_id as u64,

@@ -22,6 +22,7 @@ pub mod transport;
 
 pub use crate::config::ClusterSettings;
 
+use crate::tls::peer::PeerTls;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct PeerStatus {
 
 pub struct Peers {
     settings: Arc<ClusterSettings>,
+    /// Mutual TLS on every peer connection (`[cluster.tls]`).
+    tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
     /// A client per peer called so far, made on first use from the
     /// address book.
@@ -55,18 +58,28 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(settings: Arc<ClusterSettings>, max_frame_bytes: usize) -> Self {
+    /// The peers of the cluster `settings` describe; with `[cluster.tls]`,
+    /// this broker's certificate and trusted CAs are loaded here.
+    pub fn new(settings: Arc<ClusterSettings>, max_frame_bytes: usize) -> anyhow::Result<Self> {
         let members = settings
             .founding_ids()
             .filter(|id| *id != settings.node_id)
             .collect();
-        Self {
+        let tls = settings.tls.as_ref().map(PeerTls::load).transpose()?;
+        Ok(Self {
             settings,
+            tls,
             max_frame_bytes,
             clients: Mutex::default(),
             members: Mutex::new(members),
             status: Mutex::default(),
-        }
+        })
+    }
+
+    /// The TLS of peer connections, if on (the replica listener uses it
+    /// too).
+    pub fn tls(&self) -> Option<Arc<PeerTls>> {
+        self.tls.clone()
     }
 
     /// The other members, as last set from the metadata group.
@@ -93,6 +106,7 @@ impl Peers {
         let client = Arc::new(PeerClient::new(
             peer,
             self.settings.clone(),
+            self.tls.clone(),
             self.max_frame_bytes,
         ));
         clients.insert(to, client.clone());

@@ -34,6 +34,7 @@
 use super::{ConfigError, duration, invalid};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default port of the inter-broker (replica) listener, as upstream.
@@ -89,8 +90,78 @@ pub struct ClusterConfig {
     /// first. On Kubernetes the pod's `topology.kubernetes.io/zone` label.
     pub zone: String,
     pub auth: ClusterAuth,
+    /// Mutual TLS on the replica port.
+    pub tls: PeerTlsConfig,
     pub advertised: AdvertisedConfig,
     pub nodes: Vec<NodeConfig>,
+}
+
+/// Mutual TLS between brokers: each presents its certificate (which must
+/// allow both server and client authentication) and accepts only peers
+/// whose certificate chains to one of the CAs in `ca_file`. All three
+/// files are read again every `reload_interval`, so certificates and the
+/// trusted CAs change without a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerTlsConfig {
+    pub enabled: bool,
+    pub cert_file: String,
+    pub key_file: String,
+    /// PEM bundle of the CAs a peer's certificate may chain to (more than
+    /// one while a CA is being replaced).
+    pub ca_file: String,
+    pub reload_interval: String,
+}
+
+impl Default for PeerTlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cert_file: String::new(),
+            key_file: String::new(),
+            ca_file: String::new(),
+            reload_interval: "5s".into(),
+        }
+    }
+}
+
+/// Validated [`PeerTlsConfig`].
+#[derive(Debug, Clone)]
+pub struct PeerTlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub reload_interval: Duration,
+}
+
+impl PeerTlsConfig {
+    fn settings(&self) -> Result<Option<PeerTlsSettings>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        for (key, value) in [
+            ("cluster.tls.cert_file", &self.cert_file),
+            ("cluster.tls.key_file", &self.key_file),
+            ("cluster.tls.ca_file", &self.ca_file),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "required when cluster.tls.enabled"));
+            }
+        }
+        let reload_interval = duration("cluster.tls.reload_interval", &self.reload_interval)?;
+        if reload_interval.is_zero() {
+            return Err(invalid(
+                "cluster.tls.reload_interval",
+                "must be longer than zero",
+            ));
+        }
+        Ok(Some(PeerTlsSettings {
+            cert: PathBuf::from(&self.cert_file),
+            key: PathBuf::from(&self.key_file),
+            ca: PathBuf::from(&self.ca_file),
+            reload_interval,
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -161,6 +232,7 @@ impl Default for ClusterConfig {
             replica_max_lag: "1s".into(),
             zone: String::new(),
             auth: ClusterAuth::default(),
+            tls: PeerTlsConfig::default(),
             advertised: AdvertisedConfig::default(),
             nodes: Vec::new(),
         }
@@ -208,6 +280,8 @@ pub struct ClusterSettings {
     pub min_in_sync_replicas: u8,
     pub replica_max_lag: Duration,
     pub zone: String,
+    /// Mutual TLS on the replica port; `None`: plain TCP.
+    pub tls: Option<PeerTlsSettings>,
 }
 
 impl ClusterSettings {
@@ -384,6 +458,7 @@ impl ClusterConfig {
             min_in_sync_replicas: self.min_in_sync_replicas,
             replica_max_lag,
             zone: self.zone.trim().to_string(),
+            tls: self.tls.settings()?,
         }))
     }
 

@@ -9,7 +9,9 @@
 
 mod cluster;
 
-pub use cluster::{ClusterConfig, ClusterSettings, NodeConfig, NodePorts, Peer};
+pub use cluster::{
+    ClusterConfig, ClusterSettings, NodeConfig, NodePorts, Peer, PeerTlsConfig, PeerTlsSettings,
+};
 
 use crate::storage::FsyncPolicy;
 use iggy_common::{IggyByteSize, IggyDuration};

@@ -84,6 +84,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
             post(super::cluster::change_replication_factor),
         )
         .route("/cluster/rebalance", post(super::cluster::rebalance))
+        .route("/cluster/tls", get(super::tls::report))
         .route(
             "/cluster/nodes/{node_id}/safe-to-restart",
             get(super::cluster::safe_to_restart),

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod cluster;
 mod inprocess;
+mod tls;
 
 use crate::broker::Broker;
 use axum::Router;

@@ -65,9 +65,21 @@ pub async fn run(
             "replica listener"
         );
         let max_frame = (broker.effective.max_request_bytes + (1 << 20)).max(8 << 20);
+        let tls = peers.tls();
+        if let Some(tls) = &tls {
+            broker
+                .metrics
+                .watch_certificate("replica", tls.certificates.clone());
+            let interval = cluster
+                .tls
+                .as_ref()
+                .map_or(Duration::from_secs(5), |t| t.reload_interval);
+            background.extend(tls.watch(interval));
+        }
         background.push(tokio::spawn(crate::cluster::transport::server::serve(
             listener,
             cluster.clone(),
+            tls,
             Arc::new(crate::cluster::rpc::PeerService::new(broker.clone())),
             max_frame,
         )));

@@ -115,6 +115,42 @@ impl TestCluster {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// The settings a broker would have as node `as_node` of this cluster
+    /// (named `local`, as `scripts/cluster.sh` names it) with `secret`:
+    /// for dialing its brokers as a peer would.
+    pub fn peer_settings(
+        &self,
+        as_node: u32,
+        secret: Vec<u8>,
+    ) -> iggy_broker::config::ClusterSettings {
+        iggy_broker::config::ClusterSettings {
+            name: "local".into(),
+            node_id: as_node,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| iggy_broker::config::Peer {
+                    id: n.id,
+                    host: n.replica.ip().to_string(),
+                    replica_port: n.replica.port(),
+                })
+                .collect(),
+            template: None,
+            founders: self.nodes.len() as u32,
+            secret,
+            replica_bind: "127.0.0.1:0".parse().unwrap(),
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            advertised: Default::default(),
+            default_replication_factor: 1,
+            min_in_sync_replicas: 0,
+            replica_max_lag: Duration::from_secs(1),
+            zone: String::new(),
+            tls: None,
+        }
+    }
+
     /// Where the cluster keeps its files (`scripts/cluster.sh`'s DIR).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod replicated;
+pub mod tls;
 
 use iggy::prelude::*;
 use std::net::SocketAddr;

@@ -7,16 +7,17 @@
 //! every time, so a pod that restarted with a new address is found — and
 //! carries many concurrent requests, matched to responses by request id.
 
+use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake;
 use super::messages::{Request, Response};
 use crate::config::{ClusterSettings, Peer};
+use crate::tls::peer::PeerTls;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,6 +57,7 @@ pub enum Lane {
 pub struct PeerClient {
     peer: Peer,
     settings: Arc<ClusterSettings>,
+    tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
     control: LaneSlot,
     data: LaneSlot,
@@ -71,7 +73,7 @@ struct LaneSlot {
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Frame, PeerError>>>>;
 
 struct Connection {
-    writer: tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<tokio::io::WriteHalf<PeerStream>>,
     pending: Arc<Pending>,
     closed: Arc<AtomicBool>,
     /// When the last frame arrived: a call that times out on a connection
@@ -88,10 +90,16 @@ impl Drop for Connection {
 }
 
 impl PeerClient {
-    pub fn new(peer: Peer, settings: Arc<ClusterSettings>, max_frame_bytes: usize) -> Self {
+    pub fn new(
+        peer: Peer,
+        settings: Arc<ClusterSettings>,
+        tls: Option<Arc<PeerTls>>,
+        max_frame_bytes: usize,
+    ) -> Self {
         Self {
             peer,
             settings,
+            tls,
             max_frame_bytes,
             control: LaneSlot::default(),
             data: LaneSlot::default(),
@@ -250,7 +258,18 @@ impl PeerClient {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let mut stream = stream;
+            let mut stream: PeerStream = match &self.tls {
+                None => Box::new(stream),
+                Some(tls) => Box::new(
+                    tokio::time::timeout(
+                        handshake::HANDSHAKE_TIMEOUT,
+                        tls.connect(&self.peer.host, stream),
+                    )
+                    .await
+                    .map_err(|_| unreachable(&format!("TLS with {socket}: timed out")))?
+                    .map_err(|e| unreachable(&format!("TLS with {socket}: {e}")))?,
+                ),
+            };
             handshake::dial(&mut stream, &self.settings, id)
                 .await
                 .map_err(|e| unreachable(&format!("handshake with {socket}: {e}")))?;
@@ -259,8 +278,8 @@ impl PeerClient {
         Err(unreachable(&last_error))
     }
 
-    fn start(&self, stream: TcpStream) -> Connection {
-        let (mut read_half, write_half) = stream.into_split();
+    fn start(&self, stream: PeerStream) -> Connection {
+        let (mut read_half, write_half) = tokio::io::split(stream);
         let pending: Arc<Pending> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let last_read = Arc::new(Mutex::new(Instant::now()));

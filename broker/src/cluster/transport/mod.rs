@@ -8,6 +8,9 @@
 //! - [`frame`]: `[length][kind][request id][meta][body]` frames.
 //! - [`messages`]: the requests and responses.
 //! - [`client`]: calling a peer; [`server`]: serving peers.
+//!
+//! With `[cluster.tls]` every connection is mutual TLS first
+//! (`crate::tls::peer`), and the handshake runs inside it.
 
 pub mod client;
 pub mod frame;
@@ -18,3 +21,10 @@ pub mod server;
 pub use client::{Lane, PeerClient, PeerError};
 pub use messages::{Request, Response};
 pub use server::Handler;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A connection between brokers: plain TCP, or TLS over it.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> PeerIo for T {}
+pub type PeerStream = Box<dyn PeerIo>;

@@ -2,10 +2,12 @@
 //! cluster (and only them: see [`super::handshake`]) and serves their
 //! requests concurrently, answering each as soon as it is done.
 
+use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake::{self, HandshakeError};
 use super::messages::{Request, Response};
 use crate::config::ClusterSettings;
+use crate::tls::peer::PeerTls;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ pub trait Handler: Send + Sync + 'static {
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<ClusterSettings>,
+    tls: Option<Arc<PeerTls>>,
     handler: Arc<dyn Handler>,
     max_frame_bytes: usize,
 ) {
@@ -39,6 +42,7 @@ pub async fn serve(
             stream,
             address,
             settings.clone(),
+            tls.clone(),
             handler.clone(),
             max_frame_bytes,
         ));
@@ -46,12 +50,29 @@ pub async fn serve(
 }
 
 async fn serve_peer(
-    mut stream: TcpStream,
+    stream: TcpStream,
     address: SocketAddr,
     settings: Arc<ClusterSettings>,
+    tls: Option<Arc<PeerTls>>,
     handler: Arc<dyn Handler>,
     max_frame_bytes: usize,
 ) {
+    let mut stream: PeerStream = match tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            match tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Err(e)) => {
+                    tracing::warn!(%address, "refused a connection to the replica port: TLS: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%address, "replica TLS handshake did not complete");
+                    return;
+                }
+            }
+        }
+    };
     let accepted = match handshake::accept(&mut stream, &settings).await {
         Ok(accepted) => accepted,
         Err(HandshakeError::NotAPeer) => {
@@ -69,7 +90,7 @@ async fn serve_peer(
     };
     let peer = accepted.peer;
     tracing::debug!(%address, peer, version = accepted.version, "peer connected");
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (replies, mut outgoing) = mpsc::channel::<Frame>(256);
     let writing = tokio::spawn(async move {
         while let Some(frame) = outgoing.recv().await {

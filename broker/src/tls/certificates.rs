@@ -1,5 +1,4 @@
-//! TLS for the client listeners: a certificate and key from PEM files,
-//! reloaded when the files change.
+//! A certificate and key from PEM files, reloaded when the files change.
 //!
 //! Kubernetes updates a mounted Secret by writing a new directory and
 //! swapping a `..data` symlink, so the paths stay the same while their
@@ -10,8 +9,9 @@
 //! restart. A half-written pair (certificate and key not matching yet)
 //! is logged and ignored until the next poll.
 
+use super::provider;
 use anyhow::{Context, bail};
-use rustls::crypto::CryptoProvider;
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -20,10 +20,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// The process-wide crypto provider. Chosen explicitly: the dependency graph
-/// enables more than one, so rustls cannot pick a default itself.
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// What a certificate says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Described {
+    pub subject: String,
+    pub issuer: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+impl Described {
+    pub fn of(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        Some(Self {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
 }
 
 /// The certificate currently served, and where it comes from.
@@ -80,10 +94,14 @@ impl Certificates {
 
     /// Expiry (Unix seconds) of the leaf certificate currently served.
     pub fn not_after(&self) -> Option<i64> {
+        self.describe().map(|d| d.not_after)
+    }
+
+    /// Subject, issuer and expiry of the leaf certificate currently served.
+    pub fn describe(&self) -> Option<Described> {
         let current = self.current.read().expect("tls lock").clone();
         let leaf = current.cert.first()?;
-        let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-        Some(cert.validity().not_after.timestamp())
+        Described::of(leaf.as_ref())
     }
 
     /// A rustls server configuration that always serves the current
@@ -134,6 +152,22 @@ impl Certificates {
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.read().expect("tls lock").clone())
+    }
+}
+
+/// The same certificate, presented as a client (to peers, on the replica
+/// port).
+impl ResolvesClientCert for Certificates {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().expect("tls lock").clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
