@@ -35,6 +35,9 @@ pub enum Error {
     Broker(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Certificates could not be made or read.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Error::Serialization(_) => "serialization",
             Error::Broker(_) => "broker",
             Error::Finalizer(_) => "finalizer",
+            Error::Tls(_) => "tls",
         }
     }
 }

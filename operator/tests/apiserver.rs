@@ -990,3 +990,385 @@ async fn storage_grows_on_the_claims_and_a_shrink_or_a_fixed_class_is_refused() 
             .await;
     }
 }
+
+/// A Secret's key as text.
+async fn secret_text(secrets: &Api<Secret>, name: &str, key: &str) -> Option<String> {
+    let secret = secrets.get_opt(name).await.ok()??;
+    let value = secret.data?.remove(key)?;
+    Some(String::from_utf8(value.0).unwrap())
+}
+
+async fn config_text(maps: &Api<ConfigMap>, name: &str, key: &str) -> Option<String> {
+    maps.get_opt(name).await.ok()??.data?.remove(key)
+}
+
+/// Wake the cluster's reconcile (the clock moved; nothing else did).
+async fn poke(clusters: &Api<IggyCluster>, name: &str, value: &str) {
+    clusters
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": value}}})),
+        )
+        .await
+        .unwrap();
+}
+
+fn tls_cluster(name: &str, replicas: i32, tls: serde_json::Value) -> IggyCluster {
+    let mut c = cluster(name, replicas);
+    c.spec.tls = Some(serde_json::from_value(tls).unwrap());
+    c
+}
+
+#[tokio::test]
+async fn tls_certificates_are_issued_renewed_by_time_and_on_request_and_refusals_say_why() {
+    use iggy_operator::resources::certificates::{inspect, inspect_bundle, issue, new_ca};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::SystemTime;
+    const DAY: u64 = 86_400;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "iggy-tls").await;
+    let skew = Arc::new(AtomicU64::new(0));
+    let start = |skew: Arc<AtomicU64>| {
+        let ctx = Context::new(client.clone(), Arc::new(Metrics::default()), "test").with_clock(
+            move || SystemTime::now() + Duration::from_secs(skew.load(Ordering::Relaxed)),
+        );
+        tokio::spawn(controller::run(
+            Arc::new(ctx),
+            controller::Scope::Namespaces(vec![ns.name.clone()]),
+        ))
+    };
+    let controller = start(skew.clone());
+    let clusters: Api<IggyCluster> = Api::namespaced(client.clone(), &ns.name);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+
+    // Operator mode: a CA, a certificate per broker, the bundle published.
+    let tls = json!({"validity": "10d", "renewBefore": "2d", "caValidity": "30d"});
+    clusters
+        .create(&pp, &tls_cluster("secure", 2, tls))
+        .await
+        .unwrap();
+    wait_for("the brokers' certificates", || async {
+        secret_text(&secrets, "secure-broker-tls", "secure-1.crt")
+            .await
+            .is_some()
+    })
+    .await;
+    let ca = secret_text(&secrets, "secure-ca", "tls.crt").await.unwrap();
+    let ca_subject = inspect(&ca).unwrap().subject;
+    let first = secret_text(&secrets, "secure-broker-tls", "secure-1.crt")
+        .await
+        .unwrap();
+    let info = inspect(&first).unwrap();
+    assert_eq!(info.issuer, ca_subject);
+    for name in [
+        format!("secure-1.secure-headless.{}.svc.cluster.local", ns.name),
+        "secure-1.secure-headless".to_string(),
+        format!("secure-client.{}", ns.name),
+        format!("secure-client.{}.svc", ns.name),
+        format!("secure-headless.{}.svc", ns.name),
+    ] {
+        assert!(info.names.contains(&name), "{name} in {:?}", info.names);
+    }
+    assert!(
+        secret_text(&secrets, "secure-broker-tls", "secure-1.key")
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        secret_text(&secrets, "secure-broker-tls", "ca.crt").await,
+        Some(ca.clone())
+    );
+    wait_for("the published CA bundle", || async {
+        config_text(&maps, "secure-ca-bundle", "ca.crt").await == Some(ca.clone())
+            && secret_text(&secrets, "secure-ca-bundle", "ca.crt").await == Some(ca.clone())
+    })
+    .await;
+    let sts = sts_api.get("secure").await.unwrap();
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let broker = &pod.containers[0];
+    assert!(pod.volumes.unwrap().iter().any(|v| {
+        v.secret
+            .as_ref()
+            .is_some_and(|s| s.secret_name.as_deref() == Some("secure-broker-tls"))
+    }));
+    assert_eq!(
+        broker
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .scheme
+            .as_deref(),
+        Some("HTTPS")
+    );
+    assert!(
+        broker
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "IGGY_CLUSTER_TLS_CA_FILE")
+    );
+    wait_for("TLS in the status", || async {
+        clusters
+            .get("secure")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.tls)
+            .is_some_and(|t| {
+                t.brokers.len() == 2
+                    && t.ca_not_after.len() == 1
+                    && t.connection
+                        .is_some_and(|c| c.contains("tls_domain=secure-client."))
+            })
+    })
+    .await;
+
+    // Renewed by time: ten days' validity, renewed two days ahead.
+    skew.store(8 * DAY + 3600, Ordering::Relaxed);
+    poke(&clusters, "secure", "1").await;
+    wait_for("a renewal when the clock says so", || async {
+        secret_text(&secrets, "secure-broker-tls", "secure-1.crt").await != Some(first.clone())
+    })
+    .await;
+    let renewed = secret_text(&secrets, "secure-broker-tls", "secure-1.crt")
+        .await
+        .unwrap();
+    assert!(inspect(&renewed).unwrap().not_after > info.not_after);
+    // And on request.
+    clusters
+        .patch(
+            "secure",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"iggy.rs/renew-certificates": "now"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("a renewal on request", || async {
+        secret_text(&secrets, "secure-broker-tls", "secure-0.crt")
+            .await
+            .is_some_and(|c| c != renewed)
+            && secret_text(&secrets, "secure-broker-tls", "secure-1.crt").await
+                != Some(renewed.clone())
+    })
+    .await;
+    // A CA rotation on request starts by trusting both CAs; the brokers
+    // (not running here) never report trusting the new one, so it waits
+    // there, and says so.
+    clusters
+        .patch(
+            "secure",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"iggy.rs/rotate-ca": "now"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for("both CAs published", || async {
+        config_text(&maps, "secure-ca-bundle", "ca.crt")
+            .await
+            .is_some_and(|bundle| inspect_bundle(&bundle).unwrap().len() == 2)
+    })
+    .await;
+    wait_for("Progressing: CertificateRotation", || async {
+        clusters
+            .get("secure")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Progressing"
+                        && c.reason == "CertificateRotation"
+                        && c.message.contains("trust the new one")
+                })
+            })
+    })
+    .await;
+    let signer = secret_text(&secrets, "secure-broker-tls", "secure-0.crt")
+        .await
+        .unwrap();
+    assert_eq!(
+        inspect(&signer).unwrap().issuer,
+        ca_subject,
+        "the old CA signs until every broker trusts the new one"
+    );
+
+    // Secret mode: refused with a reason until the Secret is complete,
+    // then its CA is published, and followed when it changes.
+    clusters
+        .create(
+            &pp,
+            &tls_cluster(
+                "mine",
+                1,
+                json!({"mode": "Secret", "secretName": "mine-tls"}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("Degraded: TLSSecretMissing", || async {
+        degraded(&clusters, "mine")
+            .await
+            .is_some_and(|(s, reason, _)| s == "True" && reason == "TLSSecretMissing")
+    })
+    .await;
+    let now = SystemTime::now();
+    let user_ca = new_ca("user", now, Duration::from_secs(30 * DAY)).unwrap();
+    let leaf = issue(
+        &user_ca,
+        "iggy",
+        &["iggy.example.com".into()],
+        now,
+        Duration::from_secs(DAY),
+    )
+    .unwrap();
+    let user_secret = |ca: Option<&str>| -> Secret {
+        let mut data = serde_json::Map::new();
+        data.insert("tls.crt".into(), json!(&leaf.cert_pem));
+        data.insert("tls.key".into(), json!(&leaf.key_pem));
+        if let Some(ca) = ca {
+            data.insert("ca.crt".into(), json!(ca));
+        }
+        serde_json::from_value(json!({"metadata": {"name": "mine-tls"}, "stringData": data}))
+            .unwrap()
+    };
+    secrets.create(&pp, &user_secret(None)).await.unwrap();
+    wait_for("Degraded: TLSSecretInvalid naming ca.crt", || async {
+        degraded(&clusters, "mine")
+            .await
+            .is_some_and(|(s, reason, message)| {
+                s == "True" && reason == "TLSSecretInvalid" && message.contains("ca.crt")
+            })
+    })
+    .await;
+    secrets
+        .replace("mine-tls", &pp, &user_secret(Some(&user_ca.cert_pem)))
+        .await
+        .unwrap();
+    wait_for("the user's CA published", || async {
+        config_text(&maps, "mine-ca-bundle", "ca.crt")
+            .await
+            .as_deref()
+            == Some(user_ca.cert_pem.as_str())
+    })
+    .await;
+    let next_ca = new_ca("user", now, Duration::from_secs(60 * DAY)).unwrap();
+    secrets
+        .replace("mine-tls", &pp, &user_secret(Some(&next_ca.cert_pem)))
+        .await
+        .unwrap();
+    wait_for("a change of the user's Secret followed", || async {
+        config_text(&maps, "mine-ca-bundle", "ca.crt")
+            .await
+            .as_deref()
+            == Some(next_ca.cert_pem.as_str())
+    })
+    .await;
+
+    // CertManager mode without cert-manager: refused with a reason.
+    clusters
+        .create(
+            &pp,
+            &tls_cluster(
+                "cm",
+                1,
+                json!({"mode": "CertManager", "issuerRef": {"name": "corp"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("Degraded: CertManagerMissing", || async {
+        degraded(&clusters, "cm")
+            .await
+            .is_some_and(|(s, reason, _)| s == "True" && reason == "CertManagerMissing")
+    })
+    .await;
+
+    // With cert-manager's Certificate CRD served (its schema here, no
+    // cert-manager running): the Certificate is made, and the Secret it
+    // would write is followed.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let certificate_crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "certificates.cert-manager.io"},
+        "spec": {
+            "group": "cert-manager.io",
+            "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate", "listKind": "CertificateList"},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .unwrap();
+    let installed_here = match crds.create(&pp, &certificate_crd).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(e)) if e.code == 409 => false,
+        Err(e) => panic!("{e}"),
+    };
+    let certificates: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &iggy_operator::resources::tls::certificate_resource(),
+    );
+    wait_for("the Certificate CRD served", || async {
+        certificates.list(&ListParams::default()).await.is_ok()
+    })
+    .await;
+    // A fresh operator (its discovery answers are cached).
+    controller.abort();
+    let controller = start(skew.clone());
+    poke(&clusters, "cm", "1").await;
+    wait_for("the brokers' Certificate", || async {
+        certificates.get_opt("cm-brokers").await.unwrap().is_some()
+    })
+    .await;
+    let certificate = certificates.get("cm-brokers").await.unwrap();
+    let spec = &certificate.data["spec"];
+    assert_eq!(spec["secretName"], "cm-broker-tls");
+    assert_eq!(spec["issuerRef"]["name"], "corp");
+    assert!(
+        spec["dnsNames"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!(
+                "cm-0.cm-headless.{}.svc.cluster.local",
+                ns.name
+            )))
+    );
+    assert!(
+        spec["usages"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("client auth"))
+    );
+    // cert-manager's part, done by hand: the Secret with tls.crt and ca.crt.
+    let issued: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "cm-broker-tls"},
+        "stringData": {"tls.crt": &leaf.cert_pem, "tls.key": &leaf.key_pem, "ca.crt": &user_ca.cert_pem}
+    }))
+    .unwrap();
+    secrets.create(&pp, &issued).await.unwrap();
+    wait_for("cert-manager's CA published", || async {
+        config_text(&maps, "cm-ca-bundle", "ca.crt")
+            .await
+            .as_deref()
+            == Some(user_ca.cert_pem.as_str())
+    })
+    .await;
+
+    controller.abort();
+    ns.delete().await;
+    if installed_here {
+        let _ = crds
+            .delete("certificates.cert-manager.io", &DeleteParams::default())
+            .await;
+    }
+}

@@ -82,4 +82,10 @@ creates for each IggyCluster, wherever it watches. */}}
 - apiGroups: [monitoring.coreos.com]
   resources: [podmonitors]
   verbs: [get, create, patch, delete]
+{{- if or .Values.rbac.certManager (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate") }}
+# spec.tls.mode CertManager: the brokers' Certificate.
+- apiGroups: [cert-manager.io]
+  resources: [certificates]
+  verbs: [get, create, patch, delete]
+{{- end }}
 {{- end }}

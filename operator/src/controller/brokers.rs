@@ -7,10 +7,12 @@
 //! outside the cluster network) are not an error: the status just lacks
 //! what only they can tell.
 
+use super::Context;
 use crate::crd::IggyCluster;
 use crate::crd::cluster::ClusterMember;
-use crate::resources::names;
-use kube::ResourceExt;
+use crate::resources::{names, tls};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, ResourceExt};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -70,22 +72,87 @@ pub struct AdminSession {
     token: String,
 }
 
+/// How to reach the brokers as root: the root user's name and password
+/// and, with TLS on the HTTP listener, the CAs to verify them by.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// The published CA bundle (PEM), when TLS is on.
+    pub ca_bundle: Option<String>,
+}
+
+/// The root credentials (and the CA bundle, with TLS); `None` while the
+/// root-credentials Secret is missing.
+pub async fn credentials(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+) -> crate::Result<Option<Credentials>> {
+    let Some((username, password)) =
+        super::cluster::root_credentials(ctx, cluster, namespace).await?
+    else {
+        return Ok(None);
+    };
+    let ca_bundle = if cluster.spec.tls().is_some() {
+        let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+        maps.get_opt(&names::ca_bundle(cluster))
+            .await?
+            .and_then(|map| map.data?.remove(tls::CA_BUNDLE_KEY))
+    } else {
+        None
+    };
+    Ok(Some(Credentials {
+        username,
+        password,
+        ca_bundle,
+    }))
+}
+
+/// The brokers' HTTP API through the client Service.
+fn service_base(cluster: &IggyCluster) -> String {
+    format!(
+        "{}://{}.{}.svc:{}",
+        scheme(cluster),
+        names::client_service(cluster),
+        cluster.namespace().unwrap_or_default(),
+        cluster.spec.listeners.http_port
+    )
+}
+
+/// Broker `ordinal`'s own HTTP API (its pod's DNS name).
+fn pod_base(cluster: &IggyCluster, ordinal: i32) -> String {
+    format!(
+        "{}://{}-{ordinal}.{}.{}.svc:{}",
+        scheme(cluster),
+        names::statefulset(cluster),
+        names::headless_service(cluster),
+        cluster.namespace().unwrap_or_default(),
+        cluster.spec.listeners.http_port
+    )
+}
+
+fn scheme(cluster: &IggyCluster) -> &'static str {
+    if tls::https(cluster) { "https" } else { "http" }
+}
+
 impl AdminSession {
+    /// Log in through the client Service.
     pub async fn login(
         cluster: &IggyCluster,
-        username: &str,
-        password: &str,
+        credentials: &Credentials,
     ) -> Result<Self, reqwest::Error> {
-        let base = format!(
-            "http://{}.{}.svc:{}",
-            names::client_service(cluster),
-            cluster.namespace().unwrap_or_default(),
-            cluster.spec.listeners.http_port
-        );
-        let client = http_client()?;
+        Self::login_at(service_base(cluster), credentials).await
+    }
+
+    async fn login_at(base: String, credentials: &Credentials) -> Result<Self, reqwest::Error> {
+        let client = http_client(credentials.ca_bundle.as_deref())?;
         let identity: Identity = client
             .post(format!("{base}/users/login"))
-            .json(&serde_json::json!({ "username": username, "password": password }))
+            .json(&serde_json::json!({
+                "username": credentials.username,
+                "password": credentials.password,
+            }))
             .send()
             .await?
             .error_for_status()?
@@ -238,29 +305,53 @@ pub struct PartitionStatus {
     pub reassigning: Option<Vec<u32>>,
 }
 
-/// The cluster's status as one of its brokers sees it.
-pub async fn cluster_status(
+/// What broker `ordinal` reports of its TLS (`GET /cluster/tls`, asked
+/// of that broker itself).
+pub async fn broker_tls(
     cluster: &IggyCluster,
-    username: &str,
-    password: &str,
-) -> Result<ClusterStatus, reqwest::Error> {
-    AdminSession::login(cluster, username, password)
+    ordinal: i32,
+    credentials: &Credentials,
+) -> Result<TlsReport, reqwest::Error> {
+    AdminSession::login_at(pod_base(cluster, ordinal), credentials)
         .await?
-        .status()
+        .get("/cluster/tls")
         .await
 }
 
-/// A client for the brokers' HTTP listener. Plain HTTP today (TLS for the
-/// brokers joins with operator-managed certificates, which add the cluster
-/// CA here). The TLS backend is configured explicitly: the operator's image
-/// has no system CA store, which reqwest's default would try to load, and
-/// the crypto provider is the one kube uses (ring).
-fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+/// A broker's certificates and trusted CAs (the fields used here).
+#[derive(Debug, Deserialize)]
+pub struct TlsReport {
+    #[serde(default)]
+    pub certificates: Vec<Described>,
+    #[serde(default)]
+    pub trusted_cas: Vec<Described>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Described {
+    pub subject: String,
+    #[serde(default)]
+    pub issuer: String,
+}
+
+/// A client for the brokers' HTTP listener, trusting `ca_bundle` (PEM)
+/// when TLS is on. The TLS backend is configured explicitly: the
+/// operator's image has no system CA store, which reqwest's default would
+/// try to load, and the crypto provider is the one kube uses (ring).
+fn http_client(ca_bundle: Option<&str>) -> Result<reqwest::Client, reqwest::Error> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = ca_bundle {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()).flatten() {
+            let _ = roots.add(ca);
+        }
+    }
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("ring supports rustls' default protocol versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
         .timeout(TIMEOUT)
@@ -289,6 +380,6 @@ mod tests {
     /// (a version mismatch is an "unknown TLS backend" error here).
     #[test]
     fn the_broker_client_builds_without_a_system_ca_store() {
-        super::http_client().expect("client");
+        super::http_client(None).expect("client");
     }
 }

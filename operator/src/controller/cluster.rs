@@ -188,6 +188,9 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         .as_ref()
         .and_then(statefulset::founders)
         .unwrap_or(cluster.spec.replicas);
+    // Certificates before pods: a broker never starts without its own.
+    let tls =
+        super::tls::reconcile(ctx, cluster, &namespace, replicas.max(current.unwrap_or(0))).await?;
     let mut desired = statefulset::build_statefulset(cluster, &advertised, replicas, founders);
     if let Some(existing) = &previous {
         statefulset::keep_claim_template(&mut desired, existing);
@@ -232,6 +235,20 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         status.metadata_leader = brokers.status.leader.map(|id| id as i32);
         status.members = brokers::members(cluster, &brokers.status);
     }
+    status.tls = tls.status.clone();
+    if let Some((reason, why)) = &tls.refused {
+        degrade(ctx, cluster, &mut status, reason, why, why.clone()).await;
+    }
+    if let Some(step) = &tls.progressing {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            "CertificateRotation",
+            step.clone(),
+            generation,
+        );
+    }
     if let Some(why) = &storage_refused {
         degrade(
             ctx,
@@ -264,6 +281,7 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             && members_healthy
             && rolling == Rolling::Idle
             && !scaling
+            && tls.progressing.is_none()
         {
             Action::requeue(STEADY_REQUEUE)
         } else {
@@ -566,11 +584,11 @@ async fn observe_brokers(
     cluster: &IggyCluster,
     namespace: &str,
 ) -> Result<Option<Brokers>> {
-    let Some((username, password)) = root_credentials(ctx, cluster, namespace).await? else {
+    let Some(credentials) = brokers::credentials(ctx, cluster, namespace).await? else {
         return Ok(None);
     };
     let observed = async {
-        let session = brokers::AdminSession::login(cluster, &username, &password).await?;
+        let session = brokers::AdminSession::login(cluster, &credentials).await?;
         let status = session.status().await?;
         let partitions = session.partitions().await?;
         Ok::<_, reqwest::Error>((session, status, partitions))
@@ -701,7 +719,7 @@ async fn carry_out_scale(
 const REBALANCE_MOVES: usize = 4;
 
 /// Server-side apply `object` as the operator's field manager.
-async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K>
+pub(super) async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Serialize
@@ -774,7 +792,7 @@ async fn degrade(
 }
 
 /// Record a Kubernetes Event on the cluster.
-async fn publish_event(
+pub(super) async fn publish_event(
     ctx: &Context,
     cluster: &IggyCluster,
     type_: EventType,

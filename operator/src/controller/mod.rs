@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod roll;
 pub mod scale;
 pub mod storage;
+pub mod tls;
+pub mod tls_plan;
 pub mod topic;
 pub mod topic_plan;
 
@@ -30,6 +32,8 @@ pub struct Context {
     /// Whether optional APIs are served, by `group/version/resource`, and
     /// when that was learned (discovery is not repeated every reconcile).
     discovered: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+    /// The time certificates are judged by (a test moves it).
+    clock: Box<dyn Fn() -> std::time::SystemTime + Send + Sync>,
 }
 
 /// How long a discovery answer is trusted: an API installed later (say the
@@ -62,7 +66,22 @@ impl Context {
             metrics,
             failures: Default::default(),
             discovered: Default::default(),
+            clock: Box::new(std::time::SystemTime::now),
         }
+    }
+
+    /// The same context judging certificates by `clock` instead of the
+    /// system's time (tests of renewals).
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> std::time::SystemTime + Send + Sync + 'static,
+    ) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    pub fn now(&self) -> std::time::SystemTime {
+        (self.clock)()
     }
 
     /// Whether the API server serves `resource` in `group_version`
@@ -290,12 +309,30 @@ async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
         crate::resources::labels::MANAGED_BY,
         crate::MANAGER
     ));
-    Controller::new(clusters, watcher::Config::default())
+    let controller = Controller::new(clusters, watcher::Config::default());
+    // A certificate Secret the operator did not write (the user's, or
+    // cert-manager's) changes: reconcile the clusters using it, to publish
+    // its CA and report its expiry.
+    let store = controller.store();
+    let tls_users = move |secret: Secret| {
+        store
+            .state()
+            .into_iter()
+            .filter(|cluster| tls::uses_secret(cluster, &secret))
+            .map(|cluster| kube::runtime::reflector::ObjectRef::from_obj(&*cluster))
+            .collect::<Vec<_>>()
+    };
+    controller
         .owns(children::<StatefulSet>(&client, &namespace), owned.clone())
         .owns(children::<Service>(&client, &namespace), owned.clone())
         .owns(children::<ConfigMap>(&client, &namespace), owned.clone())
         .owns(children::<Secret>(&client, &namespace), owned.clone())
         .owns(children::<PodDisruptionBudget>(&client, &namespace), owned)
+        .watches(
+            children::<Secret>(&client, &namespace),
+            watcher::Config::default(),
+            tls_users,
+        )
         .shutdown_on_signal()
         .run(cluster::reconcile, cluster::error_policy, ctx)
         .for_each(log_result)

@@ -213,18 +213,16 @@ pub async fn roll(
         ))),
         RollStep::Stalled(message) => Ok(Rolling::Stalled(message)),
         RollStep::Restart(ordinal) => {
-            let Some((username, password)) =
-                super::cluster::root_credentials(ctx, cluster, namespace).await?
+            let Some(credentials) = super::brokers::credentials(ctx, cluster, namespace).await?
             else {
                 return Ok(Rolling::InProgress(
                     "waiting for the root credentials to ask the brokers".into(),
                 ));
             };
-            let answer =
-                match super::brokers::AdminSession::login(cluster, &username, &password).await {
-                    Ok(session) => session.safe_to_restart(ordinal).await,
-                    Err(e) => Err(e),
-                };
+            let answer = match super::brokers::AdminSession::login(cluster, &credentials).await {
+                Ok(session) => session.safe_to_restart(ordinal).await,
+                Err(e) => Err(e),
+            };
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) => {

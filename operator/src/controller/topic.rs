@@ -8,13 +8,12 @@
 //! adopted), `Retain` keeps it.
 
 use super::Context;
-use super::brokers::{AdminSession, PartitionStatus};
-use super::cluster::root_credentials;
+use super::brokers::{self, AdminSession, PartitionStatus};
 use super::topic_plan::{self, Change, Desired, Observed, Plan};
 use crate::crd::conditions::{self, DEGRADED, READY};
 use crate::crd::topic::{DeletionPolicy, TopicPartitionStatus};
 use crate::crd::{IggyCluster, IggyTopic, IggyTopicStatus};
-use crate::resources::names;
+use crate::resources::{names, tls};
 use crate::{Error, Result};
 use iggy::prelude::*;
 use kube::runtime::controller::Action;
@@ -79,7 +78,7 @@ async fn cluster_of(ctx: &Context, topic: &IggyTopic) -> Result<Option<IggyClust
 /// on their admin API.
 async fn connect(ctx: &Context, cluster: &IggyCluster) -> Result<(IggyClient, AdminSession)> {
     let namespace = cluster.namespace().unwrap_or_default();
-    let (username, password) = root_credentials(ctx, cluster, &namespace)
+    let credentials = brokers::credentials(ctx, cluster, &namespace)
         .await?
         .ok_or_else(|| Error::Broker("the cluster's root credentials are missing".into()))?;
     let address = format!(
@@ -87,9 +86,29 @@ async fn connect(ctx: &Context, cluster: &IggyCluster) -> Result<(IggyClient, Ad
         names::client_service(cluster),
         cluster.spec.listeners.tcp_port
     );
-    let client = IggyClient::builder()
+    let mut builder = IggyClient::builder()
         .with_tcp()
-        .with_server_address(address.clone())
+        .with_server_address(address.clone());
+    if cluster.spec.tls().is_some_and(|t| t.listeners.tcp) {
+        // The SDK reads its CAs from a file.
+        let bundle = credentials.ca_bundle.clone().ok_or_else(|| {
+            Error::Broker(format!(
+                "TLS is on but ConfigMap {} holds no CA bundle yet",
+                names::ca_bundle(cluster)
+            ))
+        })?;
+        let file = std::env::temp_dir().join(format!(
+            "iggy-operator-{namespace}-{}-ca.crt",
+            cluster.name_any()
+        ));
+        std::fs::write(&file, bundle)
+            .map_err(|e| Error::Broker(format!("writing {}: {e}", file.display())))?;
+        builder = builder
+            .with_tls_enabled(true)
+            .with_tls_domain(tls::client_domain(cluster))
+            .with_tls_ca_file(file.display().to_string());
+    }
+    let client = builder
         .build()
         .map_err(|e| Error::Broker(format!("client for {address}: {e}")))?;
     client
@@ -97,10 +116,10 @@ async fn connect(ctx: &Context, cluster: &IggyCluster) -> Result<(IggyClient, Ad
         .await
         .map_err(|e| Error::Broker(format!("connecting to {address}: {e}")))?;
     client
-        .login_user(&username, &password)
+        .login_user(&credentials.username, &credentials.password)
         .await
         .map_err(|e| Error::Broker(format!("logging in to {address}: {e}")))?;
-    let admin = AdminSession::login(cluster, &username, &password)
+    let admin = AdminSession::login(cluster, &credentials)
         .await
         .map_err(|e| Error::Broker(format!("the admin API: {e}")))?;
     Ok((client, admin))

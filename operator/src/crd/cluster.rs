@@ -63,6 +63,137 @@ pub struct IggyClusterSpec {
     /// How Prometheus finds and scrapes the brokers' `/metrics`.
     #[serde(default)]
     pub metrics: MetricsSpec,
+    /// TLS on the client listeners and between brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// Where the brokers' certificates come from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// The operator keeps a CA for the cluster (Secret `<name>-ca`) and
+    /// issues and renews every broker's certificate itself.
+    #[default]
+    Operator,
+    /// cert-manager issues them from `issuerRef` (a `Certificate` owned by
+    /// the cluster).
+    CertManager,
+    /// The user's Secret `secretName` (`tls.crt`, `tls.key`, `ca.crt`),
+    /// used as it is and followed when it changes.
+    Secret,
+}
+
+/// TLS for the cluster. Certificates reach the brokers through a mounted
+/// Secret, which they re-read: renewals need no restart.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode != 'CertManager' || has(self.issuerRef)").message("mode CertManager needs issuerRef"))]
+#[x_kube(validation = Rule::new("self.mode != 'Secret' || has(self.secretName)").message("mode Secret needs secretName"))]
+pub struct TlsSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `Operator` (default), `CertManager` or `Secret`.
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// Which listeners use TLS (every one by default). A listener with TLS
+    /// serves TLS only.
+    #[serde(default)]
+    pub listeners: TlsListeners,
+    /// Lifetime of the brokers' certificates the operator or cert-manager
+    /// issues, e.g. `2160h` (90 days).
+    #[serde(default = "default_validity")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(s|m|h|d)$')").message("must be a duration such as 2160h or 90d"))]
+    pub validity: String,
+    /// Renew a certificate (and, in `Operator` mode, the CA) this long
+    /// before it expires, e.g. `720h`.
+    #[serde(default = "default_renew_before")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(s|m|h|d)$')").message("must be a duration such as 720h or 30d"))]
+    pub renew_before: String,
+    /// Lifetime of the CA the operator makes (`Operator` mode).
+    #[serde(default = "default_ca_validity")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(s|m|h|d)$')").message("must be a duration such as 43800h or 1825d"))]
+    pub ca_validity: String,
+    /// More names (or addresses) the certificates are valid for, e.g. the
+    /// name clients outside the cluster use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_sans: Vec<String>,
+    /// `CertManager` mode: the Issuer or ClusterIssuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+    /// `Secret` mode: the Secret in the cluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_validity() -> String {
+    "2160h".into()
+}
+fn default_renew_before() -> String {
+    "720h".into()
+}
+fn default_ca_validity() -> String {
+    "43800h".into()
+}
+
+/// Which listeners serve TLS.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsListeners {
+    #[serde(default = "yes")]
+    pub tcp: bool,
+    /// QUIC is always encrypted: this chooses the cluster's certificate
+    /// over the broker's self-signed one.
+    #[serde(default = "yes")]
+    pub quic: bool,
+    #[serde(default = "yes")]
+    pub websocket: bool,
+    /// HTTP API, metrics and probes (the probes switch to HTTPS).
+    #[serde(default = "yes")]
+    pub http: bool,
+    /// Mutual TLS between brokers on the replica port.
+    #[serde(default = "yes")]
+    pub inter_broker: bool,
+}
+
+impl Default for TlsListeners {
+    fn default() -> Self {
+        Self {
+            tcp: true,
+            quic: true,
+            websocket: true,
+            http: true,
+            inter_broker: true,
+        }
+    }
+}
+
+/// A cert-manager issuer.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    pub name: String,
+    /// `Issuer` (default) or `ClusterIssuer`.
+    #[serde(default = "default_issuer_kind")]
+    pub kind: String,
+    #[serde(default = "default_issuer_group")]
+    pub group: String,
+}
+
+fn default_issuer_kind() -> String {
+    "Issuer".into()
+}
+fn default_issuer_group() -> String {
+    "cert-manager.io".into()
+}
+
+impl IggyClusterSpec {
+    /// TLS settings when TLS is on.
+    pub fn tls(&self) -> Option<&TlsSpec> {
+        self.tls.as_ref().filter(|t| t.enabled)
+    }
 }
 
 /// How the brokers are made known to Prometheus.
@@ -345,6 +476,36 @@ pub struct IggyClusterStatus {
     /// The brokers as the cluster sees them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<ClusterMember>,
+    /// Certificates, when TLS is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+/// The cluster's certificates and how clients connect with TLS.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsStatus {
+    /// Expiry of each CA clients should trust (RFC 3339), newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_not_after: Vec<String>,
+    /// Expiry of each broker's certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerCertificate>,
+    /// ConfigMap (and Secret) holding the CA bundle under `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// The SDK connection string's TLS part for the client Service (the
+    /// bundle mounted at `/etc/iggy-ca/ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerCertificate {
+    pub id: i32,
+    /// RFC 3339.
+    pub not_after: String,
 }
 
 /// One broker of the cluster, as the brokers report it.

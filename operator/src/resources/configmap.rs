@@ -24,8 +24,8 @@ pub fn broker_toml(cluster: &IggyCluster) -> String {
         "[tcp]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",
         spec.listeners.tcp_port
     );
-    // QUIC with the broker's in-memory certificate until the operator
-    // manages TLS secrets.
+    // QUIC's certificate: the cluster's with spec.tls (set in the pod's
+    // environment), else the broker's in-memory one.
     let _ = writeln!(
         toml,
         "[quic]\nenabled = true\naddress = \"0.0.0.0:{}\"\n",

@@ -1,6 +1,7 @@
 //! Pure builders: `fn(&IggyCluster, …) -> Kubernetes object`. No client, no
 //! I/O, so tests can compare whole objects.
 
+pub mod certificates;
 pub mod configmap;
 pub mod labels;
 pub mod monitoring;
@@ -9,6 +10,7 @@ pub mod quantity;
 pub mod secret;
 pub mod services;
 pub mod statefulset;
+pub mod tls;
 
 use crate::crd::IggyCluster;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -58,6 +60,23 @@ pub mod names {
     /// The brokers' shared secret (inter-broker authentication).
     pub fn cluster_secret(c: &IggyCluster) -> String {
         format!("{}-cluster-secret", c.name_any())
+    }
+
+    /// The operator's CA (`spec.tls.mode: Operator`).
+    pub fn ca_secret(c: &IggyCluster) -> String {
+        format!("{}-ca", c.name_any())
+    }
+    /// The brokers' certificates (operator or cert-manager made).
+    pub fn broker_tls_secret(c: &IggyCluster) -> String {
+        format!("{}-broker-tls", c.name_any())
+    }
+    /// The cert-manager Certificate of the brokers.
+    pub fn broker_certificate(c: &IggyCluster) -> String {
+        format!("{}-brokers", c.name_any())
+    }
+    /// The CA bundle for applications (a ConfigMap and a Secret).
+    pub fn ca_bundle(c: &IggyCluster) -> String {
+        format!("{}-ca-bundle", c.name_any())
     }
 
     /// The root-credentials Secret: the user's, or the one the operator makes.

@@ -185,6 +185,7 @@ fn env(cluster: &IggyCluster, advertised_host: &str, founders: i32) -> Vec<EnvVa
             &token.key,
         ));
     }
+    env.extend(super::tls::env(cluster));
     // `section.key: value` → IGGY_SECTION_KEY=value (the broker's own
     // override mechanism, which parses the value as the key's type).
     for (key, val) in &cluster.spec.config.extra {
@@ -194,11 +195,13 @@ fn env(cluster: &IggyCluster, advertised_host: &str, founders: i32) -> Vec<EnvVa
     env
 }
 
-fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
+/// An HTTP(S) probe; the kubelet does not verify the certificate.
+fn probe(path: &str, port: i32, https: bool, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::Int(port),
+            scheme: https.then(|| "HTTPS".to_string()),
             ..Default::default()
         }),
         period_seconds: Some(period),
@@ -268,6 +271,8 @@ pub fn build_statefulset(
     let mut annotations = overrides.annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash(cluster));
     let l = &spec.listeners;
+    let https = super::tls::https(cluster);
+    let tls_volume = super::tls::volume(cluster);
     let port = |name: &str, port: i32, protocol: &str| ContainerPort {
         name: Some(name.into()),
         container_port: port,
@@ -286,8 +291,8 @@ pub fn build_statefulset(
             port("http", l.http_port, "TCP"),
             port("replica", l.replica_port, "TCP"),
         ]),
-        liveness_probe: Some(probe("/healthz", l.http_port, 10, 3)),
-        readiness_probe: Some(probe("/readyz", l.http_port, 5, 3)),
+        liveness_probe: Some(probe("/healthz", l.http_port, https, 10, 3)),
+        readiness_probe: Some(probe("/readyz", l.http_port, https, 5, 3)),
         resources: spec.resources.clone(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -299,19 +304,24 @@ pub fn build_statefulset(
             }),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: DATA_DIR.into(),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls_volume.as_ref().map(|(_, mount)| mount.clone()))
+            .collect(),
+        ),
         ..Default::default()
     };
 
@@ -344,14 +354,19 @@ pub fn build_statefulset(
             .then(|| overrides.node_selector.clone()),
         priority_class_name: overrides.priority_class_name.clone(),
         termination_grace_period_seconds: Some(30),
-        volumes: Some(vec![Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names::config_map(cluster),
+        volumes: Some(
+            [Volume {
+                name: "config".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: names::config_map(cluster),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+            }]
+            .into_iter()
+            .chain(tls_volume.map(|(volume, _)| volume))
+            .collect(),
+        ),
         ..Default::default()
     };
 
