@@ -66,6 +66,9 @@ pub struct Broker {
     /// Removed from the cluster while running: this process stays out
     /// (it asks to join again only when restarted).
     pub removed: AtomicBool,
+    /// Metadata leader only: brokers it removed, and when (a broker still
+    /// running when it is removed may ask to join before it hears of it).
+    pub recently_removed: std::sync::Mutex<std::collections::HashMap<u32, std::time::Instant>>,
     /// The data directory's storage id (see `Identity`).
     pub storage_id: u64,
 }
@@ -171,6 +174,7 @@ impl Broker {
             listeners: RwLock::new(BoundAddresses::default()),
             ready: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            recently_removed: Default::default(),
             storage_id,
         })
     }

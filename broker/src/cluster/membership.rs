@@ -51,6 +51,11 @@ const ORPHANED_AFTER: Duration = Duration::from_secs(10);
 
 /// How long the leader tries to tell a removed broker.
 const TELL_TIMEOUT: Duration = Duration::from_secs(2);
+/// A broker removed this recently is refused when it asks to join: it may
+/// be the removed process itself, which saw its removal in the log before
+/// the leader's word reached it (which takes at most `TELL_TIMEOUT`). A
+/// restarted one is let in once this has passed.
+const REJOIN_AFTER: Duration = Duration::from_secs(10);
 
 /// The file that marks a broker removed from its cluster.
 fn removed_marker(metadata_dir: &Path) -> PathBuf {
@@ -128,8 +133,16 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<bool
     let raft = broker.metadata.raft();
     match change {
         MembershipChange::Join { node } => {
-            if voters(broker).contains(&node) {
+            if voters(broker).contains(&node) || node == broker.node_id() {
                 return Ok(false);
+            }
+            if let Some(at) = lock(&broker.recently_removed).get(&node)
+                && at.elapsed() < REJOIN_AFTER
+            {
+                return Err(format!(
+                    "broker {node} was removed {:?} ago: it may join again {REJOIN_AFTER:?} after its removal",
+                    at.elapsed()
+                ));
             }
             let address = broker
                 .cluster
@@ -180,9 +193,23 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<bool
             } else {
                 ChangeMembers::RemoveNodes(ids)
             };
-            raft.change_membership(change, false)
-                .await
-                .map_err(|e| format!("removing node {node}: {e}"))?;
+            let me = node == broker.node_id();
+            // Leaving: this broker must not ask to join again meanwhile.
+            if me {
+                broker
+                    .removed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            lock(&broker.recently_removed).insert(node, Instant::now());
+            if let Err(e) = raft.change_membership(change, false).await {
+                if me {
+                    broker
+                        .removed
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                lock(&broker.recently_removed).remove(&node);
+                return Err(format!("removing node {node}: {e}"));
+            }
             tracing::info!(node, voters = ?self::voters(broker), "broker removed");
             // Tell it, so it stops standing for election (best effort: a
             // broker that is down learns it when it asks to join).
@@ -236,8 +263,11 @@ pub async fn request(
             turn += 1;
             (!candidates.is_empty()).then(|| candidates[turn % candidates.len()])
         });
+        // A broker never adds itself: one that is asking to join is not a
+        // member, whatever an old vote on its disk says.
+        let joining_myself = change == MembershipChange::Join { node: me };
         match target {
-            Some(leader) if leader == me && broker.metadata.is_leader() => {
+            Some(leader) if leader == me && broker.metadata.is_leader() && !joining_myself => {
                 return carry_out(broker, change).await;
             }
             Some(leader) if leader == me => {}
@@ -309,7 +339,9 @@ pub async fn run(broker: Arc<Broker>) {
         }
         let removed = was_removed(&broker.metadata_dir());
         let voter = voters(&broker).contains(&me) && !removed;
-        if !voter || last_leader_seen.elapsed() >= ORPHANED_AFTER {
+        // A leader is a voter, or on its way out of the group.
+        let leading = broker.metadata.is_leader();
+        if !leading && (!voter || last_leader_seen.elapsed() >= ORPHANED_AFTER) {
             if announced.insert(voter) {
                 tracing::info!(
                     node = me,
@@ -331,4 +363,10 @@ pub async fn run(broker: Arc<Broker>) {
         // Wake on a membership or leader change, or look again shortly.
         let _ = tokio::time::timeout(RETRY_PAUSE * 4, metrics.changed()).await;
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
