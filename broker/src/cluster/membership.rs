@@ -339,8 +339,10 @@ pub async fn run(broker: Arc<Broker>) {
         }
         let removed = was_removed(&broker.metadata_dir());
         let voter = voters(&broker).contains(&me) && !removed;
-        // A leader is a voter, or on its way out of the group.
-        let leading = broker.metadata.is_leader();
+        // A leader is a voter, or on its way out of the group. (A removed
+        // broker restarted on an old vote of its own may believe it leads:
+        // it is no voter, so it asks to join.)
+        let leading = voter && broker.metadata.is_leader();
         if !leading && (!voter || last_leader_seen.elapsed() >= ORPHANED_AFTER) {
             if announced.insert(voter) {
                 tracing::info!(
