@@ -515,10 +515,16 @@ impl MetadataState {
                 in_sync,
             } => {
                 let meta = self.partition_in_epoch(*partition, *epoch)?;
-                if !in_sync.contains(leader) || !in_sync.iter().all(|r| meta.replicas.contains(r)) {
+                // An election only ever narrows the in-sync set (replicas
+                // join it through its leader, ChangeInSync): a proposal
+                // made from an older view, naming a replica that has left
+                // the set since — in this same epoch — must not bring it
+                // back, let alone make it leader with a log that may lack
+                // committed messages.
+                if !in_sync.contains(leader) || !in_sync.iter().all(|r| meta.in_sync.contains(r)) {
                     return Err(Error::InvalidReplicaSet(format!(
-                        "leader {leader} and in-sync set {in_sync:?} must be replicas of {:?}",
-                        meta.replicas
+                        "leader {leader} and in-sync set {in_sync:?} must be in the in-sync set {:?}",
+                        meta.in_sync
                     )));
                 }
                 meta.leader = Some(*leader);
@@ -1113,6 +1119,52 @@ mod tests {
             added_back_at,
             "kept once the reassignment completes"
         );
+    }
+
+    /// Found by the 100-round churn run: a leader move planned while a
+    /// replica was in sync, applied after it had left the set (same
+    /// epoch), made it leader with a log short of committed messages.
+    #[test]
+    fn an_election_from_an_older_view_cannot_bring_back_a_replica_that_left_the_in_sync_set() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        log.apply(&mut state, create_stream("s")).unwrap();
+        log.apply(&mut state, create_topic("s", "t", 1, 3)).unwrap();
+        let p = state.partition((0, 0, 0)).unwrap().clone();
+        let leader = p.leader.unwrap();
+        let behind = *p.replicas.iter().find(|r| **r != leader).unwrap();
+        let planned = MetadataCommand::ElectLeader {
+            partition: (0, 0, 0),
+            epoch: p.leader_epoch,
+            leader: behind,
+            in_sync: p.in_sync.clone(),
+        };
+        let shrunk: Vec<u32> = p.in_sync.iter().copied().filter(|r| *r != behind).collect();
+        log.apply(
+            &mut state,
+            MetadataCommand::ChangeInSync {
+                partition: (0, 0, 0),
+                epoch: p.leader_epoch,
+                in_sync: shrunk.clone(),
+            },
+        )
+        .unwrap();
+        assert!(log.apply(&mut state, planned).is_err());
+        let now = state.partition((0, 0, 0)).unwrap();
+        assert_eq!((now.leader, &now.in_sync), (Some(leader), &shrunk));
+        // An election among those still in sync goes through.
+        let other = *shrunk.iter().find(|r| **r != leader).unwrap();
+        log.apply(
+            &mut state,
+            MetadataCommand::ElectLeader {
+                partition: (0, 0, 0),
+                epoch: p.leader_epoch,
+                leader: other,
+                in_sync: shrunk,
+            },
+        )
+        .unwrap();
+        assert_eq!(state.partition((0, 0, 0)).unwrap().leader, Some(other));
     }
 
     #[test]
