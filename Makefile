@@ -5,7 +5,8 @@
 #   make test   everything CI checks: formatting, lints, generated CRDs, the
 #               chart's static checks, unit and integration tests, the
 #               local-Kubernetes smoke test, the operator's tests against its
-#               API server and the chart end to end with a real Prometheus
+#               API server, the chart end to end with a real Prometheus, and
+#               a TLS cluster through a CA rotation under load
 #
 # Build products live outside the work tree so that clean clones (CI) reuse
 # them; override CARGO_TARGET_DIR to build elsewhere. The Kubernetes parts
@@ -48,7 +49,8 @@ unit-and-integration:
 
 # Bring the local cluster up, smoke-test it, run the operator's tests against
 # its API server, install/test/upgrade/uninstall the chart with a real
-# Prometheus scraping a broker, and tear it down again.
+# Prometheus scraping a broker, run a TLS cluster through a CA rotation
+# under load, and tear it down again.
 e2e:
 	$(CARGO) build --locked -p iggy-operator --features apiserver-tests --tests
 	e2e/k8s.sh up
@@ -57,6 +59,7 @@ e2e:
 	  $(CARGO) test --locked -p iggy-operator --features apiserver-tests --test apiserver -- --test-threads 1 \
 	  || { e2e/k8s.sh down; exit 1; }
 	e2e/chart.sh || { e2e/k8s.sh down; exit 1; }
+	e2e/tls.sh || { e2e/k8s.sh down; exit 1; }
 	e2e/k8s.sh down
 
 build:

@@ -40,14 +40,6 @@ step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 
 # shellcheck source=scripts/checks.sh
 . "$ROOT/scripts/checks.sh"
-eventually() { # SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
-  local limit=$1 what=$2 out; local deadline=$((SECONDS + limit)); shift 2
-  until out=$("$@" 2>&1); do
-    if [ $SECONDS -ge $deadline ]; then not_ok "$what (after $limit s)"; echo "$out" | tail -20 | sed 's/^/    /'; return 1; fi
-    sleep 1
-  done
-  ok "$what"
-}
 query() { # PROMQL: the first value, or empty
   curl -fsG "$PROM/api/v1/query" --data-urlencode "query=$1" | jq -r '.data.result[0].value[1] // empty'
 }
