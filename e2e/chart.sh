@@ -107,6 +107,7 @@ equal "it may not change StorageClasses" no "$(can patch storageclasses)"
 equal "it may renew its own Lease" yes "$(can update leases/iggy-operator-leader -n "$OPERATOR_NS")"
 equal "it may not touch other Leases" no "$(can update leases/kube-scheduler -n kube-system)"
 equal "it may not read Nodes" no "$(can list nodes)"
+equal "no cert-manager Certificates where cert-manager is not installed" no "$(can create certificates.cert-manager.io -n "$NS")"
 
 step "a three-broker IggyCluster with a token-protected PodMonitor"
 token=$(openssl rand -hex 16)

@@ -372,7 +372,7 @@ EOF
 # under $STATE/volumes (owned by the images' user 65532, since fsGroup does
 # not apply to hostPath). Released volumes are not reused; `up` starts fresh.
 local_volumes() {
-  local count=${E2E_VOLUMES:-20} i
+  local count=${E2E_VOLUMES:-30} i
   rm -rf "$STATE/volumes"
   {
     cat <<EOF

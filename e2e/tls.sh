@@ -7,7 +7,8 @@
 # client without the CA and a plaintext client are refused → under a
 # producer of numbered messages (one long-lived connection, SDK defaults)
 # and a new client every few seconds that trusts the bundle as published
-# at that moment, a full CA rotation (iggy.rs/rotate-ca): both CAs
+# at that moment, a forced renewal (iggy.rs/renew-certificates), then a
+# full CA rotation (iggy.rs/rotate-ca): both CAs
 # published, then every broker on a certificate of the new one, then the
 # old one dropped — with no failed request and no pod restarted; every
 # acknowledged message is read back once.
@@ -103,7 +104,7 @@ https "$domain" "$ip" POST /streams '{"name":"e2e"}' >/dev/null
 check "a topic of 3 partitions on 3 replicas, over HTTPS" https "$domain" "$ip" POST /streams/e2e/topics \
   '{"name":"numbered","partitions_count":3,"compression_algorithm":"none","message_expiry":0,"max_topic_size":0,"replication_factor":3}'
 
-step "a CA rotation under a producer and new clients"
+step "a forced renewal and a CA rotation under a producer and new clients"
 restarts() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance="$CLUSTER" -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}' | xargs; }
 restarts_before=$(restarts)
 "$EXAMPLES/numbered" produce "$(url "$tmp/ca.crt")" e2e numbered "$tmp/acked" "$tmp/stop" >"$tmp/producer.log" 2>&1 &
@@ -125,6 +126,15 @@ producer=$!
 ) &
 fresh=$!
 eventually 60 "the producer's sends are acknowledged" test -s "$tmp/acked"
+# Expiries of every certificate broker $1 serves.
+expiries() {
+  local ip; ip=$(kubectl get pod "$CLUSTER-$1" -n "$NS" -o jsonpath='{.status.podIP}')
+  https "$CLUSTER-$1.$CLUSTER-headless.$NS.svc" "$ip" GET /cluster/tls | jq -r '[.certificates[].not_after] | unique | join(";")'
+}
+before=$(expiries 0)
+kubectl annotate iggy "$CLUSTER" -n "$NS" iggy.rs/renew-certificates=e2e --overwrite >/dev/null
+renewed() { local id; for id in 0 1 2; do [ "$(expiries "$id")" != "$before" ] || return 1; done; }
+eventually 300 "a forced renewal reaches every broker (no restart)" renewed
 old_issuer=$(issuers 0)
 kubectl annotate iggy "$CLUSTER" -n "$NS" iggy.rs/rotate-ca=e2e --overwrite >/dev/null
 both() { [ "$(bundle | grep -c 'BEGIN CERTIFICATE')" = 2 ]; }
