@@ -20,26 +20,13 @@
 #   acknowledged message is read back once.
 # Prints "chart-e2e: N passed, M failed".
 set -uo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-STATE=${E2E_STATE:-/var/lib/iggy-e2e}
-export KUBECONFIG=${KUBECONFIG:-$STATE/admin.kubeconfig}
-CHART=$ROOT/charts/iggy-operator
-RELEASE=iggy-operator
-OPERATOR_NS=iggy-system
+# shellcheck source=e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
 NS=iggy-chart-e2e
 CLUSTER=demo
 PROM=http://127.0.0.1:19090
 SA=system:serviceaccount:$OPERATOR_NS:$RELEASE
 
-"$ROOT/scripts/tools.sh" install >&2 || exit 1
-eval "$("$ROOT/scripts/tools.sh" env)"
-KUBECTL=$("$HERE/k8s.sh" bin)/kubectl
-kubectl() { "$KUBECTL" "$@"; }
-step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
-
-# shellcheck source=scripts/checks.sh
-. "$ROOT/scripts/checks.sh"
 query() { # PROMQL: the first value, or empty
   curl -fsG "$PROM/api/v1/query" --data-urlencode "query=$1" | jq -r '.data.result[0].value[1] // empty'
 }
@@ -59,8 +46,6 @@ diagnose() {
   kubectl get pods -n "$OPERATOR_NS" -o wide 2>&1
   kubectl logs -n "$OPERATOR_NS" -l app.kubernetes.io/name=iggy-operator --tail=30 --all-containers 2>&1 | tail -40
 }
-
-version=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | jq -r '.packages[] | select(.name=="iggy-operator") | .version')
 
 step "building and importing the broker and operator images"
 "$HERE/images.sh" >/dev/null || { echo "chart-e2e: 0 passed, 1 failed"; exit 1; }

@@ -14,24 +14,10 @@
 # acknowledged message is read back once.
 # Prints "tls-e2e: N passed, M failed".
 set -uo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-STATE=${E2E_STATE:-/var/lib/iggy-e2e}
-export KUBECONFIG=${KUBECONFIG:-$STATE/admin.kubeconfig}
-CHART=$ROOT/charts/iggy-operator
-RELEASE=iggy-operator
-OPERATOR_NS=iggy-system
+# shellcheck source=e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
 NS=iggy-tls-e2e
 CLUSTER=secure
-EXAMPLES=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}/release/examples
-
-"$ROOT/scripts/tools.sh" install >&2 || exit 1
-eval "$("$ROOT/scripts/tools.sh" env)"
-KUBECTL=$("$HERE/k8s.sh" bin)/kubectl
-kubectl() { "$KUBECTL" "$@"; }
-step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
-# shellcheck source=scripts/checks.sh
-. "$ROOT/scripts/checks.sh"
 tmp=$(mktemp -d)
 cleanup() {
   touch "$tmp/stop"
@@ -41,31 +27,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-version=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | jq -r '.packages[] | select(.name=="iggy-operator") | .version')
 step "the images and the operator (chart, operator $version)"
 "$HERE/images.sh" >/dev/null || { echo "tls-e2e: 0 passed, 1 failed"; exit 1; }
 kubectl delete namespace "$NS" --ignore-not-found --wait --timeout=120s >/dev/null
-# The chart e2e before this one leaves the operator's namespace terminating.
-if [ "$(kubectl get namespace "$OPERATOR_NS" -o jsonpath='{.status.phase}' 2>/dev/null)" = Terminating ]; then
-  kubectl wait --for=delete "namespace/$OPERATOR_NS" --timeout=180s >/dev/null
-fi
+wait_operator_namespace_gone
 check "helm install" helm upgrade --install "$RELEASE" "$CHART" -n "$OPERATOR_NS" --create-namespace \
   --set image.tag="$version" --wait --timeout 180s
 
 step "a three-broker IggyCluster with spec.tls (the operator's CA)"
-kubectl create namespace "$NS" >/dev/null
-kubectl apply -n "$NS" -f - >/dev/null <<YAML
-apiVersion: iggy.rs/v1alpha1
-kind: IggyCluster
-metadata: {name: $CLUSTER}
-spec:
-  replicas: 3
-  version: "$version"
-  storage: {size: 1Gi}
-  replication: {defaultFactor: 3}
-  metrics: {monitor: None}
-  tls: {enabled: true}
-YAML
+create_tls_cluster "{enabled: true}"
 check "it becomes Ready" kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=300s
 equal "the probes use HTTPS" HTTPS \
   "$(kubectl get sts "$CLUSTER" -n "$NS" -o jsonpath='{.spec.template.spec.containers[0].readinessProbe.httpGet.scheme}')"

@@ -1,12 +1,12 @@
-# Sourced by the shell test suites (scripts/chart-check.sh, e2e/chart.sh, e2e/tls.sh):
+# Sourced by the shell test suites (scripts/chart-check.sh and, through e2e/lib.sh, the e2e suites):
 # TAP-style "ok - ..." / "not ok - ..." lines and the closing
 # "NAME: N passed, M failed" line that .ci/run adds up.
 passed=0 failed=0
 ok() { echo "ok - $*"; passed=$((passed + 1)); }
 not_ok() { echo "not ok - $*"; failed=$((failed + 1)); }
-check() { # DESCRIPTION COMMAND...: ok when the command succeeds
+check() { # DESCRIPTION COMMAND...: ok when the command succeeds (and so is check)
   local what=$1 out; shift
-  if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what"; echo "$out" | tail -30 | sed 's/^/    /'; fi
+  if out=$("$@" 2>&1); then ok "$what"; else not_ok "$what"; echo "$out" | tail -30 | sed 's/^/    /'; return 1; fi
 }
 equal() { # DESCRIPTION EXPECTED ACTUAL
   if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: expected '$2', got '$3'"; fi

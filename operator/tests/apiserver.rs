@@ -1304,6 +1304,7 @@ async fn tls_certificates_are_issued_renewed_by_time_and_on_request_and_refusals
             "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate", "listKind": "CertificateList"},
             "scope": "Namespaced",
             "versions": [{"name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
         }
     }))
@@ -1361,6 +1362,45 @@ async fn tls_certificates_are_issued_renewed_by_time_and_on_request_and_refusals
             .await
             .as_deref()
             == Some(user_ca.cert_pem.as_str())
+    })
+    .await;
+    // A forced renewal asks cert-manager to re-issue: Issuing=True on the
+    // Certificate (what `cmctl renew` does), once per annotation value.
+    let issuing = || async {
+        let certificate = certificates.get("cm-brokers").await.unwrap();
+        certificate.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Issuing")
+            .cloned()
+    };
+    assert_eq!(issuing().await, None);
+    clusters
+        .patch(
+            "cm",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"iggy.rs/renew-certificates": "1"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_for("Issuing=True on request", || async {
+        issuing()
+            .await
+            .is_some_and(|c| c["status"] == "True" && c["reason"] == "ManuallyTriggered")
+    })
+    .await;
+    wait_for("the request remembered", || async {
+        certificates
+            .get("cm-brokers")
+            .await
+            .unwrap()
+            .annotations()
+            .get("iggy.rs/renewed-for")
+            .map(String::as_str)
+            == Some("1")
     })
     .await;
 

@@ -83,9 +83,13 @@ creates for each IggyCluster, wherever it watches. */}}
   resources: [podmonitors]
   verbs: [get, create, patch, delete]
 {{- if or .Values.rbac.certManager (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate") }}
-# spec.tls.mode CertManager: the brokers' Certificate.
+# spec.tls.mode CertManager: the brokers' Certificate, and its Issuing
+# condition for a forced renewal (iggy.rs/renew-certificates).
 - apiGroups: [cert-manager.io]
   resources: [certificates]
   verbs: [get, create, patch, delete]
+- apiGroups: [cert-manager.io]
+  resources: [certificates/status]
+  verbs: [patch]
 {{- end }}
 {{- end }}

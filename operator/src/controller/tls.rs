@@ -235,11 +235,59 @@ async fn cert_manager_mode(
     let resource = tls::certificate_resource();
     let certificates: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let name = names::broker_certificate(cluster);
+    let existing = certificates.get_opt(&name).await?;
+    let mut renewed_for = existing.as_ref().and_then(|c| {
+        c.annotations()
+            .get(tls_plan::RENEWED_FOR_ANNOTATION)
+            .cloned()
+    });
+    // A new value of the renew annotation: ask cert-manager to re-issue now,
+    // the way `cmctl renew` does (the Certificate's Issuing condition).
+    let wanted = cluster.annotations().get(tls_plan::RENEW_ANNOTATION);
+    if existing.is_none() {
+        // The first issuance is new anyway.
+        renewed_for = wanted.cloned();
+    }
+    if let (Some(wanted), Some(existing)) = (wanted, &existing)
+        && renewed_for.as_ref() != Some(wanted)
+    {
+        let conditions = existing.data["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let status = serde_json::json!({
+            "metadata": {"resourceVersion": existing.resource_version()},
+            "status": {"conditions": tls::with_issuing_condition(
+                conditions,
+                &tls_plan::rfc3339(tls_plan::unix(ctx.now())),
+                existing.metadata.generation,
+            )},
+        });
+        certificates
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        publish_event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "CertificateRenewalRequested",
+            &format!("asked cert-manager to re-issue Certificate {name} ({wanted})"),
+        )
+        .await;
+        renewed_for = Some(wanted.clone());
+    }
+    let mut certificate = tls::build_certificate(cluster, spec, brokers);
+    if let Some(value) = renewed_for {
+        certificate
+            .annotations_mut()
+            .insert(tls_plan::RENEWED_FOR_ANNOTATION.into(), value);
+    }
     certificates
         .patch(
-            &names::broker_certificate(cluster),
+            &name,
             &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&tls::build_certificate(cluster, spec, brokers)),
+            &Patch::Apply(&certificate),
         )
         .await?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);

@@ -125,7 +125,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(number.checked_mul(unit)?))
 }
 
-fn unix(time: SystemTime) -> i64 {
+pub fn unix(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs() as i64

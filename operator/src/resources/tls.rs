@@ -260,6 +260,26 @@ pub fn build_certificate(cluster: &IggyCluster, tls: &TlsSpec, brokers: i32) -> 
     certificate
 }
 
+/// A cert-manager Certificate's status conditions with `Issuing` set to
+/// True, as `cmctl renew` sets it: cert-manager then issues a new
+/// certificate whatever the old one's expiry.
+pub fn with_issuing_condition(
+    mut conditions: Vec<serde_json::Value>,
+    now_rfc3339: &str,
+    generation: Option<i64>,
+) -> Vec<serde_json::Value> {
+    conditions.retain(|c| c["type"] != "Issuing");
+    conditions.push(serde_json::json!({
+        "type": "Issuing",
+        "status": "True",
+        "reason": "ManuallyTriggered",
+        "message": "Certificate re-issuance manually triggered",
+        "lastTransitionTime": now_rfc3339,
+        "observedGeneration": generation,
+    }));
+    conditions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +289,20 @@ mod tests {
         let mut c = cluster(3);
         c.spec.tls = Some(serde_json::from_value(tls).unwrap());
         c
+    }
+
+    #[test]
+    fn a_forced_renewal_sets_issuing_and_keeps_the_other_conditions() {
+        let ready = serde_json::json!({"type": "Ready", "status": "True"});
+        let stale = serde_json::json!({"type": "Issuing", "status": "False"});
+        let conditions =
+            with_issuing_condition(vec![ready.clone(), stale], "2026-12-03T00:00:00Z", Some(4));
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[0], ready);
+        assert_eq!(conditions[1]["type"], "Issuing");
+        assert_eq!(conditions[1]["status"], "True");
+        assert_eq!(conditions[1]["reason"], "ManuallyTriggered");
+        assert_eq!(conditions[1]["observedGeneration"], 4);
     }
 
     #[test]
