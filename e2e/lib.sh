@@ -29,8 +29,8 @@ wait_operator_namespace_gone() {
 }
 
 # A namespace $NS with a three-broker IggyCluster $CLUSTER, replication
-# factor 3, with `tls:` $1 (YAML flow).
-create_tls_cluster() {
+# factor 3, and `tls:` $1 (YAML flow) when given.
+create_cluster() {
   kubectl create namespace "$NS" >/dev/null
   kubectl apply -n "$NS" -f - >/dev/null <<YAML
 apiVersion: iggy.rs/v1alpha1
@@ -42,6 +42,6 @@ spec:
   storage: {size: 1Gi}
   replication: {defaultFactor: 3}
   metrics: {monitor: None}
-  tls: $1
+${1:+  tls: $1}
 YAML
 }

@@ -16,6 +16,10 @@
 #   Secret: the same with a user's Secret (a wildcard certificate for the
 #   brokers and the client Service, from the user's CA), replaced in place
 #   by the user under a producer.
+#   Switching: inter-broker TLS turned on for a running plaintext cluster,
+#   then off again, under a producer: each takes two rolls (brokers first
+#   accept peers with and without TLS), every acknowledged message is read
+#   back once.
 # Prints "tls-modes-e2e: N passed, M failed".
 set -uo pipefail
 # shellcheck source=e2e/lib.sh
@@ -27,7 +31,7 @@ CLUSTER=managed
 tmp=$(mktemp -d)
 cleanup() {
   touch "$tmp/stop"
-  kubectl delete namespace iggy-cert-manager-e2e iggy-secret-e2e --wait=false >/dev/null 2>&1
+  kubectl delete namespace iggy-cert-manager-e2e iggy-secret-e2e iggy-switch-e2e --wait=false >/dev/null 2>&1
   helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 120s >/dev/null 2>&1
   kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration cert-manager-webhook >/dev/null 2>&1
   kubectl delete clusterissuer --all >/dev/null 2>&1
@@ -227,7 +231,7 @@ replaced_under_producer() {
     timeout 180 "$EXAMPLES/numbered" verify "$url" e2e numbered "$tmp/acked"
 }
 
-create_tls_cluster "{enabled: true, mode: CertManager, issuerRef: {name: iggy-ca, kind: ClusterIssuer}}"
+create_cluster "{enabled: true, mode: CertManager, issuerRef: {name: iggy-ca, kind: ClusterIssuer}}"
 check "cert-manager issues the brokers' Certificate" \
   kubectl wait -n "$NS" "certificate/$CLUSTER-brokers" --for=condition=Ready --timeout=180s
 secret_cert() { kubectl get secret "$CLUSTER-broker-tls" -n "$NS" -o jsonpath='{.data.tls\.crt}' | base64 -d; }
@@ -265,9 +269,72 @@ user_secret() { # a new certificate for every broker of the cluster, from the us
       --from-file=tls.key="$tmp/user.key" --from-file=ca.crt="$tmp/user-ca.crt" --dry-run=client -o yaml |
     kubectl apply -f - >/dev/null
 }
-create_tls_cluster "{enabled: true, mode: Secret, secretName: $CLUSTER-user-tls}"
+create_cluster "{enabled: true, mode: Secret, secretName: $CLUSTER-user-tls}"
 user_secret
 check_serving "iggy e2e user CA"
 replaced_under_producer user_secret
+
+kubectl delete namespace "$NS" --wait=false >/dev/null
+
+step "inter-broker TLS switched on, then off, for a running cluster under a producer"
+NS=iggy-switch-e2e
+CLUSTER=switch
+kubectl delete namespace "$NS" --ignore-not-found --wait --timeout=120s >/dev/null
+create_cluster
+check "a cluster without TLS becomes Ready" kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=300s || give_up
+password=$(kubectl get secret "$CLUSTER-root-credentials" -n "$NS" -o jsonpath='{.data.password}' | base64 -d)
+ip=$(kubectl get svc "$CLUSTER-client" -n "$NS" -o jsonpath='{.spec.clusterIP}')
+url="iggy://iggy:$password@$ip:8090"
+http() { # ADDRESS METHOD PATH [BODY]: the admin API over plain HTTP
+  local token
+  token=$(curl -fs -XPOST "http://$1:3000/users/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"iggy\",\"password\":\"$password\"}" | jq -r .access_token.token)
+  curl -fs -X"$2" "http://$1:3000$3" -H "Authorization: Bearer $token" -H 'content-type: application/json' ${4:+-d "$4"}
+}
+http "$ip" POST /streams '{"name":"e2e"}' >/dev/null
+check "a topic of 3 partitions on 3 replicas" http "$ip" POST /streams/e2e/topics \
+  '{"name":"numbered","partitions_count":3,"compression_algorithm":"none","message_expiry":0,"max_topic_size":0,"replication_factor":3}'
+# What every broker says of its replica port (GET /cluster/tls), e.g.
+# "off off off".
+replica_tls() {
+  local id pod_ip
+  for id in 0 1 2; do
+    pod_ip=$(kubectl get pod "$CLUSTER-$id" -n "$NS" -o jsonpath='{.status.podIP}') || return 1
+    http "$pod_ip" GET /cluster/tls | jq -r .replica_tls || return 1
+  done | xargs
+}
+equal "every broker: replica TLS off" "off off off" "$(replica_tls)"
+rm -f "$tmp/stop" "$tmp/acked"
+"$EXAMPLES/numbered" produce "$url" e2e numbered "$tmp/acked" "$tmp/stop" >"$tmp/producer.log" 2>&1 &
+producer=$!
+eventually 60 "the producer's sends are acknowledged" test -s "$tmp/acked" || give_up
+switched() { # WANTED: every broker reports it and every pod is Ready
+  [ "$(replica_tls)" = "$1" ] &&
+    kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=1s >/dev/null
+}
+# What the brokers report along the way, every second.
+(while [ ! -f "$tmp/stop" ]; do replica_tls >>"$tmp/replica-tls.log" 2>/dev/null; sleep 1; done) &
+watcher=$!
+kubectl patch iggycluster -n "$NS" "$CLUSTER" --type merge -p \
+  '{"spec":{"tls":{"enabled":true,"listeners":{"tcp":false,"quic":false,"websocket":false,"http":false,"interBroker":true}}}}' >/dev/null
+eventually 900 "switched on: every broker requires TLS on the replica port (two rolls)" switched "required required required"
+kubectl patch iggycluster -n "$NS" "$CLUSTER" --type json -p '[{"op":"remove","path":"/spec/tls"}]' >/dev/null
+eventually 900 "switched off again: every broker speaks plain TCP to its peers (two rolls)" switched "off off off"
+acked_before=$(wc -l <"$tmp/acked")
+more_acked() { [ "$(wc -l <"$tmp/acked")" -gt $((acked_before + 20)) ]; }
+eventually 60 "the producer's sends are acknowledged after the switch" more_acked
+touch "$tmp/stop"; wait "$producer" "$watcher"
+tail -1 "$tmp/producer.log" | sed 's/^/    /'
+check "every acknowledged message is read back once" \
+  timeout 180 "$EXAMPLES/numbered" verify "$url" e2e numbered "$tmp/acked"
+check "on the way, brokers reported accepting plaintext beside TLS" grep -q "accepting plaintext" "$tmp/replica-tls.log"
+uniq "$tmp/replica-tls.log" | sed 's/^/    /' | head -20
+switch_events=$(kubectl get events -n "$NS" --field-selector involvedObject.kind=IggyCluster \
+  -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}')
+for note in "rolling every broker to accept peers with and without it" "rolling them to require inter-broker TLS" \
+  "rolling them to inter-broker TLS off"; do
+  check "Event InterBrokerTLSSwitch: $note" grep -q "InterBrokerTLSSwitch: .*$note" <<<"$switch_events" ||
+    sed 's/^/    /' <<<"$switch_events"
+done
 
 summary tls-modes-e2e

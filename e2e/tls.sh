@@ -35,7 +35,7 @@ check "helm install" helm upgrade --install "$RELEASE" "$CHART" -n "$OPERATOR_NS
   --set image.tag="$version" --wait --timeout 180s
 
 step "a three-broker IggyCluster with spec.tls (the operator's CA)"
-create_tls_cluster "{enabled: true}"
+create_cluster "{enabled: true}"
 check "it becomes Ready" kubectl wait -n "$NS" "iggycluster/$CLUSTER" --for=condition=Ready --timeout=300s
 equal "the probes use HTTPS" HTTPS \
   "$(kubectl get sts "$CLUSTER" -n "$NS" -o jsonpath='{.spec.template.spec.containers[0].readinessProbe.httpGet.scheme}')"

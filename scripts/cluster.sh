@@ -21,6 +21,8 @@
 # missing). A node's output goes to DIR/node-<id>/broker.log, so this script's
 # own output ends when it returns. CLUSTER_ZONES="a,a,b" gives node i the i-th
 # zone (IGGY_CLUSTER_ZONE), as if the nodes ran in those failure domains.
+# DIR/node-<id>/env, when present, holds KEY=VALUE lines for that node alone
+# (read at every start, over everything else).
 # CLUSTER_SPARE=K also gives nodes N..N+K-1 addresses and ports without starting
 # them (the first N found the cluster): `start` one and it joins, as a broker
 # added to a StatefulSet does. CLUSTER_TLS=1 (at `up`) turns on mutual TLS
@@ -117,6 +119,13 @@ launch() {
     inherited+=(IGGY_CLUSTER_TLS_ENABLED=true "IGGY_CLUSTER_TLS_CA_FILE=$dir/tls/ca.crt"
       "IGGY_CLUSTER_TLS_CERT_FILE=$dir/tls/node-$id.crt" "IGGY_CLUSTER_TLS_KEY_FILE=$dir/tls/node-$id.key"
       "IGGY_CLUSTER_TLS_RELOAD_INTERVAL=${IGGY_CLUSTER_TLS_RELOAD_INTERVAL:-500ms}")
+  fi
+  # Settings of this node alone (a test changing one broker's
+  # configuration before restarting it), over everything above.
+  if [ -f "$node/env" ]; then
+    while IFS= read -r setting; do
+      [ -n "$setting" ] && inherited+=("$setting")
+    done <"$node/env"
   fi
   if [ -n "${CLUSTER_ZONES:-}" ]; then
     local zones

@@ -38,6 +38,7 @@ async fn dial_with(
         key: key.into(),
         ca: ca.into(),
         reload_interval: Duration::from_secs(1),
+        accept_plaintext: false,
     })
     .map_err(|e| format!("{e:#}"))?;
     let address: SocketAddr = cluster.node(to).replica;
@@ -234,4 +235,82 @@ async fn new_certificates_and_a_new_ca_are_taken_without_a_restart() {
         refused.is_err(),
         "a certificate of the retired CA got through"
     );
+}
+
+/// Broker `id` restarted with `env` over the cluster's settings; then it
+/// must replicate with the others both ways: partition 0 in sync on all
+/// three, messages sent through it acknowledged by all and read back
+/// through every broker.
+async fn restart_with(cluster: &mut TestCluster, id: u32, env: &[(&str, &str)], next: &mut u128) {
+    cluster.set_node_env(id, env);
+    cluster.stop(id);
+    cluster.start(id);
+    wait_for_partition(cluster, 3).await;
+    let client = cluster.client(id).await;
+    for message in *next..*next + 5 {
+        send_one(&client, message).await.unwrap();
+    }
+    *next += 5;
+    let ids: Vec<u128> = read_through_every_broker(cluster)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(
+        ids,
+        (1..*next).collect::<Vec<_>>(),
+        "after restarting broker {id} with {env:?}"
+    );
+}
+
+/// Whether broker `to` takes a plain-TCP peer with the cluster's secret.
+async fn takes_plaintext(cluster: &TestCluster, to: u32) -> bool {
+    let mut tcp = tokio::net::TcpStream::connect(cluster.node(to).replica)
+        .await
+        .unwrap();
+    dial(&mut tcp, &peer_settings(cluster, 1), to).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inter_broker_tls_is_switched_off_and_on_again_one_broker_at_a_time() {
+    let mut cluster = TestCluster::up_with(
+        3,
+        &[
+            ("CLUSTER_TLS", "1"),
+            ("IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR", "3"),
+        ],
+    );
+    create_topic_with_partitions(&cluster, 1).await;
+    wait_for_partition(&cluster, 3).await;
+    send_and_read_back(&cluster, 1, 5).await;
+    let mut next = 6;
+    assert!(!takes_plaintext(&cluster, 0).await);
+
+    // Off: every broker accepts both (and falls back to plain TCP), then
+    // every broker drops TLS. Mid-way each step, brokers of both kinds
+    // replicate with each other.
+    let transition = [("IGGY_CLUSTER_TLS_ACCEPT_PLAINTEXT", "true")];
+    for id in 0..3 {
+        restart_with(&mut cluster, id, &transition, &mut next).await;
+    }
+    assert!(takes_plaintext(&cluster, 0).await);
+    for id in 0..3 {
+        restart_with(
+            &mut cluster,
+            id,
+            &[("IGGY_CLUSTER_TLS_ENABLED", "false")],
+            &mut next,
+        )
+        .await;
+    }
+    // On again, the same way round.
+    for id in 0..3 {
+        restart_with(&mut cluster, id, &transition, &mut next).await;
+    }
+    for id in 0..3 {
+        restart_with(&mut cluster, id, &[], &mut next).await;
+    }
+    // TLS only again: a plain peer is refused.
+    assert!(!takes_plaintext(&cluster, 0).await);
+    assert!(!takes_plaintext(&cluster, 2).await);
 }

@@ -111,6 +111,11 @@ pub struct PeerTlsConfig {
     /// one while a CA is being replaced).
     pub ca_file: String,
     pub reload_interval: String,
+    /// Also accept peers that speak plain TCP, and fall back to plain TCP
+    /// when a peer does not answer TLS: only while a running cluster
+    /// switches inter-broker TLS on or off, one broker at a time (the
+    /// shared-secret handshake still authenticates every peer).
+    pub accept_plaintext: bool,
 }
 
 impl Default for PeerTlsConfig {
@@ -121,6 +126,7 @@ impl Default for PeerTlsConfig {
             key_file: String::new(),
             ca_file: String::new(),
             reload_interval: "5s".into(),
+            accept_plaintext: false,
         }
     }
 }
@@ -132,6 +138,7 @@ pub struct PeerTlsSettings {
     pub key: PathBuf,
     pub ca: PathBuf,
     pub reload_interval: Duration,
+    pub accept_plaintext: bool,
 }
 
 impl PeerTlsConfig {
@@ -160,6 +167,7 @@ impl PeerTlsConfig {
             key: PathBuf::from(&self.key_file),
             ca: PathBuf::from(&self.ca_file),
             reload_interval,
+            accept_plaintext: self.accept_plaintext,
         }))
     }
 }

@@ -17,6 +17,9 @@ pub struct TlsReport {
     pub certificates: Vec<ServedCertificate>,
     /// Empty without `[cluster.tls]`.
     pub trusted_cas: Vec<Described>,
+    /// Inter-broker TLS: `off`, `required`, or `accepting plaintext` (while
+    /// a running cluster switches it on or off).
+    pub replica_tls: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,15 +44,20 @@ pub async fn report(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Tl
             })
         })
         .collect();
-    let trusted_cas = broker
-        .peers
+    let peer_tls = broker.peers.as_ref().and_then(|peers| peers.tls());
+    let trusted_cas = peer_tls
         .as_ref()
-        .and_then(|peers| peers.tls())
         .map(|tls| tls.trust.cas())
         .unwrap_or_default();
+    let replica_tls = match peer_tls {
+        None => "off",
+        Some(tls) if tls.accept_plaintext => "accepting plaintext",
+        Some(_) => "required",
+    };
     Ok(Json(TlsReport {
         node_id: broker.cluster.as_ref().map(|c| c.node_id),
         certificates,
         trusted_cas,
+        replica_tls,
     }))
 }

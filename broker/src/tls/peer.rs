@@ -22,6 +22,19 @@ pub struct PeerTls {
     pub trust: Arc<TrustBundle>,
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    /// Plain-TCP peers are accepted too (`cluster.tls.accept_plaintext`).
+    pub accept_plaintext: bool,
+}
+
+/// The first byte of every TLS connection (a handshake record); the
+/// plain inter-broker handshake starts with a length below 4 KiB, so 0.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a peer opened a connection with.
+pub enum Accepted {
+    Tls(Box<server::TlsStream<TcpStream>>),
+    /// Plain TCP, accepted while `accept_plaintext` is on.
+    Plain(TcpStream),
 }
 
 impl PeerTls {
@@ -44,13 +57,21 @@ impl PeerTls {
             trust,
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            accept_plaintext: settings.accept_plaintext,
         }))
     }
 
     /// The listener's side: a peer that presents no certificate, or one
-    /// from another CA, is refused here.
-    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<server::TlsStream<TcpStream>> {
-        self.acceptor.accept(stream).await
+    /// from another CA, is refused here; so is one that speaks plain TCP,
+    /// unless `accept_plaintext`.
+    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<Accepted> {
+        if self.accept_plaintext {
+            let mut first = [0u8; 1];
+            if stream.peek(&mut first).await? == 1 && first[0] != TLS_HANDSHAKE_RECORD {
+                return Ok(Accepted::Plain(stream));
+            }
+        }
+        Ok(Accepted::Tls(Box::new(self.acceptor.accept(stream).await?)))
     }
 
     /// The dialer's side, to the peer known as `host` (a DNS name or an

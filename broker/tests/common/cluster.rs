@@ -201,6 +201,13 @@ impl TestCluster {
         at
     }
 
+    /// Settings (`IGGY_*` variables) of node `id` alone from its next
+    /// start on, over the cluster's (replacing the earlier ones).
+    pub fn set_node_env(&self, id: u32, env: &[(&str, &str)]) {
+        let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(self.dir().join(format!("node-{id}")).join("env"), lines).unwrap();
+    }
+
     /// Restart node `id` on its data and ports, or start the next spare
     /// node; returns once it is ready.
     pub fn start(&mut self, id: u32) {

@@ -1,6 +1,7 @@
 //! Reconciling an `IggyCluster`: apply every child with server-side apply,
 //! remove children the spec no longer needs, and write an honest status.
 
+use super::replica_tls::{self, ReplicaTls};
 use super::roll::{self, Rolling};
 use super::scale::{self, Step};
 use super::{Context, brokers};
@@ -9,12 +10,12 @@ use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
 use crate::crd::{IggyCluster, IggyClusterStatus};
 use crate::resources::monitoring::{self, Scrape};
 use crate::resources::{
-    configmap::build_config_map, names, pdb::build_pdb, secret, services, statefulset,
+    configmap::build_config_map, names, pdb::build_pdb, secret, services, statefulset, tls,
 };
 use crate::{Error, MANAGER, Result};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -195,6 +196,8 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     if let Some(existing) = &previous {
         statefulset::keep_claim_template(&mut desired, existing);
     }
+    let replica_tls =
+        switch_replica_tls(ctx, cluster, &namespace, previous.as_ref(), &mut desired).await?;
     let sts = apply(ctx, &namespace, &desired).await?;
     let storage_refused = super::storage::reconcile(ctx, cluster, &namespace).await?;
     match build_pdb(cluster) {
@@ -238,6 +241,17 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     status.tls = tls.status.clone();
     if let Some((reason, why)) = &tls.refused {
         degrade(ctx, cluster, &mut status, reason, why, why.clone()).await;
+    }
+    if replica_tls == ReplicaTls::Switching {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            "InterBrokerTLSSwitch",
+            "switching inter-broker TLS: every broker accepts peers with and without it until \
+             all run that, then every broker is restarted as asked",
+            generation,
+        );
     }
     if let Some(step) = &tls.progressing {
         conditions::set(
@@ -755,6 +769,61 @@ async fn write_status(
     status: &IggyClusterStatus,
 ) -> Result<()> {
     super::patch_status(ctx, cluster, status).await
+}
+
+/// Inter-broker TLS as `cluster` asks for it, through a switching roll
+/// when the running brokers have it the other way (see
+/// [`super::replica_tls`]); applied to `desired`, and returned.
+async fn switch_replica_tls(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+    previous: Option<&StatefulSet>,
+    desired: &mut StatefulSet,
+) -> Result<ReplicaTls> {
+    let wanted = cluster.spec.tls().is_some_and(|t| t.listeners.inter_broker);
+    let current = previous.map(ReplicaTls::of);
+    // Only a switch under way needs to know how far its roll got.
+    let rolled = match (current, previous) {
+        (Some(ReplicaTls::Switching), Some(sts)) => {
+            let revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+            let states = super::roll::pod_states(&pods, cluster).await?;
+            let expected = sts
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(0)
+                .max(0) as usize;
+            // The StatefulSet controller has seen the switching template
+            // (else its revision is the one before).
+            let observed =
+                sts.status.as_ref().and_then(|s| s.observed_generation) == sts.metadata.generation;
+            observed
+                && revision.is_some_and(|revision| {
+                    states.len() >= expected
+                        && states.iter().all(|p| p.ready && p.revision == revision)
+                })
+        }
+        _ => false,
+    };
+    let next = replica_tls::next(wanted, current, rolled);
+    tls::set_replica_tls(desired, previous, next);
+    if current.is_some_and(|c| c != next) {
+        let note = match next {
+            ReplicaTls::Switching => {
+                "switching inter-broker TLS: rolling every broker to accept peers with and without it"
+            }
+            ReplicaTls::Required => {
+                "every broker accepts TLS peers: rolling them to require inter-broker TLS"
+            }
+            ReplicaTls::Off => {
+                "every broker accepts plain peers: rolling them to inter-broker TLS off"
+            }
+        };
+        publish(ctx, cluster, "InterBrokerTLSSwitch", note).await;
+    }
+    Ok(next)
 }
 
 /// Record a Normal Event on the cluster.

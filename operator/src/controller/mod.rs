@@ -2,6 +2,7 @@
 
 pub mod brokers;
 pub mod cluster;
+pub mod replica_tls;
 pub mod roll;
 pub mod scale;
 pub mod storage;

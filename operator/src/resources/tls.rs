@@ -10,6 +10,7 @@ use super::{child_meta, names};
 use crate::crd::IggyCluster;
 use crate::crd::cluster::{TlsMode, TlsSpec};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, EnvVar, EnvVarSource, ObjectFieldSelector, Secret, SecretVolumeSource, Volume,
     VolumeMount,
@@ -25,6 +26,13 @@ pub const CA_BUNDLE_KEY: &str = "ca.crt";
 /// Where the status's connection string expects an application to have
 /// mounted the bundle.
 pub const CLIENT_CA_PATH: &str = "/etc/iggy-ca/ca.crt";
+/// The broker settings of inter-broker TLS, and of accepting plain TCP
+/// peers beside it while a running cluster switches it on or off.
+pub const REPLICA_TLS_ENABLED_ENV: &str = "IGGY_CLUSTER_TLS_ENABLED";
+pub const REPLICA_TLS_PLAINTEXT_ENV: &str = "IGGY_CLUSTER_TLS_ACCEPT_PLAINTEXT";
+const REPLICA_TLS_ENV_PREFIX: &str = "IGGY_CLUSTER_TLS_";
+const POD_NAME_ENV: &str = "POD_NAME";
+const TLS_VOLUME: &str = "tls";
 
 /// The files of one broker's certificate in the mounted Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +82,7 @@ pub fn env(cluster: &IggyCluster) -> Vec<EnvVar> {
         ..Default::default()
     };
     let mut env = vec![EnvVar {
-        name: "POD_NAME".into(),
+        name: POD_NAME_ENV.into(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
                 field_path: "metadata.name".into(),
@@ -116,7 +124,7 @@ pub fn volume(cluster: &IggyCluster) -> Option<(Volume, VolumeMount)> {
     let files = files(cluster, tls);
     Some((
         Volume {
-            name: "tls".into(),
+            name: TLS_VOLUME.into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(files.secret),
                 // Readable by the broker's group only (fsGroup).
@@ -126,12 +134,79 @@ pub fn volume(cluster: &IggyCluster) -> Option<(Volume, VolumeMount)> {
             ..Default::default()
         },
         VolumeMount {
-            name: "tls".into(),
+            name: TLS_VOLUME.into(),
             mount_path: TLS_DIR.into(),
             read_only: Some(true),
             ..Default::default()
         },
     ))
+}
+
+/// Make `desired` run the brokers' replica port as `mode` says (see
+/// `controller::replica_tls`). While switching, a broker keeps (or gets)
+/// its certificate on the replica port and also accepts plain TCP: when
+/// TLS is being turned off, the settings, the pod's name they refer to and
+/// the certificate volume come from `previous`, which still has them.
+pub fn set_replica_tls(
+    desired: &mut StatefulSet,
+    previous: Option<&StatefulSet>,
+    mode: crate::controller::replica_tls::ReplicaTls,
+) {
+    if mode != crate::controller::replica_tls::ReplicaTls::Switching {
+        return;
+    }
+    let Some(pod) = desired.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
+        return;
+    };
+    let previous_pod = previous
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref());
+    let previous_broker =
+        previous_pod.and_then(|p| p.containers.iter().find(|c| c.name == "broker"));
+    let Some(broker) = pod.containers.iter_mut().find(|c| c.name == "broker") else {
+        return;
+    };
+    let env = broker.env.get_or_insert_with(Vec::new);
+    let has = |env: &[EnvVar], name: &str| env.iter().any(|e| e.name == name);
+    if !has(env, REPLICA_TLS_ENABLED_ENV) {
+        let earlier = previous_broker
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
+        if !has(env, POD_NAME_ENV)
+            && let Some(pod_name) = earlier.iter().find(|e| e.name == POD_NAME_ENV)
+        {
+            // First: the certificate's file names refer to it.
+            env.insert(0, pod_name.clone());
+        }
+        env.extend(
+            earlier
+                .into_iter()
+                .filter(|e| e.name.starts_with(REPLICA_TLS_ENV_PREFIX)),
+        );
+        let mounts = broker.volume_mounts.get_or_insert_with(Vec::new);
+        if !mounts.iter().any(|m| m.name == TLS_VOLUME)
+            && let Some(mount) = previous_broker
+                .and_then(|c| c.volume_mounts.as_ref())
+                .and_then(|m| m.iter().find(|m| m.name == TLS_VOLUME))
+        {
+            mounts.push(mount.clone());
+        }
+        let volumes = pod.volumes.get_or_insert_with(Vec::new);
+        if !volumes.iter().any(|v| v.name == TLS_VOLUME)
+            && let Some(volume) = previous_pod
+                .and_then(|p| p.volumes.as_ref())
+                .and_then(|v| v.iter().find(|v| v.name == TLS_VOLUME))
+        {
+            volumes.push(volume.clone());
+        }
+    }
+    let env = broker.env.get_or_insert_with(Vec::new);
+    env.retain(|e| e.name != REPLICA_TLS_PLAINTEXT_ENV);
+    env.push(EnvVar {
+        name: REPLICA_TLS_PLAINTEXT_ENV.into(),
+        value: Some("true".into()),
+        ..Default::default()
+    });
 }
 
 /// Whether the HTTP listener (and so the probes) speaks HTTPS.
@@ -289,6 +364,73 @@ mod tests {
         let mut c = cluster(3);
         c.spec.tls = Some(serde_json::from_value(tls).unwrap());
         c
+    }
+
+    #[test]
+    fn switching_keeps_the_replica_certificate_and_accepts_plain_peers() {
+        use crate::controller::replica_tls::ReplicaTls;
+        use crate::resources::statefulset::build_statefulset;
+        let secure = with_tls(serde_json::json!({"enabled": true}));
+        let running = build_statefulset(&secure, "10.96.0.20", 3, 3);
+        assert_eq!(ReplicaTls::of(&running), ReplicaTls::Required);
+
+        // Turning TLS off: the settings, the pod name and the volume come
+        // from the running StatefulSet.
+        let plain = cluster(3);
+        let mut desired = build_statefulset(&plain, "10.96.0.20", 3, 3);
+        assert_eq!(ReplicaTls::of(&desired), ReplicaTls::Off);
+        set_replica_tls(&mut desired, Some(&running), ReplicaTls::Switching);
+        assert_eq!(ReplicaTls::of(&desired), ReplicaTls::Switching);
+        let pod = desired
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap();
+        let broker = &pod.containers[0];
+        let env = broker.env.as_ref().unwrap();
+        let at = |name: &str| env.iter().position(|e| e.name == name).unwrap();
+        assert!(at(POD_NAME_ENV) < at("IGGY_CLUSTER_TLS_CERT_FILE"));
+        assert!(env.iter().any(|e| e.name == "IGGY_CLUSTER_TLS_CA_FILE"));
+        assert!(!env.iter().any(|e| e.name == "IGGY_TCP_TLS_ENABLED"));
+        assert!(
+            pod.volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|v| v.name == TLS_VOLUME)
+        );
+        assert!(
+            broker
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.name == TLS_VOLUME)
+        );
+
+        // Turning it on: the new settings, plus plain peers accepted, once.
+        let mut desired = build_statefulset(&secure, "10.96.0.20", 3, 3);
+        set_replica_tls(&mut desired, None, ReplicaTls::Switching);
+        set_replica_tls(&mut desired, None, ReplicaTls::Switching);
+        assert_eq!(ReplicaTls::of(&desired), ReplicaTls::Switching);
+        let env = desired.spec.unwrap().template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.name == REPLICA_TLS_PLAINTEXT_ENV)
+                .count(),
+            1
+        );
+
+        // Otherwise the StatefulSet is left as built.
+        let mut desired = build_statefulset(&plain, "10.96.0.20", 3, 3);
+        set_replica_tls(&mut desired, Some(&running), ReplicaTls::Off);
+        assert_eq!(ReplicaTls::of(&desired), ReplicaTls::Off);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -230,45 +231,35 @@ impl PeerClient {
                 .map_err(|e| unreachable(&format!("resolving {address}: {e}")))?
                 .collect();
         let mut last_error = format!("{address} resolved to no address");
-        // Connect from the replica listener's address when it names one, so
-        // a broker's traffic to its peers is told apart by address (several
-        // brokers on one host use distinct loopback addresses).
-        let local = self.settings.replica_bind.ip();
         for socket in resolved {
-            let connect = async {
-                let tcp = if socket.is_ipv4() {
-                    tokio::net::TcpSocket::new_v4()?
-                } else {
-                    tokio::net::TcpSocket::new_v6()?
-                };
-                if !local.is_unspecified() && local.is_ipv4() == socket.is_ipv4() {
-                    tcp.bind(std::net::SocketAddr::new(local, 0))?;
-                }
-                tcp.connect(socket).await
-            };
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    last_error = format!("{socket}: {e}");
-                    continue;
-                }
-                Err(_) => {
-                    last_error = format!("{socket}: connect timed out");
+            let stream = match self.open(socket).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    last_error = e;
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let mut stream: PeerStream = match &self.tls {
                 None => Box::new(stream),
-                Some(tls) => Box::new(
-                    tokio::time::timeout(
+                Some(tls) => {
+                    let secured = tokio::time::timeout(
                         handshake::HANDSHAKE_TIMEOUT,
                         tls.connect(&self.peer.host, stream),
                     )
                     .await
-                    .map_err(|_| unreachable(&format!("TLS with {socket}: timed out")))?
-                    .map_err(|e| unreachable(&format!("TLS with {socket}: {e}")))?,
-                ),
+                    .map_err(|_| "timed out".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                    match secured {
+                        Ok(stream) => Box::new(stream),
+                        // A peer not switched to TLS yet (or no longer on
+                        // it), while the cluster switches.
+                        Err(e) if tls.accept_plaintext => {
+                            tracing::debug!(peer = id, "TLS with {socket} failed ({e}): plain TCP");
+                            Box::new(self.open(socket).await.map_err(|e| unreachable(&e))?)
+                        }
+                        Err(e) => return Err(unreachable(&format!("TLS with {socket}: {e}"))),
+                    }
+                }
             };
             handshake::dial(&mut stream, &self.settings, id)
                 .await
@@ -276,6 +267,33 @@ impl PeerClient {
             return Ok(self.start(stream));
         }
         Err(unreachable(&last_error))
+    }
+
+    /// A TCP connection to `socket`, from the replica listener's address
+    /// when it names one, so a broker's traffic to its peers is told apart
+    /// by address (several brokers on one host use distinct loopback
+    /// addresses).
+    async fn open(&self, socket: std::net::SocketAddr) -> Result<TcpStream, String> {
+        let local = self.settings.replica_bind.ip();
+        let connect = async {
+            let tcp = if socket.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            if !local.is_unspecified() && local.is_ipv4() == socket.is_ipv4() {
+                tcp.bind(std::net::SocketAddr::new(local, 0))?;
+            }
+            tcp.connect(socket).await
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(e)) => Err(format!("{socket}: {e}")),
+            Err(_) => Err(format!("{socket}: connect timed out")),
+        }
     }
 
     fn start(&self, stream: PeerStream) -> Connection {

@@ -7,7 +7,7 @@ use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake::{self, HandshakeError};
 use super::messages::{Request, Response};
 use crate::config::ClusterSettings;
-use crate::tls::peer::PeerTls;
+use crate::tls::peer::{Accepted, PeerTls};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +61,11 @@ async fn serve_peer(
         None => Box::new(stream),
         Some(tls) => {
             match tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Ok(Accepted::Tls(stream))) => stream,
+                Ok(Ok(Accepted::Plain(stream))) => {
+                    tracing::debug!(%address, "a peer without TLS (cluster.tls.accept_plaintext is on)");
+                    Box::new(stream)
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(%address, "refused a connection to the replica port: TLS: {e}");
                     return;
