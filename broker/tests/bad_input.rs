@@ -6,7 +6,7 @@ mod common;
 
 use common::{TestBroker, create_stream_and_topic, id, messages, send};
 use iggy::prelude::*;
-use iggy_binary_protocol::codes::GET_STREAMS_CODE;
+use iggy_binary_protocol::codes::{GET_STREAMS_CODE, PING_CODE};
 use iggy_binary_protocol::consensus::{Command, HEADER_SIZE, Operation, RequestHeader};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -248,4 +248,59 @@ async fn legacy_connections_get_clear_errors_and_keep_working() {
     let reply = send_raw(&broker, &oversize).await;
     assert!(reply.is_empty());
     second_client_still_works(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_does_not_log_in_is_closed_and_one_that_does_is_kept() {
+    let broker = TestBroker::start_with(&[("IGGY_LIMITS_LOGIN_TIMEOUT", "1s")]);
+    // Sends nothing at all.
+    let mut silent = TcpStream::connect(broker.address).await.unwrap();
+    // Pings (and gets an answer), but never logs in.
+    let mut pinging = TcpStream::connect(broker.address).await.unwrap();
+    pinging.write_all(&request(PING_CODE, &[])).await.unwrap();
+    let mut answer = [0u8; 1];
+    pinging.read_exact(&mut answer).await.unwrap();
+    // Logs in.
+    let client = broker.client().await;
+    assert!(read_to_close(&mut silent).await.is_empty());
+    read_to_close(&mut pinging).await;
+    assert!(
+        broker
+            .log()
+            .contains("did not log in within 1s (limits.login_timeout)")
+    );
+    // The logged-in client is past the deadline and still served.
+    client.ping().await.unwrap();
+    create_stream_and_topic(&client, "s", "t", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_connection() {
+    let broker = TestBroker::start_with(&[("IGGY_LIMITS_MAX_CONNECTIONS_PER_ADDRESS", "3")]);
+    let client = broker.client().await;
+    let _two = TcpStream::connect(broker.address).await.unwrap();
+    let _three = TcpStream::connect(broker.address).await.unwrap();
+    // The fourth from 127.0.0.1 is closed at once, and logged.
+    let mut fourth = TcpStream::connect(broker.address).await.unwrap();
+    assert!(read_to_close(&mut fourth).await.is_empty());
+    assert!(
+        broker.log().contains(
+            "3 connections from this address already (limits.max_connections_per_address)"
+        )
+    );
+    // Another address of this host still gets in, and the first client
+    // is served.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(broker.address).await.unwrap();
+    other
+        .write_all(&request(GET_STREAMS_CODE, &[]))
+        .await
+        .unwrap();
+    let mut reply = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(10), other.read_exact(&mut reply))
+        .await
+        .expect("an answer to another address")
+        .unwrap();
+    client.ping().await.unwrap();
 }

@@ -1,6 +1,8 @@
-//! Authentication and authorization: password hashing, personal access
-//! tokens, and the permission rules every command is checked against.
+//! Authentication and authorization: password hashing, what keeps login
+//! storms from starving everyone else, personal access tokens, and the
+//! permission rules every command is checked against.
 
+pub mod guard;
 mod password;
 pub mod permissions;
 pub mod tokens;

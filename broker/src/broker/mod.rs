@@ -69,6 +69,8 @@ pub struct Broker {
     /// Metadata leader only: brokers it removed, and when (a broker still
     /// running when it is removed may ask to join before it hears of it).
     pub recently_removed: std::sync::Mutex<std::collections::HashMap<u32, std::time::Instant>>,
+    /// Bounded password hashing and refused passwords remembered.
+    pub login_guard: crate::auth::guard::LoginGuard,
     /// The data directory's storage id (see `Identity`).
     pub storage_id: u64,
 }
@@ -175,6 +177,7 @@ impl Broker {
             ready: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             recently_removed: Default::default(),
+            login_guard: Default::default(),
             storage_id,
         })
     }

@@ -5,6 +5,7 @@
 //! applied (`metadata::apply`).
 
 use super::{Broker, now_micros};
+use crate::auth::guard::Checked;
 use crate::auth::{self, Action, Permissions, ROOT_USER_ID, tokens};
 use crate::error::{Error, Result};
 use crate::metadata::apply::{USER_ACTIVE, USER_INACTIVE};
@@ -89,16 +90,14 @@ impl Broker {
             self.metadata.sync().await;
             user = self.metadata.read(|m| m.user_by_name(username).cloned());
         }
-        let user = user.ok_or(Error::InvalidCredentials)?;
-        let hash = user.password_hash.clone();
-        let password = password.to_string();
-        // Argon2 is deliberately slow: off the async workers.
-        let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-        if !verified {
+        // Argon2 is deliberately slow: bounded, off the async workers, and
+        // the same work for a name nobody has (auth::guard).
+        let stored = user.as_ref().map(|u| u.password_hash.as_str());
+        if self.login_guard.check(stored, password).await != Checked::Right {
+            tokio::time::sleep(auth::guard::REFUSAL_DELAY).await;
             return Err(Error::InvalidCredentials);
         }
+        let user = user.ok_or(Error::InvalidCredentials)?;
         if user.status != USER_ACTIVE {
             return Err(Error::UserInactive);
         }

@@ -121,8 +121,20 @@ pub async fn login_with_token_legacy(
     Ok(())
 }
 
+/// Log a refused login, at most once a second (a storm of them would
+/// fill the log), saying how many others there were meanwhile.
 fn refused(ctx: &Context<'_>, e: &Error) {
-    tracing::info!(client = ctx.session.client_id, address = %ctx.session.address, "login refused: {e}");
+    if let Some(others) = ctx
+        .broker
+        .login_guard
+        .log_refusal(std::time::Instant::now())
+    {
+        tracing::info!(
+            client = ctx.session.client_id,
+            address = %ctx.session.address,
+            "login refused: {e} ({others} other logins refused since the last such line)"
+        );
+    }
 }
 
 pub fn logout(ctx: &mut Context<'_>) {

@@ -142,6 +142,13 @@ pub struct Limits {
     pub max_request_size: String,
     /// Most concurrent client connections.
     pub max_connections: usize,
+    /// Most concurrent client connections from one IP address (well above
+    /// what one application host opens; a runaway or hostile one cannot
+    /// take every connection).
+    pub max_connections_per_address: usize,
+    /// A connection that has not logged in this long after it opened is
+    /// closed, e.g. `"30s"`.
+    pub login_timeout: String,
     /// Most bytes one poll reply reads, e.g. `"16 MiB"`.
     pub max_poll_size: String,
 }
@@ -191,6 +198,8 @@ impl Default for Config {
             limits: Limits {
                 max_request_size: "64 MiB".into(),
                 max_connections: 10_000,
+                max_connections_per_address: 1_000,
+                login_timeout: "30s".into(),
                 max_poll_size: "16 MiB".into(),
             },
             cluster: ClusterConfig::default(),
@@ -296,6 +305,7 @@ pub struct Effective {
     /// Lifetime of REST access tokens.
     pub http_token_lifetime: Duration,
     pub retention_interval: Duration,
+    pub login_timeout: Duration,
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
     pub max_poll_bytes: usize,
@@ -374,6 +384,16 @@ impl Config {
             byte_size("limits.max_poll_size", &self.limits.max_poll_size)? as usize;
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if self.limits.max_connections_per_address == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_address",
+                "must be at least 1",
+            ));
+        }
+        let login_timeout = duration("limits.login_timeout", &self.limits.login_timeout)?;
+        if login_timeout.is_zero() {
+            return Err(invalid("limits.login_timeout", "must be longer than zero"));
         }
         if !matches!(self.system.log_format.as_str(), "text" | "json") {
             return Err(invalid("system.log_format", "must be `text` or `json`"));
@@ -472,6 +492,7 @@ impl Config {
             quic_reload_interval,
             quic_max_idle_timeout,
             retention_interval,
+            login_timeout,
             fsync,
             max_request_bytes,
             max_poll_bytes,

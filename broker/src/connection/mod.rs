@@ -47,21 +47,46 @@ async fn serve_as<S>(
     let mut session = open_session(&broker, address, transport);
     let client_id = session.client_id;
 
-    let (reader, writer) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    let mut prefix = [0u8; PREFIX_BYTES];
-    if reader.read_exact(&mut prefix).await.is_ok() {
-        let legacy = crate::protocol::legacy::is_legacy_prefix(&prefix);
-        // Put the sniffed bytes back in front of the stream.
-        let reader = std::io::Cursor::new(prefix).chain(reader);
-        if legacy {
-            legacy::serve(&broker, &mut session, reader, writer, shutdown).await;
-        } else {
-            vsr::serve(&broker, &mut session, reader, writer, shutdown).await;
+    let served = async {
+        let (reader, writer) = tokio::io::split(stream);
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
+        let mut prefix = [0u8; PREFIX_BYTES];
+        if reader.read_exact(&mut prefix).await.is_ok() {
+            let legacy = crate::protocol::legacy::is_legacy_prefix(&prefix);
+            // Put the sniffed bytes back in front of the stream.
+            let reader = std::io::Cursor::new(prefix).chain(reader);
+            if legacy {
+                legacy::serve(&broker, &mut session, reader, writer, shutdown).await;
+            } else {
+                vsr::serve(&broker, &mut session, reader, writer, shutdown).await;
+            }
+        }
+    };
+    tokio::select! {
+        () = served => {}
+        () = login_deadline(&broker, client_id) => {
+            tracing::info!(
+                client_id, %address,
+                "closed a connection that did not log in within {:?} (limits.login_timeout)",
+                broker.effective.login_timeout
+            );
         }
     }
 
     close_session(&broker, client_id, transport);
+}
+
+/// Ends `limits.login_timeout` after the connection opened if the client
+/// has not logged in by then; never otherwise.
+async fn login_deadline(broker: &Broker, client_id: u32) {
+    tokio::time::sleep(broker.effective.login_timeout).await;
+    if broker
+        .clients
+        .get(client_id)
+        .is_some_and(|client| client.user_id.is_some())
+    {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Register a new client connection.

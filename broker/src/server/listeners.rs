@@ -2,6 +2,7 @@
 //! and QUIC. Each accept loop hands connections to `crate::connection`,
 //! stops accepting on shutdown, and then waits for its connections.
 
+use super::admission::Admission;
 use crate::broker::Broker;
 use crate::clients::Transport;
 use crate::config::TlsSettings;
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// A client that does not finish its TLS handshake in this time is dropped.
@@ -112,7 +113,7 @@ pub fn tls_acceptor(
 pub async fn accept_stream(
     broker: Arc<Broker>,
     listener: StreamListener,
-    connections: Arc<Semaphore>,
+    admission: Arc<Admission>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -129,9 +130,12 @@ pub async fn accept_stream(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%address, "connection limit reached; refusing");
-            continue;
+        let permit = match admission.admit(address.ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                tracing::warn!(%address, "refused a connection: {refused}");
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
@@ -226,7 +230,7 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
 pub async fn accept_quic(
     broker: Arc<Broker>,
     quic: QuicListener,
-    connections: Arc<Semaphore>,
+    admission: Arc<Admission>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -236,10 +240,13 @@ pub async fn accept_quic(
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let Some(incoming) = incoming else { break };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(address = %incoming.remote_address(), "connection limit reached; refusing");
-            incoming.refuse();
-            continue;
+        let permit = match admission.admit(incoming.remote_address().ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                tracing::warn!(address = %incoming.remote_address(), "refused a connection: {refused}");
+                incoming.refuse();
+                continue;
+            }
         };
         let broker = broker.clone();
         let shutdown = shutdown.clone();

@@ -2,6 +2,7 @@
 //! the group of one), serve until a shutdown signal, then stop accepting,
 //! let connections finish their current request, and flush every partition.
 
+mod admission;
 mod listeners;
 
 use crate::broker::Broker;
@@ -11,7 +12,6 @@ use listeners::Listener;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// How long connections get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -127,8 +127,11 @@ pub async fn run(
             broker.effective.retention_interval,
         )));
     }
-    // One connection limit across transports.
-    let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+    // One set of connection limits across transports.
+    let connections = admission::Admission::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_address,
+    );
     let (stop_connections, connection_shutdown) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
     for listener in [tcp, websocket].into_iter().flatten() {
