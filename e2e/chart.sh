@@ -394,7 +394,7 @@ annotated() {
     -o jsonpath='{.metadata.annotations.prometheus\.io/scrape} {.metadata.annotations.prometheus\.io/port}' | grep -qx 'true 3000'
 }
 eventually 60 "the headless Service carries prometheus.io/scrape and the HTTP port" annotated
-equal "and no PodMonitor" "" "$(kubectl get podmonitor -n "$NS" annotated-brokers -o name 2>/dev/null)"
+check "and no PodMonitor" none podmonitor -n "$NS" annotated-brokers
 if kubectl apply -n "$NS" -f - >/dev/null 2>"$prom_dir/cel.err" <<YAML
 apiVersion: iggy.rs/v1alpha1
 kind: IggyCluster
@@ -422,8 +422,8 @@ equal "helm history shows two revisions" 2 "$(helm history "$RELEASE" -n "$OPERA
 
 step "helm uninstall"
 check "helm uninstall" helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 120s
-equal "the operator Deployment is gone" "" "$(kubectl get deploy -n "$OPERATOR_NS" -o name 2>/dev/null)"
-equal "its ClusterRoles are gone" "" "$(kubectl get clusterrole $RELEASE $RELEASE-crds -o name 2>/dev/null)"
+check "the operator Deployment is gone" none deploy -n "$OPERATOR_NS"
+check "its ClusterRoles are gone" none clusterrole "$RELEASE" "$RELEASE-crds"
 check "the CRDs stay (they hold users' clusters)" kubectl get crd iggyclusters.iggy.rs iggytopics.iggy.rs
 check "the IggyCluster and its broker stay" kubectl get -n "$NS" iggycluster/$CLUSTER statefulset/$CLUSTER
 
@@ -443,7 +443,7 @@ YAML
 check "an IggyCluster in the watched namespace becomes Ready" \
   kubectl wait -n "$NS2" iggycluster/team --for=condition=Ready --timeout=180s
 check "helm uninstall (namespaced)" helm uninstall "$RELEASE" -n "$OPERATOR_NS" --wait --timeout 120s
-equal "its Roles are gone" "" "$(kubectl get role -n "$NS2" -o name 2>/dev/null)"
+check "its Roles are gone" none role -n "$NS2"
 
 step "cleaning up"
 kubectl delete namespace "$NS2" --wait=false >/dev/null 2>&1

@@ -21,6 +21,14 @@ step() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
 . "$ROOT/scripts/checks.sh"
 version=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | jq -r '.packages[] | select(.name=="iggy-operator") | .version')
 
+# Succeeds when `kubectl get ARGS` answers and lists nothing (an
+# unreachable API server is a failure, not an absence).
+none() {
+  local out
+  out=$(kubectl get "$@" -o name --ignore-not-found) || return 1
+  [ -z "$out" ] || { echo "still there: $out"; return 1; }
+}
+
 # The suite before this one may leave the operator's namespace terminating.
 wait_operator_namespace_gone() {
   if [ "$(kubectl get namespace "$OPERATOR_NS" -o jsonpath='{.status.phase}' 2>/dev/null)" = Terminating ]; then
