@@ -247,7 +247,7 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             &mut status.conditions,
             PROGRESSING,
             true,
-            "InterBrokerTLSSwitch",
+            "InterBrokerTLSSwitching",
             "switching inter-broker TLS: every broker accepts peers with and without it until \
              all run that, then every broker is restarted as asked",
             generation,
@@ -810,18 +810,23 @@ async fn switch_replica_tls(
     let next = replica_tls::next(wanted, current, rolled);
     tls::set_replica_tls(desired, previous, next);
     if current.is_some_and(|c| c != next) {
-        let note = match next {
-            ReplicaTls::Switching => {
-                "switching inter-broker TLS: rolling every broker to accept peers with and without it"
-            }
-            ReplicaTls::Required => {
-                "every broker accepts TLS peers: rolling them to require inter-broker TLS"
-            }
-            ReplicaTls::Off => {
-                "every broker accepts plain peers: rolling them to inter-broker TLS off"
-            }
+        // One reason per step: Events of one reason are aggregated into a
+        // series that keeps the first note.
+        let (reason, note) = match next {
+            ReplicaTls::Switching => (
+                "InterBrokerTLSSwitching",
+                "switching inter-broker TLS: rolling every broker to accept peers with and without it",
+            ),
+            ReplicaTls::Required => (
+                "InterBrokerTLSRequired",
+                "every broker accepts TLS peers: rolling them to require inter-broker TLS",
+            ),
+            ReplicaTls::Off => (
+                "InterBrokerTLSOff",
+                "every broker accepts plain peers: rolling them to inter-broker TLS off",
+            ),
         };
-        publish(ctx, cluster, "InterBrokerTLSSwitch", note).await;
+        publish(ctx, cluster, reason, note).await;
     }
     Ok(next)
 }
