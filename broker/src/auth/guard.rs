@@ -4,8 +4,8 @@
 //! dozens of clients retrying a wrong password used to keep every core
 //! busy hashing, so logged-in clients stalled and a right password took
 //! seconds. Here:
-//! - hashing runs off the async workers, at most [`LoginGuard::permits`]
-//!   checks at once (one per two cores), first come first served;
+//! - hashing runs off the async workers, at most one check per two cores
+//!   at once, first come first served;
 //! - a password just refused for a user is refused again for
 //!   [`REFUSED_FOR`] without hashing: repeating it costs nothing, and it
 //!   never delays a different (the right) password, which is checked as
@@ -38,7 +38,6 @@ const REMEMBERED: usize = 16_384;
 
 pub struct LoginGuard {
     hashing: Semaphore,
-    permits: usize,
     key: hmac::Key,
     refused: Mutex<Refused>,
     /// Checks under way, by fingerprint: a second identical one waits for
@@ -76,7 +75,6 @@ impl LoginGuard {
         let key_bytes: [u8; 32] = rand::random();
         Self {
             hashing: Semaphore::new(permits),
-            permits,
             key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
             refused: Mutex::default(),
             in_flight: Mutex::default(),
@@ -96,11 +94,6 @@ impl LoginGuard {
         }
         *last = Some(now);
         Some(std::mem::take(count))
-    }
-
-    /// Checks that may hash at once.
-    pub fn permits(&self) -> usize {
-        self.permits
     }
 
     /// Check `password` against `stored` (a PHC hash), or, for an unknown

@@ -51,16 +51,16 @@ impl Admission {
 
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Admitted, Refused> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let from_address = open.entry(address).or_default();
-        if *from_address >= self.per_address {
+        if open.get(&address).is_some_and(|n| *n >= self.per_address) {
             return Err(Refused::TooManyFromAddress(self.per_address));
         }
+        // Only an admitted address gets an entry (refusals leave none).
         let total = self
             .total
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refused::Full)?;
-        *from_address += 1;
+        *open.entry(address).or_default() += 1;
         Ok(Admitted {
             admission: self.clone(),
             address,
@@ -100,7 +100,9 @@ mod tests {
             Some(Refused::TooManyFromAddress(2))
         );
         let _third = admission.admit(b).unwrap();
-        assert_eq!(admission.admit(b).err(), Some(Refused::Full));
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        assert_eq!(admission.admit(c).err(), Some(Refused::Full));
+        assert!(!admission.open.lock().unwrap().contains_key(&c));
         drop(first);
         assert!(admission.admit(a).is_ok());
         assert!(admission.open.lock().unwrap().len() <= 2);

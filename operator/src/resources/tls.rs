@@ -183,22 +183,16 @@ pub fn set_replica_tls(
                 .into_iter()
                 .filter(|e| e.name.starts_with(REPLICA_TLS_ENV_PREFIX)),
         );
-        let mounts = broker.volume_mounts.get_or_insert_with(Vec::new);
-        if !mounts.iter().any(|m| m.name == TLS_VOLUME)
-            && let Some(mount) = previous_broker
-                .and_then(|c| c.volume_mounts.as_ref())
-                .and_then(|m| m.iter().find(|m| m.name == TLS_VOLUME))
-        {
-            mounts.push(mount.clone());
-        }
-        let volumes = pod.volumes.get_or_insert_with(Vec::new);
-        if !volumes.iter().any(|v| v.name == TLS_VOLUME)
-            && let Some(volume) = previous_pod
-                .and_then(|p| p.volumes.as_ref())
-                .and_then(|v| v.iter().find(|v| v.name == TLS_VOLUME))
-        {
-            volumes.push(volume.clone());
-        }
+        keep_named(
+            broker.volume_mounts.get_or_insert_with(Vec::new),
+            previous_broker.and_then(|c| c.volume_mounts.as_ref()),
+            |m| &m.name,
+        );
+        keep_named(
+            pod.volumes.get_or_insert_with(Vec::new),
+            previous_pod.and_then(|p| p.volumes.as_ref()),
+            |v| &v.name,
+        );
     }
     let env = broker.env.get_or_insert_with(Vec::new);
     env.retain(|e| e.name != REPLICA_TLS_PLAINTEXT_ENV);
@@ -207,6 +201,15 @@ pub fn set_replica_tls(
         value: Some("true".into()),
         ..Default::default()
     });
+}
+
+/// Add `earlier`'s item named [`TLS_VOLUME`] to `items` unless it has one.
+fn keep_named<T: Clone>(items: &mut Vec<T>, earlier: Option<&Vec<T>>, name: fn(&T) -> &String) {
+    if !items.iter().any(|i| name(i) == TLS_VOLUME)
+        && let Some(item) = earlier.and_then(|e| e.iter().find(|i| name(i) == TLS_VOLUME))
+    {
+        items.push(item.clone());
+    }
 }
 
 /// Whether the HTTP listener (and so the probes) speaks HTTPS.
