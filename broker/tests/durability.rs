@@ -1,45 +1,12 @@
-//! Durability: what a client was told is stored survives `kill -9`, and a
-//! segment cut mid-record recovers to its last whole record.
+//! Durability against process crashes: what a client was told is stored
+//! survives `kill -9`, and a segment cut mid-record recovers to its last
+//! whole record. (Machine crashes — power loss — are in power_loss.rs.)
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, id, messages, poll_all, send};
+use common::{TestBroker, create_stream_and_topic, poll_all, produce_until_stopped, send};
 use iggy::prelude::*;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Send batches of 100 to partition 0 of s/t until a send fails, recording
-/// every acknowledged id; returns once `at_least` are acknowledged, with the
-/// producer still running.
-async fn produce_until_stopped(
-    client: IggyClient,
-    at_least: usize,
-) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<u128>>>) {
-    let acked = Arc::new(Mutex::new(Vec::<u128>::new()));
-    let producer = {
-        let acked = acked.clone();
-        tokio::spawn(async move {
-            let (stream, topic) = (id("s"), id("t"));
-            let mut next: u128 = 1;
-            loop {
-                let mut batch = messages(next, 100);
-                let partitioning = Partitioning::partition_id(0);
-                let send = client.send_messages(&stream, &topic, &partitioning, &mut batch);
-                match tokio::time::timeout(Duration::from_secs(5), send).await {
-                    Ok(Ok(_)) => {
-                        acked.lock().unwrap().extend(next..next + 100);
-                        next += 100;
-                    }
-                    _ => return,
-                }
-            }
-        })
-    };
-    while acked.lock().unwrap().len() < at_least {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (producer, acked)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9_under_load() {
@@ -47,7 +14,7 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
     let client = broker.client().await;
     create_stream_and_topic(&client, "s", "t", 1).await;
 
-    let (producer, acked) = produce_until_stopped(client, 5_000).await;
+    let (producer, acked) = produce_until_stopped(client, "s", 1, 5_000).await;
     broker.kill9();
     producer.await.unwrap();
     let acked = acked.lock().unwrap().clone();
@@ -83,11 +50,13 @@ async fn acknowledged_messages_survive_kill_9_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_promptly_and_keeps_every_acknowledged_message() {
-    // fsync "never": only the shutdown's flush makes the data durable.
+    // fsync "never": nothing is synced while serving; the shutdown's flush
+    // is what would make the data survive a power cut (see power_loss.rs:
+    // kill -9 and SIGTERM both keep the page cache).
     let mut broker = TestBroker::start_with(&[("IGGY_TOPIC_FSYNC", "never")]);
     let client = broker.client().await;
     create_stream_and_topic(&client, "s", "t", 1).await;
-    let (producer, acked) = produce_until_stopped(client, 5_000).await;
+    let (producer, acked) = produce_until_stopped(client, "s", 1, 5_000).await;
     // The producer keeps sending while the broker shuts down.
     let (status, took) = tokio::task::block_in_place(|| broker.terminate());
     assert!(status.success(), "exit status {status}");

@@ -36,12 +36,25 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Create a directory (and its parents) and make its entry in the parent
-/// durable.
+/// Create a directory and any missing parents, and make every entry it
+/// created durable: each new directory's name is fsynced in its parent,
+/// from the deepest directory that already existed down (a crash can
+/// otherwise keep `a/b/c` in the cache but lose `b` from `a`).
 pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut existing = Some(dir);
+    while let Some(path) = existing.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        missing.push(path);
+        existing = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
     fs::create_dir_all(dir)?;
-    if let Some(parent) = dir.parent() {
-        fsync_dir(parent)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsync_dir(parent)?;
+        }
     }
     Ok(())
 }
@@ -58,5 +71,16 @@ mod tests {
         write_atomic(&path, b"second", true).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
         assert!(!path.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn create_dir_durable_makes_missing_parents_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
+        create_dir_durable(&dir.path().join("a/d")).unwrap();
+        assert!(dir.path().join("a/d").is_dir());
     }
 }

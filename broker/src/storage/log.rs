@@ -113,6 +113,9 @@ impl PartitionLog {
         }
         if segments.is_empty() {
             segments.push(Segment::create(dir, 0)?);
+            // The new segment's name, like every later one's, must be
+            // durable before anything appended to it can be.
+            super::fs::fsync_dir(dir)?;
         }
         let log = Self {
             dir: dir.to_path_buf(),

@@ -227,7 +227,7 @@ pub fn ensure_self_signed(
     let generated = rcgen::generate_simple_self_signed(names.to_vec())?;
     for path in [cert_path, key_path] {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::storage::fs::create_dir_durable(dir)?;
         }
     }
     crate::storage::fs::write_atomic(

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub struct TestBroker {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Where the data directory is, when not inside `dir`.
+    data: Option<PathBuf>,
     env: Vec<(String, String)>,
     pub address: SocketAddr,
     pub http_address: Option<SocketAddr>,
@@ -30,6 +32,16 @@ impl TestBroker {
 
     /// Start a broker with extra `IGGY_*` environment settings.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, env)
+    }
+
+    /// Start a broker whose data directory is `data` (e.g. on a test
+    /// filesystem); its log stays in a temporary directory.
+    pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_in(Some(data.to_owned()), env)
+    }
+
+    fn start_in(data: Option<PathBuf>, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let env = env
             .iter()
@@ -38,6 +50,7 @@ impl TestBroker {
         let mut broker = Self {
             child: None,
             dir,
+            data,
             env,
             address: "127.0.0.1:0".parse().unwrap(),
             http_address: None,
@@ -49,7 +62,9 @@ impl TestBroker {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     fn spawn(&mut self) {
@@ -281,6 +296,51 @@ pub async fn send(
         .send_messages(&id(stream), &id(topic), partitioning, &mut batch)
         .await
         .unwrap()
+}
+
+/// Send batches of 100 to partition 0 of `stream`/t until a send fails,
+/// recording every acknowledged id; returns once `at_least` are
+/// acknowledged, with the producer still running. Ids start at `first_id`.
+pub async fn produce_until_stopped(
+    client: IggyClient,
+    stream: &str,
+    first_id: u128,
+    at_least: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Vec<u128>>>,
+) {
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u128>::new()));
+    let progress = std::sync::Arc::new(tokio::sync::Notify::new());
+    let producer = {
+        let (acked, progress) = (acked.clone(), progress.clone());
+        let stream = id(stream);
+        tokio::spawn(async move {
+            let topic = id("t");
+            let mut next = first_id;
+            loop {
+                let mut batch = messages(next, 100);
+                let partitioning = Partitioning::partition_id(0);
+                let send = client.send_messages(&stream, &topic, &partitioning, &mut batch);
+                match tokio::time::timeout(Duration::from_secs(5), send).await {
+                    Ok(Ok(_)) => {
+                        acked.lock().unwrap().extend(next..next + 100);
+                        next += 100;
+                        progress.notify_one();
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    loop {
+        let notified = progress.notified();
+        if acked.lock().unwrap().len() >= at_least {
+            return (producer, acked);
+        }
+        assert!(!producer.is_finished(), "the producer stopped early");
+        let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+    }
 }
 
 /// Every (offset, id) of a partition, read from offset 0 in pages of 1000.

@@ -1,0 +1,197 @@
+//! Power loss: the broker's data directory is on a filesystem that keeps
+//! unsynced writes in memory (`powercut-fs`), the broker is `kill -9`ed
+//! under load and then the power is cut — everything not fsynced is gone,
+//! and writes in flight may be torn. Unlike `kill -9` alone (the page
+//! cache survives it), this fails when an fsync is missing: with
+//! `fsync = never` the same run loses acknowledged messages.
+
+mod common;
+
+use common::{TestBroker, create_stream_and_topic, poll_all, produce_until_stopped};
+use iggy::prelude::*;
+use powercut_fs::{Cut, PowerCutFs};
+use std::collections::HashSet;
+
+/// A broker whose data directory is on a power-cut filesystem. Fields drop
+/// in order: the broker stops before the filesystem is unmounted, which
+/// happens before its mount point is removed.
+struct OnPowerCutFs {
+    broker: TestBroker,
+    fs: PowerCutFs,
+    _mountpoint: tempfile::TempDir,
+}
+
+impl OnPowerCutFs {
+    fn start(fsync: &str) -> Self {
+        let mountpoint = tempfile::tempdir().unwrap();
+        let fs = PowerCutFs::mount(mountpoint.path()).expect("mount powercut-fs (root, /dev/fuse)");
+        let broker = TestBroker::start_on(
+            &mountpoint.path().join("data"),
+            &[("IGGY_TOPIC_FSYNC", fsync)],
+        );
+        Self {
+            broker,
+            fs,
+            _mountpoint: mountpoint,
+        }
+    }
+
+    /// Cut the power under the (stopped) broker and start it again.
+    fn cut_and_restart(&mut self, cut: Cut) -> powercut_fs::CutReport {
+        let report = self.fs.power_cut(cut).unwrap();
+        self.broker.start_again();
+        report
+    }
+}
+
+/// Ids of acknowledged messages missing from partition 0 of `stream`/t;
+/// asserts the partition's offsets are dense.
+async fn missing(client: &IggyClient, stream: &str, acked: &[u128]) -> usize {
+    let stored = poll_all(client, stream, "t", 0).await;
+    assert!(
+        stored.iter().enumerate().all(|(i, (o, _))| *o == i as u64),
+        "offsets are dense"
+    );
+    let stored: HashSet<u128> = stored.into_iter().map(|(_, id)| id).collect();
+    acked.iter().filter(|id| !stored.contains(id)).count()
+}
+
+fn consumer() -> Consumer {
+    Consumer::new(Identifier::named("reader").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fsync_always_everything_acknowledged_survives_power_cuts() {
+    const CUTS: u64 = 4;
+    let mut node = OnPowerCutFs::start("always");
+    let mut acked: Vec<u128> = Vec::new();
+    let mut stored_offset = None;
+    let mut unsynced_at_cuts = 0;
+    for round in 0..CUTS {
+        let client = node.broker.client().await;
+        // Metadata changes of every kind, each acknowledged before the cut.
+        create_stream_and_topic(&client, &format!("s{round}"), "t", 1).await;
+        client
+            .create_user(
+                &format!("user{round}"),
+                &format!("secret-{round}"),
+                UserStatus::Active,
+                None,
+            )
+            .await
+            .unwrap();
+        if round > 0 {
+            let offset = acked.len() as u64 / 2;
+            client
+                .store_consumer_offset(&consumer(), &id("s0"), &id("t"), Some(0), offset)
+                .await
+                .unwrap();
+            stored_offset = Some(offset);
+        }
+        // Messages, cut off mid-stream.
+        let first_id = acked.len() as u128 + 1;
+        let (producer, acked_now) = produce_until_stopped(client, "s0", first_id, 2_000).await;
+        node.broker.kill9();
+        producer.await.unwrap();
+        acked.extend(acked_now.lock().unwrap().iter());
+        unsynced_at_cuts += node.fs.unsynced_bytes();
+        let report = node.cut_and_restart(Cut::Torn { seed: round });
+        eprintln!("cut {round}: {report:?}");
+
+        let client = node.broker.client().await;
+        assert_eq!(
+            missing(&client, "s0", &acked).await,
+            0,
+            "acknowledged messages lost at cut {round}"
+        );
+        for earlier in 0..=round {
+            assert!(
+                common::topic(&client, &format!("s{earlier}"), "t")
+                    .await
+                    .is_some(),
+                "stream s{earlier} and its topic survive cut {round}"
+            );
+            let user = node
+                .broker
+                .anonymous_client()
+                .await
+                .login_user(&format!("user{earlier}"), &format!("secret-{earlier}"))
+                .await;
+            assert!(user.is_ok(), "user{earlier} logs in after cut {round}");
+        }
+        if let Some(offset) = stored_offset {
+            let stored = client
+                .get_consumer_offset(&consumer(), &id("s0"), &id("t"), Some(0))
+                .await
+                .unwrap()
+                .expect("the stored offset survives");
+            assert_eq!(stored.stored_offset, offset);
+        }
+    }
+    assert!(
+        unsynced_at_cuts > 0,
+        "the cuts threw something away (else this test could not fail)"
+    );
+    // The partition takes writes again after the last cut.
+    let client = node.broker.client().await;
+    let before = poll_all(&client, "s0", "t", 0).await.len();
+    common::send(
+        &client,
+        "s0",
+        "t",
+        &Partitioning::partition_id(0),
+        1 << 40,
+        10,
+    )
+    .await;
+    assert_eq!(poll_all(&client, "s0", "t", 0).await.len(), before + 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fsync_never_a_power_cut_loses_acknowledged_messages() {
+    let mut node = OnPowerCutFs::start("never");
+    let client = node.broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    let (producer, acked) = produce_until_stopped(client, "s", 1, 2_000).await;
+    node.broker.kill9();
+    producer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let report = node.cut_and_restart(Cut::LoseUnsynced);
+    assert!(report.bytes_lost > 0, "{report:?}");
+
+    let client = node.broker.client().await;
+    assert!(
+        common::topic(&client, "s", "t").await.is_some(),
+        "metadata is fsynced whatever the topic's policy"
+    );
+    let lost = missing(&client, "s", &acked).await;
+    assert!(
+        lost > 0,
+        "fsync = never loses what was only in the page cache ({} acknowledged)",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fsync_never_a_clean_shutdown_still_makes_everything_durable() {
+    let mut node = OnPowerCutFs::start("never");
+    let client = node.broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    let (producer, acked) = produce_until_stopped(client, "s", 1, 2_000).await;
+    let (status, _) = tokio::task::block_in_place(|| node.broker.terminate());
+    assert!(status.success(), "exit status {status}");
+    producer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    node.cut_and_restart(Cut::LoseUnsynced);
+
+    let client = node.broker.client().await;
+    assert_eq!(
+        missing(&client, "s", &acked).await,
+        0,
+        "the shutdown flush synced every acknowledged message"
+    );
+}
+
+fn id(name: &str) -> Identifier {
+    Identifier::named(name).unwrap()
+}
