@@ -205,3 +205,45 @@ async fn a_topic_created_persisted_is_fsynced_even_when_the_broker_is_not() {
         "one fsync for the persisted batch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_metadata_files_are_reported_and_recovered_or_named() {
+    let mut broker = TestBroker::start();
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    broker.kill9();
+
+    // The identity file: recovered (a new storage id, as after a new disk).
+    let identity = broker.data_dir().join("identity.json");
+    std::fs::write(&identity, b"{\"cluster\": nul").unwrap();
+    broker.start_again();
+    assert!(
+        broker.log().contains("damaged identity file"),
+        "the damage is reported"
+    );
+    let client = broker.client().await;
+    assert!(common::topic(&client, "s", "t").await.is_some());
+    let rewritten: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&identity).unwrap()).unwrap();
+    assert!(rewritten["storage_id"].as_u64().unwrap() > 0);
+    broker.kill9();
+
+    // The vote: the broker refuses to start, naming the file and the way out.
+    let vote = broker.data_dir().join("metadata/vote");
+    let saved = std::fs::read(&vote).unwrap();
+    std::fs::write(&vote, b"\x00garbage").unwrap();
+    let refused = broker
+        .try_start_again()
+        .expect_err("a damaged vote stops start-up");
+    assert!(refused.contains("metadata/vote"), "{refused}");
+    assert!(
+        refused.contains("move this broker's data directory away"),
+        "{refused}"
+    );
+
+    // Restored, everything is back.
+    std::fs::write(&vote, saved).unwrap();
+    broker.start_again();
+    let client = broker.client().await;
+    assert!(common::topic(&client, "s", "t").await.is_some());
+}

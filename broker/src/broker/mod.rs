@@ -101,8 +101,10 @@ impl Broker {
         let partitions = Arc::new(PartitionRegistry::new(node_id, Layout::new(&data)));
         let state: SharedState = Arc::new(RwLock::new(MetadataState::default()));
         let raft_dir = data.join("metadata");
-        let state_machine = StateMachine::open(&raft_dir, state.clone(), partitions.clone())?;
-        let (log_store, _) = LogStore::open(&raft_dir)?;
+        let state_machine = StateMachine::open(&raft_dir, state.clone(), partitions.clone())
+            .map_err(|e| unreadable_metadata(&raft_dir, e))?;
+        let (log_store, _) =
+            LogStore::open(&raft_dir).map_err(|e| unreadable_metadata(&raft_dir, e))?;
         let pristine = log_store.is_pristine();
 
         let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
@@ -452,25 +454,53 @@ fn is_not_found(e: &Error) -> bool {
 
 /// Refuse a data directory made for another cluster or node: opening it
 /// would merge two histories.
+/// The error a broker stops with when its metadata (vote, log, snapshot)
+/// cannot be read: starting without it could make this broker vote twice
+/// in a term or forget what it acknowledged, so it says what is wrong and
+/// how to recover instead.
+fn unreadable_metadata(dir: &std::path::Path, e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot read the metadata in {}: {e}. The broker does not start without it. \
+         In a cluster, move this broker's data directory away and start it again: \
+         it rejoins empty and copies the metadata and its partitions from its peers. \
+         A standalone broker needs the file restored from a backup.",
+        dir.display()
+    )
+}
+
 /// Check that the data directory belongs to this broker (recording its
 /// identity on first use); returns the directory's storage id.
 fn check_identity(
     data: &std::path::Path,
     cluster: Option<&ClusterSettings>,
 ) -> anyhow::Result<u64> {
-    let mut expected = Identity {
+    let expected = Identity {
         cluster: cluster.map(|c| c.name.clone()),
         node_id: cluster.map_or(0, |c| c.node_id),
         storage_id: 0,
     };
     let path = data.join("identity.json");
+    let new_identity = |mut expected: Identity| -> anyhow::Result<u64> {
+        expected.storage_id = rand::random::<u64>().max(1);
+        crate::storage::fs::write_atomic(&path, &serde_json::to_vec(&expected)?, true)?;
+        Ok(expected.storage_id)
+    };
     let mut found: Identity = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            expected.storage_id = rand::random::<u64>().max(1);
-            crate::storage::fs::write_atomic(&path, &serde_json::to_vec(&expected)?, true)?;
-            return Ok(expected.storage_id);
-        }
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(found) => found,
+            Err(e) => {
+                // Written atomically, so only outside damage gets here. A new
+                // storage id is the safe recovery: peers treat this broker
+                // as one that lost its disk until it has copied the logs
+                // again (see `MetadataCommand::RegisterNode`).
+                tracing::error!(
+                    path = %path.display(),
+                    "damaged identity file ({e}): writing a new one; this broker rejoins as if its disk were new"
+                );
+                return new_identity(expected);
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return new_identity(expected),
         Err(e) => return Err(e.into()),
     };
     if (&found.cluster, found.node_id) != (&expected.cluster, expected.node_id) {

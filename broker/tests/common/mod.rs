@@ -72,6 +72,18 @@ impl TestBroker {
     }
 
     fn spawn_with_args(&mut self, args: &[&str]) {
+        if let Err(e) = self.try_spawn(args) {
+            panic!("iggy-broker {e}");
+        }
+    }
+
+    /// Start the broker again; `Err` with its log if it exits during
+    /// start-up.
+    pub fn try_start_again(&mut self) -> Result<(), String> {
+        self.try_spawn(&[])
+    }
+
+    fn try_spawn(&mut self, args: &[&str]) -> Result<(), String> {
         let data = self.data_dir();
         let runtime_config = data.join("runtime").join("current_config.toml");
         let _ = std::fs::remove_file(&runtime_config);
@@ -108,11 +120,18 @@ impl TestBroker {
             command.env(k, v);
         }
         self.child = Some(command.spawn().expect("start iggy-broker"));
-        let bound = wait_for_addresses(&runtime_config, self.child.as_mut().unwrap());
+        let bound = match wait_for_addresses(&runtime_config, self.child.as_mut().unwrap()) {
+            Ok(bound) => bound,
+            Err(status) => {
+                self.child = None;
+                return Err(format!("exited during start-up: {status}\n{}", self.log()));
+            }
+        };
         self.address = bound.tcp;
         self.http_address = bound.http;
         self.quic_address = bound.quic;
         self.websocket_address = bound.websocket;
+        Ok(())
     }
 
     /// `kill -9` the broker: no shutdown code runs.
@@ -201,11 +220,14 @@ struct Bound {
     http: Option<SocketAddr>,
 }
 
-fn wait_for_addresses(runtime_config: &Path, child: &mut Child) -> Bound {
+fn wait_for_addresses(
+    runtime_config: &Path,
+    child: &mut Child,
+) -> Result<Bound, std::process::ExitStatus> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("iggy-broker exited during start-up: {status}");
+            return Err(status);
         }
         if let Ok(text) = std::fs::read_to_string(runtime_config)
             && let Ok(value) = text.parse::<toml::Table>()
@@ -221,12 +243,12 @@ fn wait_for_addresses(runtime_config: &Path, child: &mut Child) -> Bound {
                     .and_then(|a| a.as_str())
                     .map(|a| a.parse().unwrap())
             };
-            return Bound {
+            return Ok(Bound {
                 tcp: address.parse().unwrap(),
                 quic: listener("quic"),
                 websocket: listener("websocket"),
                 http: listener("http"),
-            };
+            });
         }
         assert!(Instant::now() < deadline, "broker did not start in time");
         std::thread::sleep(Duration::from_millis(20));

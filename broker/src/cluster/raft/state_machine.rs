@@ -53,8 +53,7 @@ impl SnapshotFile {
         let len =
             u32::from_le_bytes(bytes.get(..4).ok_or_else(corrupt)?.try_into().expect("4")) as usize;
         let meta_bytes = bytes.get(4..4 + len).ok_or_else(corrupt)?;
-        let meta: SnapshotMetaData =
-            serde_json::from_slice(meta_bytes).map_err(io::Error::other)?;
+        let meta: SnapshotMetaData = serde_json::from_slice(meta_bytes).map_err(|_| corrupt())?;
         Ok(Some((meta, bytes[4 + len..].to_vec())))
     }
 
