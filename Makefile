@@ -15,12 +15,13 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench chaos build release k8s-up k8s-down
+.PHONY: fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench chaos build release k8s-up k8s-down
 
 test: fmt-check lint crd-check chart-check unit-and-integration e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path broker/fuzz/Cargo.toml -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -86,6 +87,17 @@ demo-local: release
 
 bench: release
 	scripts/bench.sh
+
+# Every decoder of outside bytes under libFuzzer (broker/fuzz, nightly):
+# `make fuzz-short` runs each target for 20 s from the committed corpus
+# (not yet part of make test: its cold nightly build is being measured);
+# `make fuzz` for FUZZ_SECONDS (default 1800) each, merging new inputs into
+# the corpus; results go in docs/fuzzing.md.
+fuzz-short:
+	scripts/fuzz.sh 20
+
+fuzz:
+	scripts/fuzz.sh $${FUZZ_SECONDS:-1800} --keep
 
 # The long runs of the fault checker and of membership churn (make test
 # runs 4 rounds of faults and 6 of churn, seed 1): SEED, ROUNDS and

@@ -57,11 +57,9 @@ pub fn stored_offset(ctx: &Context<'_>, key: PartitionKey, consumer: &ConsumerKe
     })
 }
 
-pub async fn send_messages(
-    ctx: &mut Context<'_>,
-    body: &mut [u8],
-    out: &mut BytesMut,
-) -> Result<()> {
+/// A SendMessages body `[metadata length u32][metadata][batch record]`:
+/// the decoded metadata and the (not yet validated) batch record.
+pub fn split_send_body(body: &mut [u8]) -> Result<(SendMessagesHeader, &mut [u8])> {
     if body.len() < 4 {
         return Err(Error::InvalidFormat("send_messages body too short".into()));
     }
@@ -74,8 +72,16 @@ pub async fn send_messages(
     if consumed != metadata_len {
         return Err(Error::InvalidFormat("metadata length mismatch".into()));
     }
+    Ok((header, &mut body[batch_start..]))
+}
+
+pub async fn send_messages(
+    ctx: &mut Context<'_>,
+    body: &mut [u8],
+    out: &mut BytesMut,
+) -> Result<()> {
+    let (header, record) = split_send_body(body)?;
     ctx.authorize_topic(&header.stream_id, &header.topic_id, Action::SendMessages)?;
-    let record = &mut body[batch_start..];
     batch::validate_incoming(record, header.messages_count)?;
 
     let broker = ctx.broker;

@@ -24,6 +24,8 @@ pub mod topic_options;
 mod topics;
 mod users;
 
+pub use messages::split_send_body;
+
 use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
 use crate::broker::users::check_permission;

@@ -671,19 +671,7 @@ async fn send_messages(
     Path((stream_id, topic_id)): Path<(String, String)>,
     Json(body): Json<SendMessages>,
 ) -> ApiResult<StatusCode> {
-    let mut messages = body
-        .batch
-        .iter()
-        .map(|view| {
-            let builder = IggyMessage::builder()
-                .id(view.header().id())
-                .payload(bytes::Bytes::copy_from_slice(view.payload()));
-            match view.user_headers_map()? {
-                Some(headers) => builder.user_headers(headers).build(),
-                None => builder.build(),
-            }
-        })
-        .collect::<Result<Vec<_>, IggyError>>()?;
+    let mut messages = messages_of(&body)?;
     caller
         .client
         .send_messages(
@@ -694,6 +682,23 @@ async fn send_messages(
         )
         .await?;
     Ok(StatusCode::CREATED)
+}
+
+/// The messages of a SendMessages body (payloads base64 in the JSON), with
+/// their ids and user headers checked.
+pub fn messages_of(body: &SendMessages) -> Result<Vec<IggyMessage>, IggyError> {
+    body.batch
+        .iter()
+        .map(|view| {
+            let builder = IggyMessage::builder()
+                .id(view.header().id())
+                .payload(bytes::Bytes::copy_from_slice(view.payload()));
+            match view.user_headers_map()? {
+                Some(headers) => builder.user_headers(headers).build(),
+                None => builder.build(),
+            }
+        })
+        .collect()
 }
 
 async fn store_offset(

@@ -11,6 +11,8 @@ mod cluster;
 mod inprocess;
 mod tls;
 
+pub use api::messages_of;
+
 use crate::broker::Broker;
 use axum::Router;
 use axum::extract::State;

@@ -27,6 +27,21 @@ use iggy_binary_protocol_010::message_layout::{WIRE_MESSAGE_HEADER_SIZE, WIRE_ME
 const POLL_PREFIX_BYTES: usize = 16;
 
 pub async fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> Result<()> {
+    reencode_send(body, &mut scratch.request)?;
+    scratch.reply.clear();
+    // 0.10 clients ignore the reply body; the confirmations are dropped.
+    super::dispatch_011(
+        ctx,
+        SEND_MESSAGES_CODE,
+        &mut scratch.request,
+        &mut scratch.reply,
+    )
+    .await
+}
+
+/// Re-encode a 0.10 SendMessages body as a 0.11 one in `out`: every
+/// message is checked against its declared lengths and count first.
+pub fn reencode_send(body: &[u8], out: &mut BytesMut) -> Result<()> {
     let short = || Error::InvalidFormat("legacy send_messages body is truncated".into());
     let metadata_len = u32::from_le_bytes(body.get(0..4).ok_or_else(short)?.try_into().expect("4"));
     let messages_start = 4usize
@@ -64,23 +79,15 @@ pub async fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> 
     if raw.len() != header.messages_count as usize || consumed != messages.len() {
         return Err(Error::InvalidMessagesCount);
     }
-    scratch.request.clear();
+    out.clear();
     SendMessagesEncoder::encode(
-        &mut scratch.request,
+        out,
         &header.stream_id,
         &header.topic_id,
         &header.partitioning,
         &raw,
     )?;
-    scratch.reply.clear();
-    // 0.10 clients ignore the reply body; the confirmations are dropped.
-    super::dispatch_011(
-        ctx,
-        SEND_MESSAGES_CODE,
-        &mut scratch.request,
-        &mut scratch.reply,
-    )
-    .await
+    Ok(())
 }
 
 pub async fn poll(

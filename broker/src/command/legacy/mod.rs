@@ -22,6 +22,8 @@ mod messages;
 mod replies;
 mod topics;
 
+pub use messages::reencode_send;
+
 use super::login::{login_user_legacy, login_with_token_legacy, logout};
 use super::table::{Command, Legacy};
 use super::{Context, dispatch as dispatch_011};

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Fuzz every target in broker/fuzz for SECONDS each (first argument,
+# default 1800), starting from the committed corpus. New inputs go to a
+# scratch directory (pass --keep to merge them into the committed corpus);
+# a crash stops the run, leaves its input in broker/fuzz/artifacts/<target>/
+# and fails. Needs the nightly toolchain (installed here) and cargo-fuzz
+# (installed on first use, pinned).
+#
+#   scripts/fuzz.sh 20            # the short run make test does
+#   scripts/fuzz.sh 1800 --keep   # the long run recorded in docs/fuzzing.md
+set -euo pipefail
+seconds=${1:-1800}
+keep=${2:-}
+cd "$(dirname "$0")/../broker/fuzz"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+cargo +nightly fuzz build -O
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for target in $(cargo +nightly fuzz list); do
+  mkdir -p "$scratch/$target" "artifacts/$target"
+  echo "== $target: ${seconds}s"
+  log="$scratch/$target.log"
+  if ! cargo +nightly fuzz run -O "$target" "$scratch/$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -artifact_prefix="artifacts/$target/" -print_final_stats=1 \
+    >"$log" 2>&1; then
+    tail -40 "$log"
+    echo "FAILED: $target (an input that breaks it is in broker/fuzz/artifacts/$target/)"
+    exit 1
+  fi
+  grep -E '^stat::(number_of_executed_units|new_units_added)|^Done ' "$log" || true
+  if [ "$keep" = "--keep" ] && [ -n "$(ls -A "$scratch/$target")" ]; then
+    cp -n "$scratch/$target"/* "corpus/$target/"
+    cargo +nightly fuzz cmin -O "$target" "corpus/$target" >/dev/null 2>&1
+  fi
+done
+echo "fuzzing: every target ran ${seconds}s without a failure"
