@@ -48,9 +48,11 @@ pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
         existing = path.parent();
     }
     if missing.is_empty() {
-        return Ok(());
+        // It may have been created by a run that died before the sync.
+        missing.push(dir);
+    } else {
+        fs::create_dir_all(dir)?;
     }
-    fs::create_dir_all(dir)?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsync_dir(parent)?;
