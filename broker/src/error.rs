@@ -101,6 +101,11 @@ pub enum Error {
     ConsumerGroupPartitionNotOwned(u32),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
+    /// A write the data directory cannot take now: the filesystem is full
+    /// down to the reserve, read-only or failing (`storage::space`).
+    /// Nothing was written; reads go on.
+    #[error("cannot save {kind}: {reason}")]
+    CannotSave { kind: SaveKind, reason: String },
     /// A metadata command the replicated state machine rejected: the same
     /// code on every broker.
     #[error("{message}")]
@@ -129,6 +134,24 @@ pub enum Error {
     /// than the topic's minimum are in sync. Safe to retry anywhere.
     #[error("not enough replicas: {0}")]
     NotEnoughReplicas(String),
+}
+
+/// What a refused write would have saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveKind {
+    /// A producer's batch or a follower's copy of one.
+    Messages,
+    /// A metadata change (stream, topic, user, offset, ...).
+    Metadata,
+}
+
+impl std::fmt::Display for SaveKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SaveKind::Messages => "messages",
+            SaveKind::Metadata => "a metadata change",
+        })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -192,6 +215,15 @@ impl Error {
             // the log says why.
             Error::Io(_) | Error::PartitionUnavailable(_) => 1,
             Error::InvalidReplicaSet(_) => 2018,
+            // `CannotSaveMessagesToSegment`, `CannotWriteToFile`.
+            Error::CannotSave {
+                kind: SaveKind::Messages,
+                ..
+            } => 4006,
+            Error::CannotSave {
+                kind: SaveKind::Metadata,
+                ..
+            } => 10006,
             // Nothing was appended: the SDK retries, re-checking the roster.
             Error::StaleLeaderEpoch { .. } | Error::NotEnoughReplicas(_) => 58,
         }
@@ -373,6 +405,20 @@ mod tests {
                 IggyError::ConsumerGroupPartitionNotOwned(0, 0),
             ),
             (Error::Io(io::Error::other("x")), IggyError::Error),
+            (
+                Error::CannotSave {
+                    kind: SaveKind::Messages,
+                    reason: String::new(),
+                },
+                IggyError::CannotSaveMessagesToSegment,
+            ),
+            (
+                Error::CannotSave {
+                    kind: SaveKind::Metadata,
+                    reason: String::new(),
+                },
+                IggyError::CannotWriteToFile,
+            ),
         ];
         for (ours, upstream) in pairs {
             assert_eq!(ours.code(), upstream.as_code(), "{ours:?} vs {upstream:?}");

@@ -37,6 +37,10 @@ pub struct Metrics {
     /// Space of the filesystem holding the data directory.
     pub filesystem_avail: IntGauge,
     pub filesystem_size: IntGauge,
+    /// Space kept free: sends are refused below it.
+    pub storage_reserved: IntGauge,
+    /// 0 while the data directory refuses writes (read-only, I/O errors).
+    pub storage_writable: IntGauge,
     /// Expiry (Unix seconds) of the certificate each TLS listener serves.
     certificate_not_after: IntGaugeVec,
     /// The metadata group's leader as this broker sees it (-1: none).
@@ -177,6 +181,16 @@ impl Default for Metrics {
                 "iggy_broker_filesystem_size_bytes",
                 "Size of the data directory's filesystem",
             ),
+            storage_reserved: gauge(
+                &registry,
+                "iggy_broker_storage_reserved_bytes",
+                "Space kept free on the data directory's filesystem; sends are refused when less is available",
+            ),
+            storage_writable: gauge(
+                &registry,
+                "iggy_broker_storage_writable",
+                "1 while the data directory takes writes, 0 while it is read-only or failing",
+            ),
             certificate_not_after: {
                 let g = IntGaugeVec::new(
                     Opts::new(
@@ -264,22 +278,14 @@ impl Metrics {
         self.certificates.lock().expect("metrics lock").clone()
     }
 
-    /// Update the certificate and filesystem gauges.
-    pub fn refresh_system(&self, data_dir: &std::path::Path) {
+    /// Update the certificate gauges.
+    pub fn refresh_certificates(&self) {
         for (listener, certificates) in self.certificates.lock().expect("metrics lock").iter() {
             if let Some(not_after) = certificates.not_after() {
                 self.certificate_not_after
                     .with_label_values(&[*listener])
                     .set(not_after);
             }
-        }
-        match rustix::fs::statvfs(data_dir) {
-            Ok(fs) => {
-                let block = fs.f_frsize as i64;
-                self.filesystem_avail.set(fs.f_bavail as i64 * block);
-                self.filesystem_size.set(fs.f_blocks as i64 * block);
-            }
-            Err(e) => tracing::debug!(path = %data_dir.display(), "statvfs: {e}"),
         }
     }
 

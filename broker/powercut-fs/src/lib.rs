@@ -14,7 +14,7 @@
 mod fuse;
 mod volume;
 
-pub use volume::{Cut, CutReport};
+pub use volume::{Cut, CutReport, libc_errno};
 
 use fuser::{BackgroundSession, Config, MountOption};
 use std::io;
@@ -74,6 +74,16 @@ impl PowerCutFs {
             .power_cut(cut);
         self.session = Some(self.spawn()?);
         Ok(report)
+    }
+
+    /// Fail every change from now on with `errno` (e.g. `EIO`, `EROFS`) —
+    /// a disk that stops taking writes while reads go on — or, with `None`,
+    /// take writes again. Nothing already written is lost.
+    pub fn fail_writes(&self, errno: Option<i32>) {
+        self.volume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_failing(errno);
     }
 
     /// Bytes written to files but not fsynced yet.

@@ -106,6 +106,8 @@ impl Inode {
 pub struct Volume {
     inodes: HashMap<u64, Inode>,
     next_ino: u64,
+    /// Set: every change fails with this errno (a failing disk).
+    failing: Option<Errno>,
 }
 
 impl Default for Volume {
@@ -115,6 +117,7 @@ impl Default for Volume {
         Self {
             inodes,
             next_ino: ROOT + 1,
+            failing: None,
         }
     }
 }
@@ -199,6 +202,17 @@ impl Volume {
             .ok_or(libc_errno::ENOENT)
     }
 
+    /// Make every change (create, remove, rename, write, truncate, sync)
+    /// fail with `errno` — a disk gone read-only or failing — or, with
+    /// `None`, work again. Reads keep working.
+    pub fn set_failing(&mut self, errno: Option<Errno>) {
+        self.failing = errno;
+    }
+
+    fn check_writable(&self) -> Result<(), Errno> {
+        self.failing.map_or(Ok(()), Err)
+    }
+
     /// Create a file or directory; `Ok((ino, false))` if a file of that name
     /// exists already and `exclusive` is off.
     pub fn create(
@@ -209,6 +223,7 @@ impl Volume {
         perm: u16,
         exclusive: bool,
     ) -> Result<(u64, bool), Errno> {
+        self.check_writable()?;
         if let Some(&existing) = self.dir(parent)?.entries.get(name) {
             let existing_is_file = self.inodes[&existing].kind() == Kind::File;
             return if exclusive || kind == Kind::Dir || !existing_is_file {
@@ -235,6 +250,7 @@ impl Volume {
     /// Remove a name: a file (`kind` File) or an empty directory (`kind`
     /// Dir). The inode stays: a durable entry may still name it.
     pub fn remove(&mut self, parent: u64, name: &OsStr, kind: Kind) -> Result<(), Errno> {
+        self.check_writable()?;
         let ino = self.lookup(parent, name)?;
         match (&self.inodes[&ino].body, kind) {
             (Body::File(_), Kind::Dir) => return Err(libc_errno::ENOTDIR),
@@ -257,6 +273,7 @@ impl Volume {
         new_name: &OsStr,
         no_replace: bool,
     ) -> Result<(), Errno> {
+        self.check_writable()?;
         let ino = self.lookup(parent, name)?;
         self.dir(new_parent)?;
         if let Some(&target) = self.dir(new_parent)?.entries.get(new_name) {
@@ -285,6 +302,7 @@ impl Volume {
     }
 
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        self.check_writable()?;
         let file = self.file_mut(ino)?;
         let op = Pending::Write {
             offset,
@@ -296,6 +314,7 @@ impl Volume {
     }
 
     pub fn set_len(&mut self, ino: u64, len: u64) -> Result<(), Errno> {
+        self.check_writable()?;
         let file = self.file_mut(ino)?;
         let op = Pending::SetLen(len);
         apply(&mut file.current, &op);
@@ -323,6 +342,7 @@ impl Volume {
 
     /// `fsync` of a file (its bytes) or of a directory (its entries).
     pub fn sync(&mut self, ino: u64) -> Result<(), Errno> {
+        self.check_writable()?;
         match self.inodes.get_mut(&ino).map(|inode| &mut inode.body) {
             Some(Body::File(file)) => {
                 for op in file.pending.drain(..) {
@@ -461,10 +481,12 @@ impl Volume {
 /// The errno values used here (Linux), without a libc dependency.
 pub mod libc_errno {
     pub const ENOENT: i32 = 2;
+    pub const EIO: i32 = 5;
     pub const EEXIST: i32 = 17;
     pub const ENOTDIR: i32 = 20;
     pub const EISDIR: i32 = 21;
     pub const EINVAL: i32 = 22;
+    pub const EROFS: i32 = 30;
     pub const ENOSYS: i32 = 38;
     pub const ENOTEMPTY: i32 = 39;
 }
@@ -494,6 +516,26 @@ mod tests {
         assert_eq!(file(&v, ROOT, "f").unwrap(), b"hello");
         assert_eq!(report.bytes_lost, 6);
         assert_eq!(report.files_reverted, 1);
+    }
+
+    #[test]
+    fn a_failing_volume_refuses_changes_but_reads() {
+        let mut v = Volume::default();
+        let (f, _) = v.create(ROOT, name("f"), Kind::File, 0o644, true).unwrap();
+        v.write(f, 0, b"kept").unwrap();
+        v.set_failing(Some(libc_errno::EIO));
+        assert_eq!(v.write(f, 4, b"x"), Err(libc_errno::EIO));
+        assert_eq!(v.sync(f), Err(libc_errno::EIO));
+        assert_eq!(
+            v.create(ROOT, name("g"), Kind::File, 0o644, true),
+            Err(libc_errno::EIO)
+        );
+        assert_eq!(v.read(f, 0, 10).unwrap(), b"kept");
+        v.set_failing(None);
+        v.sync(f).unwrap();
+        v.sync(ROOT).unwrap();
+        v.power_cut(Cut::LoseUnsynced);
+        assert_eq!(file(&v, ROOT, "f").unwrap(), b"kept");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Broker {
     pub login_guard: crate::auth::guard::LoginGuard,
     /// The data directory's storage id (see `Identity`).
     pub storage_id: u64,
+    /// Free space and health of the data directory; asked before writes.
+    pub space: Arc<crate::storage::space::DataDirectory>,
 }
 
 /// The identity a data directory was created with.
@@ -162,6 +164,10 @@ impl Broker {
             write_timeout,
             contact_timeout,
         ));
+        let space = Arc::new(crate::storage::space::DataDirectory::new(
+            &config.system.path,
+            effective.reserved_space_bytes,
+        ));
         Ok(Self {
             config,
             effective,
@@ -181,6 +187,7 @@ impl Broker {
             recently_removed: Default::default(),
             login_guard: Default::default(),
             storage_id,
+            space,
         })
     }
 
@@ -393,7 +400,15 @@ impl Broker {
         self.metrics.under_replicated.set(under_replicated);
         self.metrics.segments.set(segments);
         self.metrics.disk_bytes.set(bytes);
-        self.metrics.refresh_system(&self.config.system.path);
+        self.metrics.refresh_certificates();
+        self.space.refresh();
+        let space = &self.space;
+        self.metrics.filesystem_avail.set(space.available() as i64);
+        self.metrics.filesystem_size.set(space.capacity() as i64);
+        self.metrics.storage_reserved.set(space.reserve() as i64);
+        self.metrics
+            .storage_writable
+            .set(i64::from(space.failure().is_none()));
         let raft = self.metadata.raft().metrics().borrow().clone();
         self.metrics
             .metadata_leader

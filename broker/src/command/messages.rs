@@ -9,7 +9,7 @@
 use super::{Context, decode, forward};
 use crate::auth::Action;
 use crate::broker::PartitionHome;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SaveKind};
 use crate::metadata::{ConsumerKey, GroupKey, Ident, MetadataCommand, PartitionKey};
 use crate::partitions::Partition;
 use crate::replication;
@@ -131,11 +131,16 @@ pub async fn send_messages(
     };
     let (stream_id, topic_id, _) = partition.key;
     let role = leading_role(broker, &partition)?;
+    broker
+        .space
+        .admit(SaveKind::Messages, record.len() as u64)?;
     let timestamp = crate::broker::now_micros();
     // The append may fsync; keep the async workers free for other clients.
     let appended = tokio::task::block_in_place(|| -> Result<_> {
         let mut log = partition.lock_log();
-        let appended = log.append(record, header.messages_count, partition_id, timestamp)?;
+        let appended = log
+            .append(record, header.messages_count, partition_id, timestamp)
+            .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
         // Under the log's lock, so the log end never goes back.
         partition.replica.set_log_end(log.next_offset());
         Ok(appended)

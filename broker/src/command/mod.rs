@@ -29,7 +29,7 @@ pub use messages::split_send_body;
 use crate::auth::{Action, ROOT_USER_ID};
 use crate::broker::Broker;
 use crate::broker::users::check_permission;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SaveKind};
 use crate::metadata::{Applied, Ident, Member, MetadataCommand};
 use crate::session::{PendingWrite, Session};
 use bytes::BytesMut;
@@ -105,6 +105,15 @@ impl Context<'_> {
         })
     }
 
+    /// Refuse a change that adds to the metadata while this broker's data
+    /// directory is short of space or failing; deletions go through.
+    fn admit(&self, command: &MetadataCommand) -> Result<()> {
+        if command.frees_space() {
+            return Ok(());
+        }
+        self.broker.space.admit(SaveKind::Metadata, 0)
+    }
+
     /// Commit a metadata change for the current request.
     pub async fn write(&mut self, command: MetadataCommand) -> Result<Applied> {
         self.write_with(|| async { Ok((command, None)) })
@@ -137,6 +146,7 @@ impl Context<'_> {
                 return refuse();
             }
             let (command, note) = build().await?;
+            self.admit(&command)?;
             return Ok((metadata.write(command).await?, note));
         };
         let (pending, wait) = match self.session.take_pending() {
@@ -146,6 +156,7 @@ impl Context<'_> {
                     return refuse();
                 }
                 let (command, note) = build().await?;
+                self.admit(&command)?;
                 let metadata = metadata.clone();
                 let proposal = metadata.proposal();
                 // Spawned: it goes on while the client is told to replay.

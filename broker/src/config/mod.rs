@@ -51,6 +51,10 @@ pub struct SystemConfig {
     pub path: PathBuf,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Space kept free on the data directory's filesystem: sends are
+    /// refused below it, metadata changes other than deletions below half
+    /// of it (see `storage::space`).
+    pub reserved_space: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +163,7 @@ impl Default for Config {
             system: SystemConfig {
                 path: PathBuf::from("local_data"),
                 log_format: "text".into(),
+                reserved_space: "64 MiB".into(),
             },
             tcp: TcpConfig {
                 enabled: true,
@@ -309,6 +314,7 @@ pub struct Effective {
     pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
     pub max_poll_bytes: usize,
+    pub reserved_space_bytes: u64,
     /// `None`: a standalone broker.
     pub cluster: Option<ClusterSettings>,
 }
@@ -496,6 +502,7 @@ impl Config {
             fsync,
             max_request_bytes,
             max_poll_bytes,
+            reserved_space_bytes: byte_size("system.reserved_space", &self.system.reserved_space)?,
         })
     }
 

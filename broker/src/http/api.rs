@@ -183,6 +183,10 @@ impl IntoResponse for ApiError {
             IggyError::Unauthenticated | IggyError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             IggyError::Unauthorized => StatusCode::FORBIDDEN,
             e if is_not_found(e) => StatusCode::NOT_FOUND,
+            // The data directory is full or failing (`storage::space`).
+            IggyError::CannotSaveMessagesToSegment | IggyError::CannotWriteToFile => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             IggyError::Error => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -260,6 +260,30 @@ pub enum MetadataCommand {
     },
 }
 
+impl MetadataCommand {
+    /// A change that removes data or entries. It is let through when the
+    /// data directory is short of space (`storage::space`): it frees some,
+    /// and a client must be able to delete or leave to recover.
+    pub fn frees_space(&self) -> bool {
+        use MetadataCommand::*;
+        matches!(
+            self,
+            DeleteStream { .. }
+                | PurgeStream { .. }
+                | DeleteTopic { .. }
+                | PurgeTopic { .. }
+                | DeletePartitions { .. }
+                | DeleteUser { .. }
+                | DeleteToken { .. }
+                | DeleteExpiredTokens { .. }
+                | DeleteConsumerGroup { .. }
+                | LeaveConsumerGroup { .. }
+                | LeaveConsumerGroups { .. }
+                | DeleteConsumerOffset { .. }
+        )
+    }
+}
+
 /// What an applied command produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {

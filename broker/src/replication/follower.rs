@@ -4,7 +4,9 @@
 use super::leader::{FETCH_WAIT, Fetch};
 use crate::cluster::Peers;
 use crate::cluster::transport::{Lane, Request, Response};
+use crate::error::SaveKind;
 use crate::partitions::Partition;
+use crate::storage::space::DataDirectory;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub enum Round {
 pub async fn fetch_once(
     partition: &Arc<Partition>,
     peers: &Peers,
+    space: &Arc<DataDirectory>,
     leader: u32,
     epoch: u32,
 ) -> Round {
@@ -55,13 +58,21 @@ pub async fn fetch_once(
     match reply {
         Ok((Response::Fetched { committed, epochs }, records)) => {
             let partition = partition.clone();
-            let appended = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let space = space.clone();
+            let appended = tokio::task::spawn_blocking(move || -> crate::error::Result<u64> {
+                // A follower keeps the same reserve as a leader: it falls
+                // out of the in-sync set rather than fill its disk.
+                if !records.is_empty() {
+                    space.admit(SaveKind::Messages, records.len() as u64)?;
+                }
                 let mut log = partition.lock_log();
                 if log.next_offset() != fetch.offset {
                     // Cut or purged meanwhile: this answer is stale.
                     return Ok(0);
                 }
-                let appended = log.append_replicated(&records)?;
+                let appended = log
+                    .append_replicated(&records)
+                    .map_err(|e| space.write_failed(SaveKind::Messages, e))?;
                 // Label what is now stored with the leader's epochs. A crash
                 // before this leaves newer messages under an older epoch:
                 // the next fetch then finds them divergent and fetches them

@@ -94,7 +94,7 @@ async fn replicate(broker: Arc<Broker>, partition: Arc<Partition>) {
                 let Some(peers) = broker.peers.as_ref() else {
                     return;
                 };
-                match fetch_once(&partition, peers, leader, role.epoch).await {
+                match fetch_once(&partition, peers, &broker.space, leader, role.epoch).await {
                     Round::Appended(_) | Round::Truncated(_) => {}
                     Round::Retry(why) => {
                         tracing::debug!(partition = ?partition.key, leader, "fetch: {why}");

@@ -7,6 +7,7 @@ mod listeners;
 
 use crate::broker::Broker;
 use crate::config::{BoundAddresses, write_runtime_config};
+use crate::error::SaveKind;
 use crate::storage::FsyncPolicy;
 use listeners::Listener;
 use std::future::Future;
@@ -118,9 +119,14 @@ pub async fn run(
     };
     // Written last: its presence means every listener is set up (the HTTP
     // listener's certificate loaded too), which scripts and tests wait for.
-    write_runtime_config(config, &bound)?;
+    // Not a reason to stop: a full or read-only disk must not keep the
+    // broker from serving reads.
+    if let Err(e) = write_runtime_config(config, &bound) {
+        tracing::warn!("cannot write the runtime file (current_config.toml): {e}");
+    }
 
     background.push(tokio::spawn(periodic_flush(broker.clone())));
+    background.push(tokio::spawn(broker.space.clone().watch()));
     if config.retention.enabled {
         background.push(tokio::spawn(crate::retention::run(
             broker.clone(),
@@ -274,7 +280,8 @@ async fn periodic_flush(broker: Arc<Broker>) {
                 if matches!(log.config().fsync, FsyncPolicy::Interval(_))
                     && let Err(e) = log.flush()
                 {
-                    tracing::error!(partition = partition.id, "periodic fsync failed: {e}");
+                    // Logged once when the directory starts failing.
+                    broker.space.write_failed(SaveKind::Messages, e);
                 }
             }
         })

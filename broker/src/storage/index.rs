@@ -68,7 +68,11 @@ impl Index {
 
     pub fn append(&mut self, entry: IndexEntry) -> io::Result<()> {
         let position = (self.entries.len() * INDEX_ENTRY_BYTES) as u64;
-        self.file.write_all_at(&entry.encode(), position)?;
+        if let Err(e) = self.file.write_all_at(&entry.encode(), position) {
+            // No half entry left behind for the next append to follow.
+            let _ = self.file.set_len(position);
+            return Err(e);
+        }
         self.entries.push(entry);
         Ok(())
     }
@@ -77,7 +81,8 @@ impl Index {
         &self.entries
     }
 
-    /// Keep only the first `count` entries.
+    /// Keep only the first `count` entries (dropped from memory even if
+    /// cutting the file fails).
     pub fn truncate(&mut self, count: usize) -> io::Result<()> {
         if count < self.entries.len() {
             self.entries.truncate(count);

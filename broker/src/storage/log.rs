@@ -187,7 +187,12 @@ impl PartitionLog {
         let fsync = match self.config.fsync {
             FsyncPolicy::Always => {
                 let start = std::time::Instant::now();
-                segment.sync()?;
+                if let Err(e) = segment.sync() {
+                    // Not acknowledged, so not kept: a retry must not find
+                    // it in the log a second time.
+                    segment.undo_last_append();
+                    return Err(e);
+                }
                 Some(start.elapsed())
             }
             FsyncPolicy::Interval(_) | FsyncPolicy::Never => {

@@ -9,5 +9,6 @@ pub mod log;
 pub mod records;
 pub mod recovery;
 pub mod segment;
+pub mod space;
 
 pub use log::{Appended, FsyncPolicy, LogConfig, PartitionLog};

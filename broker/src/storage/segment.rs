@@ -85,15 +85,23 @@ impl Segment {
         })
     }
 
-    /// Append one stamped batch record holding `count` messages.
+    /// Append one stamped batch record holding `count` messages. On an
+    /// error nothing is appended: the log file is cut back (best effort —
+    /// the next append overwrites whatever is left, and recovery cuts a
+    /// tail that is not a whole batch).
     pub fn append(&mut self, record: &[u8], count: u32, timestamp: u64) -> io::Result<()> {
         let position = self.size_bytes;
-        self.log.write_all_at(record, position)?;
-        self.index.append(IndexEntry {
-            base_offset: self.next_offset,
-            timestamp,
-            position,
-        })?;
+        let written = self.log.write_all_at(record, position).and_then(|()| {
+            self.index.append(IndexEntry {
+                base_offset: self.next_offset,
+                timestamp,
+                position,
+            })
+        });
+        if let Err(e) = written {
+            let _ = self.log.set_len(position);
+            return Err(e);
+        }
         self.size_bytes += record.len() as u64;
         self.next_offset += u64::from(count);
         self.last_timestamp = timestamp;
@@ -125,6 +133,21 @@ impl Segment {
         self.next_offset = cut.base_offset;
         self.last_timestamp = self.index.entries().last().map_or(0, |e| e.timestamp);
         Ok(self.next_offset)
+    }
+
+    /// Forget the last appended batch: its fsync failed, so it was never
+    /// acknowledged, and the next append takes its place. The files are cut
+    /// back as far as the failing disk allows; whatever stays past the end
+    /// is overwritten or cut by recovery.
+    pub fn undo_last_append(&mut self) {
+        let Some(last) = self.index.entries().last().copied() else {
+            return;
+        };
+        let _ = self.log.set_len(last.position);
+        let _ = self.index.truncate(self.index.entries().len() - 1);
+        self.size_bytes = last.position;
+        self.next_offset = last.base_offset;
+        self.last_timestamp = self.index.entries().last().map_or(0, |e| e.timestamp);
     }
 
     /// Make every appended byte of the log durable. The index is rebuilt by

@@ -83,7 +83,46 @@ impl TestBroker {
         self.try_spawn(&[])
     }
 
+    /// Start the broker again on the addresses it had, without waiting for
+    /// its runtime file (a completely full disk keeps it from writing
+    /// one): returns once `/readyz` answers 200; `Err` with its log if it
+    /// exits first.
+    pub fn try_start_again_on_same_addresses(&mut self) -> Result<(), String> {
+        let http = self.http_address.expect("the HTTP listener is on");
+        self.spawn_child(&[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!("exited during start-up: {status}\n{}", self.log()));
+            }
+            if is_ready(http) {
+                return Ok(());
+            }
+            assert!(Instant::now() < deadline, "broker not ready in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn try_spawn(&mut self, args: &[&str]) -> Result<(), String> {
+        let runtime_config = self.spawn_child(args);
+        let bound = match wait_for_addresses(&runtime_config, self.child.as_mut().unwrap()) {
+            Ok(bound) => bound,
+            Err(status) => {
+                self.child = None;
+                return Err(format!("exited during start-up: {status}\n{}", self.log()));
+            }
+        };
+        self.address = bound.tcp;
+        self.http_address = bound.http;
+        self.quic_address = bound.quic;
+        self.websocket_address = bound.websocket;
+        Ok(())
+    }
+
+    /// Start the process (addresses from an earlier start kept); returns
+    /// the runtime file it will write once listening.
+    fn spawn_child(&mut self, args: &[&str]) -> PathBuf {
         let data = self.data_dir();
         let runtime_config = data.join("runtime").join("current_config.toml");
         let _ = std::fs::remove_file(&runtime_config);
@@ -101,7 +140,11 @@ impl TestBroker {
             .env("IGGY_SYSTEM_PATH", &data)
             // Reuse the port across restarts so reconnecting clients find it.
             .env("IGGY_TCP_ADDRESS", self.address.to_string())
-            .env("IGGY_HTTP_ADDRESS", "127.0.0.1:0")
+            .env(
+                "IGGY_HTTP_ADDRESS",
+                self.http_address
+                    .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()),
+            )
             .env(
                 "IGGY_WEBSOCKET_ADDRESS",
                 self.websocket_address
@@ -120,18 +163,7 @@ impl TestBroker {
             command.env(k, v);
         }
         self.child = Some(command.spawn().expect("start iggy-broker"));
-        let bound = match wait_for_addresses(&runtime_config, self.child.as_mut().unwrap()) {
-            Ok(bound) => bound,
-            Err(status) => {
-                self.child = None;
-                return Err(format!("exited during start-up: {status}\n{}", self.log()));
-            }
-        };
-        self.address = bound.tcp;
-        self.http_address = bound.http;
-        self.quic_address = bound.quic;
-        self.websocket_address = bound.websocket;
-        Ok(())
+        runtime_config
     }
 
     /// `kill -9` the broker: no shutdown code runs.
@@ -210,6 +242,19 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Whether `/readyz` at `http` answers 200 (blocking).
+fn is_ready(http: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(http) else {
+        return false;
+    };
+    let mut response = String::new();
+    stream
+        .write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .and_then(|()| stream.read_to_string(&mut response))
+        .is_ok_and(|_| response.starts_with("HTTP/1.0 200"))
 }
 
 /// The addresses a started broker listens on.

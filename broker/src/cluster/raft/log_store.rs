@@ -214,7 +214,18 @@ impl Inner {
             .first_key_value()
             .map_or(self.len, |(_, (_, position))| *position);
         if self.live_from >= COMPACT_AFTER_BYTES && self.live_from * 2 > self.len {
-            self.compact()?;
+            match self.compact() {
+                // Appends now go to the new file: its name must be durable.
+                Ok(()) => crate::storage::fs::fsync_dir(&self.dir)?,
+                Err(e) => {
+                    // Only space is lost (a full disk, say): the purged
+                    // prefix stays in the file, skipped when read, until a
+                    // later purge compacts it. Failing here would stop the
+                    // metadata group.
+                    let _ = std::fs::remove_file(self.dir.join("log.tmp"));
+                    tracing::warn!("compacting the metadata log failed, kept as is: {e}");
+                }
+            }
         }
         Ok(())
     }
@@ -230,10 +241,11 @@ impl Inner {
             records::encode(*index, &payload, &mut buf);
         }
         write_atomic(&tmp, &buf, true)?;
-        let path = self.dir.join(LOG_FILE);
-        std::fs::rename(&tmp, &path)?;
-        crate::storage::fs::fsync_dir(&self.dir)?;
-        self.file = OpenOptions::new().read(true).write(true).open(&path)?;
+        // Opened before the rename, so that once the new file has the
+        // log's name nothing can fail before appends go to it.
+        let file = OpenOptions::new().read(true).write(true).open(&tmp)?;
+        std::fs::rename(&tmp, self.dir.join(LOG_FILE))?;
+        self.file = file;
         self.len = buf.len() as u64;
         for (index, position) in positions {
             if let Some(slot) = self.entries.get_mut(&index) {

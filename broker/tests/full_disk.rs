@@ -1,0 +1,311 @@
+//! Full and failing disks, for real: the data directory is on a 64 MiB
+//! tmpfs that the broker fills, or on `powercut-fs` made to fail every
+//! write. A full disk refuses sends with `CannotSaveMessagesToSegment`
+//! (4006) and growing metadata changes with `CannotWriteToFile` (10006)
+//! while reads, logins and metrics go on, deletions still work, and writes
+//! resume when space is freed; a failing one also turns `/readyz` and
+//! `iggy_broker_storage_writable` off until writes work again. Mounting
+//! needs root.
+
+mod common;
+
+use common::{TestBroker, create_stream_and_topic, http_get, id, messages, metric, poll_all};
+use iggy::prelude::*;
+use powercut_fs::{PowerCutFs, libc_errno};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+/// `system.reserved_space` in these tests.
+const RESERVE: &str = "8 MiB";
+const RESERVE_BYTES: u64 = 8 * MIB;
+
+/// A size-limited tmpfs, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size_mib: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs (needs root): {status}");
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn available(&self) -> u64 {
+        let fs = rustix::fs::statvfs(self.path()).unwrap();
+        fs.f_bavail * fs.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// One batch of 100 messages of 10 KiB (about 1 MiB) with ids from `first`.
+fn big_batch(first: u128) -> Vec<IggyMessage> {
+    (0..100u128)
+        .map(|i| {
+            IggyMessage::builder()
+                .id(first + i)
+                .payload(bytes::Bytes::from(vec![b'x'; 10 << 10]))
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Send batches of 100 × 10 KiB, then of 10 small messages, to partition 0
+/// of `stream`/t until they are refused; returns how many messages were
+/// acknowledged and the last refusal.
+async fn fill(client: &IggyClient, stream: &str, first: u128) -> (u128, IggyError) {
+    let mut next = first;
+    while send_to(client, stream, big_batch(next)).await.is_ok() {
+        next += 100;
+        assert!(next - first < 10_000, "64 MiB cannot hold this much");
+    }
+    loop {
+        match send_small(client, stream, next).await {
+            Ok(()) => next += 10,
+            Err(e) => return (next - first, e),
+        }
+        assert!(next - first < 100_000, "64 MiB cannot hold this much");
+    }
+}
+
+async fn send_small(client: &IggyClient, stream: &str, first: u128) -> Result<(), IggyError> {
+    send_to(client, stream, messages(first, 10)).await
+}
+
+async fn send_to(
+    client: &IggyClient,
+    stream: &str,
+    mut batch: Vec<IggyMessage>,
+) -> Result<(), IggyError> {
+    client
+        .send_messages(
+            &id(stream),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        )
+        .await
+        .map(drop)
+}
+
+/// How many log lines mention `needle`.
+fn log_lines(broker: &TestBroker, needle: &str) -> usize {
+    broker.log().lines().filter(|l| l.contains(needle)).count()
+}
+
+async fn metrics(broker: &TestBroker) -> String {
+    http_get(broker.http_address.unwrap(), "/metrics").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_keeps_serving_and_resumes_when_space_is_freed() {
+    let fs = Tmpfs::mount(64);
+    let data = fs.path().join("data");
+    let mut broker = TestBroker::start_on(&data, &[("IGGY_SYSTEM_RESERVED_SPACE", RESERVE)]);
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "kept", "t", 1).await;
+    create_stream_and_topic(&client, "filler", "t", 1).await;
+    send_small(&client, "kept", 0).await.unwrap();
+
+    // Sends are refused with a specific code before the reserve is touched.
+    let (acked, refusal) = fill(&client, "filler", 1_000).await;
+    assert_eq!(
+        refusal.as_code(),
+        IggyError::CannotSaveMessagesToSegment.as_code(),
+        "{refusal}"
+    );
+    assert!(
+        acked >= 4_000,
+        "only {acked} messages fit before the refusal"
+    );
+    assert!(
+        fs.available() >= RESERVE_BYTES / 2,
+        "the reserve was used up"
+    );
+    let refused = send_small(&client, "kept", 100).await.unwrap_err();
+    assert_eq!(refused.as_code(), 4006, "{refused}");
+
+    // Everything else goes on: reads of every acknowledged message,
+    // logins, pings, metrics (showing the reserve about reached).
+    assert_eq!(
+        poll_all(&client, "filler", "t", 0).await.len() as u128,
+        acked
+    );
+    assert_eq!(poll_all(&client, "kept", "t", 0).await.len(), 10);
+    let other = broker.client().await;
+    other.ping().await.unwrap();
+    let scraped = metrics(&broker).await;
+    let reserved = metric(&scraped, "iggy_broker_storage_reserved_bytes");
+    assert_eq!(reserved as u64, RESERVE_BYTES);
+    let available = metric(&scraped, "iggy_broker_filesystem_avail_bytes");
+    assert!(available < reserved + MIB as f64, "{available} B available");
+    assert_eq!(metric(&scraped, "iggy_broker_storage_writable"), 1.0);
+    // Refusals are logged, not once per refused send.
+    for i in 0..20 {
+        assert!(send_small(&client, "kept", 200 + i * 10).await.is_err());
+    }
+    let logged = log_lines(&broker, "refusing to save messages");
+    assert!(
+        (1..=2).contains(&logged),
+        "{logged} log lines for 22 refusals"
+    );
+
+    // Squeeze the disk below half the reserve from outside: a change that
+    // adds metadata is refused (and not made), a deletion goes through.
+    let squeeze = fs.path().join("squeeze");
+    let leave = RESERVE_BYTES / 4;
+    std::fs::write(&squeeze, vec![0u8; (fs.available() - leave) as usize]).unwrap();
+    let refused = client.create_stream("new").await.unwrap_err();
+    assert_eq!(
+        refused.as_code(),
+        IggyError::CannotWriteToFile.as_code(),
+        "{refused}"
+    );
+    assert!(client.get_stream(&id("new")).await.unwrap().is_none());
+    client.delete_stream(&id("filler")).await.unwrap();
+
+    // The deleted stream's files go, and sends resume without a restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = send_small(&client, "kept", 1_000).await {
+        assert!(
+            Instant::now() < deadline,
+            "sends still refused after the deletion: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::remove_file(&squeeze).unwrap();
+    client.create_stream("new").await.unwrap();
+
+    // Filled again, killed, started again on the full disk: it comes up
+    // and serves every acknowledged message.
+    let (acked, refusal) = fill(&client, "kept", 10_000).await;
+    assert_eq!(refusal.as_code(), 4006, "{refusal}");
+    let kept = 20 + acked as usize;
+    broker.kill9();
+    broker
+        .try_start_again()
+        .expect("a broker on a full disk starts");
+    let client = broker.client().await;
+    assert_eq!(poll_all(&client, "kept", "t", 0).await.len(), kept);
+    assert_eq!(
+        send_small(&client, "kept", 50_000)
+            .await
+            .unwrap_err()
+            .as_code(),
+        4006
+    );
+
+    // Even with nothing left at all (filled from outside), it starts and
+    // serves reads.
+    broker.kill9();
+    let filler = fs.path().join("everything");
+    fill_completely(&filler);
+    assert_eq!(fs.available(), 0);
+    // (It cannot write its runtime file, so wait on its readiness.)
+    broker
+        .try_start_again_on_same_addresses()
+        .expect("a broker on a completely full disk starts");
+    assert!(broker.log().contains("cannot write the runtime file"));
+    let client = broker.client().await;
+    assert_eq!(poll_all(&client, "kept", "t", 0).await.len(), kept);
+    assert!(send_small(&client, "kept", 60_000).await.is_err());
+}
+
+/// Write zeros to `path` until the filesystem has no room left.
+fn fill_completely(path: &PathBuf) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 << 10];
+    loop {
+        match file.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // The last partial block too.
+    while file.write(&[0u8]).is_ok_and(|n| n == 1) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_data_directory_is_reported_and_writes_resume_when_it_recovers() {
+    let mountpoint = tempfile::tempdir().unwrap();
+    let fs = PowerCutFs::mount(mountpoint.path()).expect("mount powercut-fs (root, /dev/fuse)");
+    let broker = TestBroker::start_on(&mountpoint.path().join("data"), &[]);
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    send_small(&client, "s", 1).await.unwrap();
+    let http = broker.http_address.unwrap();
+    assert!(http_get(http, "/readyz").await.starts_with("HTTP/1.0 200"));
+
+    fs.fail_writes(Some(libc_errno::EROFS));
+    let refused = send_small(&client, "s", 10).await.unwrap_err();
+    assert_eq!(refused.as_code(), 4006, "{refused}");
+    let ready = http_get(http, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.0 503"), "{ready}");
+    assert!(ready.contains("Read-only file system"), "{ready}");
+    assert_eq!(
+        metric(&metrics(&broker).await, "iggy_broker_storage_writable"),
+        0.0
+    );
+    let refused = client.create_stream("other").await.unwrap_err();
+    assert_eq!(
+        refused.as_code(),
+        IggyError::CannotWriteToFile.as_code(),
+        "{refused}"
+    );
+    // Reads and new sessions go on.
+    assert_eq!(poll_all(&client, "s", "t", 0).await.len(), 10);
+    broker.client().await.ping().await.unwrap();
+    assert_eq!(
+        log_lines(&broker, "writes are refused until a test write succeeds"),
+        1,
+        "{}",
+        broker.log()
+    );
+
+    // Writable again: a probe notices, readiness comes back, sends work —
+    // and the refused batch is not in the log.
+    fs.fail_writes(None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(http, "/readyz").await.starts_with("HTTP/1.0 200") {
+        assert!(
+            Instant::now() < deadline,
+            "still not ready after the disk recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send_small(&client, "s", 20).await.unwrap();
+    let ids: Vec<u128> = poll_all(&client, "s", "t", 0)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, (1..11).chain(20..30).collect::<Vec<u128>>());
+    assert!(
+        broker
+            .log()
+            .contains("the data directory takes writes again")
+    );
+}
