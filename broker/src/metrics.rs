@@ -8,8 +8,8 @@
 
 use crate::tls::Certificates;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -41,6 +41,9 @@ pub struct Metrics {
     pub storage_reserved: IntGauge,
     /// 0 while the data directory refuses writes (read-only, I/O errors).
     pub storage_writable: IntGauge,
+    /// Passes of the retention cleaner, and the segments it deleted.
+    pub retention_runs: IntCounter,
+    pub retention_deleted_segments: IntCounter,
     /// Expiry (Unix seconds) of the certificate each TLS listener serves.
     certificate_not_after: IntGaugeVec,
     /// The metadata group's leader as this broker sees it (-1: none).
@@ -62,20 +65,24 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
-        .register(Box::new(c.clone()))
+        .register(Box::new(metric.clone()))
         .expect("unique metric");
-    c
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, metric)
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+    register(registry, IntGauge::new(name, help).expect("valid metric"))
 }
 
 impl Default for Metrics {
@@ -190,6 +197,16 @@ impl Default for Metrics {
                 &registry,
                 "iggy_broker_storage_writable",
                 "1 while the data directory takes writes, 0 while it is read-only or failing",
+            ),
+            retention_runs: plain_counter(
+                &registry,
+                "iggy_broker_retention_runs_total",
+                "Passes of the retention cleaner",
+            ),
+            retention_deleted_segments: plain_counter(
+                &registry,
+                "iggy_broker_retention_deleted_segments_total",
+                "Segments deleted by retention (expiry or size cap)",
             ),
             certificate_not_after: {
                 let g = IntGaugeVec::new(

@@ -53,6 +53,11 @@ pub async fn run(broker: Arc<Broker>, interval: Duration) {
         let deleted = tokio::task::spawn_blocking(move || clean_once(&cleaner, now_micros()))
             .await
             .unwrap_or(0);
+        broker
+            .metrics
+            .retention_deleted_segments
+            .inc_by(deleted as u64);
+        broker.metrics.retention_runs.inc();
         // Housekeeping of the replicated metadata is the leader's job.
         let tokens = if broker.metadata.is_leader() {
             broker.delete_expired_tokens().await

@@ -111,8 +111,29 @@ async fn three_members_consume_every_message_exactly_once() {
 
     produce(&producer, 1, 3000).await;
     wait_for_count(&seen, 3000).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = seen.lock().unwrap().clone();
+    // A duplicate would come before a later message of its partition: one
+    // more message per partition, and once all six are consumed, whatever
+    // was delivered twice has been.
+    const SENTINELS: u128 = 1_000_000;
+    for partition in 0..6u32 {
+        send(
+            &producer,
+            "s",
+            "t",
+            &Partitioning::partition_id(partition),
+            SENTINELS + u128::from(partition),
+            1,
+        )
+        .await;
+    }
+    wait_for_count(&seen, 3006).await;
+    let seen: Vec<(usize, u128)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|(_, id)| *id < SENTINELS)
+        .collect();
     let mut per_id: HashMap<u128, usize> = HashMap::new();
     for (_, id) in &seen {
         *per_id.entry(*id).or_default() += 1;

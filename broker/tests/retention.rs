@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestBroker, id};
+use common::{TestBroker, http_get, id, metric};
 use iggy::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,11 @@ async fn segments(client: &IggyClient, topic: &str) -> u32 {
         .segments_count
 }
 
+async fn retention_runs(broker: &TestBroker) -> f64 {
+    let metrics = http_get(broker.http_address.unwrap(), "/metrics").await;
+    metric(&metrics, "iggy_broker_retention_runs_total")
+}
+
 async fn wait_for_first_offset(client: &IggyClient, topic: &str, expected: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while first_offset(client, topic).await != expected {
@@ -120,8 +125,16 @@ async fn retention_deletes_expired_and_excess_sealed_segments() {
 
     // Expiry: the three sealed segments go, the active one (offsets
     // 3000..) stays even though its messages are just as old.
+    // The active segment's messages were sent milliseconds after the last
+    // sealed one's, so two more passes of the cleaner (500 ms apart) see
+    // them expired too — and must leave them.
     wait_for_first_offset(&client, "expiring", 3000).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let passes = retention_runs(&broker).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while retention_runs(&broker).await < passes + 2.0 {
+        assert!(Instant::now() < deadline, "the cleaner stopped running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(first_offset(&client, "expiring").await, 3000);
     assert_eq!(segments(&client, "expiring").await, 1);
 

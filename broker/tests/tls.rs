@@ -199,7 +199,10 @@ async fn clients_verify_the_broker_and_rotation_needs_no_restart() {
             (client, failures)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("the producer to get going", Duration::from_secs(10), || {
+        sent.load(Ordering::Relaxed) >= 50
+    })
+    .await;
 
     let (cert, key, second_der) = ca.issue();
     volume.update(&cert, &key);
@@ -214,8 +217,12 @@ async fn clients_verify_the_broker_and_rotation_needs_no_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The connection opened before the rotation goes on producing.
     let sent_at_rotation = sent.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("sends after the rotation", Duration::from_secs(10), || {
+        sent.load(Ordering::Relaxed) >= sent_at_rotation + 50 || producer.is_finished()
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let (client, failures) = producer.await.unwrap();
     assert!(
@@ -245,9 +252,11 @@ async fn a_bad_certificate_update_keeps_the_old_one_and_plaintext_clients_fail_c
     // A key that does not belong to the certificate.
     let (_, other_key, _) = ca.issue();
     volume.update(&cert, &other_key);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for("the reload to be refused", Duration::from_secs(10), || {
+        broker.log().contains("TLS certificate not reloaded")
+    })
+    .await;
     assert_eq!(served_certificate(&broker, &ca.pem).await, der);
-    assert!(broker.log().contains("TLS certificate not reloaded"));
 
     // A plaintext client cannot talk to the TLS port; TLS clients still can.
     let plain = IggyClient::from_connection_string(&broker.connection_string()).unwrap();

@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -418,27 +419,40 @@ async fn reconcile_creates_children_follows_spec_changes_writes_status_and_pause
         )
         .await
         .unwrap();
-    wait_for("Paused=True", || async {
-        clusters
-            .get("demo")
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Paused" && c.status == "True")
-    })
-    .await;
-    clusters
+    let paused = |matches: fn(&Condition, Option<i64>) -> bool, generation: Option<i64>| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .get("demo")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Paused" && matches(c, generation))
+        }
+    };
+    wait_for("Paused=True", || paused(|c, _| c.status == "True", None)).await;
+    let generation = clusters
         .patch(
             "demo",
             &merge,
             &Patch::Merge(json!({"spec": {"replicas": 2}})),
         )
         .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+        .unwrap()
+        .metadata
+        .generation;
+    // The paused reconcile of the new generation has run: it records that
+    // generation on the Paused condition — and changed nothing.
+    wait_for("the paused reconcile of the change", || {
+        paused(
+            |c, generation| c.observed_generation == generation,
+            generation,
+        )
+    })
+    .await;
     assert_eq!(
         sts_api.get("demo").await.unwrap().spec.unwrap().replicas,
         Some(1),
@@ -517,16 +531,23 @@ async fn with_two_operator_instances_only_the_leader_reconciles() {
         instances.iter().any(|(_, m, _, _)| reconciles(m) > 0)
     })
     .await;
-    // Give the other instance every chance to reconcile too.
-    clusters
+    // A change both instances see: once the leader has reconciled it, a
+    // second active instance would have had the same event.
+    let generation = clusters
         .patch(
             "led",
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"replicas": 2}})),
         )
         .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+        .unwrap()
+        .metadata
+        .generation;
+    wait_for("the change reconciled", || async {
+        let c = clusters.get("led").await.unwrap();
+        c.status.as_ref().and_then(|s| s.observed_generation) == generation
+    })
+    .await;
     let active: Vec<&str> = instances
         .iter()
         .filter(|(_, m, _, _)| reconciles(m) > 0)

@@ -244,6 +244,16 @@ impl Drop for TestBroker {
     }
 }
 
+/// Wait until `done` holds (checked every 20 ms); fail naming `what`
+/// after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Whether `/readyz` at `http` answers 200 (blocking).
 fn is_ready(http: SocketAddr) -> bool {
     use std::io::{Read, Write};
