@@ -286,18 +286,26 @@ impl Metrics {
     ) {
         self.certificates
             .lock()
-            .expect("metrics lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((listener, certificates));
     }
 
     /// Every certificate a listener serves, by listener.
     pub fn certificates(&self) -> Vec<(&'static str, std::sync::Arc<Certificates>)> {
-        self.certificates.lock().expect("metrics lock").clone()
+        self.certificates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Update the certificate gauges.
     pub fn refresh_certificates(&self) {
-        for (listener, certificates) in self.certificates.lock().expect("metrics lock").iter() {
+        for (listener, certificates) in self
+            .certificates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             if let Some(not_after) = certificates.not_after() {
                 self.certificate_not_after
                     .with_label_values(&[*listener])

@@ -304,3 +304,69 @@ async fn one_address_cannot_take_every_connection() {
         .unwrap();
     client.ping().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_panics_closes_only_its_connection_and_wedges_nothing() {
+    // Debug builds panic on a send carrying this payload, while holding the
+    // partition's log lock (`command::messages::panic_if_asked`).
+    const MARKER: &str = "panic-marker-7f3a";
+    let broker = TestBroker::start_with(&[("IGGY_DEBUG_PANIC_ON_PAYLOAD", MARKER)]);
+    let client = broker.client().await;
+    create_stream_and_topic(&client, "s", "t", 1).await;
+    send(&client, "s", "t", &Partitioning::partition_id(0), 1, 10).await;
+
+    let victim = broker.client().await;
+    let mut batch = vec![
+        IggyMessage::builder()
+            .id(100)
+            .payload(bytes::Bytes::from(MARKER))
+            .build()
+            .unwrap(),
+    ];
+    let sent = tokio::time::timeout(
+        Duration::from_secs(30),
+        victim.send_messages(
+            &id("s"),
+            &id("t"),
+            &Partitioning::partition_id(0),
+            &mut batch,
+        ),
+    )
+    .await
+    .expect("the panicking send got an answer");
+    assert!(sent.is_err(), "a send that panicked was acknowledged");
+    victim.disconnect().await.unwrap();
+
+    // The same partition takes sends and polls from everyone else.
+    send(&client, "s", "t", &Partitioning::partition_id(0), 11, 10).await;
+    let ids: Vec<u128> = common::poll_all(&client, "s", "t", 0)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, (1..=20).collect::<Vec<u128>>());
+    let other = broker.client().await;
+    second_client_still_works(&other).await;
+    other.disconnect().await.unwrap();
+    assert!(
+        broker
+            .log()
+            .contains("a request panicked; its connection was closed"),
+        "{}",
+        broker.log()
+    );
+    // The panicked connections' sessions were closed on the way out: the
+    // one client still connected is all that is listed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let clients = client.get_clients().await.unwrap();
+        if clients.len() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions left behind: {clients:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -138,6 +138,8 @@ pub async fn send_messages(
     // The append may fsync; keep the async workers free for other clients.
     let appended = tokio::task::block_in_place(|| -> Result<_> {
         let mut log = partition.lock_log();
+        #[cfg(debug_assertions)]
+        panic_if_asked(record);
         let appended = log
             .append(record, header.messages_count, partition_id, timestamp)
             .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
@@ -192,6 +194,25 @@ pub async fn send_messages(
     }
     .encode(out);
     Ok(())
+}
+
+/// Debug builds only: a send whose batch holds the bytes of the
+/// environment variable `IGGY_DEBUG_PANIC_ON_PAYLOAD` panics while holding
+/// its partition's log lock — how `tests/bad_input.rs` shows that a
+/// panicking request closes its connection and wedges nothing.
+#[cfg(debug_assertions)]
+fn panic_if_asked(record: &[u8]) {
+    static MARKER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let marker = MARKER.get_or_init(|| {
+        std::env::var_os("IGGY_DEBUG_PANIC_ON_PAYLOAD")
+            .map(|v| v.into_encoded_bytes())
+            .filter(|v| !v.is_empty())
+    });
+    if let Some(marker) = marker
+        && record.windows(marker.len()).any(|w| w == marker.as_slice())
+    {
+        panic!("IGGY_DEBUG_PANIC_ON_PAYLOAD: a send carried the marker");
+    }
 }
 
 /// Check that this broker may append to `partition` now. `Some(role)`

@@ -46,6 +46,7 @@ async fn serve_as<S>(
 {
     let mut session = open_session(&broker, address, transport);
     let client_id = session.client_id;
+    let _close = SessionCloser::new(&broker, client_id, transport);
 
     let served = async {
         let (reader, writer) = tokio::io::split(stream);
@@ -72,8 +73,6 @@ async fn serve_as<S>(
             );
         }
     }
-
-    close_session(&broker, client_id, transport);
 }
 
 /// Ends `limits.login_timeout` after the connection opened if the client
@@ -99,6 +98,31 @@ fn open_session(broker: &Broker, address: SocketAddr, transport: Transport) -> S
         .inc();
     tracing::debug!(client_id, %address, ?transport, "client connected");
     Session::new(client_id, address)
+}
+
+/// Closes a session when dropped: at the end of its connection, and also
+/// when a request panics and unwinds the connection's task (the client is
+/// forgotten and leaves its groups either way).
+pub struct SessionCloser {
+    broker: Arc<Broker>,
+    client_id: u32,
+    transport: Transport,
+}
+
+impl SessionCloser {
+    pub fn new(broker: &Arc<Broker>, client_id: u32, transport: Transport) -> Self {
+        Self {
+            broker: broker.clone(),
+            client_id,
+            transport,
+        }
+    }
+}
+
+impl Drop for SessionCloser {
+    fn drop(&mut self) {
+        close_session(&self.broker, self.client_id, self.transport);
+    }
 }
 
 /// Forget a client: it leaves its consumer groups (in the background: the

@@ -5,7 +5,7 @@
 //! in order, one at a time, like TCP.
 
 use super::vsr::{Answer, answer};
-use super::{Shutdown, close_session, open_session};
+use super::{SessionCloser, Shutdown, open_session};
 use crate::broker::Broker;
 use crate::clients::Transport;
 use crate::protocol::read_frame;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutdown: Shutdown) {
     let mut session = open_session(&broker, connection.remote_address(), Transport::Quic);
     let client_id = session.client_id;
+    let _close = SessionCloser::new(&broker, client_id, Transport::Quic);
     let max_request = broker.effective.max_request_bytes;
     let mut request = BytesMut::with_capacity(64 * 1024);
     let mut reply = BytesMut::with_capacity(64 * 1024);
@@ -64,5 +65,4 @@ pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutd
             break;
         }
     }
-    close_session(&broker, client_id, Transport::Quic);
 }

@@ -90,7 +90,7 @@ impl Tokens {
         if self
             .revoked
             .lock()
-            .expect("revoked lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains_key(&claims.jti)
         {
             return Err(Error::Unauthenticated);
@@ -105,7 +105,10 @@ impl Tokens {
     /// Revoke a verified token; forget revocations that have expired.
     pub fn revoke(&self, bearer: &Bearer) {
         let now = now_secs();
-        let mut revoked = self.revoked.lock().expect("revoked lock");
+        let mut revoked = self
+            .revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         revoked.retain(|_, exp| *exp >= now);
         revoked.insert(bearer.jti.clone(), bearer.exp);
     }

@@ -130,6 +130,7 @@ pub async fn accept_stream(
                 continue;
             }
         };
+        reap(&mut tasks);
         let permit = match admission.admit(address.ip()) {
             Ok(permit) => permit,
             Err(refused) => {
@@ -159,7 +160,9 @@ pub async fn accept_stream(
             drop(permit);
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(ended) = tasks.join_next().await {
+        report_panic(ended);
+    }
     if let Some(reloader) = listener.reloader {
         reloader.abort();
     }
@@ -240,6 +243,7 @@ pub async fn accept_quic(
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let Some(incoming) = incoming else { break };
+        reap(&mut tasks);
         let permit = match admission.admit(incoming.remote_address().ip()) {
             Ok(permit) => permit,
             Err(refused) => {
@@ -260,10 +264,31 @@ pub async fn accept_quic(
             drop(permit);
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(ended) = tasks.join_next().await {
+        report_panic(ended);
+    }
     quic.endpoint.close(0u32.into(), b"shutting down");
     if let Some(reloader) = quic.reloader {
         reloader.abort();
+    }
+}
+
+/// Collect the connections that ended (the set would otherwise keep every
+/// one until shutdown).
+fn reap(tasks: &mut tokio::task::JoinSet<()>) {
+    while let Some(ended) = tasks.try_join_next() {
+        report_panic(ended);
+    }
+}
+
+/// A request that panicked took only its own connection down: its session
+/// was closed on the way out (`SessionCloser`), and the locks it held are
+/// taken over by the next user (they are never poisoned for good).
+fn report_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended
+        && e.is_panic()
+    {
+        tracing::error!("a request panicked; its connection was closed: {e}");
     }
 }
 

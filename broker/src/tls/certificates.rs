@@ -83,12 +83,23 @@ impl Certificates {
         };
         let contents = (std::fs::read(cert_path)?, std::fs::read(key_path)?);
         let hash = contents_hash(&contents.0, &contents.1);
-        if hash == *self.loaded_from.lock().expect("tls lock") {
+        if hash
+            == *self
+                .loaded_from
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             return Ok(false);
         }
         let key = certified_key(&contents.0, &contents.1)?;
-        *self.current.write().expect("tls lock") = key;
-        *self.loaded_from.lock().expect("tls lock") = hash;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        *self
+            .loaded_from
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = hash;
         Ok(true)
     }
 
@@ -99,7 +110,11 @@ impl Certificates {
 
     /// Subject, issuer and expiry of the leaf certificate currently served.
     pub fn describe(&self) -> Option<Described> {
-        let current = self.current.read().expect("tls lock").clone();
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let leaf = current.cert.first()?;
         Described::of(leaf.as_ref())
     }
@@ -151,7 +166,12 @@ impl Certificates {
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().expect("tls lock").clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
     }
 }
 
@@ -163,7 +183,12 @@ impl ResolvesClientCert for Certificates {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[rustls::SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().expect("tls lock").clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     fn has_certs(&self) -> bool {
