@@ -5,7 +5,10 @@
 //! busy hashing, so logged-in clients stalled and a right password took
 //! seconds. Here:
 //! - hashing runs off the async workers, at most one check per two cores
-//!   at once, first come first served;
+//!   at once, first come first served — and at most one at a time per
+//!   source address, so one host cycling through many different wrong
+//!   passwords queues behind itself, and a login from anywhere else waits
+//!   for at most one of its checks;
 //! - a password just refused for a user is refused again for
 //!   [`REFUSED_FOR`] without hashing: repeating it costs nothing, and it
 //!   never delays a different (the right) password, which is checked as
@@ -25,6 +28,7 @@
 use super::password::{hash_password, verify_password};
 use ring::hmac;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, Semaphore};
@@ -38,6 +42,8 @@ const REMEMBERED: usize = 16_384;
 
 pub struct LoginGuard {
     hashing: Semaphore,
+    /// One check at a time per source address (entries live while used).
+    sources: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
     key: hmac::Key,
     refused: Mutex<Refused>,
     /// Checks under way, by fingerprint: a second identical one waits for
@@ -71,10 +77,15 @@ pub enum Checked {
 impl LoginGuard {
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let permits = (cores / 2).max(1);
+        Self::with_hashers((cores / 2).max(1))
+    }
+
+    /// A guard hashing at most `hashers` passwords at once.
+    pub fn with_hashers(hashers: usize) -> Self {
         let key_bytes: [u8; 32] = rand::random();
         Self {
-            hashing: Semaphore::new(permits),
+            hashing: Semaphore::new(hashers),
+            sources: Mutex::default(),
             key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
             refused: Mutex::default(),
             in_flight: Mutex::default(),
@@ -97,8 +108,9 @@ impl LoginGuard {
     }
 
     /// Check `password` against `stored` (a PHC hash), or, for an unknown
-    /// user (`None`), do the same work and refuse.
-    pub async fn check(&self, stored: Option<&str>, password: &str) -> Checked {
+    /// user (`None`), do the same work and refuse. `source` is the
+    /// client's address.
+    pub async fn check(&self, source: IpAddr, stored: Option<&str>, password: &str) -> Checked {
         let hash = stored.unwrap_or(&self.nobody);
         let fingerprint = self.fingerprint(hash, password);
         if self.refused_recently(&fingerprint, Instant::now()) {
@@ -117,11 +129,17 @@ impl LoginGuard {
                 let right = if self.refused_recently(&fingerprint, Instant::now()) {
                     false
                 } else {
-                    let _permit = self.hashing.acquire().await.expect("never closed");
-                    let (hash, password) = (hash.to_string(), password.to_string());
-                    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-                        .await
-                        .unwrap_or(false)
+                    let gate = self.source_gate(source);
+                    let right = {
+                        let _turn = gate.acquire().await.expect("never closed");
+                        let _permit = self.hashing.acquire().await.expect("never closed");
+                        let (hash, password) = (hash.to_string(), password.to_string());
+                        tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                            .await
+                            .unwrap_or(false)
+                    };
+                    self.release_source_gate(source, gate);
+                    right
                 };
                 if !right {
                     self.remember_refused(fingerprint, Instant::now());
@@ -137,6 +155,24 @@ impl LoginGuard {
             Checked::Right
         } else {
             Checked::Wrong
+        }
+    }
+
+    fn source_gate(&self, source: IpAddr) -> Arc<Semaphore> {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(source)
+            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .clone()
+    }
+
+    /// Forget `source`'s gate once nobody else holds or waits on it.
+    fn release_source_gate(&self, source: IpAddr, gate: Arc<Semaphore>) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        // Ours and the map's: clones are only made under this lock.
+        if Arc::strong_count(&gate) == 2 {
+            sources.remove(&source);
         }
     }
 
@@ -186,27 +222,85 @@ impl Default for LoginGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_host_cycling_wrong_passwords_does_not_hold_up_a_login_from_another() {
+        let guard = Arc::new(LoginGuard::with_hashers(1));
+        let stored = Arc::new(hash_password("right"));
+        let done = Arc::new(AtomicUsize::new(0));
+        let attacker = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 66));
+        let storm: Vec<_> = (0..8)
+            .map(|n| {
+                let (guard, stored, done) = (guard.clone(), stored.clone(), done.clone());
+                tokio::spawn(async move {
+                    let wrong = format!("wrong-{n}");
+                    let checked = guard.check(attacker, Some(&stored), &wrong).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                    checked
+                })
+            })
+            .collect();
+        // Every check of the storm is under way (one hashing, the others
+        // queued) before the right password arrives.
+        while guard.in_flight.lock().unwrap().len() < 8 || guard.hashing.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            guard.check(HOST, Some(&stored), "right").await,
+            Checked::Right
+        );
+        let before = done.load(Ordering::SeqCst);
+        assert!(
+            before <= 2,
+            "the right password waited for {before} of the other host's checks"
+        );
+        for check in storm {
+            assert_eq!(check.await.unwrap(), Checked::Wrong);
+        }
+        assert!(
+            guard.sources.lock().unwrap().is_empty(),
+            "gates left behind"
+        );
+    }
 
     #[tokio::test]
     async fn a_wrong_password_is_refused_again_without_hashing_and_the_right_one_still_works() {
         let guard = LoginGuard::new();
         let stored = hash_password("right");
-        assert_eq!(guard.check(Some(&stored), "wrong").await, Checked::Wrong);
         assert_eq!(
-            guard.check(Some(&stored), "wrong").await,
+            guard.check(HOST, Some(&stored), "wrong").await,
+            Checked::Wrong
+        );
+        assert_eq!(
+            guard.check(HOST, Some(&stored), "wrong").await,
             Checked::WrongAgain
         );
-        assert_eq!(guard.check(Some(&stored), "right").await, Checked::Right);
-        assert_eq!(guard.check(Some(&stored), "other").await, Checked::Wrong);
+        assert_eq!(
+            guard.check(HOST, Some(&stored), "right").await,
+            Checked::Right
+        );
+        assert_eq!(
+            guard.check(HOST, Some(&stored), "other").await,
+            Checked::Wrong
+        );
     }
 
     #[tokio::test]
     async fn a_new_password_is_not_refused_for_having_been_wrong_before() {
         let guard = LoginGuard::new();
         let old = hash_password("old");
-        assert_eq!(guard.check(Some(&old), "new").await, Checked::Wrong);
+        assert_eq!(guard.check(HOST, Some(&old), "new").await, Checked::Wrong);
         let changed = hash_password("new");
-        assert_eq!(guard.check(Some(&changed), "new").await, Checked::Right);
+        assert_eq!(
+            guard.check(HOST, Some(&changed), "new").await,
+            Checked::Right
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +310,7 @@ mod tests {
         let checks: Vec<_> = (0..16)
             .map(|_| {
                 let (guard, stored) = (guard.clone(), stored.clone());
-                tokio::spawn(async move { guard.check(Some(&stored), "wrong").await })
+                tokio::spawn(async move { guard.check(HOST, Some(&stored), "wrong").await })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -235,9 +329,12 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_user_is_refused_after_the_same_work() {
         let guard = LoginGuard::new();
-        assert_eq!(guard.check(None, "").await, Checked::Wrong);
-        assert_eq!(guard.check(None, "anything").await, Checked::Wrong);
-        assert_eq!(guard.check(None, "anything").await, Checked::WrongAgain);
+        assert_eq!(guard.check(HOST, None, "").await, Checked::Wrong);
+        assert_eq!(guard.check(HOST, None, "anything").await, Checked::Wrong);
+        assert_eq!(
+            guard.check(HOST, None, "anything").await,
+            Checked::WrongAgain
+        );
     }
 
     #[test]

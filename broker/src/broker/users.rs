@@ -81,10 +81,16 @@ impl Broker {
         }
     }
 
-    /// Check a username and password; returns the user id. A user this
+    /// Check a username and password from a client at `source`; returns
+    /// the user id. A user this
     /// broker does not know yet (created through another broker a moment
     /// ago) is looked up again after catching up with the leader.
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<u32> {
+    pub async fn authenticate(
+        &self,
+        source: std::net::IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<u32> {
         let mut user = self.metadata.read(|m| m.user_by_name(username).cloned());
         if user.is_none() {
             self.metadata.sync().await;
@@ -93,7 +99,7 @@ impl Broker {
         // Argon2 is deliberately slow: bounded, off the async workers, and
         // the same work for a name nobody has (auth::guard).
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
-        if self.login_guard.check(stored, password).await != Checked::Right {
+        if self.login_guard.check(source, stored, password).await != Checked::Right {
             tokio::time::sleep(auth::guard::REFUSAL_DELAY).await;
             return Err(Error::InvalidCredentials);
         }

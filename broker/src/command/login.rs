@@ -47,7 +47,11 @@ pub async fn login_register(
     let attempt = match LoginRegisterRequest::decode_after_prefix(version.clone(), tail) {
         Ok((request, used)) if used == tail.len() => {
             ctx.broker
-                .authenticate(request.username.as_str(), request.password.expose_secret())
+                .authenticate(
+                    ctx.session.address.ip(),
+                    request.username.as_str(),
+                    request.password.expose_secret(),
+                )
                 .await
         }
         _ => match LoginRegisterWithPatRequest::decode_after_prefix(version, tail) {
@@ -96,7 +100,11 @@ pub async fn login_user_legacy(
     let request: LoginUserRequest = decode(body)?;
     let user_id = ctx
         .broker
-        .authenticate(request.username.as_str(), &request.password)
+        .authenticate(
+            ctx.session.address.ip(),
+            request.username.as_str(),
+            &request.password,
+        )
         .await
         .inspect_err(|e| refused(ctx, e))?;
     start_session(ctx, user_id);

@@ -292,11 +292,12 @@ fn identity(api: &Api, user_id: u32) -> Json<IdentityInfo> {
 
 async fn login(
     State(api): State<Api>,
+    ConnectInfo(super::ClientAddr(address)): ConnectInfo<super::ClientAddr>,
     Json(body): Json<LoginUser>,
 ) -> ApiResult<Json<IdentityInfo>> {
     let user_id = api
         .broker
-        .authenticate(&body.username, body.password.expose_secret())
+        .authenticate(address.ip(), &body.username, body.password.expose_secret())
         .await?;
     Ok(identity(&api, user_id))
 }
