@@ -39,6 +39,32 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, &[u8], usize)> {
     ))
 }
 
+/// Whole records in `bytes` at or after the first one whose index is in
+/// `indexes` (a damaged file's tail, searched byte by byte): how many there
+/// are in a row from there, and their first and last index. `None` when
+/// there are none — the tail is torn, not damaged in the middle.
+pub fn intact_after(
+    bytes: &[u8],
+    indexes: std::ops::RangeInclusive<u64>,
+) -> Option<(usize, u64, u64)> {
+    let start = (1..bytes.len()).find(|&at| {
+        bytes[at..]
+            .get(4..12)
+            .map(|i| u64::from_le_bytes(i.try_into().expect("8 bytes")))
+            .is_some_and(|index| indexes.contains(&index))
+            && decode(&bytes[at..]).is_some()
+    })?;
+    let (mut count, mut at) = (0, start);
+    let (mut first, mut last) = (None, 0);
+    while let Some((index, _, size)) = decode(&bytes[at..]) {
+        first.get_or_insert(index);
+        last = index;
+        count += 1;
+        at += size;
+    }
+    Some((count, first?, last))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +83,24 @@ mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 1;
         assert!(decode(&corrupt[size..]).is_none());
+    }
+
+    #[test]
+    fn intact_records_after_damage_are_found_and_a_torn_tail_has_none() {
+        let mut file = Vec::new();
+        let mut ends = Vec::new();
+        for index in 1..=5 {
+            encode(index, format!("entry {index}").as_bytes(), &mut file);
+            ends.push(file.len());
+        }
+        // Record 2 damaged: 3, 4 and 5 follow intact.
+        let mut damaged = file.clone();
+        damaged[ends[0] + RECORD_HEADER_BYTES + 1] ^= 0xff;
+        let tail = &damaged[ends[0]..];
+        assert!(decode(tail).is_none());
+        assert_eq!(intact_after(tail, 2..=100), Some((3, 3, 5)));
+        // Cut in the middle of record 5: nothing whole after it.
+        let torn = &file[ends[3]..file.len() - 2];
+        assert_eq!(intact_after(torn, 5..=100), None);
     }
 }

@@ -67,6 +67,9 @@ struct Inner {
 pub struct Recovered {
     /// Bytes of a torn tail that were cut off.
     pub truncated_bytes: u64,
+    /// Whole entries found after damage in the middle of the file, dropped
+    /// with it (0 for a torn tail).
+    pub dropped_intact: usize,
     pub entries: usize,
 }
 
@@ -115,16 +118,37 @@ impl LogStore {
             position += size;
         }
         let truncated_bytes = (bytes.len() - position) as u64;
+        let mut dropped_intact = 0;
         if truncated_bytes > 0 {
-            tracing::warn!(
-                bytes = truncated_bytes,
-                "metadata log had a torn tail (entries never acknowledged); cut it off"
-            );
+            // A torn tail holds nothing whole; damage in the middle of the
+            // file leaves whole entries behind it, dropped with it.
+            let next = entries
+                .last_key_value()
+                .map_or(purged_index.unwrap_or(0), |(&last, _)| last)
+                .saturating_add(1);
+            match records::intact_after(&bytes[position..], next..=next.saturating_add(1 << 32)) {
+                None => tracing::warn!(
+                    bytes = truncated_bytes,
+                    "metadata log had a torn tail (entries never acknowledged); cut it off"
+                ),
+                Some((count, first, last)) => {
+                    dropped_intact = count;
+                    tracing::error!(
+                        position,
+                        "metadata log {} is damaged at byte {position}, not just torn: {count} \
+                         intact entries after the damage ({first}..={last}) were dropped with it. \
+                         In a cluster this broker copies them again from the metadata leader; a \
+                         standalone broker has lost them. Check the disk.",
+                        path.display()
+                    );
+                }
+            }
             file.set_len(position as u64)?;
             file.sync_all()?;
         }
         let recovered = Recovered {
             truncated_bytes,
+            dropped_intact,
             entries: entries.len(),
         };
         let inner = Inner {
@@ -402,15 +426,20 @@ mod tests {
         store.lock().entries.keys().copied().collect()
     }
 
+    /// A new log in `dir` holding entries `1..=count` of term 1.
+    fn log_of(dir: &Path, count: u64) -> LogStore {
+        let (store, _) = LogStore::open(dir).unwrap();
+        store
+            .lock()
+            .append((1..=count).map(|i| entry(1, i)).collect())
+            .unwrap();
+        store
+    }
+
     #[test]
     fn entries_survive_reopen_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = LogStore::open(dir.path()).unwrap();
-        store
-            .lock()
-            .append((1..=3).map(|i| entry(1, i)).collect())
-            .unwrap();
-        drop(store);
+        drop(log_of(dir.path(), 3));
         let path = dir.path().join(LOG_FILE);
         let len = std::fs::metadata(&path).unwrap().len();
         OpenOptions::new()
@@ -421,12 +450,29 @@ mod tests {
             .unwrap();
         let (store, recovered) = LogStore::open(dir.path()).unwrap();
         assert!(recovered.truncated_bytes > 0);
+        assert_eq!(recovered.dropped_intact, 0, "a torn tail");
         assert_eq!(indexes(&store), vec![1, 2]);
         store.lock().append(vec![entry(2, 3)]).unwrap();
         drop(store);
         let (store, _) = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&store), vec![1, 2, 3]);
         assert_eq!(store.lock().last_log_id().unwrap().leader_id.term, 2);
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_told_apart_from_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = log_of(dir.path(), 5);
+        let third = store.lock().entries[&3].1;
+        drop(store);
+        let path = dir.path().join(LOG_FILE);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(b"\xff\xff", third + records::RECORD_HEADER_BYTES as u64 + 2)
+            .unwrap();
+        drop(file);
+        let (store, recovered) = LogStore::open(dir.path()).unwrap();
+        assert_eq!(indexes(&store), vec![1, 2]);
+        assert_eq!(recovered.dropped_intact, 2, "entries 4 and 5");
     }
 
     #[test]
