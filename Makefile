@@ -3,7 +3,8 @@
 #               chart, an IggyCluster, messages flowing through its client
 #               Service with the official iggy SDK
 #   make test   everything CI checks: formatting, lints, generated CRDs, the
-#               chart's static checks, unit and integration tests, the
+#               chart's static checks, unit and integration tests, a short
+#               fuzzing run of every decoder, the
 #               local-Kubernetes smoke test, the operator's tests against its
 #               API server, the chart end to end with a real Prometheus, and
 #               a TLS cluster through a CA rotation under load
@@ -15,9 +16,9 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench chaos build release k8s-up k8s-down
+.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench chaos build release k8s-up k8s-down
 
-test: fmt-check lint crd-check chart-check unit-and-integration e2e
+test: fmt-check lint crd-check chart-check unit-and-integration fuzz-short e2e
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -47,6 +48,7 @@ chart-check:
 unit-and-integration:
 	scripts/test-deps.sh
 	$(CARGO) test --workspace --locked
+	$(CARGO) test --manifest-path broker/fuzz/Cargo.toml --locked
 
 # Bring the local cluster up, smoke-test it, run the operator's tests against
 # its API server, install/test/upgrade/uninstall the chart with a real
@@ -89,15 +91,23 @@ bench: release
 	scripts/bench.sh
 
 # Every decoder of outside bytes under libFuzzer (broker/fuzz, nightly):
-# `make fuzz-short` runs each target for 20 s from the committed corpus
-# (not yet part of make test: its cold nightly build is being measured);
-# `make fuzz` for FUZZ_SECONDS (default 1800) each, merging new inputs into
-# the corpus; results go in docs/fuzzing.md.
+# `make fuzz-short` (part of make test) runs each target for 10 s from the
+# committed corpus on an unoptimised build (about 6 minutes cold, plus
+# installing cargo-fuzz once); `make fuzz` for FUZZ_SECONDS (default 1800)
+# each on an optimised build, merging new inputs into the corpus; results
+# go in docs/fuzzing.md. `unit-and-integration` replays the corpus and
+# every regression input on stable.
 fuzz-short:
-	scripts/fuzz.sh 20
+	scripts/fuzz.sh 10 --dev
 
 fuzz:
 	scripts/fuzz.sh $${FUZZ_SECONDS:-1800} --keep
+
+# An hour of steady producers, a churning consumer group and retention
+# against a release broker, its memory and open files sampled every minute
+# (docs/soak.md); make test runs a 30-second slice (broker/tests/soak.rs).
+soak:
+	scripts/soak.sh $${SOAK_SECONDS:-3600} 60
 
 # The long runs of the fault checker and of membership churn (make test
 # runs 4 rounds of faults and 6 of churn, seed 1): SEED, ROUNDS and

@@ -61,6 +61,11 @@ impl TestBroker {
         broker
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data
             .clone()
