@@ -471,6 +471,7 @@ mod tests {
     use crate::storage::batch::tests::encoded_batch;
     use iggy_binary_protocol::responses::messages::poll_messages::PolledBatchesIterator;
     use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
 
     fn config(segment_size_bytes: u64) -> LogConfig {
         LogConfig {
@@ -658,6 +659,30 @@ mod tests {
         assert!(recovery.truncated_bytes() > 0);
         assert_eq!(log.next_offset(), 2);
         assert_eq!(read_all(&log, 0, 10).len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_length_claiming_almost_all_of_u64_is_cut_off_not_trusted() {
+        // Found by the segment_recovery fuzz target: the end of such a
+        // batch wrapped around, passed the bounds check, and recovery asked
+        // for a buffer of the claimed size.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        append_payloads(&mut log, &[b"keep"], 1);
+        append_payloads(&mut log, &[b"damaged"], 2);
+        drop(log);
+        let path = dir.path().join("00000000000000000000.log");
+        let second = encoded_batch(&[b"keep"]).len() as u64;
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        // batch_length is bytes 32..40 of the batch header.
+        let claimed = u64::MAX - second + 1;
+        file.write_all_at(&claimed.to_le_bytes(), second + 32)
+            .unwrap();
+
+        let (log, recovery) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert!(recovery.truncated_bytes() > 0);
+        assert_eq!(log.next_offset(), 1);
+        assert_eq!(read_all(&log, 0, 10), vec![(0, b"keep".to_vec())]);
     }
 
     #[test]

@@ -52,8 +52,17 @@ fn verified_batch_at(
     let Ok(header) = BatchHeader::decode(&header_bytes) else {
         return Ok(None);
     };
+    // The length and offsets are the file's word, not yet verified: a
+    // damaged header may claim anything, so no arithmetic on them may wrap
+    // (a wrapped end would pass the bounds check and ask for a buffer of
+    // the claimed size).
+    let end = position.checked_add(header.batch_length);
+    let next = header
+        .base_offset
+        .checked_add(u64::from(header.message_count));
     if header.message_count == 0
-        || position + header.batch_length > log_len
+        || end.is_none_or(|end| end > log_len)
+        || next.is_none()
         || expected_offset.is_some_and(|expected| header.base_offset != expected)
     {
         return Ok(None);
