@@ -10,6 +10,8 @@
 #                                 # unoptimised build (half the cold build
 #                                 # time of -O), corpus not touched
 #   scripts/fuzz.sh 1800 --keep   # the long run recorded in docs/fuzzing.md
+#   FUZZ_TARGETS="send_batch request_frame" scripts/fuzz.sh 1800 --keep
+#                                 # only those targets
 set -euo pipefail
 seconds=${1:-1800}
 mode=${2:-}
@@ -27,7 +29,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 
 cargo +nightly fuzz build "$profile"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in $(cargo +nightly fuzz list); do
+for target in ${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}; do
   mkdir -p "$scratch/$target" "artifacts/$target"
   echo "== $target: ${seconds}s"
   log="$scratch/$target.log"
