@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start a release broker on a scratch directory and run iggy-bench against it.
-# Extra arguments go to iggy-bench (see `iggy-bench --help`).
+# Start a release broker on a scratch directory and run iggy-broker-bench against it.
+# Extra arguments go to iggy-broker-bench (see `iggy-broker-bench --help`).
 # BENCH_TLS=1 serves TCP with TLS (a throwaway CA and certificate made with
 # openssl) and has the clients verify it. BENCH_QUIC=1 runs the clients over
 # QUIC instead of TCP. IGGY_BROKER_BIN runs another broker binary (to compare
@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
-data=$(mktemp -d /tmp/iggy-bench.XXXXXX)
+data=$(mktemp -d /tmp/iggy-broker-bench.XXXXXX)
 port=${IGGY_BENCH_PORT:-18090}
 quic_port=$((port + 1))
 tls_env=() tls_args=()
@@ -37,4 +37,4 @@ for _ in $(seq 1 100); do
 done
 address="127.0.0.1:$port"
 [ "${BENCH_QUIC:-0}" = 1 ] && address="127.0.0.1:$quic_port"
-"$target/release/iggy-bench" --address "$address" "${tls_args[@]}" "$@"
+"$target/release/iggy-broker-bench" --address "$address" "${tls_args[@]}" "$@"

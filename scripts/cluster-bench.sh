@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Cluster measurements for docs/benchmarks.md (release builds, this host):
 #
-#  1. metadata write latency: iggy-bench --metadata-ops (create OPS topics, one
+#  1. metadata write latency: iggy-broker-bench --metadata-ops (create OPS topics, one
 #     at a time) against a standalone broker, then against a 3-broker cluster
 #     through its metadata leader and through a follower;
 #  2. metadata leader failover: KILLS times, kill -9 the metadata leader and
 #     time until every survivor names the same new leader (metrics polled
 #     every 10 ms), then restart the killed broker; min / median / max;
 #  3. produce/consume throughput on 3 brokers with replication factor 1 and
-#     then 3 (iggy-bench's workload, BATCHES batches per producer, through
+#     then 3 (iggy-broker-bench's workload, BATCHES batches per producer, through
 #     the metadata leader; the SDK forwards nothing, the brokers do).
 #
 # SECTIONS (default "metadata failover replication"), OPS (default 500),
@@ -50,7 +50,7 @@ IGGY_SYSTEM_PATH="$work/standalone" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_HTTP
 standalone=$!
 for _ in $(seq 1 100); do [ -f "$work/standalone/runtime/current_config.toml" ] && break; sleep 0.1; done
 printf 'standalone:            '
-"$target/release/iggy-bench" --address "127.0.0.1:$port" --metadata-ops "$OPS"
+"$target/release/iggy-broker-bench" --address "127.0.0.1:$port" --metadata-ops "$OPS"
 kill "$standalone"; wait "$standalone" 2>/dev/null || true; standalone=
 
 fi
@@ -60,9 +60,9 @@ if has metadata; then
 leader=$(leader_seen_by 0)
 follower=$(( (leader + 1) % 3 ))
 printf '3 brokers, via leader:   '
-"$target/release/iggy-bench" --address "$(tcp_of "$leader")" --metadata-ops "$OPS" --stream bench-leader
+"$target/release/iggy-broker-bench" --address "$(tcp_of "$leader")" --metadata-ops "$OPS" --stream bench-leader
 printf '3 brokers, via follower: '
-"$target/release/iggy-bench" --address "$(tcp_of "$follower")" --metadata-ops "$OPS" --stream bench-follower
+"$target/release/iggy-broker-bench" --address "$(tcp_of "$follower")" --metadata-ops "$OPS" --stream bench-follower
 
 fi
 
@@ -106,7 +106,7 @@ for factor in 1 3; do
   rm -rf "$work/cluster"
   IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR=$factor scripts/cluster.sh up 3 "$work/cluster" >"$work/nodes"
   leader=$(leader_seen_by 0)
-  "$target/release/iggy-bench" --address "$(tcp_of "$leader")" --batches "$BATCHES" --stream "bench-rf$factor"
+  "$target/release/iggy-broker-bench" --address "$(tcp_of "$leader")" --batches "$BATCHES" --stream "bench-rf$factor"
   scripts/cluster.sh down "$work/cluster"
 done
 fi
