@@ -3,6 +3,7 @@
 //! stops accepting on shutdown, and then waits for its connections.
 
 use super::admission::Admission;
+use super::quick_ack::QuickAck;
 use crate::broker::Broker;
 use crate::clients::Transport;
 use crate::config::TlsSettings;
@@ -139,6 +140,7 @@ pub async fn accept_stream(
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = QuickAck::new(stream);
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let tls = listener.tls.clone();

@@ -4,6 +4,7 @@
 
 mod admission;
 mod listeners;
+mod quick_ack;
 
 use crate::broker::Broker;
 use crate::config::{BoundAddresses, write_runtime_config};
