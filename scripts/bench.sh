@@ -38,3 +38,4 @@ done
 address="127.0.0.1:$port"
 [ "${BENCH_QUIC:-0}" = 1 ] && address="127.0.0.1:$quic_port"
 "$target/release/iggy-broker-bench" --address "$address" "${tls_args[@]}" "$@"
+echo "broker peak resident memory: $(awk '/^VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$broker/status")"

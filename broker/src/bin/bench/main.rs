@@ -106,6 +106,10 @@ pub struct Args {
     /// storing their offset with every poll.
     #[arg(long)]
     auto_commit: bool,
+    /// Leave the upstream workloads' streams and their messages on the
+    /// server (to measure start-up with that much data).
+    #[arg(long)]
+    keep_data: bool,
     /// Instead of messages, measure metadata writes: create this many
     /// topics one after another and report the latency of each creation.
     #[arg(long)]

@@ -32,14 +32,14 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
         Workload::PinnedProducer => {
             let streams = Streams::create(&admin, args, pinned_streams, 1).await?;
             let phase = producers(args, &streams, "pinned producer", pinned).await?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             vec![phase]
         }
         Workload::PinnedConsumer => {
             let streams = Streams::create(&admin, args, pinned_streams, 1).await?;
             let seed = producers(args, &streams, "(seed: pinned producer)", pinned).await?;
             let phase = pinned_consumers(args, &streams, "pinned consumer").await?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             vec![seed, phase]
         }
         Workload::PinnedProducerAndConsumer => {
@@ -48,7 +48,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
                 producers(args, &streams, "pinned producer (with consumers)", pinned),
                 pinned_consumers(args, &streams, "pinned consumer (with producers)"),
             )?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             let aggregate = Phase {
                 name: "pinned producer and consumer (sum)".into(),
                 bytes: produced.bytes + consumed.bytes,
@@ -62,7 +62,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
             let streams = Streams::create(&admin, args, balanced_streams, args.partitions).await?;
             let phase =
                 producers(args, &streams, "balanced producer", Partitioning::balanced).await?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             vec![phase]
         }
         Workload::BalancedConsumerGroup => {
@@ -92,7 +92,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
                 )
             })
             .await?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             vec![seed, phase]
         }
         Workload::EndToEndProducingConsumer => {
@@ -101,7 +101,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
                 actors::producing_consumer(args.clone(), streams.names[i as usize].clone(), i)
             })
             .await?;
-            streams.delete(&admin).await?;
+            streams.delete(&admin, args).await?;
             vec![phase]
         }
         Workload::Classic | Workload::All | Workload::SendLatency => {
@@ -212,7 +212,11 @@ impl Streams {
         &self.names[i as usize % self.names.len()]
     }
 
-    async fn delete(self, admin: &IggyClient) -> anyhow::Result<()> {
+    /// Delete the streams, unless `--keep-data` asks to leave them.
+    async fn delete(self, admin: &IggyClient, args: &Args) -> anyhow::Result<()> {
+        if args.keep_data {
+            return Ok(());
+        }
         for name in &self.names {
             admin.delete_stream(&Identifier::named(name)?).await?;
         }
