@@ -8,7 +8,7 @@
 //! | pinned producer and consumer | same | 1 | both of the above at once, consumers following the producers |
 //! | balanced producer | `--streams` (default 1) | `--partitions` | producer *i* sends to stream *i mod streams*, partitions chosen by the broker (balanced) |
 //! | balanced consumer group | same | `--partitions` | one group per stream; consumer *i* joins the group of stream *i mod streams* and polls `next` with auto-commit until the group has read the stream (seeded first) |
-//! | end-to-end producing consumer | one per producer | 1 | each client sends a batch, reads it back, repeats |
+//! | end-to-end producing consumer | one per producer | 1 | each client sends a batch, reads it back, repeats; bytes counted both ways, as upstream does |
 //!
 //! Each workload runs on fresh streams named `<--stream>-<n>`, deleted at
 //! the end.
@@ -97,9 +97,11 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
         }
         Workload::EndToEndProducingConsumer => {
             let streams = Streams::create(&admin, args, args.producers, 1).await?;
-            let phase = measure("end-to-end producing consumer", args.producers, |i| {
-                actors::producing_consumer(args.clone(), streams.names[i as usize].clone(), i)
-            })
+            let phase = measure(
+                "end-to-end producing consumer (both ways)",
+                args.producers,
+                |i| actors::producing_consumer(args.clone(), streams.names[i as usize].clone(), i),
+            )
             .await?;
             streams.delete(&admin, args).await?;
             vec![phase]
