@@ -7,10 +7,13 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, poll_all, produce_until_stopped};
+use common::{
+    TestBroker, create_stream_and_topic, poll_all, produce_until_stopped, send, wait_for,
+};
 use iggy::prelude::*;
 use powercut_fs::{Cut, PowerCutFs};
 use std::collections::HashSet;
+use std::time::Duration;
 
 /// A broker whose data directory is on a power-cut filesystem. Fields drop
 /// in order: the broker stops before the filesystem is unmounted, which
@@ -41,6 +44,14 @@ impl OnPowerCutFs {
         let report = self.fs.power_cut(cut).unwrap();
         self.broker.start_again();
         report
+    }
+}
+
+impl Drop for OnPowerCutFs {
+    fn drop(&mut self) {
+        // A broker blocked in a held fsync cannot exit (not even on kill -9)
+        // until the fsync is answered: release before the fields drop.
+        self.fs.hold_syncs(false);
     }
 }
 
@@ -190,6 +201,49 @@ async fn with_fsync_never_a_clean_shutdown_still_makes_everything_durable() {
         0,
         "the shutdown flush synced every acknowledged message"
     );
+}
+
+/// A stalled disk under fsync `always`: a send waits for its fsync, but a
+/// poll of the same partition does not — the fsync runs outside the
+/// partition's lock — and it sees only what is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_is_answered_while_a_sends_fsync_is_stalled() {
+    let node = OnPowerCutFs::start("always");
+    let client = node.broker.client().await;
+    create_stream_and_topic(&client, "slow", "t", 1).await;
+    send(&client, "slow", "t", &Partitioning::partition_id(0), 1, 10).await;
+
+    node.fs.hold_syncs(true);
+    let sender = node.broker.client().await;
+    let sending = tokio::spawn(async move {
+        send(&sender, "slow", "t", &Partitioning::partition_id(0), 11, 10).await;
+    });
+    wait_for(
+        "the send's fsync to be held",
+        Duration::from_secs(10),
+        || node.fs.syncs_held() > 0,
+    )
+    .await;
+
+    // Bounded only so that a poll stuck behind the fsync fails the test
+    // instead of hanging it (the fsync is held until released below).
+    let polled = tokio::time::timeout(Duration::from_secs(10), poll_all(&client, "slow", "t", 0))
+        .await
+        .expect("the poll waited for the held fsync");
+    let ids: Vec<u128> = polled.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        ids,
+        (1..=10).collect::<Vec<u128>>(),
+        "only durable messages"
+    );
+    assert!(
+        node.fs.syncs_held() > 0 && !sending.is_finished(),
+        "the poll was answered only after the fsync"
+    );
+
+    node.fs.hold_syncs(false);
+    sending.await.unwrap();
+    assert_eq!(poll_all(&client, "slow", "t", 0).await.len(), 20);
 }
 
 fn id(name: &str) -> Identifier {

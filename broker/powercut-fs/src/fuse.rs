@@ -299,7 +299,28 @@ impl Filesystem for Fs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, self.volume().sync(ino.0));
+        if !self.volume().holds_sync_of(ino.0) {
+            return reply_empty(reply, self.volume().sync(ino.0));
+        }
+        // A stalled disk: answer from another thread once released, so
+        // that every other request (reads above all) is served meanwhile.
+        // The kernel keeps the file's inode locked until the answer, as for
+        // any FUSE fsync, so writes to this one file wait.
+        self.volume().note_held_sync(true);
+        let shared = self.volume.clone();
+        std::thread::spawn(move || {
+            let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut volume = lock();
+            while volume.holds_sync_of(ino.0) {
+                drop(volume);
+                std::thread::sleep(Duration::from_millis(5));
+                volume = lock();
+            }
+            let synced = volume.sync(ino.0);
+            volume.note_held_sync(false);
+            drop(volume);
+            reply_empty(reply, synced);
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

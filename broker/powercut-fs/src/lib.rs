@@ -64,6 +64,7 @@ impl PowerCutFs {
     /// -9` is the realistic way): the unmount waits for their files to be
     /// closed.
     pub fn power_cut(&mut self, cut: Cut) -> io::Result<CutReport> {
+        self.hold_syncs(false);
         if let Some(session) = self.session.take() {
             session.umount_and_join()?;
         }
@@ -86,6 +87,24 @@ impl PowerCutFs {
             .set_failing(errno);
     }
 
+    /// A stalled disk: from now on every file fsync waits, making nothing
+    /// durable and not returning, until this is called with `false`. Other
+    /// requests are served meanwhile.
+    pub fn hold_syncs(&self, hold: bool) {
+        self.volume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_hold_syncs(hold);
+    }
+
+    /// File fsyncs under way and held by [`Self::hold_syncs`].
+    pub fn syncs_held(&self) -> u64 {
+        self.volume
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .syncs_held()
+    }
+
     /// Bytes written to files but not fsynced yet.
     pub fn unsynced_bytes(&self) -> u64 {
         self.volume
@@ -97,6 +116,8 @@ impl PowerCutFs {
 
 impl Drop for PowerCutFs {
     fn drop(&mut self) {
+        // Held fsyncs would keep the unmount waiting for their answers.
+        self.hold_syncs(false);
         if let Some(session) = self.session.take() {
             let _ = session.umount_and_join();
         }

@@ -108,6 +108,11 @@ pub struct Volume {
     next_ino: u64,
     /// Set: every change fails with this errno (a failing disk).
     failing: Option<Errno>,
+    /// Set: a file's fsync takes effect and is answered only once this is
+    /// cleared (a disk that stalls).
+    hold_syncs: bool,
+    /// File fsyncs being held right now.
+    syncs_held: u64,
 }
 
 impl Default for Volume {
@@ -118,6 +123,8 @@ impl Default for Volume {
             inodes,
             next_ino: ROOT + 1,
             failing: None,
+            hold_syncs: false,
+            syncs_held: 0,
         }
     }
 }
@@ -338,6 +345,31 @@ impl Volume {
         let inode = self.inodes.get_mut(&ino).ok_or(libc_errno::ENOENT)?;
         inode.perm = perm;
         Ok(())
+    }
+
+    /// Hold every file fsync from now on until `hold` is cleared again.
+    pub fn set_hold_syncs(&mut self, hold: bool) {
+        self.hold_syncs = hold;
+    }
+
+    /// Whether an fsync of `ino` is held now (files only; directories are
+    /// synced at once).
+    pub fn holds_sync_of(&self, ino: u64) -> bool {
+        self.hold_syncs && matches!(self.inodes.get(&ino).map(Inode::kind), Some(Kind::File))
+    }
+
+    /// A delayed fsync started (`true`) or took effect (`false`).
+    pub fn note_held_sync(&mut self, held: bool) {
+        if held {
+            self.syncs_held += 1;
+        } else {
+            self.syncs_held -= 1;
+        }
+    }
+
+    /// File fsyncs being held by the delay right now.
+    pub fn syncs_held(&self) -> u64 {
+        self.syncs_held
     }
 
     /// `fsync` of a file (its bytes) or of a directory (its entries).

@@ -11,9 +11,9 @@ use crate::auth::Action;
 use crate::broker::PartitionHome;
 use crate::error::{Error, Result, SaveKind};
 use crate::metadata::{ConsumerKey, GroupKey, Ident, MetadataCommand, PartitionKey};
-use crate::partitions::Partition;
+use crate::partitions::{Partition, Synced};
 use crate::replication;
-use crate::storage::batch;
+use crate::storage::{FsyncPolicy, batch};
 use bytes::{BufMut, Bytes, BytesMut};
 use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
 use iggy_binary_protocol::primitives::consumer::{KIND_CONSUMER_GROUP, WireConsumer};
@@ -135,19 +135,41 @@ pub async fn send_messages(
         .space
         .admit(SaveKind::Messages, record.len() as u64)?;
     let timestamp = crate::broker::now_micros();
-    // The append may fsync; keep the async workers free for other clients.
-    let appended = tokio::task::block_in_place(|| -> Result<_> {
+    // Writing a large batch into the page cache may block; keep the async
+    // workers free for other clients.
+    let (appended, sync) = tokio::task::block_in_place(|| -> Result<_> {
         let mut log = partition.lock_log();
         #[cfg(debug_assertions)]
         panic_if_asked(record);
         let appended = log
             .append(record, header.messages_count, partition_id, timestamp)
             .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
+        let sync = log.config().fsync == FsyncPolicy::Always;
         // Under the log's lock, so the log end never goes back.
-        partition.replica.set_log_end(log.next_offset());
-        Ok(appended)
+        if sync {
+            partition.replica.set_log_end_unsynced(log.next_offset());
+        } else {
+            partition.replica.set_log_end(log.next_offset());
+        }
+        Ok((appended, sync))
     })?;
-    let end = appended.base_offset + u64::from(appended.count);
+    let end = appended.end();
+    if sync {
+        // Outside the log's lock, shared with the sends around it.
+        let synced = partition
+            .sync_up_to(end, appended.generation, role.is_none())
+            .await
+            .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
+        match synced {
+            Synced::Now(took) => broker.metrics.fsync_duration.observe(took.as_secs_f64()),
+            Synced::Covered => {}
+            Synced::Cut => {
+                return Err(Error::PartitionUnavailable(format!(
+                    "partition {partition_id} was cut back before the batch was durable; it is not kept"
+                )));
+            }
+        }
+    }
     match &role {
         Some(role) => {
             // Acknowledged once every in-sync replica has it.
@@ -181,9 +203,6 @@ pub async fn send_messages(
         .bytes_in
         .with_label_values(&labels)
         .inc_by(record.len() as u64);
-    if let Some(fsync) = appended.fsync {
-        metrics.fsync_duration.observe(fsync.as_secs_f64());
-    }
     SendMessagesResponse {
         confirmations: vec![SendMessagesConfirmationResponse {
             stream_id,

@@ -18,7 +18,7 @@ mod layout;
 mod partition;
 
 pub use layout::Layout;
-pub use partition::Partition;
+pub use partition::{Partition, Synced};
 
 use crate::metadata::{MetadataState, PartitionKey, TopicSettings};
 use crate::storage::LogConfig;

@@ -11,6 +11,19 @@ use crate::storage::{LogConfig, PartitionLog};
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How [`Partition::sync_up_to`] made the log durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// This call's fsync, which took this long.
+    Now(Duration),
+    /// An earlier fsync already covered the offsets asked for.
+    Covered,
+    /// The log was cut (truncated, purged, or a failed sync forgot the
+    /// tail) after the batch was appended: it is not there to be synced.
+    Cut,
+}
 
 pub struct Partition {
     pub key: PartitionKey,
@@ -29,6 +42,8 @@ pub struct Partition {
     /// offset" so two polls of the same consumer never get the same
     /// messages. Async: storing the offset waits for the metadata group.
     pub commit_lock: tokio::sync::Mutex<()>,
+    /// One fsync of this partition's log at a time (see `sync_up_to`).
+    sync_turn: tokio::sync::Mutex<()>,
 }
 
 impl Partition {
@@ -60,7 +75,60 @@ impl Partition {
             log: Mutex::new(log),
             replica,
             commit_lock: tokio::sync::Mutex::new(()),
+            sync_turn: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Make the log durable up to `end`, appended in log generation
+    /// `generation`, without holding the log's lock across the fsync: polls
+    /// and other producers go on while it runs.
+    ///
+    /// Group commit: one fsync at a time per partition; whoever's turn it
+    /// is syncs everything appended so far, so the sends that queued
+    /// behind it usually find their batches covered and return at once.
+    /// On failure the error is returned and, when `forget_on_failure`
+    /// (a partition without other replicas, `always` policy: nothing past
+    /// the durable end was acknowledged or shown to anyone), what was not
+    /// durable is forgotten. A replicated leader keeps it — followers may
+    /// have copied it — and a later sync makes it durable: its client was
+    /// told the send may or may not be kept.
+    pub async fn sync_up_to(
+        &self,
+        end: u64,
+        generation: u64,
+        forget_on_failure: bool,
+    ) -> io::Result<Synced> {
+        let _turn = self.sync_turn.lock().await;
+        let target = {
+            let log = self.lock_log();
+            if log.generation() != generation {
+                return Ok(Synced::Cut);
+            }
+            if log.durable_end() >= end {
+                return Ok(Synced::Covered);
+            }
+            log.sync_target()
+        };
+        let started = Instant::now();
+        let file = target.file.clone();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("fsync task failed: {e}"))));
+        let mut log = self.lock_log();
+        match synced {
+            Ok(()) => {
+                log.synced(&target);
+                self.replica.note_synced(target.end);
+                Ok(Synced::Now(started.elapsed()))
+            }
+            Err(e) => {
+                if forget_on_failure {
+                    log.sync_failed(&target);
+                    self.replica.set_log_end(log.next_offset());
+                }
+                Err(e)
+            }
+        }
     }
 
     pub fn lock_log(&self) -> std::sync::MutexGuard<'_, PartitionLog> {

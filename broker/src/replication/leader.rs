@@ -88,7 +88,9 @@ pub fn step_down(partition: &Partition) {
 /// Raise the committed offset to what every in-sync replica has.
 pub fn advance_committed(partition: &Partition, me: u32, in_sync: &[u32]) {
     let leading = partition.replica.leading();
-    let mut committed = partition.replica.log_end();
+    // The leader's own part: what it has made durable (a batch whose sync
+    // is still running does not count yet).
+    let mut committed = partition.replica.durable_end();
     for replica in in_sync.iter().filter(|r| **r != me) {
         let has = leading.followers.get(replica).map_or(0, |p| p.log_end);
         committed = committed.min(has);

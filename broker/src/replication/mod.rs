@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::{Notify, watch};
 
@@ -58,6 +59,11 @@ pub struct ReplicaState {
     committed: watch::Sender<u64>,
     /// This replica's log end, for fetches waiting for new messages.
     log_end: watch::Sender<u64>,
+    /// This replica's log is durable before this offset: its log end,
+    /// except on a leader under the `always` policy while the sync of a
+    /// batch is pending. What a leader counts for itself toward the
+    /// committed offset.
+    durable_end: AtomicU64,
     /// Leader only: the epoch it leads in (0: not leading) and its
     /// followers' progress.
     leading: Mutex<Leading>,
@@ -109,6 +115,7 @@ impl ReplicaState {
             history: Mutex::new(EpochHistory::open(dir)?),
             committed: watch::Sender::new(committed),
             log_end: watch::Sender::new(log.next_offset()),
+            durable_end: AtomicU64::new(log.next_offset()),
             leading: Mutex::new(Leading::default()),
             changed: Notify::new(),
         })
@@ -143,9 +150,28 @@ impl ReplicaState {
         *self.log_end.borrow()
     }
 
-    /// The log grew (or was cut) to `end`.
+    /// The log grew (or was cut) to `end`, durably as far as its fsync
+    /// policy asks.
     pub fn set_log_end(&self, end: u64) {
         self.log_end.send_replace(end);
+        self.durable_end.store(end, Ordering::Release);
+    }
+
+    /// The log grew to `end`, but under the `always` policy the new batch
+    /// is durable only once `note_synced` says so.
+    pub fn set_log_end_unsynced(&self, end: u64) {
+        self.log_end.send_replace(end);
+    }
+
+    /// The log is durable up to `end`.
+    pub fn note_synced(&self, end: u64) {
+        self.durable_end
+            .fetch_max(end.min(self.log_end()), Ordering::AcqRel);
+    }
+
+    /// See the field.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end.load(Ordering::Acquire)
     }
 
     pub fn subscribe_log_end(&self) -> watch::Receiver<u64> {

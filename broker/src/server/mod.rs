@@ -262,7 +262,8 @@ fn flush_all(broker: &Broker) {
     }
 }
 
-/// Fsync partitions whose topics use the `interval` policy.
+/// Fsync partitions whose topics use the `interval` policy, each outside
+/// its log's lock (`Partition::sync_up_to`), so polls and sends go on.
 async fn periodic_flush(broker: Arc<Broker>) {
     let interval = match broker.effective.fsync {
         FsyncPolicy::Interval(interval) => interval,
@@ -271,21 +272,18 @@ async fn periodic_flush(broker: Arc<Broker>) {
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
-        let broker = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for partition in broker.partitions.all() {
-                let mut log = partition
-                    .log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if matches!(log.config().fsync, FsyncPolicy::Interval(_))
-                    && let Err(e) = log.flush()
-                {
-                    // Logged once when the directory starts failing.
-                    broker.space.write_failed(SaveKind::Messages, e);
-                }
+        for partition in broker.partitions.all() {
+            let due = {
+                let log = partition.lock_log();
+                (matches!(log.config().fsync, FsyncPolicy::Interval(_)) && log.unsynced())
+                    .then(|| (log.next_offset(), log.generation()))
+            };
+            if let Some((end, generation)) = due
+                && let Err(e) = partition.sync_up_to(end, generation, false).await
+            {
+                // Logged once when the directory starts failing.
+                broker.space.write_failed(SaveKind::Messages, e);
             }
-        })
-        .await;
+        }
     }
 }

@@ -57,8 +57,26 @@ pub struct LogConfig {
 pub struct Appended {
     pub base_offset: u64,
     pub count: u32,
-    /// How long the fsync took, when the policy synced this append.
-    pub fsync: Option<Duration>,
+    /// The log's generation at the append (see [`PartitionLog::generation`]):
+    /// what [`SyncTarget`]s are checked against.
+    pub generation: u64,
+}
+
+impl Appended {
+    /// One past the last offset appended.
+    pub fn end(&self) -> u64 {
+        self.base_offset + u64::from(self.count)
+    }
+}
+
+/// What one fsync outside the partition's lock covers: everything appended
+/// before `end`, in the file of the active segment (sealed segments were
+/// synced when they were sealed).
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub file: std::sync::Arc<std::fs::File>,
+    pub end: u64,
+    pub generation: u64,
 }
 
 /// What `PartitionLog::open` found on disk.
@@ -79,8 +97,15 @@ pub struct PartitionLog {
     config: LogConfig,
     /// Sorted by start offset; the last one is the active segment.
     segments: Vec<Segment>,
-    /// Batches appended since the last fsync (for the interval policy).
+    /// Batches appended since the last fsync.
     unsynced: bool,
+    /// Every message before this offset is on stable storage (as far as
+    /// this log has synced; the `never` policy does not track it).
+    durable_end: u64,
+    /// Bumped whenever messages that were appended but not yet durable may
+    /// have been removed (truncate, purge, a failed sync): a sync prepared
+    /// in an earlier generation no longer says anything about them.
+    generation: u64,
 }
 
 impl PartitionLog {
@@ -117,12 +142,15 @@ impl PartitionLog {
             // durable before anything appended to it can be.
             super::fs::fsync_dir(dir)?;
         }
-        let log = Self {
+        let mut log = Self {
             dir: dir.to_path_buf(),
             config,
             segments,
             unsynced: false,
+            durable_end: 0,
+            generation: 0,
         };
+        log.durable_end = log.next_offset();
         Ok((log, recovery))
     }
 
@@ -168,8 +196,10 @@ impl PartitionLog {
 
     /// Append a producer's batch record (already validated) holding `count`
     /// messages. The record is stamped in place with its offset and
-    /// `timestamp` and written as is. Under the `always` policy it is on disk
-    /// when this returns.
+    /// `timestamp` and written as is, to the page cache: under the `always`
+    /// policy the caller makes it durable with [`Self::sync_target`] and a
+    /// sync outside the partition's lock (`Partition::sync_up_to`) before
+    /// acknowledging it.
     pub fn append(
         &mut self,
         record: &mut [u8],
@@ -184,27 +214,66 @@ impl PartitionLog {
         batch::stamp(record, partition_id, base_offset, timestamp);
         let segment = self.segments.last_mut().expect("active segment");
         segment.append(record, count, timestamp)?;
-        let fsync = match self.config.fsync {
-            FsyncPolicy::Always => {
-                let start = std::time::Instant::now();
-                if let Err(e) = segment.sync() {
-                    // Not acknowledged, so not kept: a retry must not find
-                    // it in the log a second time.
-                    segment.undo_last_append();
-                    return Err(e);
-                }
-                Some(start.elapsed())
-            }
-            FsyncPolicy::Interval(_) | FsyncPolicy::Never => {
-                self.unsynced = true;
-                None
-            }
-        };
+        self.unsynced = true;
         Ok(Appended {
             base_offset,
             count,
-            fsync,
+            generation: self.generation,
         })
+    }
+
+    /// What an fsync made now, outside the lock, would cover.
+    pub fn sync_target(&self) -> SyncTarget {
+        SyncTarget {
+            file: self.active().log_file(),
+            end: self.next_offset(),
+            generation: self.generation,
+        }
+    }
+
+    /// The sync of `target` succeeded.
+    pub fn synced(&mut self, target: &SyncTarget) {
+        if target.generation != self.generation {
+            return;
+        }
+        self.durable_end = self.durable_end.max(target.end);
+        if self.durable_end >= self.next_offset() {
+            self.unsynced = false;
+        }
+    }
+
+    /// The sync of `target` failed: forget what it was to cover and is not
+    /// durable, so that nothing unacknowledged is kept (a retry would find
+    /// it twice) and the next append takes its place. Only the `always`
+    /// policy forgets; under the others those messages were acknowledged
+    /// already and stay (the error is reported, the next sync tries again).
+    pub fn sync_failed(&mut self, target: &SyncTarget) {
+        if target.generation != self.generation || self.config.fsync != FsyncPolicy::Always {
+            return;
+        }
+        // Everything in sealed segments is durable, so what is not lies in
+        // the active segment.
+        let durable_end = self.durable_end;
+        self.segments
+            .last_mut()
+            .expect("active segment")
+            .forget_from(durable_end);
+        self.generation += 1;
+    }
+
+    /// Something appended has not been synced yet.
+    pub fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Every message before this offset is durable.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end
+    }
+
+    /// See the field; compared with [`Appended::generation`].
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Seal the active segment and start a new one at the next offset.
@@ -217,6 +286,7 @@ impl PartitionLog {
         // recovery only ever has to repair the active segment.
         active.sync()?;
         let next = active.next_offset();
+        self.durable_end = next;
         self.segments.push(Segment::create(&self.dir, next)?);
         super::fs::fsync_dir(&self.dir)?;
         Ok(())
@@ -263,7 +333,12 @@ impl PartitionLog {
         }
         if appended > 0 {
             match self.config.fsync {
-                FsyncPolicy::Always => self.active().sync()?,
+                // Under the lock: a follower's log has no readers waiting
+                // on it (polls go to the leader), only its own fetch loop.
+                FsyncPolicy::Always => {
+                    self.active().sync()?;
+                    self.durable_end = self.next_offset();
+                }
                 FsyncPolicy::Interval(_) | FsyncPolicy::Never => self.unsynced = true,
             }
         }
@@ -297,7 +372,10 @@ impl PartitionLog {
         if removed_files {
             super::fs::fsync_dir(&self.dir)?;
         }
+        // What is left was synced (sealed segments) or synced by the cut.
         self.unsynced = false;
+        self.durable_end = self.next_offset();
+        self.generation += 1;
         Ok(self.next_offset())
     }
 
@@ -306,6 +384,7 @@ impl PartitionLog {
         if self.unsynced {
             self.active().sync()?;
             self.unsynced = false;
+            self.durable_end = self.next_offset();
         }
         Ok(())
     }
@@ -429,6 +508,8 @@ impl PartitionLog {
         self.segments.push(Segment::create(&self.dir, 0)?);
         super::fs::fsync_dir(&self.dir)?;
         self.unsynced = false;
+        self.durable_end = 0;
+        self.generation += 1;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const LOG_EXTENSION: &str = "log";
 pub const INDEX_EXTENSION: &str = "index";
@@ -33,7 +34,7 @@ pub struct Segment {
     /// One past the last offset stored here (`start_offset` when empty).
     next_offset: u64,
     size_bytes: u64,
-    log: File,
+    log: Arc<File>,
     index: Index,
     log_path: PathBuf,
     index_path: PathBuf,
@@ -46,7 +47,7 @@ impl Segment {
     pub fn create(dir: &Path, start_offset: u64) -> io::Result<Self> {
         let log_path = log_path(dir, start_offset);
         let index_path = index_path(dir, start_offset);
-        let log = open_rw(&log_path, true)?;
+        let log = Arc::new(open_rw(&log_path, true)?);
         let index_file = open_rw(&index_path, true)?;
         Ok(Self {
             start_offset,
@@ -70,7 +71,7 @@ impl Segment {
     ) -> io::Result<Self> {
         let log_path = log_path(dir, start_offset);
         let index_path = index_path(dir, start_offset);
-        let log = open_rw(&log_path, false)?;
+        let log = Arc::new(open_rw(&log_path, false)?);
         let index_file = open_rw(&index_path, false)?;
         let last_timestamp = entries.last().map_or(0, |e| e.timestamp);
         Ok(Self {
@@ -135,18 +136,21 @@ impl Segment {
         Ok(self.next_offset)
     }
 
-    /// Forget the last appended batch: its fsync failed, so it was never
-    /// acknowledged, and the next append takes its place. The files are cut
-    /// back as far as the failing disk allows; whatever stays past the end
-    /// is overwritten or cut by recovery.
-    pub fn undo_last_append(&mut self) {
-        let Some(last) = self.index.entries().last().copied() else {
+    /// Forget the batches from `offset` (a batch boundary) on: their fsync
+    /// failed, so they were never acknowledged, and the next append takes
+    /// their place. The files are cut back as far as the failing disk
+    /// allows; whatever stays past the end is overwritten or cut by
+    /// recovery.
+    pub fn forget_from(&mut self, offset: u64) {
+        let entries = self.index.entries();
+        let keep = entries.partition_point(|e| e.base_offset < offset);
+        let Some(cut) = entries.get(keep).copied() else {
             return;
         };
-        let _ = self.log.set_len(last.position);
-        let _ = self.index.truncate(self.index.entries().len() - 1);
-        self.size_bytes = last.position;
-        self.next_offset = last.base_offset;
+        let _ = self.log.set_len(cut.position);
+        let _ = self.index.truncate(keep);
+        self.size_bytes = cut.position;
+        self.next_offset = cut.base_offset;
         self.last_timestamp = self.index.entries().last().map_or(0, |e| e.timestamp);
     }
 
@@ -154,6 +158,11 @@ impl Segment {
     /// recovery when needed, so only the log is synced.
     pub fn sync(&self) -> io::Result<()> {
         self.log.sync_data()
+    }
+
+    /// The log file, to sync without holding the partition's lock.
+    pub fn log_file(&self) -> Arc<File> {
+        self.log.clone()
     }
 
     pub fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
