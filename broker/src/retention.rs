@@ -7,6 +7,7 @@
 //! tidy).
 
 use crate::broker::{Broker, now_micros};
+use crate::storage::RemovedSegments;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,20 +21,26 @@ pub fn clean_once(broker: &Broker, now_us: u64) -> usize {
             max => Some(max / u64::from(partitions_count.max(1))),
         };
         for partition in partitions {
-            let mut log = partition
-                .log
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let result = (|| -> std::io::Result<usize> {
-                let mut n = 0;
-                if expiry != u64::MAX {
-                    n += log.delete_expired_segments(now_us, expiry)?;
-                }
-                if let Some(max) = share {
-                    n += log.delete_segments_over_size(max)?;
-                }
-                Ok(n)
-            })();
+            // Taken out under the log's lock; deleted after it is released.
+            let removed = {
+                let mut log = partition.lock_log();
+                (|| -> std::io::Result<Vec<RemovedSegments>> {
+                    let mut removed = Vec::new();
+                    if expiry != u64::MAX {
+                        removed.push(log.remove_expired_segments(now_us, expiry)?);
+                    }
+                    if let Some(max) = share {
+                        removed.push(log.remove_segments_over_size(max)?);
+                    }
+                    Ok(removed)
+                })()
+            };
+            let result = removed.and_then(|removed| {
+                removed
+                    .into_iter()
+                    .map(RemovedSegments::delete)
+                    .sum::<std::io::Result<usize>>()
+            });
             match result {
                 Ok(n) => deleted += n,
                 Err(e) => tracing::error!(partition = partition.id, "retention failed: {e}"),

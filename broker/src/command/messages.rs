@@ -135,6 +135,18 @@ pub async fn send_messages(
         .space
         .admit(SaveKind::Messages, record.len() as u64)?;
     let timestamp = crate::broker::now_micros();
+    // Sealing a segment syncs it under the log's lock (recovery relies on
+    // sealed segments being durable): sync it first, outside the lock, so
+    // that almost nothing is left to write then. An error shows again in
+    // the append.
+    let sealing = tokio::task::block_in_place(|| {
+        let log = partition.lock_log();
+        log.will_roll()
+            .then(|| (log.next_offset(), log.generation()))
+    });
+    if let Some((end, generation)) = sealing {
+        let _ = partition.sync_up_to(end, generation, false).await;
+    }
     // Writing a large batch into the page cache may block; keep the async
     // workers free for other clients.
     let (appended, sync) = tokio::task::block_in_place(|| -> Result<_> {

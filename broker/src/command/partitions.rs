@@ -51,11 +51,9 @@ pub async fn delete_segments(ctx: &mut Context<'_>, body: &[u8], out: &mut Bytes
         PartitionHome::Local(_, partition) => {
             let count = request.segments_count as usize;
             tokio::task::block_in_place(|| {
-                partition
-                    .log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .delete_oldest_segments(count)
+                let removed = partition.lock_log().remove_oldest_segments(count)?;
+                // After the log's lock is released.
+                removed.delete()
             })?;
             Ok(())
         }

@@ -7,7 +7,7 @@
 use super::batch;
 use super::fs::create_dir_durable;
 use super::recovery::{SegmentRecovery, recover_segment};
-use super::segment::{LOG_EXTENSION, Segment};
+use super::segment::{LOG_EXTENSION, REMOVED_EXTENSION, Segment};
 use bytes::BytesMut;
 use iggy_binary_protocol::batch::{
     BATCH_HEADER_SIZE, BatchHeader, BatchIntegrity, decode_batch_slice_with,
@@ -79,6 +79,56 @@ pub struct SyncTarget {
     pub generation: u64,
 }
 
+/// Segments taken out of a log, their files renamed aside: deleted (and
+/// the deletion made durable) by [`Self::delete`], outside the partition's
+/// lock. Left behind by a crash, the renamed files are removed when the
+/// log is opened again.
+#[must_use = "the files stay on disk until delete() is called"]
+#[derive(Debug)]
+pub struct RemovedSegments {
+    dir: PathBuf,
+    segments: usize,
+    files: Vec<PathBuf>,
+}
+
+impl RemovedSegments {
+    /// How many segments were removed.
+    pub fn count(&self) -> usize {
+        self.segments
+    }
+
+    /// Unlink the files and sync the directory. Returns the segment count.
+    pub fn delete(self) -> io::Result<usize> {
+        for file in &self.files {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        if !self.files.is_empty() {
+            super::fs::fsync_dir(&self.dir)?;
+        }
+        Ok(self.count())
+    }
+}
+
+/// Delete the files of segments removed before a crash let them be
+/// deleted (see [`RemovedSegments`]).
+fn remove_renamed_aside(dir: &Path) -> io::Result<()> {
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == REMOVED_EXTENSION) {
+            std::fs::remove_file(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        super::fs::fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// What `PartitionLog::open` found on disk.
 #[derive(Debug, Default)]
 pub struct LogRecovery {
@@ -112,6 +162,7 @@ impl PartitionLog {
     /// Open (recovering) or create the log in `dir`.
     pub fn open(dir: &Path, config: LogConfig) -> io::Result<(Self, LogRecovery)> {
         create_dir_durable(dir)?;
+        remove_renamed_aside(dir)?;
         let mut starts: Vec<u64> = std::fs::read_dir(dir)?
             .filter_map(|entry| {
                 let path = entry.ok()?.path();
@@ -458,35 +509,49 @@ impl PartitionLog {
         &self.segments[..self.segments.len() - 1]
     }
 
-    /// Delete the `count` oldest sealed segments (the active segment is never
-    /// deleted). Returns how many were deleted.
-    pub fn delete_oldest_segments(&mut self, count: usize) -> io::Result<usize> {
+    /// Take the `count` oldest sealed segments (the active segment is never
+    /// taken) out of the log. Their files are renamed aside here — a quick
+    /// metadata change, so that a segment created later under the same
+    /// name (after a purge) is never the one deleted — and unlinked by
+    /// [`RemovedSegments::delete`], called once the partition's lock is
+    /// released: unlinking and syncing the directory can take long on a
+    /// busy disk, and polls and producers need not wait for it.
+    pub fn remove_oldest_segments(&mut self, count: usize) -> io::Result<RemovedSegments> {
         let count = count.min(self.sealed().len());
-        for segment in self.segments.drain(..count) {
-            segment.delete()?;
+        let mut removed = RemovedSegments {
+            dir: self.dir.clone(),
+            segments: 0,
+            files: Vec::with_capacity(2 * count),
+        };
+        for _ in 0..count {
+            let files = self.segments[0].rename_aside()?;
+            self.segments.remove(0);
+            removed.files.extend(files);
+            removed.segments += 1;
         }
-        if count > 0 {
-            super::fs::fsync_dir(&self.dir)?;
-        }
-        Ok(count)
+        Ok(removed)
     }
 
-    /// Retention by age: delete the sealed segments whose newest message
+    /// Retention by age: remove the sealed segments whose newest message
     /// was stamped more than `expiry_us` before `now_us`. Segments are in
-    /// time order, so this deletes a prefix.
-    pub fn delete_expired_segments(&mut self, now_us: u64, expiry_us: u64) -> io::Result<usize> {
+    /// time order, so this removes a prefix.
+    pub fn remove_expired_segments(
+        &mut self,
+        now_us: u64,
+        expiry_us: u64,
+    ) -> io::Result<RemovedSegments> {
         let cutoff = now_us.saturating_sub(expiry_us);
         let expired = self
             .sealed()
             .iter()
             .take_while(|s| s.last_timestamp() < cutoff)
             .count();
-        self.delete_oldest_segments(expired)
+        self.remove_oldest_segments(expired)
     }
 
-    /// Retention by size: delete the oldest sealed segments while the log
+    /// Retention by size: remove the oldest sealed segments while the log
     /// is larger than `max_bytes`.
-    pub fn delete_segments_over_size(&mut self, max_bytes: u64) -> io::Result<usize> {
+    pub fn remove_segments_over_size(&mut self, max_bytes: u64) -> io::Result<RemovedSegments> {
         let mut size = self.size_bytes();
         let excess = self
             .sealed()
@@ -497,7 +562,14 @@ impl PartitionLog {
                 over
             })
             .count();
-        self.delete_oldest_segments(excess)
+        self.remove_oldest_segments(excess)
+    }
+
+    /// The next append seals the active segment (and syncs it under the
+    /// lock): a producer syncs it beforehand, outside the lock, so that
+    /// little is left to write then.
+    pub fn will_roll(&self) -> bool {
+        self.active().size_bytes() >= self.config.segment_size_bytes && !self.active().is_empty()
     }
 
     /// Delete every segment and start again at offset 0 (purge).
@@ -767,6 +839,36 @@ mod tests {
     }
 
     #[test]
+    fn removed_segments_left_by_a_crash_are_deleted_when_the_log_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = encoded_batch(&[b"0123456789"]).len() as u64;
+        let (mut log, _) = PartitionLog::open(dir.path(), config(one)).unwrap();
+        for ts in 0..4 {
+            append_payloads(&mut log, &[b"0123456789"], ts);
+        }
+        assert_eq!(log.segments_count(), 4);
+        let removed = log.remove_oldest_segments(2).unwrap();
+        assert_eq!(removed.count(), 2);
+        // A crash before `removed.delete()`.
+        drop(removed);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), config(one)).unwrap();
+        assert_eq!(log.first_offset(), 2);
+        assert_eq!(log.segments_count(), 2);
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "removed")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
     fn missing_index_is_rebuilt_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
@@ -823,7 +925,13 @@ mod tests {
         let mut log = five_segments(dir.path());
         // Now 5500, expiry 3000: segments stamped 1000 and 2000 are older
         // than the cutoff 2500.
-        assert_eq!(log.delete_expired_segments(5_500, 3_000).unwrap(), 2);
+        assert_eq!(
+            log.remove_expired_segments(5_500, 3_000)
+                .unwrap()
+                .delete()
+                .unwrap(),
+            2
+        );
         assert_eq!(log.first_offset(), 2);
         assert_eq!(
             read_all(&log, 0, 10)
@@ -833,7 +941,13 @@ mod tests {
             vec![2, 3, 4]
         );
         // Everything expired: the active segment stays.
-        assert_eq!(log.delete_expired_segments(1_000_000, 1).unwrap(), 2);
+        assert_eq!(
+            log.remove_expired_segments(1_000_000, 1)
+                .unwrap()
+                .delete()
+                .unwrap(),
+            2
+        );
         assert_eq!(log.segments_count(), 1);
         assert_eq!(log.next_offset(), 5);
         // Deleted files are gone; a restart sees the same log.
@@ -847,16 +961,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = five_segments(dir.path());
         let one = log.size_bytes() / 5;
-        assert_eq!(log.delete_segments_over_size(one * 3).unwrap(), 2);
+        assert_eq!(
+            log.remove_segments_over_size(one * 3)
+                .unwrap()
+                .delete()
+                .unwrap(),
+            2
+        );
         assert_eq!(log.size_bytes(), one * 3);
         assert_eq!(log.first_offset(), 2);
-        assert_eq!(log.delete_segments_over_size(0).unwrap(), 2);
+        assert_eq!(
+            log.remove_segments_over_size(0).unwrap().delete().unwrap(),
+            2
+        );
         assert_eq!(
             log.segments_count(),
             1,
             "the active segment is never deleted"
         );
-        assert_eq!(log.delete_oldest_segments(10).unwrap(), 0);
+        assert_eq!(log.remove_oldest_segments(10).unwrap().delete().unwrap(), 0);
     }
 
     #[test]

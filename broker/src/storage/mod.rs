@@ -11,4 +11,4 @@ pub mod recovery;
 pub mod segment;
 pub mod space;
 
-pub use log::{Appended, FsyncPolicy, LogConfig, PartitionLog};
+pub use log::{Appended, FsyncPolicy, LogConfig, PartitionLog, RemovedSegments};

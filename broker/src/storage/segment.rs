@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 pub const LOG_EXTENSION: &str = "log";
 pub const INDEX_EXTENSION: &str = "index";
+/// Appended to the names of a removed segment's files until they are
+/// deleted (`PartitionLog::remove_oldest_segments`).
+pub const REMOVED_EXTENSION: &str = "removed";
 
 /// File stem of the segment that starts at `start_offset`; zero-padded so
 /// that `ls` lists segments in offset order.
@@ -202,6 +205,24 @@ impl Segment {
     }
 
     /// Remove the segment's files.
+    /// Rename the segment's files aside (`<name>.removed`), to be deleted
+    /// later; returns their new paths. The segment is not usable after.
+    pub fn rename_aside(&self) -> io::Result<Vec<PathBuf>> {
+        let mut renamed = Vec::with_capacity(2);
+        for path in [&self.log_path, &self.index_path] {
+            let mut aside = path.clone().into_os_string();
+            aside.push(".");
+            aside.push(REMOVED_EXTENSION);
+            let aside = PathBuf::from(aside);
+            match std::fs::rename(path, &aside) {
+                Ok(()) => renamed.push(aside),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(renamed)
+    }
+
     pub fn delete(self) -> io::Result<()> {
         std::fs::remove_file(&self.log_path)?;
         match std::fs::remove_file(&self.index_path) {
