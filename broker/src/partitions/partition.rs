@@ -110,10 +110,10 @@ impl Partition {
             log.sync_target()
         };
         let started = Instant::now();
-        let file = target.file.clone();
-        let synced = tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(format!("fsync task failed: {e}"))));
+        // On this worker thread, handed over as a blocking one for the
+        // duration (cheaper than a hop to the blocking pool, which cost a
+        // single producer per partition about a tenth of its throughput).
+        let synced = tokio::task::block_in_place(|| target.file.sync_data());
         let mut log = self.lock_log();
         match synced {
             Ok(()) => {
