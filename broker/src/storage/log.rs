@@ -566,8 +566,8 @@ impl PartitionLog {
     }
 
     /// The next append seals the active segment (and syncs it under the
-    /// lock): a producer syncs it beforehand, outside the lock, so that
-    /// little is left to write then.
+    /// lock): the producer that filled it syncs it first, outside the lock,
+    /// so that little is left to write then.
     pub fn will_roll(&self) -> bool {
         self.active().size_bytes() >= self.config.segment_size_bytes && !self.active().is_empty()
     }
