@@ -68,20 +68,28 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// answers, unless paused; stops when dropped.
 struct Rebalancer {
     paused: Arc<AtomicBool>,
+    /// Held while a rebalance call is in flight, so that `pause` can wait
+    /// for it: a call already sent would otherwise land after the pause.
+    calling: Arc<tokio::sync::Mutex<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Rebalancer {
     fn start(founders: Vec<SocketAddr>) -> Self {
         let paused = Arc::new(AtomicBool::new(false));
+        let calling = Arc::new(tokio::sync::Mutex::new(()));
         let task = tokio::spawn({
             let paused = paused.clone();
+            let calling = calling.clone();
             async move {
                 loop {
-                    if !paused.load(Ordering::Relaxed) {
-                        for http in &founders {
-                            if rebalance_once(*http).await {
-                                break;
+                    {
+                        let _calling = calling.lock().await;
+                        if !paused.load(Ordering::SeqCst) {
+                            for http in &founders {
+                                if rebalance_once(*http).await {
+                                    break;
+                                }
                             }
                         }
                     }
@@ -89,11 +97,18 @@ impl Rebalancer {
                 }
             }
         });
-        Self { paused, task }
+        Self {
+            paused,
+            calling,
+            task,
+        }
     }
 
-    fn pause(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
+    /// Pause (or resume) the rebalancing; a pause returns once no call is
+    /// in flight.
+    async fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+        drop(self.calling.lock().await);
     }
 }
 
@@ -231,6 +246,12 @@ async fn seeded_membership_churn_loses_nothing_acknowledged() {
         );
         match change {
             Change::MoveAndBack => {
+                // The rebalancer may be moving partition 0 right now (after a
+                // join): pause it and start from a settled assignment, or
+                // "back" would restore a transitional replica set.
+                rebalancer.pause(true).await;
+                wait_settled(&cluster, |_| true).await;
+                let status = wait_for_partition(&cluster, 3).await;
                 let leader = status.leader.unwrap();
                 let followers: Vec<u32> = status
                     .replicas
@@ -256,6 +277,7 @@ async fn seeded_membership_churn_loses_nothing_acknowledged() {
                 }
                 reassign_partition_0(&cluster, &away).await;
                 reassign_partition_0(&cluster, &status.replicas).await;
+                rebalancer.pause(false).await;
             }
             Change::Join => {
                 let Some(id) = (FOUNDERS..all).find(|id| !members.contains(id)) else {
@@ -279,7 +301,7 @@ async fn seeded_membership_churn_loses_nothing_acknowledged() {
                     eprintln!("  only the founders are members");
                     continue;
                 };
-                rebalancer.pause(true);
+                rebalancer.pause(true).await;
                 wait_settled(&cluster, |_| true).await;
                 post_accepted(&cluster, &format!("/cluster/nodes/{id}/drain"), "").await;
                 wait_settled(&cluster, |partitions| !holds(partitions, id.into())).await;
@@ -289,7 +311,7 @@ async fn seeded_membership_churn_loses_nothing_acknowledged() {
                 let remaining: Vec<u32> = members.iter().copied().filter(|m| *m != id).collect();
                 wait_for_voters(&cluster, via(&cluster), &remaining).await;
                 cluster.stop(id);
-                rebalancer.pause(false);
+                rebalancer.pause(false).await;
             }
             Change::Restart => {
                 let running: Vec<u32> = cluster.running().map(|n| n.id).collect();
