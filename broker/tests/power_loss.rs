@@ -246,6 +246,68 @@ async fn a_poll_is_answered_while_a_sends_fsync_is_stalled() {
     assert_eq!(poll_all(&client, "slow", "t", 0).await.len(), 20);
 }
 
+/// A stalled metadata log: an auto-commit poll is answered before its
+/// offset commits (the commit's fsync is held), and an offset request made
+/// meanwhile waits for that commit and sees it; the next poll gets nothing
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_commit_poll_is_answered_before_its_offset_commits() {
+    let node = OnPowerCutFs::start("always");
+    let client = node.broker.client().await;
+    create_stream_and_topic(&client, "auto", "t", 1).await;
+    send(&client, "auto", "t", &Partitioning::partition_id(0), 1, 10).await;
+    node.fs.hold_syncs(true);
+    // Bounded below the metadata write timeout (5 s), after which a commit
+    // stuck behind the held fsync gives up and would release the poll.
+    let polled = tokio::time::timeout(Duration::from_secs(3), poll_next(&client))
+        .await
+        .expect("the poll waited for its offset to commit");
+    assert_eq!(polled, 10);
+    wait_for(
+        "the offset's commit to be held",
+        Duration::from_secs(10),
+        || node.fs.syncs_held() > 0,
+    )
+    .await;
+    let reader = node.broker.client().await;
+    let mut asking = tokio::spawn(async move {
+        reader
+            .get_consumer_offset(&consumer(), &id("auto"), &id("t"), Some(0))
+            .await
+            .unwrap()
+            .map(|o| o.stored_offset)
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut asking)
+            .await
+            .is_err(),
+        "the offset was read before the poll's commit finished"
+    );
+
+    node.fs.hold_syncs(false);
+    assert_eq!(asking.await.unwrap(), Some(9));
+    assert_eq!(poll_next(&client).await, 0, "nothing is delivered twice");
+}
+
+/// Poll partition 0 of auto/t for consumer "reader", `next` with
+/// auto-commit; how many messages came.
+async fn poll_next(client: &IggyClient) -> usize {
+    client
+        .poll_messages(
+            &id("auto"),
+            &id("t"),
+            Some(0),
+            &consumer(),
+            &PollingStrategy::next(),
+            100,
+            true,
+        )
+        .await
+        .unwrap()
+        .messages
+        .len()
+}
+
 fn id(name: &str) -> Identifier {
     Identifier::named(name).unwrap()
 }

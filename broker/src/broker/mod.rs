@@ -7,6 +7,7 @@
 //! lock), the partition map behind the registry's lock (held only to
 //! clone an `Arc<Partition>`), message I/O under each partition's lock.
 
+pub mod offset_commits;
 mod replicas;
 pub mod stats;
 pub mod users;
@@ -46,6 +47,8 @@ pub struct Broker {
     pub config: Config,
     pub effective: Effective,
     pub metadata: Arc<MetadataService>,
+    /// Offsets of auto-commit polls, committed behind their replies.
+    pub offset_commits: offset_commits::OffsetCommits,
     pub partitions: Arc<PartitionRegistry>,
     pub clients: Clients,
     /// `None` for a standalone broker.
@@ -171,6 +174,7 @@ impl Broker {
         Ok(Self {
             config,
             effective,
+            offset_commits: offset_commits::OffsetCommits::new(metadata.clone()),
             metadata,
             partitions,
             clients: Clients::new(node_id),

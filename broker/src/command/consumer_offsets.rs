@@ -1,6 +1,7 @@
 //! Consumer offsets: get, store, delete. Offsets are replicated metadata;
 //! the requests are served by the partition's broker, which knows the
-//! partition's end (a stored offset must lie below it).
+//! partition's end (a stored offset must lie below it), and wait for an
+//! auto-commit poll's offset still being committed there.
 
 use super::messages::{consumer_key, stored_offset};
 use super::{Context, decode, forward};
@@ -78,6 +79,8 @@ pub async fn get_consumer_offset(
     let Some((partition, key)) = target(ctx, code, body, addressed, out).await? else {
         return Ok(());
     };
+    // After the offset of an auto-commit poll answered before this request.
+    drop(partition.commit_lock.lock().await);
     // Absent: an empty OK body, which the SDK reads as `None`.
     if let Some(stored_offset) = stored_offset(ctx, partition.key, &key) {
         ConsumerOffsetResponse {
@@ -104,6 +107,9 @@ pub async fn store_consumer_offset(
     if r.offset >= next_offset(&partition) {
         return Err(Error::InvalidOffset(r.offset));
     }
+    // Ordered after an auto-commit poll's offset still committing, which
+    // would otherwise overwrite this one.
+    let _commit = partition.commit_lock.lock().await;
     ctx.write(MetadataCommand::StoreConsumerOffset {
         partition: partition.key,
         consumer,
@@ -124,6 +130,7 @@ pub async fn delete_consumer_offset(
     let Some((partition, consumer)) = target(ctx, code, body, addressed, out).await? else {
         return Ok(());
     };
+    let _commit = partition.commit_lock.lock().await;
     ctx.write(MetadataCommand::DeleteConsumerOffset {
         partition: partition.key,
         consumer,

@@ -351,21 +351,30 @@ pub async fn poll_messages(
     if let ConsumerKey::Group(_) = key {
         ensure_owned(ctx, &request, partition_id)?;
     }
-    // Serialize committing polls of one partition (see `commit_lock`).
-    let _commit = if request.auto_commit || request.strategy.kind == STRATEGY_NEXT {
-        Some(partition.commit_lock.lock().await)
+    // Serialize committing polls of one partition (see `commit_lock`): one
+    // waits for the commit of the poll answered before it.
+    let commit = if request.auto_commit || request.strategy.kind == STRATEGY_NEXT {
+        Some(partition.commit_lock.clone().lock_owned().await)
     } else {
         None
     };
     let stored = stored_offset(ctx, partition.key, &key);
     let (start, count) = read_into(ctx, &partition, &request, stored, out)?;
-    if request.auto_commit && count > 0 {
-        ctx.write(MetadataCommand::StoreConsumerOffset {
+    if request.auto_commit
+        && count > 0
+        && let Some(commit) = commit
+    {
+        // Answered now, committed behind (`broker::offset_commits`): the
+        // reply does not wait for the metadata log's fsync.
+        let offset = start + u64::from(count) - 1;
+        ctx.check_writable(&MetadataCommand::StoreConsumerOffset {
             partition: partition.key,
-            consumer: key,
-            offset: start + u64::from(count) - 1,
-        })
-        .await?;
+            consumer: key.clone(),
+            offset,
+        })?;
+        ctx.broker
+            .offset_commits
+            .store(partition.key, key, offset, commit);
     }
     Ok(())
 }

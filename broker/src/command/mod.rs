@@ -114,6 +114,16 @@ impl Context<'_> {
         self.broker.space.admit(SaveKind::Metadata, 0)
     }
 
+    /// Refuse at once, as [`Context::write`] would, a change this broker
+    /// cannot make now (cut off from the majority, short of space): for
+    /// changes committed behind the reply (`broker::offset_commits`).
+    pub fn check_writable(&self, command: &MetadataCommand) -> Result<()> {
+        if !self.broker.metadata.in_contact() {
+            return Err(cut_off());
+        }
+        self.admit(command)
+    }
+
     /// Commit a metadata change for the current request.
     pub async fn write(&mut self, command: MetadataCommand) -> Result<Applied> {
         self.write_with(|| async { Ok((command, None)) })
@@ -133,14 +143,7 @@ impl Context<'_> {
         Fut: Future<Output = Result<(MetadataCommand, Option<String>)>>,
     {
         let metadata = &self.broker.metadata;
-        let refuse = || {
-            tracing::warn!(
-                "refused a metadata change: this broker is cut off from the cluster's majority"
-            );
-            Err(Error::NotAccepted(
-                "this broker is cut off from the cluster's majority; nothing was changed".into(),
-            ))
-        };
+        let refuse = || Err(cut_off());
         let Some(request) = self.session.request else {
             if !metadata.in_contact() {
                 return refuse();
@@ -198,6 +201,15 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// The refusal of a metadata change while this broker cannot reach the
+/// metadata group's majority.
+fn cut_off() -> Error {
+    tracing::warn!("refused a metadata change: this broker is cut off from the cluster's majority");
+    Error::NotAccepted(
+        "this broker is cut off from the cluster's majority; nothing was changed".into(),
+    )
 }
 
 /// How long a metadata change started by a client request keeps trying to

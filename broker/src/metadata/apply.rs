@@ -498,6 +498,14 @@ impl MetadataState {
                 meta.offsets.insert(consumer.clone(), *offset);
                 Ok(Applied::Done)
             }
+            C::StoreConsumerOffsets { offsets } => {
+                for (partition, consumer, offset) in offsets {
+                    if let Ok(meta) = self.partition_mut(*partition) {
+                        meta.offsets.insert(consumer.clone(), *offset);
+                    }
+                }
+                Ok(Applied::Done)
+            }
             C::DeleteConsumerOffset {
                 partition,
                 consumer,
@@ -1410,6 +1418,15 @@ mod tests {
                         offset,
                     }
                 ),
+                prop::collection::vec(((0u32..3, 0u32..3, 0u32..3), name(), 0u64..100), 1..4)
+                    .prop_map(|offsets| MetadataCommand::StoreConsumerOffsets {
+                        offsets: offsets
+                            .into_iter()
+                            .map(|(partition, consumer, offset)| {
+                                (partition, ConsumerKey::Consumer(consumer), offset)
+                            })
+                            .collect(),
+                    }),
             ]
         }
 

@@ -197,6 +197,12 @@ pub enum MetadataCommand {
         consumer: ConsumerKey,
         offset: u64,
     },
+    /// Offsets of auto-commit polls, committed together (see
+    /// `broker::offset_commits`); an offset whose partition is gone by then
+    /// is skipped.
+    StoreConsumerOffsets {
+        offsets: Vec<(PartitionKey, ConsumerKey, u64)>,
+    },
     DeleteConsumerOffset {
         partition: PartitionKey,
         consumer: ConsumerKey,

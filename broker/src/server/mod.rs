@@ -173,6 +173,7 @@ pub async fn run(
     for task in accepting.iter().chain(background.iter()) {
         task.abort();
     }
+    wait_for_offset_commits(&broker).await;
     flush_all(&broker);
     if let Err(e) = broker.metadata.raft().shutdown().await {
         tracing::warn!("stopping the metadata group: {e}");
@@ -248,6 +249,20 @@ fn serve_http(
             tracing::error!("HTTP server failed: {e}");
         }
     }))
+}
+
+/// Let the offsets of auto-commit polls already answered finish
+/// committing: each holds its partition's commit lock until applied.
+async fn wait_for_offset_commits(broker: &Broker) {
+    let committing = broker
+        .partitions
+        .all()
+        .into_iter()
+        .map(|partition| async move { drop(partition.commit_lock.lock().await) });
+    let waiting = futures::future::join_all(committing);
+    if tokio::time::timeout(SHUTDOWN_GRACE, waiting).await.is_err() {
+        tracing::warn!("consumer offsets still committing after {SHUTDOWN_GRACE:?}");
+    }
 }
 
 fn flush_all(broker: &Broker) {
