@@ -488,8 +488,10 @@ impl PartitionLog {
             budget = budget.saturating_sub(len);
 
             let region_start = out.len();
-            out.resize(region_start + len, 0);
-            segment.read_at(&mut out[region_start..], start_pos)?;
+            if let Err(e) = segment.read_appending(out, start_pos, len) {
+                out.truncate(region_start);
+                return Err(e);
+            }
             found += compact_region(out, region_start, from, to);
         }
         Ok(found)

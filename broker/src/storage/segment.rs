@@ -5,6 +5,7 @@
 //! size; choosing when to roll to a new segment is the log's job.
 
 use super::index::{Index, IndexEntry};
+use bytes::BytesMut;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -168,8 +169,24 @@ impl Segment {
         self.log.clone()
     }
 
-    pub fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
-        self.log.read_exact_at(buf, position)
+    /// Append `len` bytes read from `position` to `out`, straight into its
+    /// spare capacity: a poll's megabyte is not zero-filled first only to
+    /// be overwritten.
+    pub fn read_appending(&self, out: &mut BytesMut, position: u64, len: usize) -> io::Result<()> {
+        out.reserve(len);
+        let mut done = 0;
+        while done < len {
+            let spare = &mut out.spare_capacity_mut()[..len - done];
+            let (read, _) = rustix::io::pread(&*self.log, spare, position + done as u64)?;
+            if read.is_empty() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = read.len();
+            // SAFETY: pread initialized the first `n` spare bytes.
+            unsafe { out.set_len(out.len() + n) };
+            done += n;
+        }
+        Ok(())
     }
 
     pub fn start_offset(&self) -> u64 {
