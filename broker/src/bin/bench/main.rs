@@ -40,6 +40,22 @@ pub enum Workload {
     SendLatency,
 }
 
+/// Which SDK generation the workloads' clients use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Sdk {
+    /// The 0.11 SDK (this project's protocol generation).
+    #[value(name = "0.11")]
+    V011,
+    /// The 0.10 SDK: the legacy framing, as upstream's own benchmark sends
+    /// (needs the `legacy-bench` feature).
+    #[value(name = "0.10")]
+    V010,
+}
+
+/// Why `--sdk 0.10` cannot run in a default build.
+pub const NO_LEGACY_SDK: &str = "--sdk 0.10 needs the legacy-bench feature: \
+     cargo build --release -p iggy-broker --features legacy-bench --bin iggy-broker-bench";
+
 /// The six workloads `all` runs, in upstream's order.
 const UPSTREAM_WORKLOADS: [Workload; 6] = [
     Workload::PinnedProducer,
@@ -91,6 +107,10 @@ pub struct Args {
     /// first if it exists.
     #[arg(long, default_value = "bench")]
     stream: String,
+    /// The SDK generation of the workloads' clients (setting up streams,
+    /// topics and groups always uses 0.11).
+    #[arg(long, value_enum, default_value_t = Sdk::V011)]
+    sdk: Sdk,
     /// Connect with the SDK's default settings (Nagle on) instead of
     /// `nodelay=true`: what applications that do not tune the client get.
     #[arg(long)]
@@ -123,6 +143,14 @@ pub async fn connect(args: &Args) -> anyhow::Result<IggyClient> {
 
 /// A logged-in client, Nagle off when `nodelay`.
 pub async fn connect_with(args: &Args, nodelay: bool) -> anyhow::Result<IggyClient> {
+    let client = IggyClient::from_connection_string(&connection_string(args, nodelay)?)?;
+    client.connect().await?;
+    Ok(client)
+}
+
+/// The connection string of the run's settings (both SDK generations read
+/// the same format), Nagle off when `nodelay`.
+pub fn connection_string(args: &Args, nodelay: bool) -> anyhow::Result<String> {
     let mut options = Vec::new();
     if nodelay {
         options.push("nodelay=true".to_string());
@@ -136,14 +164,11 @@ pub async fn connect_with(args: &Args, nodelay: bool) -> anyhow::Result<IggyClie
         format!("?{}", options.join("&"))
     };
     let credentials = format!("{}:{}@{}", args.username, args.password, args.address);
-    let connection = match args.transport.as_str() {
+    Ok(match args.transport.as_str() {
         "tcp" => format!("iggy://{credentials}{query}"),
         "quic" => format!("iggy+quic://{credentials}"),
         other => anyhow::bail!("unknown transport `{other}` (tcp or quic)"),
-    };
-    let client = IggyClient::from_connection_string(&connection)?;
-    client.connect().await?;
-    Ok(client)
+    })
 }
 
 #[tokio::main]
@@ -156,8 +181,11 @@ async fn main() -> anyhow::Result<()> {
         args.producers > 0 && args.consumers > 0,
         "need producers and consumers"
     );
+    if args.sdk == Sdk::V010 && cfg!(not(feature = "legacy-bench")) {
+        anyhow::bail!(NO_LEGACY_SDK);
+    }
     println!(
-        "iggy-broker-bench {:?}: {} producers, {} consumers, {} batches x {} messages x {} B against {}{}",
+        "iggy-broker-bench {:?}: {} producers, {} consumers, {} batches x {} messages x {} B against {}{}{}",
         args.workload,
         args.producers,
         args.consumers,
@@ -169,6 +197,11 @@ async fn main() -> anyhow::Result<()> {
             " (SDK default connection settings)"
         } else {
             " (nodelay=true)"
+        },
+        if args.sdk == Sdk::V010 {
+            ", 0.10 SDK (legacy framing)"
+        } else {
+            ""
         }
     );
     match args.workload {
@@ -238,7 +271,7 @@ async fn classic(args: &Arc<Args>) -> anyhow::Result<()> {
             tokio::spawn(actors::producer(
                 args.clone(),
                 args.stream.clone(),
-                Partitioning::partition_id(p),
+                actors::Target::Partition(p),
             ))
         })
         .collect();

@@ -1,5 +1,5 @@
 //! The workloads of upstream Iggy's `iggy-bench`, in the same shapes, over
-//! the 0.11 SDK:
+//! the 0.11 SDK (or, `--sdk 0.10`, the 0.10 SDK's legacy framing):
 //!
 //! | workload | streams | partitions per topic | who |
 //! |---|---|---|---|
@@ -13,7 +13,7 @@
 //! Each workload runs on fresh streams named `<--stream>-<n>`, deleted at
 //! the end.
 
-use crate::actors::{self, TOPIC};
+use crate::actors::{self, TOPIC, Target};
 use crate::report::{Actor, Phase, merge};
 use crate::{Args, Workload, connect};
 use iggy::prelude::*;
@@ -31,13 +31,13 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
     let phases = match workload {
         Workload::PinnedProducer => {
             let streams = Streams::create(&admin, args, pinned_streams, 1).await?;
-            let phase = producers(args, &streams, "pinned producer", pinned).await?;
+            let phase = producers(args, &streams, "pinned producer", PINNED).await?;
             streams.delete(&admin, args).await?;
             vec![phase]
         }
         Workload::PinnedConsumer => {
             let streams = Streams::create(&admin, args, pinned_streams, 1).await?;
-            let seed = producers(args, &streams, "(seed: pinned producer)", pinned).await?;
+            let seed = producers(args, &streams, "(seed: pinned producer)", PINNED).await?;
             let phase = pinned_consumers(args, &streams, "pinned consumer").await?;
             streams.delete(&admin, args).await?;
             vec![seed, phase]
@@ -45,7 +45,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
         Workload::PinnedProducerAndConsumer => {
             let streams = Streams::create(&admin, args, pinned_streams, 1).await?;
             let (produced, consumed) = tokio::try_join!(
-                producers(args, &streams, "pinned producer (with consumers)", pinned),
+                producers(args, &streams, "pinned producer (with consumers)", PINNED),
                 pinned_consumers(args, &streams, "pinned consumer (with producers)"),
             )?;
             streams.delete(&admin, args).await?;
@@ -60,8 +60,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
         }
         Workload::BalancedProducer => {
             let streams = Streams::create(&admin, args, balanced_streams, args.partitions).await?;
-            let phase =
-                producers(args, &streams, "balanced producer", Partitioning::balanced).await?;
+            let phase = producers(args, &streams, "balanced producer", Target::Balanced).await?;
             streams.delete(&admin, args).await?;
             vec![phase]
         }
@@ -71,7 +70,7 @@ pub async fn run(args: &Arc<Args>, workload: Workload) -> anyhow::Result<Vec<Pha
                 args,
                 &streams,
                 "(seed: balanced producer)",
-                Partitioning::balanced,
+                Target::Balanced,
             )
             .await?;
             let group = format!("{}-group", args.stream);
@@ -119,17 +118,16 @@ async fn producers(
     args: &Arc<Args>,
     streams: &Streams,
     name: &str,
-    partitioning: fn() -> Partitioning,
+    target: Target,
 ) -> anyhow::Result<Phase> {
     measure(name, args.producers, |i| {
-        actors::producer(args.clone(), streams.of(i).to_string(), partitioning())
+        actors::producer(args.clone(), streams.of(i).to_string(), target)
     })
     .await
 }
 
-fn pinned() -> Partitioning {
-    Partitioning::partition_id(0)
-}
+/// Pinned producers send to partition 0 of their stream.
+const PINNED: Target = Target::Partition(0);
 
 async fn pinned_consumers(
     args: &Arc<Args>,
