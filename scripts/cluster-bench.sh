@@ -23,7 +23,8 @@ BATCHES=${BATCHES:-50}
 SECTIONS=${SECTIONS:-metadata failover replication}
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 cargo build --release --locked -p iggy-broker --bins >&2
-export IGGY_BROKER_BIN="$target/release/iggy-broker"
+# IGGY_BROKER_BIN set outside compares another build.
+export IGGY_BROKER_BIN="${IGGY_BROKER_BIN:-$target/release/iggy-broker}"
 work=$(mktemp -d /tmp/iggy-cluster-bench.XXXXXX)
 cleanup() {
   scripts/cluster.sh down "$work/cluster" 2>/dev/null || true

@@ -3,9 +3,10 @@
 //! Files in the Raft directory:
 //! - `log`: entries as checksummed records (`storage::records`), each
 //!   the JSON of an `openraft::Entry` (log id with its term, payload).
-//!   Appends are `fdatasync`ed before openraft is told they are durable;
-//!   one append call is one write and one sync, however many entries it
-//!   carries (openraft batches entries that queue up: group commit).
+//!   Appends are `fdatasync`ed before openraft is told they are durable
+//!   (outside the store's lock, so replication reads are not held up by
+//!   it); one append call is one write and one sync, however many entries
+//!   it carries (openraft batches entries that queue up: group commit).
 //! - `vote`: the current term and vote, replaced atomically and fsynced
 //!   before it counts.
 //! - `purged`: the last purged log id, written before entries are dropped.
@@ -49,7 +50,8 @@ pub struct LogStore {
 
 struct Inner {
     dir: PathBuf,
-    file: File,
+    /// Shared so that an append can fsync it after releasing the lock.
+    file: Arc<File>,
     /// Bytes of the log file (where the next append goes).
     len: u64,
     /// Entries after the last purge, with the file position of each.
@@ -153,7 +155,7 @@ impl LogStore {
         };
         let inner = Inner {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             len: position as u64,
             entries,
             live_from: live_from.unwrap_or(position as u64),
@@ -191,7 +193,18 @@ impl Inner {
             .or(self.last_purged)
     }
 
+    /// Write and sync `entries` (tests; the store syncs outside its lock).
+    #[cfg(test)]
     fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+        self.write(entries)?.sync_data()
+    }
+
+    /// Write `entries` at the end of the log file and take them in; the
+    /// caller makes them durable by syncing the returned file. Readers see
+    /// them at once: openraft may send entries to followers before the
+    /// leader's own copy is durable (it counts the leader toward a
+    /// majority only once its append is reported flushed).
+    fn write(&mut self, entries: Vec<Entry>) -> io::Result<Arc<File>> {
         let mut buf = Vec::new();
         let mut positions = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -200,7 +213,6 @@ impl Inner {
             records::encode(entry.log_id.index, &payload, &mut buf);
         }
         self.file.write_all_at(&buf, self.len)?;
-        self.file.sync_data()?;
         self.len += buf.len() as u64;
         for (entry, position) in entries.into_iter().zip(positions) {
             if self.entries.is_empty() {
@@ -208,7 +220,7 @@ impl Inner {
             }
             self.entries.insert(entry.log_id.index, (entry, position));
         }
-        Ok(())
+        Ok(self.file.clone())
     }
 
     /// Remove entries from `index` on (a conflicting, uncommitted tail).
@@ -269,7 +281,7 @@ impl Inner {
         // log's name nothing can fail before appends go to it.
         let file = OpenOptions::new().read(true).write(true).open(&tmp)?;
         std::fs::rename(&tmp, self.dir.join(LOG_FILE))?;
-        self.file = file;
+        self.file = Arc::new(file);
         self.len = buf.len() as u64;
         for (index, position) in positions {
             if let Some(slot) = self.entries.get_mut(&index) {
@@ -382,8 +394,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let mut inner = self.lock();
-        let result = tokio::task::block_in_place(|| inner.append(entries));
+        // The fsync runs after the lock is released: openraft's replication
+        // tasks read new entries through this store while the leader's own
+        // copy is being synced, so followers append in parallel with it.
+        let written = {
+            let mut inner = self.lock();
+            tokio::task::block_in_place(|| inner.write(entries))
+        };
+        let result = written.and_then(|file| tokio::task::block_in_place(|| file.sync_data()));
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
