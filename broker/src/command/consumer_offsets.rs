@@ -61,11 +61,7 @@ async fn target(
 }
 
 fn next_offset(partition: &Partition) -> u64 {
-    partition
-        .log
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .next_offset()
+    partition.lock_log().next_offset()
 }
 
 pub async fn get_consumer_offset(

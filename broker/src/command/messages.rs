@@ -10,7 +10,7 @@ use super::{Context, decode, forward};
 use crate::auth::Action;
 use crate::broker::PartitionHome;
 use crate::error::{Error, Result, SaveKind};
-use crate::metadata::{ConsumerKey, GroupKey, Ident, MetadataCommand, PartitionKey};
+use crate::metadata::{ConsumerKey, GroupKey, Ident, PartitionKey};
 use crate::partitions::{Partition, Synced};
 use crate::replication;
 use crate::storage::{FsyncPolicy, batch};
@@ -366,12 +366,8 @@ pub async fn poll_messages(
     {
         // Answered now, committed behind (`broker::offset_commits`): the
         // reply does not wait for the metadata log's fsync.
+        ctx.check_writable()?;
         let offset = start + u64::from(count) - 1;
-        ctx.check_writable(&MetadataCommand::StoreConsumerOffset {
-            partition: partition.key,
-            consumer: key.clone(),
-            offset,
-        })?;
         ctx.broker
             .offset_commits
             .store(partition.key, key, offset, commit);

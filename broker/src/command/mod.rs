@@ -114,14 +114,15 @@ impl Context<'_> {
         self.broker.space.admit(SaveKind::Metadata, 0)
     }
 
-    /// Refuse at once, as [`Context::write`] would, a change this broker
-    /// cannot make now (cut off from the majority, short of space): for
-    /// changes committed behind the reply (`broker::offset_commits`).
-    pub fn check_writable(&self, command: &MetadataCommand) -> Result<()> {
+    /// Refuse at once, as [`Context::write`] would, a change that adds to
+    /// the metadata while this broker cannot make it (cut off from the
+    /// majority, short of space): for changes committed behind the reply
+    /// (`broker::offset_commits`).
+    pub fn check_writable(&self) -> Result<()> {
         if !self.broker.metadata.in_contact() {
             return Err(cut_off());
         }
-        self.admit(command)
+        self.broker.space.admit(SaveKind::Metadata, 0)
     }
 
     /// Commit a metadata change for the current request.
