@@ -8,6 +8,7 @@
 //! re-validates).
 
 use bytes::BytesMut;
+use iggy_binary_protocol::batch::BatchIntegrity;
 use iggy_binary_protocol::consensus::HEADER_SIZE;
 use iggy_binary_protocol::requests::consumer_groups::{
     CreateConsumerGroupRequest, DeleteConsumerGroupRequest, GetConsumerGroupRequest,
@@ -122,9 +123,11 @@ fn decode_request_body(body: &[u8]) {
 /// validates it before storing; a batch that passes validates again.
 fn send_body(body: &mut [u8]) {
     if let Ok((header, record)) = iggy_broker::command::split_send_body(body)
-        && batch::validate_incoming(record, header.messages_count).is_ok()
+        && batch::validate_incoming(record, header.messages_count, BatchIntegrity::Verify).is_ok()
     {
-        assert!(batch::validate_incoming(record, header.messages_count).is_ok());
+        assert!(
+            batch::validate_incoming(record, header.messages_count, BatchIntegrity::Verify).is_ok()
+        );
     }
 }
 
@@ -168,7 +171,17 @@ pub fn legacy_frame(data: &[u8]) {
             // The 0.11 checks may still refuse its content (an empty
             // payload, which 0.10 allowed): an error for the client, as
             // for any send — found by this target, kept as a regression.
-            let _ = batch::validate_incoming(record, header.messages_count);
+            // The broker checks only the layout of a re-encoded batch (it
+            // computed the checksums itself), so whatever passes that must
+            // carry right checksums too.
+            if batch::validate_incoming(record, header.messages_count, BatchIntegrity::LayoutOnly)
+                .is_ok()
+            {
+                assert!(
+                    batch::validate_incoming(record, header.messages_count, BatchIntegrity::Verify)
+                        .is_ok()
+                );
+            }
         }
     }
 }
@@ -404,7 +417,12 @@ mod seeds {
             .expect("a well-formed 0.10 send");
         let mut body = send_body(3);
         let (header, record) = iggy_broker::command::split_send_body(&mut body).unwrap();
-        iggy_broker::storage::batch::validate_incoming(record, header.messages_count).unwrap();
+        iggy_broker::storage::batch::validate_incoming(
+            record,
+            header.messages_count,
+            iggy_binary_protocol::batch::BatchIntegrity::Verify,
+        )
+        .unwrap();
         let segment = segment(3);
         let dir = tempfile::tempdir().unwrap();
         let index_len = u16::from_le_bytes([segment[0], segment[1]]) as usize;

@@ -15,6 +15,7 @@ use crate::partitions::{Partition, Synced};
 use crate::replication;
 use crate::storage::{FsyncPolicy, batch};
 use bytes::{BufMut, Bytes, BytesMut};
+use iggy_binary_protocol::batch::BatchIntegrity;
 use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
 use iggy_binary_protocol::primitives::consumer::{KIND_CONSUMER_GROUP, WireConsumer};
 use iggy_binary_protocol::requests::messages::poll_messages::PollMessagesRequest;
@@ -75,14 +76,21 @@ pub fn split_send_body(body: &mut [u8]) -> Result<(SendMessagesHeader, &mut [u8]
     Ok((header, &mut body[batch_start..]))
 }
 
+/// Store a SendMessages body's batch and acknowledge it. `integrity` is
+/// [`BatchIntegrity::Verify`] for whatever a client sent;
+/// [`BatchIntegrity::LayoutOnly`] only for a batch this broker encoded a
+/// moment ago (the 0.10 adapter re-encodes every legacy send): its
+/// checksums were just computed from the payloads, so hashing every byte
+/// again would prove nothing. Layout and limits are checked either way.
 pub async fn send_messages(
     ctx: &mut Context<'_>,
     body: &mut [u8],
     out: &mut BytesMut,
+    integrity: BatchIntegrity,
 ) -> Result<()> {
     let (header, record) = split_send_body(body)?;
     ctx.authorize_topic(&header.stream_id, &header.topic_id, Action::SendMessages)?;
-    batch::validate_incoming(record, header.messages_count)?;
+    batch::validate_incoming(record, header.messages_count, integrity)?;
 
     let broker = ctx.broker;
     let (stream, topic) = (

@@ -34,6 +34,7 @@ use crate::metadata::{Applied, Ident, Member, MetadataCommand};
 use crate::session::{PendingWrite, Session};
 use bytes::BytesMut;
 use futures::FutureExt;
+use iggy_binary_protocol::batch::BatchIntegrity;
 use iggy_binary_protocol::{WireDecode, WireIdentifier, WireOptions};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -317,7 +318,7 @@ pub async fn dispatch(
         C::CreatePersonalAccessToken => personal_access_tokens::create_token(ctx, body, out).await,
         C::DeletePersonalAccessToken => personal_access_tokens::delete_token(ctx, body).await,
 
-        C::SendMessages => messages::send_messages(ctx, body, out).await,
+        C::SendMessages => messages::send_messages(ctx, body, out, BatchIntegrity::Verify).await,
         C::PollMessages | C::PollMessagesOnPrimary => {
             messages::poll_messages(ctx, code, body, out).await
         }

@@ -36,13 +36,18 @@ pub enum BatchError {
     BadOffsetDelta { index: u32, found: u32 },
 }
 
-/// Validate a producer's batch: layout, every frame checksum, the batch
-/// checksum, per-message limits and contiguous offset deltas `0..n`.
+/// Validate a producer's batch: layout, per-message limits, contiguous
+/// offset deltas `0..n` and, with [`BatchIntegrity::Verify`], every frame
+/// checksum and the batch checksum.
 ///
 /// Returns the decoded header. Validation reads the batch once; nothing is
 /// copied.
-pub fn validate_incoming(bytes: &[u8], declared_count: u32) -> Result<BatchHeader, BatchError> {
-    let batch = decode_batch_slice_with(bytes, BatchIntegrity::Verify)?;
+pub fn validate_incoming(
+    bytes: &[u8],
+    declared_count: u32,
+    integrity: BatchIntegrity,
+) -> Result<BatchHeader, BatchError> {
+    let batch = decode_batch_slice_with(bytes, integrity)?;
     if batch.header.total_size() != bytes.len() {
         return Err(BatchError::Malformed(WireError::Validation(
             "batch length does not match the request body".into(),
@@ -202,7 +207,7 @@ pub(crate) mod tests {
     #[test]
     fn validated_and_stamped_batch_verifies() {
         let mut batch = encoded_batch(&[b"a", b"bb", b"ccc"]);
-        validate_incoming(&batch, 3).unwrap();
+        validate_incoming(&batch, 3, BatchIntegrity::Verify).unwrap();
         stamp(&mut batch, 2, 100, 555);
         let decoded = decode_batch_slice(&batch).unwrap();
         assert_eq!(decoded.header.base_offset, 100);
@@ -216,7 +221,7 @@ pub(crate) mod tests {
         let last = batch.len() - 1;
         batch[last] ^= 0xff;
         assert!(matches!(
-            validate_incoming(&batch, 1),
+            validate_incoming(&batch, 1, BatchIntegrity::Verify),
             Err(BatchError::Malformed(
                 WireError::InvalidMessageChecksum { .. }
             ))
@@ -227,7 +232,7 @@ pub(crate) mod tests {
     fn wrong_declared_count_is_rejected() {
         let batch = encoded_batch(&[b"a", b"b"]);
         assert!(matches!(
-            validate_incoming(&batch, 3),
+            validate_incoming(&batch, 3, BatchIntegrity::Verify),
             Err(BatchError::CountMismatch { .. })
         ));
     }
@@ -236,7 +241,10 @@ pub(crate) mod tests {
     fn truncated_batch_is_rejected() {
         let batch = encoded_batch(&[b"abc", b"def"]);
         for len in [0, 10, 255, 256, batch.len() - 1] {
-            assert!(validate_incoming(&batch[..len], 2).is_err(), "len {len}");
+            assert!(
+                validate_incoming(&batch[..len], 2, BatchIntegrity::Verify).is_err(),
+                "len {len}"
+            );
         }
     }
 

@@ -13,7 +13,8 @@ use super::super::Context;
 use super::{Scratch, run_011};
 use crate::error::{Error, Result};
 use bytes::{BufMut, BytesMut};
-use iggy_binary_protocol::codes::{POLL_MESSAGES_CODE, SEND_MESSAGES_CODE};
+use iggy_binary_protocol::batch::BatchIntegrity;
+use iggy_binary_protocol::codes::POLL_MESSAGES_CODE;
 use iggy_binary_protocol::requests::messages::PollMessagesRequest;
 use iggy_binary_protocol::requests::messages::send_messages::{
     RawMessage, SendMessagesEncoder, SendMessagesHeader,
@@ -30,11 +31,11 @@ pub async fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> 
     reencode_send(body, &mut scratch.request)?;
     scratch.reply.clear();
     // 0.10 clients ignore the reply body; the confirmations are dropped.
-    super::dispatch_011(
+    super::super::messages::send_messages(
         ctx,
-        SEND_MESSAGES_CODE,
         &mut scratch.request,
         &mut scratch.reply,
+        BatchIntegrity::LayoutOnly,
     )
     .await
 }
@@ -161,4 +162,50 @@ fn expand(reply: &[u8], out: &mut BytesMut) -> Result<()> {
     }
     out[prefix_at + 12..prefix_at + POLL_PREFIX_BYTES].copy_from_slice(&count.to_le_bytes());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::split_send_body;
+    use crate::storage::batch;
+    use iggy_binary_protocol::{WireEncode, WireIdentifier, WirePartitioning};
+
+    /// A 0.10 SendMessages body: metadata, the index array, then messages
+    /// with a 64-byte header each (ids left to the server).
+    fn legacy_send(payloads: &[&[u8]]) -> Vec<u8> {
+        let header = SendMessagesHeader {
+            stream_id: WireIdentifier::numeric(1),
+            topic_id: WireIdentifier::numeric(1),
+            partitioning: WirePartitioning::PartitionId(0),
+            messages_count: payloads.len() as u32,
+        };
+        let mut metadata = BytesMut::new();
+        header.encode(&mut metadata);
+        let mut body = (metadata.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&metadata);
+        body.extend(std::iter::repeat_n(
+            0u8,
+            WIRE_MESSAGE_INDEX_SIZE * payloads.len(),
+        ));
+        for payload in payloads {
+            body.extend_from_slice(&[0u8; 48]); // checksum, id, offset, timestamps
+            body.extend_from_slice(&0u32.to_le_bytes()); // user headers length
+            body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            body.extend_from_slice(&0u64.to_le_bytes()); // reserved
+            body.extend_from_slice(payload);
+        }
+        body
+    }
+
+    /// The send path checks only the layout of a re-encoded batch, on the
+    /// strength of this: the adapter's batches carry right checksums.
+    #[test]
+    fn a_reencoded_send_carries_right_checksums() {
+        let mut reencoded = BytesMut::new();
+        reencode_send(&legacy_send(&[b"a", b"bb", &[7; 3000]]), &mut reencoded).unwrap();
+        let (header, record) = split_send_body(&mut reencoded).unwrap();
+        assert_eq!(header.messages_count, 3);
+        batch::validate_incoming(record, 3, BatchIntegrity::Verify).unwrap();
+    }
 }
