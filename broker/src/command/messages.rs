@@ -412,13 +412,11 @@ fn read_into(
                 )));
             }
         };
-        let (start, count) = match start {
-            Some(start) => {
-                let start = start.max(first);
-                (start, log.read(start, request.count, max_bytes, next, out)?)
-            }
-            None => (next, 0),
-        };
+        let start = start.map_or(next, |start| start.max(first));
+        // Bounded by the committed offset, so it reads without the lock.
+        let planned = log.plan_read(start, request.count, max_bytes, next);
+        drop(log);
+        let count = planned.read_appending(out)?;
         Ok((next.saturating_sub(1), start, count))
     })?;
     let (stream_id, topic_id, partition_id) = partition.key;

@@ -7,7 +7,7 @@
 use super::batch;
 use super::fs::create_dir_durable;
 use super::recovery::{SegmentRecovery, recover_segment};
-use super::segment::{LOG_EXTENSION, REMOVED_EXTENSION, Segment};
+use super::segment::{LOG_EXTENSION, REMOVED_EXTENSION, Segment, StoredBytes};
 use bytes::BytesMut;
 use iggy_binary_protocol::batch::{
     BATCH_HEADER_SIZE, BatchHeader, BatchIntegrity, decode_batch_slice_with,
@@ -455,20 +455,39 @@ impl PartitionLog {
         end: u64,
         out: &mut BytesMut,
     ) -> io::Result<u32> {
+        self.plan_read(from, max_count, max_bytes, end)
+            .read_appending(out)
+    }
+
+    /// [`Self::read`] in two steps: where the records lie, found under the
+    /// partition's lock, and the reading itself ([`PlannedRead::read_appending`]),
+    /// which needs no lock when `end` is at most the committed offset
+    /// (nothing below it is ever cut), so that a poll's copy of a megabyte
+    /// does not hold up the partition's producers.
+    pub fn plan_read(&self, from: u64, max_count: u32, max_bytes: usize, end: u64) -> PlannedRead {
         let next = self.next_offset().min(end);
         let from = from.max(self.first_offset());
+        let mut plan = PlannedRead {
+            regions: Vec::new(),
+            from,
+            to: from,
+        };
         if max_count == 0 || from >= next {
-            return Ok(0);
+            return plan;
         }
         let to = (from + u64::from(max_count) - 1).min(next - 1);
+        plan.to = to;
         let first_segment = self
             .segments
             .partition_point(|s| s.start_offset() <= from)
             .saturating_sub(1);
-        let mut found = 0u32;
+        let mut found = 0u64;
         let mut budget = max_bytes;
         for segment in &self.segments[first_segment..] {
-            if segment.start_offset() > to || found >= max_count || (budget == 0 && found > 0) {
+            if segment.start_offset() > to
+                || found >= u64::from(max_count)
+                || (budget == 0 && found > 0)
+            {
                 break;
             }
             let entries = segment.index().entries();
@@ -486,15 +505,13 @@ impl PartitionLog {
             }
             let len = (segment.batch_end(last) - start_pos) as usize;
             budget = budget.saturating_sub(len);
-
-            let region_start = out.len();
-            if let Err(e) = segment.read_appending(out, start_pos, len) {
-                out.truncate(region_start);
-                return Err(e);
-            }
-            found += compact_region(out, region_start, from, to);
+            let region_end = entries
+                .get(last + 1)
+                .map_or(segment.next_offset(), |e| e.base_offset);
+            found += region_end.min(to + 1) - entries[first].base_offset.max(from);
+            plan.regions.push(segment.stored_bytes(start_pos, len));
         }
-        Ok(found)
+        plan
     }
 
     /// First offset whose batch was stamped at or after `timestamp` (µs).
@@ -597,6 +614,34 @@ fn invalid_data(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
+/// Where the records of one read lie ([`PartitionLog::plan_read`]).
+#[derive(Debug)]
+pub struct PlannedRead {
+    /// Usually one; more when the read crosses into later segments.
+    regions: Vec<StoredBytes>,
+    from: u64,
+    to: u64,
+}
+
+impl PlannedRead {
+    /// Append the planned records to `out`, edge batches sliced to the
+    /// offsets asked for; returns the number of messages appended. On an
+    /// error `out` is left as it was.
+    pub fn read_appending(&self, out: &mut BytesMut) -> io::Result<u32> {
+        let start = out.len();
+        let mut found = 0;
+        for region in &self.regions {
+            let region_start = out.len();
+            if let Err(e) = region.read_appending(out) {
+                out.truncate(start);
+                return Err(e);
+            }
+            found += compact_region(out, region_start, self.from, self.to);
+        }
+        Ok(found)
+    }
+}
+
 /// Slice every batch record in `out[region_start..]` to the offsets in
 /// `[from, to]`, closing gaps, and return how many messages remain.
 fn compact_region(out: &mut BytesMut, region_start: usize, from: u64, to: u64) -> u32 {
@@ -671,6 +716,41 @@ mod tests {
         );
         assert_eq!(read_all(&log, 5, 10), vec![]);
         assert_eq!(log.offset_at_timestamp(2), Some(3));
+    }
+
+    /// A poll plans its read under the partition's lock and reads after
+    /// releasing it: what it reads is what was stored when it planned,
+    /// whatever happened to the log in between.
+    #[test]
+    fn a_planned_read_returns_what_was_stored_when_it_was_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(600)).unwrap();
+        for i in 0..6u64 {
+            append_payloads(&mut log, &[format!("m{i}").as_bytes(), b"x"], i);
+        }
+        assert!(log.segments_count() > 1, "the read crosses segments");
+        let planned = log.plan_read(1, 9, usize::MAX, u64::MAX);
+        // Meanwhile: the topic is purged (every segment file deleted) and
+        // written again from offset 0.
+        log.purge().unwrap();
+        append_payloads(&mut log, &[b"new"], 99);
+        let mut out = BytesMut::new();
+        assert_eq!(planned.read_appending(&mut out).unwrap(), 9);
+        let got: Vec<_> = PolledBatchesIterator::new(&out)
+            .map(|m| m.unwrap())
+            .map(|m| (m.offset, m.payload.to_vec()))
+            .collect();
+        let expected: Vec<_> = (1..10u64)
+            .map(|o| {
+                let payload = if o % 2 == 0 {
+                    format!("m{}", o / 2).into_bytes()
+                } else {
+                    b"x".to_vec()
+                };
+                (o, payload)
+            })
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

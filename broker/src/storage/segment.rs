@@ -32,6 +32,38 @@ pub fn index_path(dir: &Path, start_offset: u64) -> PathBuf {
     dir.join(format!("{}.{INDEX_EXTENSION}", file_stem(start_offset)))
 }
 
+/// A range of a segment's log file holding whole batch records. Stored
+/// bytes never change once written, and a range below the committed offset
+/// is never cut, so it can be read without the partition's lock; a segment
+/// removed meanwhile is still read through the open file.
+#[derive(Debug)]
+pub struct StoredBytes {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+}
+
+impl StoredBytes {
+    /// Append the bytes to `out`, straight into its spare capacity: a poll's
+    /// megabyte is not zero-filled first only to be overwritten.
+    pub fn read_appending(&self, out: &mut BytesMut) -> io::Result<()> {
+        out.reserve(self.len);
+        let mut done = 0;
+        while done < self.len {
+            let spare = &mut out.spare_capacity_mut()[..self.len - done];
+            let (read, _) = rustix::io::pread(&*self.file, spare, self.position + done as u64)?;
+            if read.is_empty() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = read.len();
+            // SAFETY: pread initialized the first `n` spare bytes.
+            unsafe { out.set_len(out.len() + n) };
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct Segment {
     start_offset: u64,
@@ -169,24 +201,14 @@ impl Segment {
         self.log.clone()
     }
 
-    /// Append `len` bytes read from `position` to `out`, straight into its
-    /// spare capacity: a poll's megabyte is not zero-filled first only to
-    /// be overwritten.
-    pub fn read_appending(&self, out: &mut BytesMut, position: u64, len: usize) -> io::Result<()> {
-        out.reserve(len);
-        let mut done = 0;
-        while done < len {
-            let spare = &mut out.spare_capacity_mut()[..len - done];
-            let (read, _) = rustix::io::pread(&*self.log, spare, position + done as u64)?;
-            if read.is_empty() {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = read.len();
-            // SAFETY: pread initialized the first `n` spare bytes.
-            unsafe { out.set_len(out.len() + n) };
-            done += n;
+    /// The bytes `[position, position + len)` of the log file, to read
+    /// after the partition's lock is released ([`StoredBytes::read_appending`]).
+    pub fn stored_bytes(&self, position: u64, len: usize) -> StoredBytes {
+        StoredBytes {
+            file: self.log.clone(),
+            position,
+            len,
         }
-        Ok(())
     }
 
     pub fn start_offset(&self) -> u64 {
