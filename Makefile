@@ -16,7 +16,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench chaos build release k8s-up k8s-down
+.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench bench-medians chaos build release k8s-up k8s-down
 
 test: fmt-check lint crd-check chart-check unit-and-integration fuzz-short e2e
 
@@ -89,6 +89,15 @@ demo-local: release
 
 bench: release
 	scripts/bench.sh
+
+# Upstream's six workloads over both SDK generations (the 0.10 one needs the
+# `legacy-bench` feature), medians of 5 interleaved runs each, fsync `never`
+# as in docs/benchmarks.md. Producer figures depend on this VM's memory
+# state: run `scripts/bench-memory.sh backed` first to pin it.
+bench-medians:
+	$(CARGO) build --release --locked -p iggy-broker --features legacy-bench --bins
+	BENCH_BROKER_ENV="IGGY_TOPIC_FSYNC=never" scripts/bench-medians.sh 5
+	BENCH_BROKER_ENV="IGGY_TOPIC_FSYNC=never" scripts/bench-medians.sh 5 --sdk 0.10
 
 # Every decoder of outside bytes under libFuzzer (broker/fuzz, nightly):
 # `make fuzz-short` (part of make test) runs each target for 10 s from the
