@@ -246,52 +246,69 @@ async fn a_poll_is_answered_while_a_sends_fsync_is_stalled() {
     assert_eq!(poll_all(&client, "slow", "t", 0).await.len(), 20);
 }
 
-/// A stalled metadata log: an auto-commit poll is answered before its
-/// offset commits (the commit's fsync is held), and an offset request made
-/// meanwhile waits for that commit and sees it; the next poll gets nothing
-/// twice.
+/// A stalled metadata log (its fsyncs held): auto-commit polls are
+/// answered while their offsets' commit is held, each going on from the
+/// offset the one before answered; an offset request reads that offset at
+/// once; an explicit store waits for the held commit and lands after it,
+/// so a late auto-commit does not overwrite it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auto_commit_poll_is_answered_before_its_offset_commits() {
+async fn auto_commit_polls_do_not_wait_for_their_offsets_to_commit() {
     let node = OnPowerCutFs::start("always");
     let client = node.broker.client().await;
     create_stream_and_topic(&client, "auto", "t", 1).await;
-    send(&client, "auto", "t", &Partitioning::partition_id(0), 1, 10).await;
+    send(&client, "auto", "t", &Partitioning::partition_id(0), 1, 20).await;
     node.fs.hold_syncs(true);
     // Bounded below the metadata write timeout (5 s), after which a commit
-    // stuck behind the held fsync gives up and would release the poll.
-    let polled = tokio::time::timeout(Duration::from_secs(3), poll_next(&client))
+    // stuck behind the held fsync gives up.
+    let promptly = Duration::from_secs(2);
+    let first = tokio::time::timeout(promptly, poll_next(&client, 10))
         .await
         .expect("the poll waited for its offset to commit");
-    assert_eq!(polled, 10);
+    assert_eq!(first, 10);
     wait_for(
         "the offset's commit to be held",
         Duration::from_secs(10),
         || node.fs.syncs_held() > 0,
     )
     .await;
+    let second = tokio::time::timeout(promptly, poll_next(&client, 100))
+        .await
+        .expect("the next poll waited for the offset before it to commit");
+    assert_eq!(second, 10, "the next poll goes on where the first ended");
     let reader = node.broker.client().await;
-    let mut asking = tokio::spawn(async move {
+    let asked = tokio::time::timeout(
+        promptly,
+        reader.get_consumer_offset(&consumer(), &id("auto"), &id("t"), Some(0)),
+    )
+    .await
+    .expect("the offset request waited for the commit")
+    .unwrap()
+    .map(|o| o.stored_offset);
+    assert_eq!(asked, Some(19), "the offset the last poll answered");
+
+    let mut storing = tokio::spawn(async move {
         reader
-            .get_consumer_offset(&consumer(), &id("auto"), &id("t"), Some(0))
+            .store_consumer_offset(&consumer(), &id("auto"), &id("t"), Some(0), 4)
             .await
-            .unwrap()
-            .map(|o| o.stored_offset)
     });
     assert!(
-        tokio::time::timeout(Duration::from_secs(1), &mut asking)
+        tokio::time::timeout(Duration::from_secs(1), &mut storing)
             .await
             .is_err(),
-        "the offset was read before the poll's commit finished"
+        "the store went through with the metadata log stalled"
     );
-
     node.fs.hold_syncs(false);
-    assert_eq!(asking.await.unwrap(), Some(9));
-    assert_eq!(poll_next(&client).await, 0, "nothing is delivered twice");
+    storing.await.unwrap().unwrap();
+    assert_eq!(
+        poll_next(&client, 100).await,
+        15,
+        "the stored offset 4 stands (not the auto-commit of 19): 5..=19 again"
+    );
 }
 
-/// Poll partition 0 of auto/t for consumer "reader", `next` with
-/// auto-commit; how many messages came.
-async fn poll_next(client: &IggyClient) -> usize {
+/// Poll up to `count` messages of partition 0 of auto/t for consumer
+/// "reader", `next` with auto-commit; how many came.
+async fn poll_next(client: &IggyClient, count: u32) -> usize {
     client
         .poll_messages(
             &id("auto"),
@@ -299,7 +316,7 @@ async fn poll_next(client: &IggyClient) -> usize {
             Some(0),
             &consumer(),
             &PollingStrategy::next(),
-            100,
+            count,
             true,
         )
         .await

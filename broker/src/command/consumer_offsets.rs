@@ -1,7 +1,8 @@
 //! Consumer offsets: get, store, delete. Offsets are replicated metadata;
 //! the requests are served by the partition's broker, which knows the
-//! partition's end (a stored offset must lie below it), and wait for an
-//! auto-commit poll's offset still being committed there.
+//! partition's end (a stored offset must lie below it) and the offsets of
+//! auto-commit polls still committing behind their replies: a get reads
+//! them, a store or delete lands after them.
 
 use super::messages::{consumer_key, stored_offset};
 use super::{Context, decode, forward};
@@ -64,6 +65,18 @@ fn next_offset(partition: &Partition) -> u64 {
     partition.lock_log().next_offset()
 }
 
+/// The partition's commit lock, once the offsets of auto-commit polls
+/// still committing there have landed: an explicit store or delete made
+/// before would be overwritten by them.
+async fn settled<'a>(
+    ctx: &Context<'_>,
+    partition: &'a Partition,
+) -> tokio::sync::MutexGuard<'a, ()> {
+    let commit = partition.commit_lock.lock().await;
+    ctx.broker.offset_commits.settle(partition.key).await;
+    commit
+}
+
 pub async fn get_consumer_offset(
     ctx: &mut Context<'_>,
     body: &[u8],
@@ -75,7 +88,8 @@ pub async fn get_consumer_offset(
     let Some((partition, key)) = target(ctx, code, body, addressed, out).await? else {
         return Ok(());
     };
-    // After the offset of an auto-commit poll answered before this request.
+    // After the offset of an auto-commit poll answered before this request
+    // (pending or stored: `stored_offset`).
     drop(partition.commit_lock.lock().await);
     // Absent: an empty OK body, which the SDK reads as `None`.
     if let Some(stored_offset) = stored_offset(ctx, partition.key, &key) {
@@ -103,9 +117,7 @@ pub async fn store_consumer_offset(
     if r.offset >= next_offset(&partition) {
         return Err(Error::InvalidOffset(r.offset));
     }
-    // Ordered after an auto-commit poll's offset still committing, which
-    // would otherwise overwrite this one.
-    let _commit = partition.commit_lock.lock().await;
+    let _commit = settled(ctx, &partition).await;
     ctx.write(MetadataCommand::StoreConsumerOffset {
         partition: partition.key,
         consumer,
@@ -126,7 +138,7 @@ pub async fn delete_consumer_offset(
     let Some((partition, consumer)) = target(ctx, code, body, addressed, out).await? else {
         return Ok(());
     };
-    let _commit = partition.commit_lock.lock().await;
+    let _commit = settled(ctx, &partition).await;
     ctx.write(MetadataCommand::DeleteConsumerOffset {
         partition: partition.key,
         consumer,

@@ -50,8 +50,12 @@ pub fn consumer_key(
     }
 }
 
-/// The stored offset of `consumer` in partition `key`.
+/// The offset of `consumer` in partition `key`: the one an auto-commit
+/// poll answered and is still committing behind, else the stored one.
 pub fn stored_offset(ctx: &Context<'_>, key: PartitionKey, consumer: &ConsumerKey) -> Option<u64> {
+    if let Some(pending) = ctx.broker.offset_commits.pending(key, consumer) {
+        return Some(pending);
+    }
     ctx.broker.metadata.read(|m| {
         m.partition(key)
             .and_then(|p| p.offsets.get(consumer).copied())
@@ -360,25 +364,20 @@ pub async fn poll_messages(
         ensure_owned(ctx, &request, partition_id)?;
     }
     // Serialize committing polls of one partition (see `commit_lock`): one
-    // waits for the commit of the poll answered before it.
-    let commit = if request.auto_commit || request.strategy.kind == STRATEGY_NEXT {
-        Some(partition.commit_lock.clone().lock_owned().await)
+    // reads the offset the poll answered before it stored.
+    let _commit = if request.auto_commit || request.strategy.kind == STRATEGY_NEXT {
+        Some(partition.commit_lock.lock().await)
     } else {
         None
     };
     let stored = stored_offset(ctx, partition.key, &key);
     let (start, count) = read_into(ctx, &partition, &request, stored, out)?;
-    if request.auto_commit
-        && count > 0
-        && let Some(commit) = commit
-    {
+    if request.auto_commit && count > 0 {
         // Answered now, committed behind (`broker::offset_commits`): the
         // reply does not wait for the metadata log's fsync.
         ctx.check_writable()?;
         let offset = start + u64::from(count) - 1;
-        ctx.broker
-            .offset_commits
-            .store(partition.key, key, offset, commit);
+        ctx.broker.offset_commits.store(partition.key, key, offset);
     }
     Ok(())
 }

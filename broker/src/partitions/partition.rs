@@ -10,7 +10,7 @@ use crate::replication::ReplicaState;
 use crate::storage::{LogConfig, PartitionLog};
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How [`Partition::sync_up_to`] made the log durable.
@@ -40,11 +40,10 @@ pub struct Partition {
     pub replica: ReplicaState,
     /// Held across "read the stored offset, read messages, store the new
     /// offset" so two polls of the same consumer never get the same
-    /// messages. An auto-commit poll is answered before its offset commits;
-    /// the lock stays held until the offset is applied here
-    /// (`broker::offset_commits`), so the next committing poll and any
-    /// offset request of the partition wait for it and read it.
-    pub commit_lock: Arc<tokio::sync::Mutex<()>>,
+    /// messages. An auto-commit poll's offset is pending until it commits
+    /// behind the reply (`broker::offset_commits`); an explicit store or
+    /// delete holds this lock while it waits for the pending ones to land.
+    pub commit_lock: tokio::sync::Mutex<()>,
     /// One fsync of this partition's log at a time (see `sync_up_to`).
     sync_turn: tokio::sync::Mutex<()>,
 }
@@ -77,7 +76,7 @@ impl Partition {
             assigned_at,
             log: Mutex::new(log),
             replica,
-            commit_lock: Arc::new(tokio::sync::Mutex::new(())),
+            commit_lock: tokio::sync::Mutex::new(()),
             sync_turn: tokio::sync::Mutex::new(()),
         })
     }

@@ -252,14 +252,9 @@ fn serve_http(
 }
 
 /// Let the offsets of auto-commit polls already answered finish
-/// committing: each holds its partition's commit lock until applied.
+/// committing.
 async fn wait_for_offset_commits(broker: &Broker) {
-    let committing = broker
-        .partitions
-        .all()
-        .into_iter()
-        .map(|partition| async move { drop(partition.commit_lock.lock().await) });
-    let waiting = futures::future::join_all(committing);
+    let waiting = broker.offset_commits.settle_all();
     if tokio::time::timeout(SHUTDOWN_GRACE, waiting).await.is_err() {
         tracing::warn!("consumer offsets still committing after {SHUTDOWN_GRACE:?}");
     }
