@@ -316,7 +316,12 @@ impl Filesystem for Fs {
                 std::thread::sleep(Duration::from_millis(5));
                 volume = lock();
             }
-            let synced = volume.sync(ino.0);
+            // Released by a power cut: the disk never answered.
+            let synced = if volume.held_syncs_lost() {
+                Err(libc_errno::EIO)
+            } else {
+                volume.sync(ino.0)
+            };
             volume.note_held_sync(false);
             drop(volume);
             reply_empty(reply, synced);

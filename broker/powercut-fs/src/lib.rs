@@ -62,17 +62,18 @@ impl PowerCutFs {
     /// every request it had), keep only what was durable (per `cut`), and
     /// mount again. Stop every process using the filesystem first (`kill
     /// -9` is the realistic way): the unmount waits for their files to be
-    /// closed.
+    /// closed. Fsyncs held by [`Self::hold_syncs`] fail (`EIO`) without
+    /// effect, which also lets a process killed while in one exit.
     pub fn power_cut(&mut self, cut: Cut) -> io::Result<CutReport> {
-        self.hold_syncs(false);
+        self.fail_held_syncs();
         if let Some(session) = self.session.take() {
             session.umount_and_join()?;
         }
-        let report = self
-            .volume
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .power_cut(cut);
+        let report = {
+            let mut volume = self.volume.lock().unwrap_or_else(PoisonError::into_inner);
+            volume.set_held_syncs_lost(false);
+            volume.power_cut(cut)
+        };
         self.session = Some(self.spawn()?);
         Ok(report)
     }
@@ -95,6 +96,15 @@ impl PowerCutFs {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .set_hold_syncs(hold);
+    }
+
+    /// The power goes out: fsyncs held by [`Self::hold_syncs`] fail
+    /// (`EIO`) without effect, and holding stops. Lets a process killed
+    /// while in a held fsync exit, to take a power cut under it.
+    pub fn fail_held_syncs(&self) {
+        let mut volume = self.volume.lock().unwrap_or_else(PoisonError::into_inner);
+        volume.set_held_syncs_lost(true);
+        volume.set_hold_syncs(false);
     }
 
     /// File fsyncs under way and held by [`Self::hold_syncs`].

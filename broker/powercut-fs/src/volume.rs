@@ -113,6 +113,9 @@ pub struct Volume {
     hold_syncs: bool,
     /// File fsyncs being held right now.
     syncs_held: u64,
+    /// Set by a power cut: fsyncs still held are answered with an error
+    /// and make nothing durable (the power went before the disk answered).
+    held_syncs_lost: bool,
 }
 
 impl Default for Volume {
@@ -125,6 +128,7 @@ impl Default for Volume {
             failing: None,
             hold_syncs: false,
             syncs_held: 0,
+            held_syncs_lost: false,
         }
     }
 }
@@ -356,6 +360,16 @@ impl Volume {
     /// synced at once).
     pub fn holds_sync_of(&self, ino: u64) -> bool {
         self.hold_syncs && matches!(self.inodes.get(&ino).map(Inode::kind), Some(Kind::File))
+    }
+
+    /// See the field: set while a power cut is being taken.
+    pub fn set_held_syncs_lost(&mut self, lost: bool) {
+        self.held_syncs_lost = lost;
+    }
+
+    /// Whether a held fsync, once released, is to fail without effect.
+    pub fn held_syncs_lost(&self) -> bool {
+        self.held_syncs_lost
     }
 
     /// A delayed fsync started (`true`) or took effect (`false`).

@@ -149,7 +149,7 @@ pub async fn send_messages(
     let timestamp = crate::broker::now_micros();
     // Writing a large batch into the page cache may block; keep the async
     // workers free for other clients.
-    let (appended, sync, sealing) = tokio::task::block_in_place(|| -> Result<_> {
+    let (appended, sync) = tokio::task::block_in_place(|| -> Result<_> {
         let mut log = partition.lock_log();
         #[cfg(debug_assertions)]
         panic_if_asked(record);
@@ -163,17 +163,8 @@ pub async fn send_messages(
         } else {
             partition.replica.set_log_end(log.next_offset());
         }
-        // The next append will seal the active segment, which syncs it
-        // under this lock (recovery relies on sealed segments being
-        // durable). Under `always` it is synced below anyway; otherwise
-        // sync it now, outside the lock, so that little is left then.
-        let sealing = (!sync && log.will_roll()).then(|| (log.next_offset(), log.generation()));
-        Ok((appended, sync, sealing))
+        Ok((appended, sync))
     })?;
-    if let Some((end, generation)) = sealing {
-        // An error shows again when the seal syncs.
-        let _ = partition.sync_up_to(end, generation, false).await;
-    }
     let end = appended.end();
     if sync {
         // Outside the log's lock, shared with the sends around it.

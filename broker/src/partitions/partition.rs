@@ -61,11 +61,21 @@ impl Partition {
         replicated: bool,
     ) -> io::Result<Self> {
         let (log, recovery) = PartitionLog::open(dir, config)?;
-        if recovery.truncated_bytes() > 0 {
+        let (dropped_segments, dropped_bytes) = recovery.dropped_after_gap;
+        if dropped_segments > 0 {
             tracing::warn!(
                 partition = %dir.display(),
-                bytes = recovery.truncated_bytes(),
-                "cut off a torn tail (a write that was never acknowledged)"
+                segments = dropped_segments,
+                bytes = dropped_bytes,
+                "dropped the segments after a sealed segment torn by a crash \
+                 (fsync `never`/`interval`: what was not synced is lost)"
+            );
+        }
+        if recovery.truncated_bytes() > dropped_bytes {
+            tracing::warn!(
+                partition = %dir.display(),
+                bytes = recovery.truncated_bytes() - dropped_bytes,
+                "cut off a torn tail (under fsync `always`, a write that was never acknowledged)"
             );
         }
         let replica = ReplicaState::open(dir, &log, replicated)?;

@@ -26,7 +26,9 @@ pub enum FsyncPolicy {
     Always,
     /// Batches are fsynced by a background task at this interval: an
     /// acknowledged message survives a process crash (it is in the page
-    /// cache) but up to one interval can be lost if the machine fails.
+    /// cache) but up to one interval can be lost if the machine fails —
+    /// and, while a full segment is being sealed (its fsync runs in the
+    /// background, about a second for 1 GiB), the end of that segment.
     Interval(#[serde(with = "duration_as_millis")] Duration),
     /// Never fsynced by the broker (the OS writes back eventually): survives
     /// a process crash, not a machine failure.
@@ -70,8 +72,8 @@ impl Appended {
 }
 
 /// What one fsync outside the partition's lock covers: everything appended
-/// before `end`, in the file of the active segment (sealed segments were
-/// synced when they were sealed).
+/// before `end`, in the file of the active segment (sealed segments are
+/// synced when they are sealed, see [`PartitionLog::roll`]).
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
     pub file: std::sync::Arc<std::fs::File>,
@@ -133,11 +135,32 @@ fn remove_renamed_aside(dir: &Path) -> io::Result<()> {
 #[derive(Debug, Default)]
 pub struct LogRecovery {
     pub segments: Vec<SegmentRecovery>,
+    /// Segments removed because they followed a torn one, and the bytes
+    /// their logs held.
+    pub dropped_after_gap: (usize, u64),
+}
+
+/// Delete the segments starting at `starts` (files and index), durably;
+/// returns how many and the bytes of their logs.
+fn drop_segments(dir: &Path, starts: &[u64]) -> io::Result<(usize, u64)> {
+    let mut bytes = 0;
+    for &start in starts {
+        let log = super::segment::log_path(dir, start);
+        bytes += std::fs::metadata(&log).map_or(0, |m| m.len());
+        for path in [log, super::segment::index_path(dir, start)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    super::fs::fsync_dir(dir)?;
+    Ok((starts.len(), bytes))
 }
 
 impl LogRecovery {
     pub fn truncated_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.truncated_bytes).sum()
+        self.segments.iter().map(|s| s.truncated_bytes).sum::<u64>() + self.dropped_after_gap.1
     }
 }
 
@@ -156,6 +179,9 @@ pub struct PartitionLog {
     /// have been removed (truncate, purge, a failed sync): a sync prepared
     /// in an earlier generation no longer says anything about them.
     generation: u64,
+    /// The fsync of the segment sealed last, on a thread of its own under
+    /// the `interval` and `never` policies (see [`Self::roll`]).
+    sealing: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl PartitionLog {
@@ -175,8 +201,17 @@ impl PartitionLog {
         starts.sort_unstable();
 
         let mut recovery = LogRecovery::default();
-        let mut segments = Vec::with_capacity(starts.len().max(1));
-        for start in starts {
+        let mut segments: Vec<Segment> = Vec::with_capacity(starts.len().max(1));
+        for (i, &start) in starts.iter().enumerate() {
+            if let Some(previous) = segments.last()
+                && previous.next_offset() != start
+            {
+                // A sealed segment torn by a power cut before its seal's
+                // fsync (`roll`): what follows it would leave a gap in the
+                // offsets, so it goes too.
+                recovery.dropped_after_gap = drop_segments(dir, &starts[i..])?;
+                break;
+            }
             let recovered = recover_segment(dir, start)?;
             segments.push(Segment::from_recovered(
                 dir,
@@ -200,6 +235,7 @@ impl PartitionLog {
             unsynced: false,
             durable_end: 0,
             generation: 0,
+            sealing: None,
         };
         log.durable_end = log.next_offset();
         Ok((log, recovery))
@@ -328,19 +364,47 @@ impl PartitionLog {
     }
 
     /// Seal the active segment and start a new one at the next offset.
+    ///
+    /// Under `always` everything acknowledged is synced already and the
+    /// sealed segment is synced here, under the partition's lock, with
+    /// little left to write. Under `interval` and `never` up to a whole
+    /// segment of dirty pages may be left (a second of writing for 1 GiB),
+    /// so the sealed segment is synced on a thread of its own and nobody
+    /// waits for it: not the producer that filled it, not the partition.
+    /// Until it is done a power cut may tear the sealed segment too, which
+    /// recovery repairs (`PartitionLog::open` drops segments that follow a
+    /// torn one). One seal at a time: a roll waits for the one before,
+    /// which only happens when the disk is a whole segment behind.
     fn roll(&mut self) -> io::Result<()> {
-        let active = self.active();
-        if active.is_empty() {
+        if self.active().is_empty() {
             return Ok(());
         }
-        // The sealed segment must be durable whatever the policy, so that
-        // recovery only ever has to repair the active segment.
-        active.sync()?;
-        let next = active.next_offset();
-        self.durable_end = next;
+        let next = self.active().next_offset();
+        if self.config.fsync == FsyncPolicy::Always {
+            self.active().sync()?;
+            self.durable_end = next;
+        } else {
+            self.finish_sealing()?;
+            let file = self.active().log_file();
+            self.sealing = Some(
+                std::thread::Builder::new()
+                    .name("iggy-seal".into())
+                    .spawn(move || file.sync_data())?,
+            );
+        }
         self.segments.push(Segment::create(&self.dir, next)?);
         super::fs::fsync_dir(&self.dir)?;
         Ok(())
+    }
+
+    /// Wait for the seal under way, if any; its error if it failed.
+    fn finish_sealing(&mut self) -> io::Result<()> {
+        match self.sealing.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the segment seal thread panicked"))),
+            None => Ok(()),
+        }
     }
 
     /// Append batch records copied from the partition's leader, unchanged:
@@ -430,8 +494,10 @@ impl PartitionLog {
         Ok(self.next_offset())
     }
 
-    /// Fsync the active segment if anything is unsynced.
+    /// Fsync the active segment if anything is unsynced, and wait for the
+    /// seal of the one before.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.finish_sealing()?;
         if self.unsynced {
             self.active().sync()?;
             self.unsynced = false;
@@ -582,13 +648,6 @@ impl PartitionLog {
             })
             .count();
         self.remove_oldest_segments(excess)
-    }
-
-    /// The next append seals the active segment (and syncs it under the
-    /// lock): the producer that filled it syncs it first, outside the lock,
-    /// so that little is left to write then.
-    pub fn will_roll(&self) -> bool {
-        self.active().size_bytes() >= self.config.segment_size_bytes && !self.active().is_empty()
     }
 
     /// Delete every segment and start again at offset 0 (purge).
@@ -770,6 +829,50 @@ mod tests {
         assert_eq!(recovery.truncated_bytes(), 0);
         assert_eq!(log.next_offset(), 20);
         assert_eq!(read_all(&log, 7, 5).len(), 5);
+    }
+
+    /// Under `never` a sealed segment is synced in the background, so a
+    /// power cut can tear it while the next one holds data: recovery keeps
+    /// the offsets dense by dropping what follows the tear.
+    #[test]
+    fn segments_after_a_torn_sealed_segment_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let never = LogConfig {
+            segment_size_bytes: 600,
+            fsync: FsyncPolicy::Never,
+        };
+        let (mut log, _) = PartitionLog::open(dir.path(), never).unwrap();
+        for i in 0..10u64 {
+            append_payloads(&mut log, &[format!("m{i}").as_bytes(), b"x"], i);
+        }
+        let segments = log.segments_count();
+        assert!(segments >= 3);
+        let second = log.segments[1].start_offset();
+        let third = log.segments[2].start_offset();
+        log.flush().unwrap();
+        drop(log);
+        // The second segment lost the end of its last batch (2 messages).
+        let path = crate::storage::segment::log_path(dir.path(), second);
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len - 1).unwrap();
+
+        let (mut log, recovery) = PartitionLog::open(dir.path(), never).unwrap();
+        assert_eq!(recovery.dropped_after_gap.0, segments - 2, "{recovery:?}");
+        assert_eq!(log.segments_count(), 2);
+        assert_eq!(log.next_offset(), third - 2, "the torn batch is cut");
+        assert!(
+            !crate::storage::segment::log_path(dir.path(), third).exists(),
+            "the segment after the gap is gone"
+        );
+        let got = read_all(&log, 0, 100);
+        assert!(got.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
+        assert_eq!(got.len() as u64, third - 2);
+        // Appends go on from there.
+        assert_eq!(
+            append_payloads(&mut log, &[b"next"], 99).base_offset,
+            third - 2
+        );
     }
 
     /// Every stored batch record from `from` on, as a leader ships them.
