@@ -13,6 +13,7 @@ use crate::error::{Error, Result, SaveKind};
 use crate::metadata::{ConsumerKey, GroupKey, Ident, PartitionKey};
 use crate::partitions::{Partition, Synced};
 use crate::replication;
+use crate::storage::log::PartitionLog;
 use crate::storage::{FsyncPolicy, batch};
 use bytes::{BufMut, Bytes, BytesMut};
 use iggy_binary_protocol::batch::BatchIntegrity;
@@ -385,8 +386,12 @@ fn read_into(
     let max_bytes = ctx.broker.effective.max_poll_bytes;
     let prefix_at = out.len();
     out.put_bytes(0, POLL_PREFIX_BYTES);
-    let (current_offset, start, count) = tokio::task::block_in_place(|| -> Result<_> {
-        let log = partition.lock_log();
+    // Where the records lie, found under the log's lock, then read without
+    // it. Both steps run on this task when they need not wait — the lock
+    // free, every byte in the page cache, as when consumers keep up with
+    // producers — and off the async worker (`block_in_place`, a thread
+    // hand-off) when they would wait for a producer or for the disk.
+    let plan = |log: &PartitionLog| -> Result<_> {
         // Only committed messages are served.
         let next = log.next_offset().min(partition.replica.committed());
         let first = log.first_offset();
@@ -405,10 +410,16 @@ fn read_into(
         let start = start.map_or(next, |start| start.max(first));
         // Bounded by the committed offset, so it reads without the lock.
         let planned = log.plan_read(start, request.count, max_bytes, next);
-        drop(log);
-        let count = planned.read_appending(out)?;
-        Ok((next.saturating_sub(1), start, count))
-    })?;
+        Ok((next.saturating_sub(1), start, planned))
+    };
+    let (current_offset, start, planned) = match partition.try_lock_log() {
+        Some(log) => plan(&log)?,
+        None => tokio::task::block_in_place(|| plan(&partition.lock_log()))?,
+    };
+    let count = match planned.read_cached_appending(out)? {
+        Some(count) => count,
+        None => tokio::task::block_in_place(|| planned.read_appending(out))?,
+    };
     let (stream_id, topic_id, partition_id) = partition.key;
     out[prefix_at..prefix_at + 4].copy_from_slice(&partition_id.to_le_bytes());
     out[prefix_at + 4..prefix_at + 12].copy_from_slice(&current_offset.to_le_bytes());

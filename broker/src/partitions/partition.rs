@@ -148,4 +148,14 @@ impl Partition {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The log's lock if nobody holds it now (a producer appending holds
+    /// it for the length of a page-cache write).
+    pub fn try_lock_log(&self) -> Option<std::sync::MutexGuard<'_, PartitionLog>> {
+        match self.log.try_lock() {
+            Ok(log) => Some(log),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
 }

@@ -691,17 +691,41 @@ impl PlannedRead {
     /// offsets asked for; returns the number of messages appended. On an
     /// error `out` is left as it was.
     pub fn read_appending(&self, out: &mut BytesMut) -> io::Result<u32> {
+        let read =
+            self.read_regions(out, |region, out| region.read_appending(out).map(|()| true))?;
+        Ok(read.expect("a blocking read reads every region"))
+    }
+
+    /// [`Self::read_appending`] if every planned byte is in the page cache;
+    /// `None`, with `out` as it was, if some would come from the disk.
+    pub fn read_cached_appending(&self, out: &mut BytesMut) -> io::Result<Option<u32>> {
+        self.read_regions(out, StoredBytes::read_cached_appending)
+    }
+
+    /// Read every region with `read` (false: not read, nothing appended),
+    /// slicing edge batches; `None` and `out` as it was if one was not read.
+    fn read_regions(
+        &self,
+        out: &mut BytesMut,
+        read: impl Fn(&StoredBytes, &mut BytesMut) -> io::Result<bool>,
+    ) -> io::Result<Option<u32>> {
         let start = out.len();
         let mut found = 0;
         for region in &self.regions {
             let region_start = out.len();
-            if let Err(e) = region.read_appending(out) {
-                out.truncate(start);
-                return Err(e);
+            match read(region, out) {
+                Ok(true) => found += compact_region(out, region_start, self.from, self.to),
+                Ok(false) => {
+                    out.truncate(start);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
             }
-            found += compact_region(out, region_start, self.from, self.to);
         }
-        Ok(found)
+        Ok(Some(found))
     }
 }
 
@@ -733,7 +757,7 @@ mod tests {
     use super::*;
     use crate::storage::batch::tests::encoded_batch;
     use iggy_binary_protocol::responses::messages::poll_messages::PolledBatchesIterator;
-    use std::fs::OpenOptions;
+    use std::fs::{File, OpenOptions};
     use std::os::unix::fs::FileExt;
 
     fn config(segment_size_bytes: u64) -> LogConfig {
@@ -814,6 +838,52 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected);
+    }
+
+    /// A poll reads on the async worker only what the page cache holds
+    /// (`read_cached_appending`): with a segment's pages dropped from the
+    /// cache it declines and leaves `out` as it was; the blocking read
+    /// returns the records, and then the cached read does too.
+    #[test]
+    fn a_cached_read_declines_what_only_the_disk_holds() {
+        let dir = disk_backed_tempdir();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        for i in 0..64u64 {
+            append_payloads(&mut log, &[&[i as u8; 4096], b"x"], i);
+        }
+        let segment = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "log"))
+            .unwrap();
+        let file = File::open(&segment).unwrap();
+        // Written back first: only clean pages can be dropped.
+        file.sync_all().unwrap();
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+
+        let planned = log.plan_read(0, 128, usize::MAX, u64::MAX);
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        assert_eq!(planned.read_cached_appending(&mut out).unwrap(), None);
+        assert_eq!(&out[..], b"prefix", "nothing appended");
+        assert_eq!(planned.read_appending(&mut out).unwrap(), 128);
+        let mut cached = BytesMut::from(&b"prefix"[..]);
+        assert_eq!(
+            planned.read_cached_appending(&mut cached).unwrap(),
+            Some(128)
+        );
+        assert_eq!(cached, out);
+    }
+
+    /// A temporary directory on a file system with a page cache in front
+    /// of a disk: tmpfs pages cannot be dropped.
+    fn disk_backed_tempdir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let on_tmpfs = rustix::fs::statfs(dir.path()).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC);
+        if on_tmpfs {
+            tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
+        } else {
+            dir
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::index::{Index, IndexEntry};
 use bytes::BytesMut;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,6 +62,40 @@ impl StoredBytes {
             done += n;
         }
         Ok(())
+    }
+
+    /// [`Self::read_appending`] only if every byte is in the page cache
+    /// (`preadv2` with `RWF_NOWAIT`): `Ok(false)`, with `out` as it was,
+    /// when some would have to come from the disk, or when the file system
+    /// cannot tell. Lets a poll read on an async worker without ever
+    /// waiting for the disk there.
+    pub fn read_cached_appending(&self, out: &mut BytesMut) -> io::Result<bool> {
+        let start = out.len();
+        out.reserve(self.len);
+        let mut done = 0;
+        while done < self.len {
+            let spare = &mut out.spare_capacity_mut()[..self.len - done];
+            let iov = libc::iovec {
+                iov_base: spare.as_mut_ptr().cast(),
+                iov_len: spare.len(),
+            };
+            let offset = (self.position + done as u64) as libc::off_t;
+            // SAFETY: `iov` is the spare capacity of `out`, valid for writes
+            // of `iov_len` bytes; it is only marked initialized for the
+            // bytes the call reports as read.
+            let read =
+                unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+            if read <= 0 {
+                // Not cached (EAGAIN), unsupported here, at the end of the
+                // file, or a real error: the blocking read sorts it out.
+                out.truncate(start);
+                return Ok(false);
+            }
+            // SAFETY: preadv2 initialized the first `read` spare bytes.
+            unsafe { out.set_len(out.len() + read as usize) };
+            done += read as usize;
+        }
+        Ok(true)
     }
 }
 
