@@ -48,29 +48,30 @@ impl StoredBytes {
     /// Append the bytes to `out`, straight into its spare capacity: a poll's
     /// megabyte is not zero-filled first only to be overwritten.
     pub fn read_appending(&self, out: &mut BytesMut) -> io::Result<()> {
-        out.reserve(self.len);
-        let mut done = 0;
-        while done < self.len {
-            let spare = &mut out.spare_capacity_mut()[..self.len - done];
-            let (read, _) = rustix::io::pread(&*self.file, spare, self.position + done as u64)?;
-            if read.is_empty() {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = read.len();
-            // SAFETY: pread initialized the first `n` spare bytes.
-            unsafe { out.set_len(out.len() + n) };
-            done += n;
-        }
-        Ok(())
+        self.read_with_flags(out, 0)
     }
 
     /// [`Self::read_appending`] only if every byte is in the page cache
-    /// (`preadv2` with `RWF_NOWAIT`): `Ok(false)`, with `out` as it was,
-    /// when some would have to come from the disk, or when the file system
-    /// cannot tell. Lets a poll read on an async worker without ever
-    /// waiting for the disk there.
+    /// (`RWF_NOWAIT`): `Ok(false)`, with `out` as it was, when some would
+    /// have to come from the disk, or when the file system cannot tell.
+    /// Lets a poll read on an async worker without ever waiting for the
+    /// disk there.
     pub fn read_cached_appending(&self, out: &mut BytesMut) -> io::Result<bool> {
         let start = out.len();
+        match self.read_with_flags(out, libc::RWF_NOWAIT) {
+            Ok(()) => Ok(true),
+            // Not cached (EAGAIN), unsupported here, or a real error: the
+            // blocking read sorts it out.
+            Err(_) => {
+                out.truncate(start);
+                Ok(false)
+            }
+        }
+    }
+
+    /// `preadv2` the range into the spare capacity of `out` with `flags`;
+    /// on an error part of it may have been appended.
+    fn read_with_flags(&self, out: &mut BytesMut, flags: libc::c_int) -> io::Result<()> {
         out.reserve(self.len);
         let mut done = 0;
         while done < self.len {
@@ -83,19 +84,18 @@ impl StoredBytes {
             // SAFETY: `iov` is the spare capacity of `out`, valid for writes
             // of `iov_len` bytes; it is only marked initialized for the
             // bytes the call reports as read.
-            let read =
-                unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-            if read <= 0 {
-                // Not cached (EAGAIN), unsupported here, at the end of the
-                // file, or a real error: the blocking read sorts it out.
-                out.truncate(start);
-                return Ok(false);
+            let read = unsafe { libc::preadv2(self.file.as_raw_fd(), &iov, 1, offset, flags) };
+            match read {
+                ..0 => return Err(io::Error::last_os_error()),
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    // SAFETY: preadv2 initialized the first `n` spare bytes.
+                    unsafe { out.set_len(out.len() + n as usize) };
+                    done += n as usize;
+                }
             }
-            // SAFETY: preadv2 initialized the first `read` spare bytes.
-            unsafe { out.set_len(out.len() + read as usize) };
-            done += read as usize;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
