@@ -228,6 +228,12 @@ impl Broker {
                     .cluster
                     .as_ref()
                     .map_or_else(String::new, |c| c.zone.clone()),
+                metadata_version: self
+                    .cluster
+                    .as_ref()
+                    .map_or(crate::metadata::command::METADATA_VERSION, |c| {
+                        c.metadata_version
+                    }),
             };
             match self.metadata.write(command).await {
                 Ok(_) => {

@@ -166,6 +166,49 @@ impl Inner {
         self.rounds.send_modify(|round| *round += 1);
     }
 
+    /// Store `offsets` in the metadata: in one command, unless there is
+    /// one alone, or unless a member of the cluster does not read that
+    /// command yet (a rolling upgrade from a build without it) — then one
+    /// command each, all at once. What fails is logged: its messages will
+    /// be delivered again.
+    async fn store(&self, offsets: &[(PartitionKey, ConsumerKey, u64)]) {
+        let together = (offsets.len() > 1)
+            .then(|| MetadataCommand::StoreConsumerOffsets {
+                offsets: offsets.to_vec(),
+            })
+            .filter(|command| self.metadata.metadata_version() >= command.since_version());
+        let (commands, offsets_each) = match together {
+            Some(command) => (vec![command], offsets.len()),
+            None => (
+                offsets
+                    .iter()
+                    .map(
+                        |(partition, consumer, offset)| MetadataCommand::StoreConsumerOffset {
+                            partition: *partition,
+                            consumer: consumer.clone(),
+                            offset: *offset,
+                        },
+                    )
+                    .collect(),
+                1,
+            ),
+        };
+        let writes = commands.into_iter().map(|c| self.metadata.write(c));
+        let failures: Vec<_> = futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if let Some(e) = failures.first() {
+            tracing::warn!(
+                "{} of {} auto-commit offset(s) not stored, their messages will be delivered \
+                 again: {e}",
+                failures.len() * offsets_each,
+                offsets.len()
+            );
+        }
+    }
+
     /// Commit what is pending, then what became pending meanwhile, until
     /// nothing is.
     async fn commit_pending(self: Arc<Self>) {
@@ -176,24 +219,7 @@ impl Inner {
             let Some(offsets) = self.take_unsent() else {
                 return;
             };
-            let count = offsets.len();
-            // One offset alone goes as the older single-offset command.
-            let command = match offsets.as_slice() {
-                [(partition, consumer, offset)] => MetadataCommand::StoreConsumerOffset {
-                    partition: *partition,
-                    consumer: consumer.clone(),
-                    offset: *offset,
-                },
-                _ => MetadataCommand::StoreConsumerOffsets {
-                    offsets: offsets.clone(),
-                },
-            };
-            if let Err(e) = self.metadata.write(command).await {
-                tracing::warn!(
-                    "{count} auto-commit offset(s) not stored, their messages will be \
-                     delivered again: {e}"
-                );
-            }
+            self.store(&offsets).await;
             self.finish(&offsets);
         }
     }

@@ -113,19 +113,6 @@ pub fn voters(broker: &Broker) -> Vec<u32> {
     voters
 }
 
-/// Voters and learners (brokers on their way in), as this broker knows
-/// them.
-pub fn members(broker: &Broker) -> BTreeSet<u32> {
-    let receiver = broker.metadata.raft().metrics();
-    let metrics = receiver.borrow();
-    metrics
-        .membership_config
-        .membership()
-        .nodes()
-        .map(|(id, _)| *id as u32)
-        .collect()
-}
-
 /// Carry out `change` on this broker, which must lead the metadata group:
 /// whether the membership changed (not when there was nothing to do), or
 /// why it was refused or failed.
@@ -164,7 +151,7 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<bool
             Ok(true)
         }
         MembershipChange::Remove { node } => {
-            if !members(broker).contains(&node) {
+            if !broker.metadata.members().contains(&node) {
                 return Ok(false);
             }
             let held = broker.metadata.read(|m| {
@@ -253,7 +240,7 @@ pub async fn request(
     let mut last = String::from("no leader reachable");
     while Instant::now() < deadline {
         let target = hint.take().or_else(|| {
-            let mut candidates: Vec<u32> = members(broker).into_iter().collect();
+            let mut candidates: Vec<u32> = broker.metadata.members().into_iter().collect();
             if let Some(settings) = &broker.cluster {
                 candidates.extend(settings.founding_ids());
             }
@@ -327,7 +314,7 @@ pub async fn run(broker: Arc<Broker>) {
     let mut announced = HashSet::new();
     loop {
         metrics.borrow_and_update();
-        peers.set_members(members(&broker));
+        peers.set_members(broker.metadata.members());
         if broker.removed.load(std::sync::atomic::Ordering::Relaxed) {
             // Removed while running: wait to be stopped.
             let _ = metrics.changed().await;

@@ -61,7 +61,7 @@ impl Broker {
         let registered = self.metadata.read(|m| m.nodes.clone());
         let me = self.node_id();
         // The metadata group's members (and this broker, joining or not).
-        let mut members = crate::cluster::membership::members(self);
+        let mut members = self.metadata.members();
         members.insert(me);
         let nodes = members
             .into_iter()

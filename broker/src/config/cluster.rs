@@ -89,6 +89,13 @@ pub struct ClusterConfig {
     /// known. Replicas of a partition go to brokers in different zones
     /// first. On Kubernetes the pod's `topology.kubernetes.io/zone` label.
     pub zone: String,
+    /// The newest metadata commands this broker lets the cluster write
+    /// (`metadata::command::METADATA_VERSION`; default: every one this
+    /// build knows). The cluster writes only what all its brokers read, so
+    /// pinning one broker to the version of the build before holds the
+    /// whole cluster there: an upgrade that may be rolled back pins it
+    /// until it is there to stay.
+    pub metadata_version: u32,
     pub auth: ClusterAuth,
     /// Mutual TLS on the replica port.
     pub tls: PeerTlsConfig,
@@ -239,6 +246,7 @@ impl Default for ClusterConfig {
             min_in_sync_replicas: 0,
             replica_max_lag: "1s".into(),
             zone: String::new(),
+            metadata_version: crate::metadata::command::METADATA_VERSION,
             auth: ClusterAuth::default(),
             tls: PeerTlsConfig::default(),
             advertised: AdvertisedConfig::default(),
@@ -288,6 +296,9 @@ pub struct ClusterSettings {
     pub min_in_sync_replicas: u8,
     pub replica_max_lag: Duration,
     pub zone: String,
+    /// The newest metadata commands this broker reads and lets the
+    /// cluster write (`cluster.metadata_version`).
+    pub metadata_version: u32,
     /// Mutual TLS on the replica port; `None`: plain TCP.
     pub tls: Option<PeerTlsSettings>,
 }
@@ -430,6 +441,13 @@ impl ClusterConfig {
             ));
         }
         let replica_max_lag = duration("cluster.replica_max_lag", &self.replica_max_lag)?;
+        let newest = crate::metadata::command::METADATA_VERSION;
+        if self.metadata_version > newest {
+            return Err(invalid(
+                "cluster.metadata_version",
+                format!("this build reads metadata commands up to version {newest}"),
+            ));
+        }
         if replica_max_lag < Duration::from_millis(100) {
             return Err(invalid("cluster.replica_max_lag", "must be at least 100ms"));
         }
@@ -466,6 +484,7 @@ impl ClusterConfig {
             min_in_sync_replicas: self.min_in_sync_replicas,
             replica_max_lag,
             zone: self.zone.trim().to_string(),
+            metadata_version: self.metadata_version,
             tls: self.tls.settings()?,
         }))
     }
@@ -640,6 +659,30 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("cluster.peers"), "{error}");
+    }
+
+    #[test]
+    fn the_metadata_version_is_this_builds_unless_pinned_lower() {
+        let load = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("IGGY_CLUSTER_ENABLED", "true"),
+                ("IGGY_CLUSTER_AUTH_SHARED_SECRET", SECRET),
+                ("IGGY_CLUSTER_PEERS", "a:1,b:1,c:1"),
+            ];
+            vars.extend_from_slice(extra);
+            Config::load(None, env(&vars))
+                .and_then(|c| c.effective())
+                .map(|e| e.cluster.unwrap())
+        };
+        let newest = crate::metadata::command::METADATA_VERSION;
+        assert_eq!(load(&[]).unwrap().metadata_version, newest);
+        let pinned = load(&[("IGGY_CLUSTER_METADATA_VERSION", "0")]).unwrap();
+        assert_eq!(pinned.metadata_version, 0);
+        let newer = (newest + 1).to_string();
+        let error = load(&[("IGGY_CLUSTER_METADATA_VERSION", &newer)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cluster.metadata_version"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct ClusterStatus {
     pub term: u64,
     /// Joined, caught up, and in contact with a leader.
     pub ready: bool,
+    /// The newest metadata commands every member reads, so the cluster
+    /// writes (below a broker's own during a rolling upgrade).
+    pub metadata_version: u32,
     pub nodes: Vec<NodeStatus>,
 }
 
@@ -44,6 +47,8 @@ pub struct NodeStatus {
     /// Metadata log index the broker has applied (as last reported).
     pub applied_index: u64,
     pub version: Option<String>,
+    /// The newest metadata commands it reads, as it registered.
+    pub metadata_version: Option<u32>,
     /// A voter of the metadata group (false: still joining).
     pub voter: bool,
     /// The zone it registered with (`cluster.zone`; absent: none).
@@ -59,7 +64,7 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
     let registered = broker.metadata.read(|m| {
         m.nodes
             .iter()
-            .map(|(id, node)| (*id, (node.version.clone(), node.zone.clone())))
+            .map(|(id, node)| (*id, node.clone()))
             .collect::<std::collections::BTreeMap<_, _>>()
     });
     let me = broker.node_id();
@@ -91,10 +96,11 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
                     .as_ref()
                     .map_or(0, |p| p.status(node.id).applied)
             },
-            version: registered.get(&node.id).map(|(version, _)| version.clone()),
+            version: registered.get(&node.id).map(|n| n.version.clone()),
+            metadata_version: registered.get(&node.id).map(|n| n.metadata_version),
             zone: registered
                 .get(&node.id)
-                .map(|(_, zone)| zone.clone())
+                .map(|n| n.zone.clone())
                 .filter(|zone| !zone.is_empty()),
         })
         .collect();
@@ -104,6 +110,7 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
         leader,
         term: raft.current_term,
         ready: broker.is_ready(),
+        metadata_version: broker.metadata.metadata_version(),
         nodes,
     }))
 }

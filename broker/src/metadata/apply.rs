@@ -680,6 +680,7 @@ impl MetadataState {
                 version,
                 storage,
                 zone,
+                metadata_version,
             } => {
                 self.remove_members(|m| m.node == *node && m.epoch != *epoch);
                 // A broker back from a restart (a new process epoch) or with
@@ -711,6 +712,7 @@ impl MetadataState {
                         version: version.clone(),
                         storage: *storage,
                         zone: zone.clone(),
+                        metadata_version: *metadata_version,
                     },
                 );
                 Ok(Applied::Done)
@@ -1176,6 +1178,28 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_reads_the_least_metadata_version_of_its_members() {
+        let mut state = MetadataState::default();
+        let mut log = Log::new(&[0, 1, 2]);
+        for node in 0..2 {
+            log.apply(&mut state, register(node, 1, 100)).unwrap();
+        }
+        let newest = crate::metadata::command::METADATA_VERSION;
+        assert_eq!(state.metadata_version_of([0, 1]), newest);
+        assert_eq!(state.metadata_version_of([0, 1, 2]), 0, "2 not registered");
+        // A build from before metadata versions registers without one.
+        let older: MetadataCommand = serde_json::from_str(
+            r#"{"RegisterNode":{"node":2,"epoch":1,"advertised":{"host":"","tcp":0,
+                "quic":0,"http":0,"websocket":0},"version":"0.1.0","storage":102,"zone":""}}"#,
+        )
+        .unwrap();
+        log.apply(&mut state, older).unwrap();
+        assert_eq!(state.metadata_version_of([0, 1, 2]), 0);
+        log.apply(&mut state, register(2, 2, 102)).unwrap();
+        assert_eq!(state.metadata_version_of([0, 1, 2]), newest, "2 upgraded");
+    }
+
+    #[test]
     fn a_restarted_broker_drops_its_old_group_members() {
         let mut state = MetadataState::default();
         let mut log = Log::new(&[0, 1]);
@@ -1218,6 +1242,7 @@ mod tests {
             version: "test".into(),
             storage,
             zone: String::new(),
+            metadata_version: crate::metadata::command::METADATA_VERSION,
         }
     }
 

@@ -18,6 +18,19 @@ use iggy_binary_protocol::WireIdentifier;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The set of metadata commands this build writes, as a number that grows
+/// when a command is added. Every broker of a cluster applies every entry
+/// of the metadata log, so a command is only proposed once every member
+/// understands it ([`MetadataCommand::since_version`],
+/// `MetadataService::metadata_version`): during a rolling upgrade the
+/// upgraded brokers keep to what the others read. Brokers report theirs
+/// when they register; one that does not (a build from before this number
+/// existed) is at 0.
+///
+/// - 0: the commands up to and including `RegisterNode`'s `zone`.
+/// - 1: `StoreConsumerOffsets` (auto-commit offsets committed together).
+pub const METADATA_VERSION: u32 = 1;
+
 /// A stream, topic, group or user as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ident {
@@ -263,10 +276,21 @@ pub enum MetadataCommand {
         /// The broker's failure domain (empty: none known).
         #[serde(default)]
         zone: String,
+        /// The newest metadata commands it reads ([`METADATA_VERSION`]).
+        #[serde(default)]
+        metadata_version: u32,
     },
 }
 
 impl MetadataCommand {
+    /// The [`METADATA_VERSION`] that introduced this command.
+    pub fn since_version(&self) -> u32 {
+        match self {
+            MetadataCommand::StoreConsumerOffsets { .. } => 1,
+            _ => 0,
+        }
+    }
+
     /// A change that removes data or entries. It is let through when the
     /// data directory is short of space (`storage::space`): it frees some,
     /// and a client must be able to delete or leave to recover.

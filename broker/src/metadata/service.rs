@@ -22,6 +22,7 @@ use crate::cluster::transport::{Lane, Request, Response};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use openraft::error::{ClientWriteError, RaftError};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -120,6 +121,26 @@ impl MetadataService {
         self.leader() == Some(self.node_id)
     }
 
+    /// The group's voters and learners (brokers on their way in), as this
+    /// broker knows them.
+    pub fn members(&self) -> BTreeSet<u32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id as u32)
+            .collect()
+    }
+
+    /// The newest metadata commands every member reads
+    /// ([`super::command::METADATA_VERSION`]): what this broker may propose.
+    pub fn metadata_version(&self) -> u32 {
+        let members = self.members();
+        self.read(|state| state.metadata_version_of(members))
+    }
+
     /// Whether this broker is in contact with a working metadata group: it
     /// knows a leader, and if it is the leader itself, a majority
     /// acknowledged it lately (a leader cut off from the others keeps its
@@ -169,6 +190,19 @@ impl MetadataService {
         command: MetadataCommand,
         deadline: Instant,
     ) -> Result<Applied> {
+        // A member that cannot read the entry could not apply it: its copy
+        // of the metadata would stop there (a rolling upgrade half done).
+        let needed = command.since_version();
+        if needed > 0 {
+            let understood = self.metadata_version();
+            if understood < needed {
+                return Err(Error::NotCommitted(format!(
+                    "not every broker of the cluster reads this metadata change yet (it needs \
+                     metadata version {needed}, the cluster is at {understood}; a rolling \
+                     upgrade under way?)"
+                )));
+            }
+        }
         let envelope = Envelope { proposal, command };
         loop {
             let last = match self.attempt(&envelope, deadline).await {

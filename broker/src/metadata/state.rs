@@ -226,6 +226,10 @@ pub struct NodeMeta {
     /// Its failure domain (empty: none known).
     #[serde(default)]
     pub zone: String,
+    /// The newest metadata commands it reads (`command::METADATA_VERSION`;
+    /// 0: it did not say, a build from before the number existed).
+    #[serde(default)]
+    pub metadata_version: u32,
 }
 
 /// Recent proposals and their outcomes, so a proposal retried after a
@@ -293,6 +297,16 @@ impl MetadataState {
 
     pub fn user_by_name(&self, name: &str) -> Option<&UserMeta> {
         self.users.values().find(|u| u.username == name)
+    }
+
+    /// The newest metadata commands every one of `members` reads: the
+    /// least version they registered with, 0 for one not registered yet.
+    pub fn metadata_version_of(&self, members: impl IntoIterator<Item = u32>) -> u32 {
+        members
+            .into_iter()
+            .map(|node| self.nodes.get(&node).map_or(0, |n| n.metadata_version))
+            .min()
+            .unwrap_or(0)
     }
 
     /// The user holding the token with this hash, and the token's name.

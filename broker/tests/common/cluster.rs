@@ -147,6 +147,7 @@ impl TestCluster {
             min_in_sync_replicas: 0,
             replica_max_lag: Duration::from_secs(1),
             zone: String::new(),
+            metadata_version: iggy_broker::metadata::command::METADATA_VERSION,
             tls: None,
         }
     }

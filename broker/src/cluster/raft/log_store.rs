@@ -101,9 +101,21 @@ impl LogStore {
         let mut live_from = None;
         let purged_index = last_purged.map(|id| id.index);
         while let Some((index, payload, size)) = records::decode(&bytes[position..]) {
-            let Ok(entry) = serde_json::from_slice::<Entry>(payload) else {
-                break;
-            };
+            // The record's checksum holds, so this is no damage: an entry
+            // this build cannot read, written by a newer one (a downgrade
+            // past a metadata version). Cutting it off would lose
+            // committed metadata here and on a standalone broker for good.
+            let entry = serde_json::from_slice::<Entry>(payload).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "metadata log {}: entry {index} (byte {position}) is intact but this \
+                         build cannot read it ({e}); it was written by a newer version of the \
+                         broker, which this data directory needs",
+                        path.display()
+                    ),
+                )
+            })?;
             if entry.log_id.index != index {
                 break;
             }
@@ -491,6 +503,29 @@ mod tests {
         let (store, recovered) = LogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&store), vec![1, 2]);
         assert_eq!(recovered.dropped_intact, 2, "entries 4 and 5");
+    }
+
+    #[test]
+    fn an_intact_entry_this_build_cannot_read_stops_the_open_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(log_of(dir.path(), 2));
+        // What a newer build's command looks like to this one: an entry
+        // whose payload names a command variant it does not know.
+        let json = serde_json::to_string(&entry(1, 3)).unwrap();
+        let newer = json.replace("\"Blank\"", "\"FromTheFuture\"").into_bytes();
+        assert_ne!(json.as_bytes(), newer.as_slice());
+        assert!(serde_json::from_slice::<Entry>(&newer).is_err());
+        let mut record = Vec::new();
+        records::encode(3, &newer, &mut record);
+        let path = dir.path().join(LOG_FILE);
+        let before = std::fs::read(&path).unwrap().len() + record.len();
+        let file = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut &file, &record).unwrap();
+        drop(file);
+        let error = LogStore::open(dir.path()).err().expect("the open refuses");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("entry 3"), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap().len(), before, "nothing cut");
     }
 
     #[test]

@@ -350,6 +350,7 @@ mod tests {
             min_in_sync_replicas: 0,
             replica_max_lag: Duration::from_secs(1),
             zone: String::new(),
+            metadata_version: crate::metadata::command::METADATA_VERSION,
             tls: None,
         }
     }
