@@ -16,7 +16,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench bench-medians chaos build release k8s-up k8s-down
+.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench bench-medians chaos upgrade-test build release k8s-up k8s-down
 
 test: fmt-check lint crd-check chart-check unit-and-integration fuzz-short e2e
 
@@ -117,6 +117,14 @@ fuzz:
 # (docs/soak.md); make test runs a 30-second slice (broker/tests/soak.rs).
 soak:
 	scripts/soak.sh $${SOAK_SECONDS:-3600} 60
+
+# A cluster with one broker on an older build (OLD_REF; default the last
+# build before StoreConsumerOffsets, a metadata command it cannot read)
+# and two on this one, then all on this one
+# (broker/tests/upgrade.rs). Builds that broker once (debug, its own target
+# directory); not part of make test.
+upgrade-test:
+	scripts/upgrade-test.sh $${OLD_REF:-97c80bb}
 
 # The long runs of the fault checker and of membership churn (make test
 # runs 4 rounds of faults and 6 of churn, seed 1): SEED, ROUNDS and

@@ -690,116 +690,21 @@ mod legacy {
 /// pinned to 0, which is what that build registers), the cluster writes
 /// nothing newer — the offsets of auto-commit polls go as one command each
 /// instead of together — and once that broker registers this build's
-/// version they go together again.
+/// version they go together again. (`broker/tests/upgrade.rs` does the
+/// same with a real broker of the build before.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_writes_only_metadata_commands_every_broker_reads() {
+    use common::upgrade::*;
     let mut cluster = TestCluster::up(3);
     cluster.set_node_env(2, &[("IGGY_CLUSTER_METADATA_VERSION", "0")]);
     cluster.stop(2);
     cluster.start(2);
     wait_for_metadata_version(&cluster, 0).await;
-    let client = cluster.client(0).await;
-    create_stream_and_topic(&client, "upgrade", "t", 1).await;
-    send(
-        &client,
-        "upgrade",
-        "t",
-        &Partitioning::partition_id(0),
-        1,
-        100,
-    )
-    .await;
-
-    // Each round, four consumers poll with auto-commit within one commit
-    // pause: offsets that go together when the cluster reads that command.
-    let round = |round: u64| {
-        let client = &client;
-        async move {
-            for consumer in 0..4 {
-                let polled = client
-                    .poll_messages(
-                        &id("upgrade"),
-                        &id("t"),
-                        Some(0),
-                        &Consumer::new(Identifier::numeric(consumer + 1).unwrap()),
-                        &PollingStrategy::next(),
-                        10,
-                        true,
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(polled.messages[0].header.offset, round * 10);
-            }
-        }
-    };
-    let log_path = cluster.node(0).data.join("metadata").join("log");
-    let metadata_log = || std::fs::read(&log_path).unwrap();
-    let holds = |log: &[u8], text: &str| log.windows(text.len()).any(|w| w == text.as_bytes());
-    for r in 0..3 {
-        round(r).await;
-    }
-    // Stored, as one command each: every consumer goes on from offset 30.
-    let reader = cluster.client(1).await;
-    for consumer in 0..4 {
-        let consumer = Consumer::new(Identifier::numeric(consumer + 1).unwrap());
-        wait_for_offset(&reader, &consumer, 29).await;
-    }
-    let log = metadata_log();
-    assert!(holds(&log, "\"StoreConsumerOffset\""), "offsets stored");
-    assert!(
-        !holds(&log, "\"StoreConsumerOffsets\""),
-        "the cluster wrote a command broker 2 does not read"
-    );
+    let client = offsets_go_one_each(&cluster).await;
 
     cluster.set_node_env(2, &[]);
     cluster.stop(2);
     cluster.start(2);
     wait_for_metadata_version(&cluster, 1).await;
-    let mut r = 3;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !holds(&metadata_log(), "\"StoreConsumerOffsets\"") {
-        assert!(
-            Instant::now() < deadline && r < 10,
-            "auto-commit offsets never went together after the upgrade"
-        );
-        round(r).await;
-        r += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Wait until broker 0 reports the cluster at metadata version `version`.
-async fn wait_for_metadata_version(cluster: &TestCluster, version: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = common::replicated::admin_get(cluster, 0, "/cluster/status").await;
-        if status["metadata_version"].as_u64() == Some(version) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cluster never reached metadata version {version}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Wait until `consumer`'s stored offset of partition 0 is `offset`.
-async fn wait_for_offset(client: &IggyClient, consumer: &Consumer, offset: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stored = client
-            .get_consumer_offset(consumer, &id("upgrade"), &id("t"), Some(0))
-            .await
-            .unwrap()
-            .map(|o| o.stored_offset);
-        if stored == Some(offset) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{consumer:?} stored {stored:?}, not {offset}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    offsets_go_together(&cluster, &client).await;
 }

@@ -87,12 +87,17 @@ impl TestCluster {
     }
 
     fn run(&self, args: &[&str]) -> String {
+        self.run_binary(args, env!("CARGO_BIN_EXE_iggy-broker"))
+    }
+
+    /// [`Self::run`] with another broker binary for the nodes it starts.
+    fn run_binary(&self, args: &[&str], binary: &str) -> String {
         let mut command = Command::new("bash");
         command
             .arg(script())
             .args(args)
             .arg(self.dir.path())
-            .env("IGGY_BROKER_BIN", env!("CARGO_BIN_EXE_iggy-broker"));
+            .env("IGGY_BROKER_BIN", binary);
         for (k, v) in &self.env {
             command.env(k, v);
         }
@@ -212,7 +217,13 @@ impl TestCluster {
     /// Restart node `id` on its data and ports, or start the next spare
     /// node; returns once it is ready.
     pub fn start(&mut self, id: u32) {
-        let out = self.run(&["start", &id.to_string()]);
+        self.start_binary(id, env!("CARGO_BIN_EXE_iggy-broker"));
+    }
+
+    /// [`Self::start`] node `id` running `binary` (another build of the
+    /// broker, for rolling upgrades).
+    pub fn start_binary(&mut self, id: u32, binary: &str) {
+        let out = self.run_binary(&["start", &id.to_string()], binary);
         let node = parse_node(out.trim());
         if id as usize == self.nodes.len() {
             self.nodes.push(node);
