@@ -384,18 +384,18 @@ impl PartitionLog {
         }
         let next = self.active().next_offset();
         if self.config.fsync == FsyncPolicy::Always {
-            self.active().sync()?;
+            self.active().sealer().seal()?;
             self.durable_end = next;
             self.segments.push(Segment::create(&self.dir, next)?);
             return super::fs::fsync_dir(&self.dir);
         }
         self.finish_sealing()?;
-        let (sealed, dir) = (self.active().log_file(), self.dir.clone());
+        let (sealed, dir) = (self.active().sealer(), self.dir.clone());
         self.segments.push(Segment::create(&self.dir, next)?);
         self.sealing = Some(std::thread::Builder::new().name("iggy-seal".into()).spawn(
             move || {
                 super::fs::fsync_dir(&dir)?;
-                sealed.sync_data()
+                sealed.seal()
             },
         )?);
         Ok(())
@@ -756,6 +756,7 @@ fn compact_region(out: &mut BytesMut, region_start: usize, from: u64, to: u64) -
 mod tests {
     use super::*;
     use crate::storage::batch::tests::encoded_batch;
+    use crate::storage::segment::INDEX_EXTENSION;
     use iggy_binary_protocol::responses::messages::poll_messages::PolledBatchesIterator;
     use std::fs::{File, OpenOptions};
     use std::os::unix::fs::FileExt;
@@ -883,6 +884,69 @@ mod tests {
             tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
         } else {
             dir
+        }
+    }
+
+    /// Bytes the file system allocated to `path`.
+    fn allocated(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn blocks_are_allocated_ahead_of_the_active_segment_and_given_back_at_its_seal() {
+        // On the disk, as the data directory (tmpfs would allocate memory).
+        let dir = disk_backed_tempdir();
+        for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
+            let (mut log, _) = PartitionLog::open(
+                dir.path(),
+                LogConfig {
+                    segment_size_bytes: 3 << 20,
+                    fsync,
+                },
+            )
+            .unwrap();
+            let payload = vec![7u8; 100 << 10];
+            for ts in 0..40 {
+                append_payloads(&mut log, &[&payload], ts);
+            }
+            log.finish_sealing().unwrap();
+            let files = |extension: &str| {
+                let mut files: Vec<_> = std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == extension))
+                    .collect();
+                files.sort();
+                files
+            };
+            let logs = files(LOG_EXTENSION);
+            assert_eq!(logs.len(), 2, "{fsync:?}: one sealed segment, one active");
+            let (sealed, active) = (&logs[0], &logs[1]);
+            let len = |path: &Path| std::fs::metadata(path).unwrap().len();
+            assert!(
+                allocated(active) >= len(active) + (64 << 10),
+                "{fsync:?}: the active segment's blocks are allocated ahead: {} for {} bytes",
+                allocated(active),
+                len(active)
+            );
+            assert!(
+                allocated(sealed) < len(sealed) + 4096,
+                "{fsync:?}: the sealed segment gave them back: {} for {} bytes",
+                allocated(sealed),
+                len(sealed)
+            );
+            assert_eq!(read_all(&log, 0, 100).len(), 40, "{fsync:?}");
+            drop(log);
+            // The file's size is what was written: recovery finds no tail
+            // to cut, and every message.
+            let (log, recovery) = PartitionLog::open(dir.path(), config(3 << 20)).unwrap();
+            assert_eq!(recovery.truncated_bytes(), 0, "{fsync:?}");
+            assert_eq!(read_all(&log, 0, 100).len(), 40, "{fsync:?}");
+            drop(log);
+            for path in files(LOG_EXTENSION).iter().chain(&files(INDEX_EXTENSION)) {
+                std::fs::remove_file(path).unwrap();
+            }
         }
     }
 

@@ -19,6 +19,21 @@ pub const INDEX_EXTENSION: &str = "index";
 /// deleted (`PartitionLog::remove_oldest_segments`).
 pub const REMOVED_EXTENSION: &str = "removed";
 
+/// The log file's blocks are allocated ahead of its end (`fallocate`,
+/// keeping the file's size, so readers and recovery see only what was
+/// written), in steps that grow with the segment: an append then writes
+/// into allocated blocks and ext4 skips its per-page delayed-allocation
+/// work, which cost more than the copy itself (a producer's 1 MB `pwrite`
+/// under the partition's lock: 0.25 → 0.16 ms). The waste is bounded: a
+/// step is at most what the segment holds, between these two sizes; what
+/// is left over is given back when the segment is sealed; and none is
+/// taken on a file system with less than [`ALLOCATE_AHEAD_FLOOR`] free.
+const ALLOCATE_AHEAD_MIN: u64 = 64 << 10;
+const ALLOCATE_AHEAD_MAX: u64 = 8 << 20;
+/// Free space under which nothing is allocated ahead: close to full, the
+/// broker's own reserve (`system.reserved_space`) must see only data.
+const ALLOCATE_AHEAD_FLOOR: u64 = 256 << 20;
+
 /// File stem of the segment that starts at `start_offset`; zero-padded so
 /// that `ls` lists segments in offset order.
 pub fn file_stem(start_offset: u64) -> String {
@@ -111,6 +126,9 @@ pub struct Segment {
     index_path: PathBuf,
     /// Wall-clock time (µs) of the newest batch, for retention by age.
     last_timestamp: u64,
+    /// The log file position up to which appends need no allocation of
+    /// their own ([`Self::allocate_ahead`]).
+    allocated_end: u64,
 }
 
 impl Segment {
@@ -129,6 +147,7 @@ impl Segment {
             log_path,
             index_path,
             last_timestamp: 0,
+            allocated_end: 0,
         })
     }
 
@@ -154,6 +173,7 @@ impl Segment {
             log_path,
             index_path,
             last_timestamp,
+            allocated_end: size_bytes,
         })
     }
 
@@ -163,6 +183,7 @@ impl Segment {
     /// tail that is not a whole batch).
     pub fn append(&mut self, record: &[u8], count: u32, timestamp: u64) -> io::Result<()> {
         let position = self.size_bytes;
+        self.allocate_ahead(record.len() as u64);
         let written = self.log.write_all_at(record, position).and_then(|()| {
             self.index.append(IndexEntry {
                 base_offset: self.next_offset,
@@ -171,13 +192,47 @@ impl Segment {
             })
         });
         if let Err(e) = written {
-            let _ = self.log.set_len(position);
+            self.cut_file(position);
             return Err(e);
         }
         self.size_bytes += record.len() as u64;
         self.next_offset += u64::from(count);
         self.last_timestamp = timestamp;
         Ok(())
+    }
+
+    /// Allocate the log file's blocks ahead of its end (see
+    /// [`ALLOCATE_AHEAD_MAX`]) when an append of `len` bytes would pass
+    /// what is allocated. Best effort: blocks not allocated ahead are
+    /// allocated as they are written, as without it.
+    fn allocate_ahead(&mut self, len: u64) {
+        let from = self.size_bytes;
+        if from + len <= self.allocated_end {
+            return;
+        }
+        let step = from.clamp(ALLOCATE_AHEAD_MIN, ALLOCATE_AHEAD_MAX).max(len);
+        // Tried again only a step further on, also when the file system
+        // cannot (no `fallocate`, or short of space).
+        self.allocated_end = from + step;
+        if free_space(&self.log).is_some_and(|free| free >= ALLOCATE_AHEAD_FLOOR + step) {
+            // SAFETY: a plain system call on an open file descriptor.
+            unsafe {
+                libc::fallocate(
+                    self.log.as_raw_fd(),
+                    libc::FALLOC_FL_KEEP_SIZE,
+                    from as libc::off_t,
+                    step as libc::off_t,
+                )
+            };
+        }
+    }
+
+    /// Cut the log file to `len` bytes, best effort (what stays past the
+    /// end is overwritten by the next append or cut by recovery); the
+    /// blocks allocated ahead go with the rest.
+    fn cut_file(&mut self, len: u64) {
+        let _ = self.log.set_len(len);
+        self.allocated_end = len;
     }
 
     /// Remove the batches from offset `offset` on; a batch that holds
@@ -199,6 +254,7 @@ impl Segment {
         }
         let cut = entries[keep];
         self.log.set_len(cut.position)?;
+        self.allocated_end = cut.position;
         self.log.sync_all()?;
         self.index.truncate(keep)?;
         self.size_bytes = cut.position;
@@ -218,7 +274,7 @@ impl Segment {
         let Some(cut) = entries.get(keep).copied() else {
             return;
         };
-        let _ = self.log.set_len(cut.position);
+        self.cut_file(cut.position);
         let _ = self.index.truncate(keep);
         self.size_bytes = cut.position;
         self.next_offset = cut.base_offset;
@@ -229,6 +285,15 @@ impl Segment {
     /// recovery when needed, so only the log is synced.
     pub fn sync(&self) -> io::Result<()> {
         self.log.sync_data()
+    }
+
+    /// What sealing this segment needs, to do it without the partition's
+    /// lock ([`Sealer::seal`]).
+    pub fn sealer(&self) -> Sealer {
+        Sealer {
+            file: self.log.clone(),
+            len: self.size_bytes,
+        }
     }
 
     /// The log file, to sync without holding the partition's lock.
@@ -304,6 +369,27 @@ impl Segment {
             _ => Ok(()),
         }
     }
+}
+
+/// A segment that takes no more appends, to be sealed.
+pub struct Sealer {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Sealer {
+    /// Give back the blocks allocated ahead of the log file's end, and
+    /// make the file durable.
+    pub fn seal(&self) -> io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.file.sync_data()
+    }
+}
+
+/// Bytes free for unprivileged use on the file system of `file`.
+fn free_space(file: &File) -> Option<u64> {
+    let stat = rustix::fs::fstatvfs(file).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Open a segment file for reading and positional writes; `truncate` starts
