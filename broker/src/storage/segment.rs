@@ -192,7 +192,7 @@ impl Segment {
             })
         });
         if let Err(e) = written {
-            self.cut_file(position);
+            let _ = self.cut_file(position);
             return Err(e);
         }
         self.size_bytes += record.len() as u64;
@@ -227,12 +227,11 @@ impl Segment {
         }
     }
 
-    /// Cut the log file to `len` bytes, best effort (what stays past the
-    /// end is overwritten by the next append or cut by recovery); the
-    /// blocks allocated ahead go with the rest.
-    fn cut_file(&mut self, len: u64) {
-        let _ = self.log.set_len(len);
+    /// Cut the log file to `len` bytes; the blocks allocated ahead go
+    /// with the rest.
+    fn cut_file(&mut self, len: u64) -> io::Result<()> {
         self.allocated_end = len;
+        self.log.set_len(len)
     }
 
     /// Remove the batches from offset `offset` on; a batch that holds
@@ -253,8 +252,7 @@ impl Segment {
             return Ok(self.next_offset);
         }
         let cut = entries[keep];
-        self.log.set_len(cut.position)?;
-        self.allocated_end = cut.position;
+        self.cut_file(cut.position)?;
         self.log.sync_all()?;
         self.index.truncate(keep)?;
         self.size_bytes = cut.position;
@@ -274,7 +272,7 @@ impl Segment {
         let Some(cut) = entries.get(keep).copied() else {
             return;
         };
-        self.cut_file(cut.position);
+        let _ = self.cut_file(cut.position);
         let _ = self.index.truncate(keep);
         self.size_bytes = cut.position;
         self.next_offset = cut.base_offset;
