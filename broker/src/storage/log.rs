@@ -930,8 +930,12 @@ mod tests {
                 allocated(active),
                 len(active)
             );
+            // Given back: what is left past the end is at most the file
+            // system's own metadata (ext4 counts its extent-tree blocks in
+            // a file's blocks; a fragmented disk needs some), well under
+            // the ~100 KiB this test's last step allocated ahead.
             assert!(
-                allocated(sealed) < len(sealed) + 4096,
+                allocated(sealed) < len(sealed) + (32 << 10),
                 "{fsync:?}: the sealed segment gave them back: {} for {} bytes",
                 allocated(sealed),
                 len(sealed)
