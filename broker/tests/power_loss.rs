@@ -100,12 +100,19 @@ async fn with_fsync_always_everything_acknowledged_survives_power_cuts() {
                 .unwrap();
             stored_offset = Some(offset);
         }
-        // Messages, cut off mid-stream.
-        let first_id = acked.len() as u128 + 1;
-        let (producer, acked_now) = produce_until_stopped(client, "s0", first_id, 2_000).await;
+        // Messages from two producers into one partition, so sends also
+        // wait for another's fsync and find their batches covered by it
+        // (group commit), cut off mid-stream.
+        let round_ids = u128::from(round) << 36;
+        let (first, acked_first) = produce_until_stopped(client, "s0", round_ids + 1, 1_000).await;
+        let second_client = node.broker.client().await;
+        let (second, acked_second) =
+            produce_until_stopped(second_client, "s0", round_ids + (1 << 35), 1_000).await;
         node.broker.kill9();
-        producer.await.unwrap();
-        acked.extend(acked_now.lock().unwrap().iter());
+        first.await.unwrap();
+        second.await.unwrap();
+        acked.extend(acked_first.lock().unwrap().iter());
+        acked.extend(acked_second.lock().unwrap().iter());
         unsynced_at_cuts += node.fs.unsynced_bytes();
         let report = node.cut_and_restart(Cut::Torn { seed: round });
         eprintln!("cut {round}: {report:?}");

@@ -8,12 +8,12 @@
 
 use super::{Context, decode, forward};
 use crate::auth::Action;
-use crate::broker::PartitionHome;
+use crate::broker::{Broker, PartitionHome};
 use crate::error::{Error, Result, SaveKind};
 use crate::metadata::{ConsumerKey, GroupKey, Ident, PartitionKey};
 use crate::partitions::{Partition, Synced};
 use crate::replication;
-use crate::storage::log::PartitionLog;
+use crate::storage::log::{Appended, PartitionLog};
 use crate::storage::{FsyncPolicy, batch};
 use bytes::{BufMut, Bytes, BytesMut};
 use iggy_binary_protocol::batch::BatchIntegrity;
@@ -147,42 +147,15 @@ pub async fn send_messages(
     broker
         .space
         .admit(SaveKind::Messages, record.len() as u64)?;
-    let timestamp = crate::broker::now_micros();
-    // Writing a large batch into the page cache may block; keep the async
-    // workers free for other clients.
-    let (appended, sync) = tokio::task::block_in_place(|| -> Result<_> {
-        let mut log = partition.lock_log();
-        #[cfg(debug_assertions)]
-        panic_if_asked(record);
-        let appended = log
-            .append(record, header.messages_count, partition_id, timestamp)
-            .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
-        let sync = log.config().fsync == FsyncPolicy::Always;
-        // Under the log's lock, so the log end never goes back.
-        if sync {
-            partition.replica.set_log_end_unsynced(log.next_offset());
-        } else {
-            partition.replica.set_log_end(log.next_offset());
-        }
-        Ok((appended, sync))
-    })?;
+    let appended = store(
+        broker,
+        &partition,
+        record,
+        header.messages_count,
+        role.is_none(),
+    )
+    .await?;
     let end = appended.end();
-    if sync {
-        // Outside the log's lock, shared with the sends around it.
-        let synced = partition
-            .sync_up_to(end, appended.generation, role.is_none())
-            .await
-            .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
-        match synced {
-            Synced::Now(took) => broker.metrics.fsync_duration.observe(took.as_secs_f64()),
-            Synced::Covered => {}
-            Synced::Cut => {
-                return Err(Error::PartitionUnavailable(format!(
-                    "partition {partition_id} was cut back before the batch was durable; it is not kept"
-                )));
-            }
-        }
-    }
     match &role {
         Some(role) => {
             // Acknowledged once every in-sync replica has it.
@@ -226,6 +199,72 @@ pub async fn send_messages(
     }
     .encode(out);
     Ok(())
+}
+
+/// Append a validated batch to this broker's copy of `partition` and,
+/// under fsync `always`, make it durable (see `Partition::sync_up_to` for
+/// `forget_on_failure`).
+async fn store(
+    broker: &Broker,
+    partition: &Partition,
+    record: &mut [u8],
+    messages_count: u32,
+    forget_on_failure: bool,
+) -> Result<Appended> {
+    let partition_id = partition.id;
+    let timestamp = crate::broker::now_micros();
+    // Writing a large batch into the page cache may block, and so does an
+    // fsync: both run off the async workers, in one hand-over when this
+    // send's fsync can start at once (a second hand-over per batch cost a
+    // producer about 6 % of its rate under fsync `always`).
+    let (appended, sync, synced) = tokio::task::block_in_place(|| -> Result<_> {
+        let (appended, sync) = {
+            let mut log = partition.lock_log();
+            #[cfg(debug_assertions)]
+            panic_if_asked(record);
+            let appended = log
+                .append(record, messages_count, partition_id, timestamp)
+                .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
+            let sync = log.config().fsync == FsyncPolicy::Always;
+            // Under the log's lock, so the log end never goes back.
+            if sync {
+                partition.replica.set_log_end_unsynced(log.next_offset());
+            } else {
+                partition.replica.set_log_end(log.next_offset());
+            }
+            (appended, sync)
+        };
+        // Outside the log's lock, shared with the sends around it.
+        let synced = sync
+            .then(|| {
+                partition.try_sync_up_to(appended.end(), appended.generation, forget_on_failure)
+            })
+            .flatten();
+        Ok((appended, sync, synced))
+    })?;
+    if !sync {
+        return Ok(appended);
+    }
+    let synced = match synced {
+        Some(synced) => synced,
+        // Another send's fsync is running: wait for the turn after it.
+        None => {
+            partition
+                .sync_up_to(appended.end(), appended.generation, forget_on_failure)
+                .await
+        }
+    }
+    .map_err(|e| broker.space.write_failed(SaveKind::Messages, e))?;
+    match synced {
+        Synced::Now(took) => broker.metrics.fsync_duration.observe(took.as_secs_f64()),
+        Synced::Covered => {}
+        Synced::Cut => {
+            return Err(Error::PartitionUnavailable(format!(
+                "partition {partition_id} was cut back before the batch was durable; it is not kept"
+            )));
+        }
+    }
+    Ok(appended)
 }
 
 /// Debug builds only: a send whose batch holds the bytes of the

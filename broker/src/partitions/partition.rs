@@ -111,6 +111,33 @@ impl Partition {
         forget_on_failure: bool,
     ) -> io::Result<Synced> {
         let _turn = self.sync_turn.lock().await;
+        // On this worker thread, handed over as a blocking one for the
+        // duration (cheaper than a hop to the blocking pool, which cost a
+        // single producer per partition about a tenth of its throughput).
+        tokio::task::block_in_place(|| self.sync_in_turn(end, generation, forget_on_failure))
+    }
+
+    /// [`Self::sync_up_to`] for a caller already off the async workers (in
+    /// `block_in_place`, as a send's append is) — it saves handing the
+    /// worker over a second time. `None` when another fsync of this log
+    /// is running: then wait for the turn with [`Self::sync_up_to`].
+    pub fn try_sync_up_to(
+        &self,
+        end: u64,
+        generation: u64,
+        forget_on_failure: bool,
+    ) -> Option<io::Result<Synced>> {
+        let _turn = self.sync_turn.try_lock().ok()?;
+        Some(self.sync_in_turn(end, generation, forget_on_failure))
+    }
+
+    /// The fsync of [`Self::sync_up_to`], in this log's sync turn; blocks.
+    fn sync_in_turn(
+        &self,
+        end: u64,
+        generation: u64,
+        forget_on_failure: bool,
+    ) -> io::Result<Synced> {
         let target = {
             let log = self.lock_log();
             if log.generation() != generation {
@@ -122,10 +149,7 @@ impl Partition {
             log.sync_target()
         };
         let started = Instant::now();
-        // On this worker thread, handed over as a blocking one for the
-        // duration (cheaper than a hop to the blocking pool, which cost a
-        // single producer per partition about a tenth of its throughput).
-        let synced = tokio::task::block_in_place(|| target.file.sync_data());
+        let synced = target.file.sync_data();
         let mut log = self.lock_log();
         match synced {
             Ok(()) => {
