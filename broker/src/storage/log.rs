@@ -7,7 +7,7 @@
 use super::batch;
 use super::fs::create_dir_durable;
 use super::recovery::{SegmentRecovery, recover_segment};
-use super::segment::{LOG_EXTENSION, REMOVED_EXTENSION, Segment, StoredBytes};
+use super::segment::{Allocation, LOG_EXTENSION, REMOVED_EXTENSION, Segment, StoredBytes};
 use bytes::BytesMut;
 use iggy_binary_protocol::batch::{
     BATCH_HEADER_SIZE, BatchHeader, BatchIntegrity, decode_batch_slice_with,
@@ -299,8 +299,9 @@ impl PartitionLog {
         }
         let base_offset = self.next_offset();
         batch::stamp(record, partition_id, base_offset, timestamp);
+        let allocation = self.allocation();
         let segment = self.segments.last_mut().expect("active segment");
-        segment.append(record, count, timestamp)?;
+        segment.append(record, count, timestamp, allocation)?;
         self.unsynced = true;
         Ok(Appended {
             base_offset,
@@ -378,6 +379,14 @@ impl PartitionLog {
     /// held the partition's lock for up to a fifth of a second. One seal at
     /// a time: a roll waits for the one before, which only happens when the
     /// disk is a whole segment behind.
+    /// How appends get their blocks under this log's fsync policy.
+    fn allocation(&self) -> Allocation {
+        match self.config.fsync {
+            FsyncPolicy::Always => Allocation::Ahead,
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) => Allocation::AtWriteback,
+        }
+    }
+
     fn roll(&mut self) -> io::Result<()> {
         if self.active().is_empty() {
             return Ok(());
@@ -446,8 +455,9 @@ impl PartitionLog {
             if self.active().size_bytes() >= self.config.segment_size_bytes {
                 self.roll()?;
             }
+            let allocation = self.allocation();
             let segment = self.segments.last_mut().expect("active segment");
-            segment.append(&records[range], count, timestamp)?;
+            segment.append(&records[range], count, timestamp, allocation)?;
             appended += u64::from(count);
         }
         if appended > 0 {
@@ -894,7 +904,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_allocated_ahead_of_the_active_segment_and_given_back_at_its_seal() {
+    fn blocks_are_allocated_ahead_only_under_fsync_always_and_given_back_at_the_seal() {
         // On the disk, as the data directory (tmpfs would allocate memory).
         let dir = disk_backed_tempdir();
         for fsync in [FsyncPolicy::Always, FsyncPolicy::Never] {
@@ -924,12 +934,23 @@ mod tests {
             assert_eq!(logs.len(), 2, "{fsync:?}: one sealed segment, one active");
             let (sealed, active) = (&logs[0], &logs[1]);
             let len = |path: &Path| std::fs::metadata(path).unwrap().len();
-            assert!(
-                allocated(active) >= len(active) + (64 << 10),
-                "{fsync:?}: the active segment's blocks are allocated ahead: {} for {} bytes",
-                allocated(active),
-                len(active)
-            );
+            if fsync == FsyncPolicy::Always {
+                assert!(
+                    allocated(active) >= len(active) + (64 << 10),
+                    "{fsync:?}: the active segment's blocks are allocated ahead: {} for {} bytes",
+                    allocated(active),
+                    len(active)
+                );
+            } else {
+                // Left to the file system's delayed allocation, off the
+                // writer's path (see `Allocation::AtWriteback`).
+                assert!(
+                    allocated(active) < len(active) + (32 << 10),
+                    "{fsync:?}: nothing is allocated ahead: {} for {} bytes",
+                    allocated(active),
+                    len(active)
+                );
+            }
             // Given back: what is left past the end is at most the file
             // system's own metadata (ext4 counts its extent-tree blocks in
             // a file's blocks; a fragmented disk needs some), well under

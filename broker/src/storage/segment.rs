@@ -19,15 +19,32 @@ pub const INDEX_EXTENSION: &str = "index";
 /// deleted (`PartitionLog::remove_oldest_segments`).
 pub const REMOVED_EXTENSION: &str = "removed";
 
-/// The log file's blocks are allocated ahead of its end (`fallocate`,
-/// keeping the file's size, so readers and recovery see only what was
-/// written), in steps that grow with the segment: an append then writes
-/// into allocated blocks and ext4 skips its per-page delayed-allocation
-/// work, which cost more than the copy itself (a producer's 1 MB `pwrite`
-/// under the partition's lock: 0.25 → 0.16 ms). The waste is bounded: a
-/// step is at most what the segment holds, between these two sizes; what
-/// is left over is given back when the segment is sealed; and none is
-/// taken on a file system with less than [`ALLOCATE_AHEAD_FLOOR`] free.
+/// How an append gets the log file's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Allocated ahead of the file's end (`fallocate`, keeping the file's
+    /// size, so readers and recovery see only what was written), in steps
+    /// that grow with the segment: an append then writes into allocated
+    /// blocks and ext4 skips its per-page delayed-allocation work, which
+    /// cost more than the copy itself (a producer's 1 MB `pwrite` under
+    /// the partition's lock: 0.25 → 0.16 ms). For fsync `always`, where
+    /// every batch waits for the disk's queue anyway (and the log's own
+    /// writes keep it short). The waste is bounded: a step is at most what the segment
+    /// holds, between [`ALLOCATE_AHEAD_MIN`] and [`ALLOCATE_AHEAD_MAX`];
+    /// what is left over is given back when the segment is sealed; and
+    /// none is taken on a file system with less than
+    /// [`ALLOCATE_AHEAD_FLOOR`] free.
+    Ahead,
+    /// By the file system when the pages are written back (ext4's delayed
+    /// allocation), off the writer's path. For fsync `never` and
+    /// `interval`: there the disk can be far behind the page cache, and an
+    /// `fallocate` that needs a block group's bitmap reads it from the
+    /// disk behind that queue — 50–160 ms under the partition's lock and
+    /// the file's, measured while a segment's worth of writes was being
+    /// written back.
+    AtWriteback,
+}
+
 const ALLOCATE_AHEAD_MIN: u64 = 64 << 10;
 const ALLOCATE_AHEAD_MAX: u64 = 8 << 20;
 /// Free space under which nothing is allocated ahead: close to full, the
@@ -127,7 +144,7 @@ pub struct Segment {
     /// Wall-clock time (µs) of the newest batch, for retention by age.
     last_timestamp: u64,
     /// The log file position up to which appends need no allocation of
-    /// their own ([`Self::allocate_ahead`]).
+    /// their own ([`Allocation::Ahead`]).
     allocated_end: u64,
 }
 
@@ -181,9 +198,17 @@ impl Segment {
     /// error nothing is appended: the log file is cut back (best effort —
     /// the next append overwrites whatever is left, and recovery cuts a
     /// tail that is not a whole batch).
-    pub fn append(&mut self, record: &[u8], count: u32, timestamp: u64) -> io::Result<()> {
+    pub fn append(
+        &mut self,
+        record: &[u8],
+        count: u32,
+        timestamp: u64,
+        allocation: Allocation,
+    ) -> io::Result<()> {
         let position = self.size_bytes;
-        self.allocate_ahead(record.len() as u64);
+        if allocation == Allocation::Ahead {
+            self.allocate_ahead(record.len() as u64);
+        }
         let written = self.log.write_all_at(record, position).and_then(|()| {
             self.index.append(IndexEntry {
                 base_offset: self.next_offset,
@@ -202,7 +227,7 @@ impl Segment {
     }
 
     /// Allocate the log file's blocks ahead of its end (see
-    /// [`ALLOCATE_AHEAD_MAX`]) when an append of `len` bytes would pass
+    /// [`Allocation::Ahead`]) when an append of `len` bytes would pass
     /// what is allocated. Best effort: blocks not allocated ahead are
     /// allocated as they are written, as without it.
     fn allocate_ahead(&mut self, len: u64) {
