@@ -364,6 +364,14 @@ impl PartitionLog {
         self.generation
     }
 
+    /// How appends get their blocks under this log's fsync policy.
+    fn allocation(&self) -> Allocation {
+        match self.config.fsync {
+            FsyncPolicy::Always => Allocation::Ahead,
+            FsyncPolicy::Never | FsyncPolicy::Interval(_) => Allocation::AtWriteback,
+        }
+    }
+
     /// Seal the active segment and start a new one at the next offset.
     ///
     /// Under `always` everything acknowledged is synced already and the
@@ -379,14 +387,6 @@ impl PartitionLog {
     /// held the partition's lock for up to a fifth of a second. One seal at
     /// a time: a roll waits for the one before, which only happens when the
     /// disk is a whole segment behind.
-    /// How appends get their blocks under this log's fsync policy.
-    fn allocation(&self) -> Allocation {
-        match self.config.fsync {
-            FsyncPolicy::Always => Allocation::Ahead,
-            FsyncPolicy::Never | FsyncPolicy::Interval(_) => Allocation::AtWriteback,
-        }
-    }
-
     fn roll(&mut self) -> io::Result<()> {
         if self.active().is_empty() {
             return Ok(());

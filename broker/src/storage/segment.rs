@@ -29,11 +29,11 @@ pub enum Allocation {
     /// cost more than the copy itself (a producer's 1 MB `pwrite` under
     /// the partition's lock: 0.25 → 0.16 ms). For fsync `always`, where
     /// every batch waits for the disk's queue anyway (and the log's own
-    /// writes keep it short). The waste is bounded: a step is at most what the segment
-    /// holds, between [`ALLOCATE_AHEAD_MIN`] and [`ALLOCATE_AHEAD_MAX`];
-    /// what is left over is given back when the segment is sealed; and
-    /// none is taken on a file system with less than
-    /// [`ALLOCATE_AHEAD_FLOOR`] free.
+    /// writes keep it short). The waste is bounded: a step is at most what
+    /// the segment holds, between [`ALLOCATE_AHEAD_MIN`] and
+    /// [`ALLOCATE_AHEAD_MAX`]; what is left over is given back when the
+    /// segment is sealed; and none is taken on a file system with less
+    /// than [`ALLOCATE_AHEAD_FLOOR`] free.
     Ahead,
     /// By the file system when the pages are written back (ext4's delayed
     /// allocation), off the writer's path. For fsync `never` and
