@@ -9,7 +9,7 @@
 //! about 45 ms. Setting `TCP_QUICKACK` after a read sends the pending
 //! acknowledgement immediately, so the body follows the header without the
 //! wait. The kernel drops the flag again by itself, hence once per read: one
-//! cheap system call per read, and reads are of up to 256 KiB.
+//! cheap system call per read; a 1 MB batch arrives in two or three.
 
 use std::io;
 use std::pin::Pin;
