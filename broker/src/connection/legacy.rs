@@ -5,14 +5,13 @@
 //! ends only this connection; an invalid request gets an error status and
 //! the connection stays usable.
 
-use super::{Shutdown, record_request};
+use super::{Shutdown, idle, record_request};
 use crate::broker::Broker;
 use crate::command::Context;
 use crate::command::legacy::{Scratch, dispatch};
 use crate::protocol::legacy::{LegacyFrameError, begin, finish, read_request};
 use crate::session::Session;
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
 
 pub async fn serve<R, W>(
     broker: &Broker,
@@ -21,19 +20,29 @@ pub async fn serve<R, W>(
     mut writer: W,
     mut shutdown: Shutdown,
 ) where
-    R: AsyncRead + Unpin,
+    R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let client_id = session.client_id;
     let address = session.address;
     tracing::debug!(client_id, %address, "legacy (0.10) protocol");
-    let mut body = BytesMut::with_capacity(64 * 1024);
-    let mut reply = BytesMut::with_capacity(64 * 1024);
+    let mut body = idle::buffer();
+    let mut reply = idle::buffer();
+    let mut idle_watch = idle::IdleWatch::new(idle::IDLE_RELEASE_AFTER);
     let mut scratch = Scratch::default();
     let max_request = broker.effective.max_request_bytes;
     loop {
         let read = tokio::select! {
-            read = read_request(&mut reader, &mut body, max_request) => read,
+            read = async {
+                let arrival = async {
+                    // Errors and the end of the stream surface in `read_request`.
+                    let _ = reader.fill_buf().await;
+                };
+                let [scratch_request, scratch_reply] = scratch.buffers();
+                let buffers = &mut [&mut body, &mut reply, scratch_request, scratch_reply];
+                idle_watch.awaiting_next_request(arrival, buffers).await;
+                read_request(&mut reader, &mut body, max_request).await
+            } => read,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let code = match read {

@@ -4,6 +4,7 @@
 //! it on the same port. Connection bookkeeping (client registry, metrics,
 //! leaving consumer groups) is shared.
 
+mod idle;
 mod legacy;
 pub mod quic;
 mod vsr;

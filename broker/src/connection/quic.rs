@@ -5,11 +5,10 @@
 //! in order, one at a time, like TCP.
 
 use super::vsr::{Answer, answer};
-use super::{SessionCloser, Shutdown, open_session};
+use super::{SessionCloser, Shutdown, idle, open_session};
 use crate::broker::Broker;
 use crate::clients::Transport;
 use crate::protocol::read_frame;
-use bytes::BytesMut;
 use std::sync::Arc;
 
 /// Serve one QUIC connection until the client closes it, it idles out, it
@@ -19,11 +18,15 @@ pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutd
     let client_id = session.client_id;
     let _close = SessionCloser::new(&broker, client_id, Transport::Quic);
     let max_request = broker.effective.max_request_bytes;
-    let mut request = BytesMut::with_capacity(64 * 1024);
-    let mut reply = BytesMut::with_capacity(64 * 1024);
+    let mut request = idle::buffer();
+    let mut reply = idle::buffer();
+    let mut idle_watch = idle::IdleWatch::new(idle::IDLE_RELEASE_AFTER);
     loop {
         let accepted = tokio::select! {
-            accepted = connection.accept_bi() => accepted,
+            accepted = async {
+                let buffers = &mut [&mut request, &mut reply];
+                idle_watch.awaiting_next_request(connection.accept_bi(), buffers).await
+            } => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let (mut send, mut recv) = match accepted {

@@ -5,7 +5,7 @@
 //! oversize frame ends only this connection (with an eviction when the
 //! client can still be told why); every other client is unaffected.
 
-use super::{Shutdown, record_request};
+use super::{Shutdown, idle, record_request};
 use crate::broker::Broker;
 use crate::command::login::{LoginOutcome, login_register, logout};
 use crate::command::{Context, dispatch};
@@ -17,7 +17,7 @@ use iggy_binary_protocol::codes::{
     LOGIN_REGISTER_CODE, LOGIN_USER_CODE, LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE, LOGOUT_USER_CODE,
 };
 use iggy_binary_protocol::consensus::{EvictionReason, HEADER_SIZE, Operation};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
 
 /// Serve 0.11 requests until the client leaves, a frame is malformed, or
 /// shutdown is signalled (checked between requests, so a request that has
@@ -29,16 +29,25 @@ pub async fn serve<R, W>(
     mut writer: W,
     mut shutdown: Shutdown,
 ) where
-    R: AsyncRead + Unpin,
+    R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let client_id = session.client_id;
-    let mut request = BytesMut::with_capacity(64 * 1024);
-    let mut reply = BytesMut::with_capacity(64 * 1024);
+    let mut request = idle::buffer();
+    let mut reply = idle::buffer();
+    let mut idle_watch = idle::IdleWatch::new(idle::IDLE_RELEASE_AFTER);
     let max_frame = broker.effective.max_request_bytes;
     loop {
         let read = tokio::select! {
-            read = read_frame(&mut reader, &mut request, max_frame) => read,
+            read = async {
+                let arrival = async {
+                    // Errors and the end of the stream surface in `read_frame`.
+                    let _ = reader.fill_buf().await;
+                };
+                let buffers = &mut [&mut request, &mut reply];
+                idle_watch.awaiting_next_request(arrival, buffers).await;
+                read_frame(&mut reader, &mut request, max_frame).await
+            } => read,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let Some(answer) = answer(broker, session, read, &mut request, &mut reply).await else {

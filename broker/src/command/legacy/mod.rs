@@ -38,6 +38,14 @@ pub struct Scratch {
     reply: BytesMut,
 }
 
+impl Scratch {
+    /// Both buffers, for a connection that gives back what grew while it
+    /// is idle (their contents do not outlive a request).
+    pub fn buffers(&mut self) -> [&mut BytesMut; 2] {
+        [&mut self.request, &mut self.reply]
+    }
+}
+
 /// Run legacy command `code`, appending the 0.10 reply body to `out`.
 pub async fn dispatch(
     ctx: &mut Context<'_>,
