@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::time::{Instant, Sleep};
 
 /// What a session's buffers start with, and keep through idleness.
@@ -27,6 +28,13 @@ pub const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(5);
 /// A session buffer of the kept size.
 pub fn buffer() -> BytesMut {
     BytesMut::with_capacity(KEPT_BYTES)
+}
+
+/// The first bytes of the next request arriving on `reader` (read into its
+/// buffer and left there). Errors and the end of the stream are left for
+/// the frame reader that follows to report.
+pub async fn first_bytes<R: AsyncBufRead + Unpin>(reader: &mut R) {
+    let _ = reader.fill_buf().await;
 }
 
 /// One connection's watch. Its timer is armed only while the connection

@@ -11,7 +11,7 @@ use crate::command::Context;
 use crate::command::legacy::{Scratch, dispatch};
 use crate::protocol::legacy::{LegacyFrameError, begin, finish, read_request};
 use crate::session::Session;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncWrite};
 
 pub async fn serve<R, W>(
     broker: &Broker,
@@ -34,13 +34,11 @@ pub async fn serve<R, W>(
     loop {
         let read = tokio::select! {
             read = async {
-                let arrival = async {
-                    // Errors and the end of the stream surface in `read_request`.
-                    let _ = reader.fill_buf().await;
-                };
                 let [scratch_request, scratch_reply] = scratch.buffers();
                 let buffers = &mut [&mut body, &mut reply, scratch_request, scratch_reply];
-                idle_watch.awaiting_next_request(arrival, buffers).await;
+                idle_watch
+                    .awaiting_next_request(idle::first_bytes(&mut reader), buffers)
+                    .await;
                 read_request(&mut reader, &mut body, max_request).await
             } => read,
             _ = shutdown.wait_for(|stop| *stop) => break,

@@ -17,7 +17,7 @@ use iggy_binary_protocol::codes::{
     LOGIN_REGISTER_CODE, LOGIN_USER_CODE, LOGIN_WITH_PERSONAL_ACCESS_TOKEN_CODE, LOGOUT_USER_CODE,
 };
 use iggy_binary_protocol::consensus::{EvictionReason, HEADER_SIZE, Operation};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncWrite};
 
 /// Serve 0.11 requests until the client leaves, a frame is malformed, or
 /// shutdown is signalled (checked between requests, so a request that has
@@ -40,12 +40,10 @@ pub async fn serve<R, W>(
     loop {
         let read = tokio::select! {
             read = async {
-                let arrival = async {
-                    // Errors and the end of the stream surface in `read_frame`.
-                    let _ = reader.fill_buf().await;
-                };
                 let buffers = &mut [&mut request, &mut reply];
-                idle_watch.awaiting_next_request(arrival, buffers).await;
+                idle_watch
+                    .awaiting_next_request(idle::first_bytes(&mut reader), buffers)
+                    .await;
                 read_frame(&mut reader, &mut request, max_frame).await
             } => read,
             _ = shutdown.wait_for(|stop| *stop) => break,
