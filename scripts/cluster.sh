@@ -52,22 +52,40 @@ broker_bin() {
   echo "$target/release/iggy-broker"
 }
 
-# Ports free for both TCP and UDP (QUIC), N of them, none repeated.
+# Ports free for both TCP and UDP (QUIC), N of them, none repeated. Taken
+# below the kernel's ephemeral range (and below Kubernetes' NodePort range,
+# 30000-32767): a broker's peer clients connect from its node address on
+# ephemeral ports, and one of those could otherwise be a listener port
+# chosen here that the broker binds a moment later ("Address already in
+# use"). Other clusters do not collide: every cluster has its own node
+# addresses. A wildcard bind is the test, so a port any address uses is
+# skipped.
 free_ports() {
   python3 - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
+wanted = int(sys.argv[1])
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral = 32768
+candidates = list(range(10000, min(ephemeral, 30000)))
+random.shuffle(candidates)
 ports, held = [], []
-while len(ports) < int(sys.argv[1]):
+for port in candidates:
+    if len(ports) == wanted:
+        break
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        u.bind(("127.0.0.1", port))
+        t.bind(("0.0.0.0", port))
+        u.bind(("0.0.0.0", port))
     except OSError:
         t.close(); u.close(); continue
     held += [t, u]
     ports.append(port)
+if len(ports) < wanted:
+    sys.exit(f"only {len(ports)} of {wanted} ports free below the ephemeral range")
 print(" ".join(map(str, ports)))
 PY
 }
