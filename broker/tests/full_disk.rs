@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{TestBroker, create_stream_and_topic, http_get, id, messages, metric, poll_all};
+use common::{
+    TestBroker, create_stream_and_topic, http_get, id, messages, metric, poll_all, wait_for,
+};
 use iggy::prelude::*;
 use powercut_fs::{PowerCutFs, libc_errno};
 use std::path::{Path, PathBuf};
@@ -227,15 +229,12 @@ async fn a_full_disk_refuses_writes_keeps_serving_and_resumes_when_space_is_free
         .expect("a broker on a completely full disk starts");
     // Readiness comes first: the runtime file is attempted just after the
     // HTTP listener is up, so wait for the warning rather than expect it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !broker.log().contains("cannot write the runtime file") {
-        assert!(
-            Instant::now() < deadline,
-            "no warning about the runtime file:\n{}",
-            broker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "the warning about the runtime file",
+        Duration::from_secs(10),
+        || broker.log().contains("cannot write the runtime file"),
+    )
+    .await;
     let client = broker.client().await;
     assert_eq!(poll_all(&client, "kept", "t", 0).await.len(), kept);
     assert!(send_small(&client, "kept", 60_000).await.is_err());
