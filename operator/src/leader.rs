@@ -32,7 +32,12 @@ where
         .with_identity(identity)
         .with_duration(LEASE_DURATION_SECONDS)
         .with_grace(LEASE_GRACE_SECONDS)
-        .with_field_manager(crate::MANAGER)
+        // One field manager per replica: the lease is taken with a
+        // server-side apply, which refuses a second holder only when the
+        // holder's field belongs to another manager. With one shared name
+        // two replicas starting together both "took" a free lease and both
+        // reconciled until the next renewal (seen in the two-instance test).
+        .with_field_manager(format!("{}-{identity}", crate::MANAGER))
         .build()
         .await?;
     let (mut is_leader, lease_task) = manager.watch().await;
