@@ -376,3 +376,129 @@ async fn a_request_that_panics_closes_only_its_connection_and_wedges_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A raw QUIC connection to the broker (its certificate is self-signed
+/// in tests, so this client trusts any).
+async fn quic_connect(broker: &TestBroker) -> quinn::Connection {
+    #[derive(Debug)]
+    struct TrustAny(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for TrustAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(TrustAny(provider)))
+        .with_no_client_auth();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let address = broker.quic_address.expect("QUIC is enabled by default");
+    endpoint
+        .connect(address, "localhost")
+        .unwrap()
+        .await
+        .unwrap()
+}
+
+/// One request on its own stream, as the SDK sends them; the reply.
+async fn quic_request(connection: &quinn::Connection, frame: &[u8]) -> Vec<u8> {
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(frame).await.unwrap();
+    send.finish().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20))
+        .await
+        .expect("the broker answers")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_requests_are_read_whole_and_bad_ones_cost_only_themselves() {
+    let broker = TestBroker::start();
+    let status = |reply: &[u8]| u32::from_le_bytes(reply[216..220].try_into().unwrap());
+    let connection = quic_connect(&broker).await;
+    let reply = quic_request(&connection, &request(PING_CODE, &[])).await;
+    assert_eq!(
+        (reply.len(), reply[60]),
+        (HEADER_SIZE, Command::Reply as u8)
+    );
+    assert_eq!(status(&reply), 0);
+
+    // A request with a body larger than one QUIC stream frame arrives whole
+    // (the broker reads the stream into its request buffer as it comes).
+    let reply = quic_request(&connection, &request(GET_STREAMS_CODE, &[0u8; 300_000])).await;
+    assert_eq!(reply[60], Command::Reply as u8);
+    assert_eq!(status(&reply), IggyError::Unauthenticated.as_code());
+
+    // A stream the client abandons half-way (header promising a body that
+    // never comes, then a reset) gets no answer and costs only itself.
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    let mut frame = request(GET_STREAMS_CODE, &[0u8; 100]);
+    frame.truncate(HEADER_SIZE + 10);
+    send.write_all(&frame).await.unwrap();
+    send.reset(0u32.into()).unwrap();
+    let abandoned = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20))
+        .await
+        .expect("the broker drops the stream");
+    assert!(abandoned.is_err() || abandoned.unwrap().is_empty());
+    let reply = quic_request(&connection, &request(PING_CODE, &[])).await;
+    assert_eq!(status(&reply), 0, "the connection keeps working");
+
+    // Oversize: a header declaring 2 GiB is refused with an eviction, and
+    // the broker closes that connection.
+    let mut frame = request(GET_STREAMS_CODE, &[]);
+    frame[48..52].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    let reply = quic_request(&connection, &frame).await;
+    assert_eq!(reply[60], Command::Eviction as u8);
+    tokio::time::timeout(Duration::from_secs(10), connection.closed())
+        .await
+        .expect("the broker closes an evicted connection");
+    assert!(broker.log().contains("closing connection"));
+
+    // Everyone else is unaffected.
+    let other = quic_connect(&broker).await;
+    assert_eq!(
+        status(&quic_request(&other, &request(PING_CODE, &[])).await),
+        0
+    );
+}

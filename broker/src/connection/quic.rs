@@ -8,7 +8,7 @@ use super::vsr::{Answer, answer};
 use super::{SessionCloser, Shutdown, idle, open_session};
 use crate::broker::Broker;
 use crate::clients::Transport;
-use crate::protocol::read_frame;
+use crate::protocol::{FrameError, read_frame};
 use std::sync::Arc;
 
 /// Serve one QUIC connection until the client closes it, it idles out, it
@@ -36,22 +36,24 @@ pub async fn serve(broker: Arc<Broker>, connection: quinn::Connection, mut shutd
                 break;
             }
         };
-        // The whole request is the stream; a longer one is refused like an
-        // oversize TCP frame.
-        let bytes = match recv.read_to_end(max_request).await {
-            Ok(bytes) => bytes,
-            Err(quinn::ReadToEndError::TooLong) => {
-                // Let the frame reader produce the eviction for the size.
-                let mut oversize = vec![0u8; iggy_binary_protocol::consensus::HEADER_SIZE];
-                oversize[48..52].copy_from_slice(&u32::MAX.to_le_bytes());
-                oversize
-            }
-            Err(e) => {
+        // The request is read from the stream straight into the request
+        // buffer (no per-request allocation or copy); a declared size over
+        // the limit is refused like an oversize TCP frame. A stream that
+        // fails (reset by the client) costs only that request.
+        let read = match read_frame(&mut recv, &mut request, max_request).await {
+            Err(FrameError::Io(e)) => {
                 tracing::debug!(client_id, "QUIC stream failed: {e}");
                 continue;
             }
+            read => read,
         };
-        let read = read_frame(&mut bytes.as_slice(), &mut request, max_request).await;
+        if read.is_ok() {
+            // Take the client's end of the stream too: a stream dropped
+            // before its end is read makes quinn ask the client to stop
+            // sending (an extra frame per request). Bytes after the
+            // declared frame are ignored.
+            let _ = recv.read_to_end(0).await;
+        }
         let Some(outcome) = answer(&broker, &mut session, read, &mut request, &mut reply).await
         else {
             break;
