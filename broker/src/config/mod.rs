@@ -91,6 +91,11 @@ pub struct QuicConfig {
     pub reload_interval: String,
     /// Connections silent for this long are closed (clients keep alive).
     pub max_idle_timeout: String,
+    /// Receive and send buffer of the UDP socket. The kernel's default
+    /// (~208 KiB) overflows when clients send megabyte batches at once:
+    /// every dropped datagram then costs a loss-recovery wait (25 ms and
+    /// more). The kernel caps it at `net.core.rmem_max`/`wmem_max`.
+    pub socket_buffer_size: String,
 }
 
 /// TLS for a listener (upstream's `[tcp.tls]` keys, plus reloading).
@@ -177,6 +182,7 @@ impl Default for Config {
                 key_file: String::new(),
                 reload_interval: "5s".into(),
                 max_idle_timeout: "30s".into(),
+                socket_buffer_size: "4 MiB".into(),
             },
             websocket: WebSocketListenerConfig {
                 enabled: true,
@@ -307,6 +313,7 @@ pub struct Effective {
     pub quic_certificate: Option<(PathBuf, PathBuf)>,
     pub quic_reload_interval: Duration,
     pub quic_max_idle_timeout: Duration,
+    pub quic_socket_buffer_bytes: usize,
     /// Lifetime of REST access tokens.
     pub http_token_lifetime: Duration,
     pub retention_interval: Duration,
@@ -477,6 +484,8 @@ impl Config {
                 "reload_interval and max_idle_timeout must be longer than zero",
             ));
         }
+        let quic_socket_buffer_bytes =
+            byte_size("quic.socket_buffer_size", &quic.socket_buffer_size)? as usize;
         if quic.enabled {
             quic.address
                 .parse::<std::net::SocketAddr>()
@@ -497,6 +506,7 @@ impl Config {
             quic_certificate,
             quic_reload_interval,
             quic_max_idle_timeout,
+            quic_socket_buffer_bytes,
             retention_interval,
             login_timeout,
             fsync,

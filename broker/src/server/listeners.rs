@@ -215,8 +215,16 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
     transport.max_idle_timeout(Some(broker.effective.quic_max_idle_timeout.try_into()?));
     server_config.transport_config(Arc::new(transport));
     let address: std::net::SocketAddr = config.address.parse()?;
-    let endpoint = quinn::Endpoint::server(server_config, address)
+    let socket = quic_socket(address, broker.effective.quic_socket_buffer_bytes)
         .map_err(|e| anyhow::anyhow!("cannot bind QUIC {address}: {e}"))?;
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow::anyhow!("no async runtime"))?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        socket,
+        runtime,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot serve QUIC on {address}: {e}"))?;
     let bound = endpoint.local_addr()?;
     tracing::info!("QUIC listening on {bound}");
     let reloader = broker
@@ -229,6 +237,29 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
         bound,
         reloader,
     }))
+}
+
+/// The QUIC listener's UDP socket with `buffer_bytes` of receive and send
+/// buffer (the kernel caps both at `net.core.rmem_max`/`wmem_max`; the
+/// sizes it granted are logged).
+fn quic_socket(address: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(address)?;
+    let options = socket2::SockRef::from(&socket);
+    options.set_recv_buffer_size(buffer_bytes)?;
+    options.set_send_buffer_size(buffer_bytes)?;
+    // Linux reports twice what it grants (the other half is its overhead).
+    let (receive, send) = (
+        options.recv_buffer_size()? / 2,
+        options.send_buffer_size()? / 2,
+    );
+    if receive < buffer_bytes || send < buffer_bytes {
+        tracing::warn!(
+            "QUIC socket buffers are {receive} B (receive) and {send} B (send), less than the \
+             {buffer_bytes} B of quic.socket_buffer_size: raise net.core.rmem_max and \
+             net.core.wmem_max, or datagrams of large batches may be dropped"
+        );
+    }
+    Ok(socket)
 }
 
 /// Accept QUIC connections until shutdown, then wait for them to finish.
@@ -381,5 +412,18 @@ impl crate::http::TlsListener for TlsHttpListener {}
 impl Drop for TlsHttpListener {
     fn drop(&mut self) {
         self._acceptor.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_quic_socket_gets_the_configured_buffers() {
+        // Far below any kernel default, so only the broker's setting can
+        // produce it (Linux reports twice the size it was given).
+        let socket = super::quic_socket("127.0.0.1:0".parse().unwrap(), 16 * 1024).unwrap();
+        let options = socket2::SockRef::from(&socket);
+        assert_eq!(options.recv_buffer_size().unwrap(), 32 * 1024);
+        assert_eq!(options.send_buffer_size().unwrap(), 32 * 1024);
     }
 }

@@ -122,6 +122,9 @@ pub struct Args {
     /// Transport: `tcp` or `quic` (then `--address` is the QUIC address).
     #[arg(long, default_value = "tcp")]
     transport: String,
+    /// More connection-string options, e.g. `send_window=10000000` (QUIC).
+    #[arg(long)]
+    connection_options: Option<String>,
     /// Consumers of the offset-based workloads poll with auto-commit,
     /// storing their offset with every poll.
     #[arg(long)]
@@ -152,12 +155,16 @@ pub async fn connect_with(args: &Args, nodelay: bool) -> anyhow::Result<IggyClie
 /// the same format), Nagle off when `nodelay`.
 pub fn connection_string(args: &Args, nodelay: bool) -> anyhow::Result<String> {
     let mut options = Vec::new();
-    if nodelay {
-        options.push("nodelay=true".to_string());
+    // Nagle and the CA file are options of the TCP client only.
+    if args.transport == "tcp" {
+        if nodelay {
+            options.push("nodelay=true".to_string());
+        }
+        if let Some(ca) = &args.tls_ca_file {
+            options.push(format!("tls=true&tls_domain=localhost&tls_ca_file={ca}"));
+        }
     }
-    if let Some(ca) = &args.tls_ca_file {
-        options.push(format!("tls=true&tls_domain=localhost&tls_ca_file={ca}"));
-    }
+    options.extend(args.connection_options.clone());
     let query = if options.is_empty() {
         String::new()
     } else {
@@ -166,7 +173,7 @@ pub fn connection_string(args: &Args, nodelay: bool) -> anyhow::Result<String> {
     let credentials = format!("{}:{}@{}", args.username, args.password, args.address);
     Ok(match args.transport.as_str() {
         "tcp" => format!("iggy://{credentials}{query}"),
-        "quic" => format!("iggy+quic://{credentials}"),
+        "quic" => format!("iggy+quic://{credentials}{query}"),
         other => anyhow::bail!("unknown transport `{other}` (tcp or quic)"),
     })
 }
