@@ -96,6 +96,13 @@ pub struct QuicConfig {
     /// every dropped datagram then costs a loss-recovery wait (25 ms and
     /// more). The kernel caps it at `net.core.rmem_max`/`wmem_max`.
     pub socket_buffer_size: String,
+    /// How far a client may send ahead of what the broker has read, per
+    /// stream (one request). Below the SDK's default `send_window` (100 KB)
+    /// so a sending client waits for flow control, which the broker answers
+    /// as it reads, instead of for acknowledgements, which QUIC may delay
+    /// 25 ms. Raise it, with the clients' `send_window`, for links with a
+    /// long round trip.
+    pub stream_receive_window: String,
 }
 
 /// TLS for a listener (upstream's `[tcp.tls]` keys, plus reloading).
@@ -183,6 +190,7 @@ impl Default for Config {
                 reload_interval: "5s".into(),
                 max_idle_timeout: "30s".into(),
                 socket_buffer_size: "4 MiB".into(),
+                stream_receive_window: "96 KiB".into(),
             },
             websocket: WebSocketListenerConfig {
                 enabled: true,
@@ -314,6 +322,7 @@ pub struct Effective {
     pub quic_reload_interval: Duration,
     pub quic_max_idle_timeout: Duration,
     pub quic_socket_buffer_bytes: usize,
+    pub quic_stream_receive_window_bytes: u32,
     /// Lifetime of REST access tokens.
     pub http_token_lifetime: Duration,
     pub retention_interval: Duration,
@@ -486,6 +495,12 @@ impl Config {
         }
         let quic_socket_buffer_bytes =
             byte_size("quic.socket_buffer_size", &quic.socket_buffer_size)? as usize;
+        let quic_stream_receive_window_bytes =
+            byte_size("quic.stream_receive_window", &quic.stream_receive_window)?;
+        let quic_stream_receive_window_bytes = u32::try_from(quic_stream_receive_window_bytes)
+            .ok()
+            .filter(|bytes| *bytes >= 1024)
+            .ok_or_else(|| invalid("quic.stream_receive_window", "must be 1 KiB to 4 GiB"))?;
         if quic.enabled {
             quic.address
                 .parse::<std::net::SocketAddr>()
@@ -507,6 +522,7 @@ impl Config {
             quic_reload_interval,
             quic_max_idle_timeout,
             quic_socket_buffer_bytes,
+            quic_stream_receive_window_bytes,
             retention_interval,
             login_timeout,
             fsync,
@@ -686,6 +702,13 @@ mod tests {
         assert_eq!(err.key, "topic.segment_size");
         let err = Config::load(None, env(&[("IGGY_TCP_ADDRESS", "nowhere")])).unwrap_err();
         assert_eq!(err.key, "tcp.address");
+        for window in ["0 B", "5 GiB", "wide"] {
+            let err = Config::load(None, env(&[("IGGY_QUIC_STREAM_RECEIVE_WINDOW", window)]))
+                .unwrap_err();
+            assert_eq!(err.key, "quic.stream_receive_window");
+        }
+        let err = Config::load(None, env(&[("IGGY_QUIC_SOCKET_BUFFER_SIZE", "big")])).unwrap_err();
+        assert_eq!(err.key, "quic.socket_buffer_size");
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
         .watch_certificate(Transport::Quic.label(), certificates.clone());
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(broker.effective.quic_max_idle_timeout.try_into()?));
+    transport.stream_receive_window(broker.effective.quic_stream_receive_window_bytes.into());
     server_config.transport_config(Arc::new(transport));
     let address: std::net::SocketAddr = config.address.parse()?;
     let socket = quic_socket(address, broker.effective.quic_socket_buffer_bytes)
