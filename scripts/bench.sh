@@ -2,19 +2,19 @@
 # Start a release broker on a scratch directory and run iggy-broker-bench against it.
 # Extra arguments go to iggy-broker-bench (see `iggy-broker-bench --help`).
 # BENCH_TLS=1 serves TCP with TLS (a throwaway CA and certificate made with
-# openssl) and has the clients verify it. BENCH_QUIC=1 runs the clients over
-# QUIC instead of TCP. IGGY_BROKER_BIN runs another broker binary (to compare
-# two builds in one sitting).
+# openssl) and has the clients verify it. BENCH_TRANSPORT=quic|ws|http runs
+# the clients over QUIC, WebSocket or HTTP instead of TCP (BENCH_QUIC=1 is
+# BENCH_TRANSPORT=quic). IGGY_BROKER_BIN runs another broker binary (to
+# compare two builds in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-$HOME/.cache/iggy-k8s/target}
 data=$(mktemp -d /tmp/iggy-broker-bench.XXXXXX)
 port=${IGGY_BENCH_PORT:-18090}
-quic_port=$((port + 1))
-tls_env=() tls_args=()
-if [ "${BENCH_QUIC:-0}" = 1 ]; then
-  tls_args=(--transport quic)
-fi
+quic_port=$((port + 1)) websocket_port=$((port + 2)) http_port=$((port + 3))
+transport=${BENCH_TRANSPORT:-tcp}
+[ "${BENCH_QUIC:-0}" = 1 ] && transport=quic
+tls_env=() client_args=(--transport "$transport")
 if [ "${BENCH_TLS:-0}" = 1 ]; then
   certs="$data/certs"
   mkdir -p "$certs"
@@ -25,9 +25,9 @@ if [ "${BENCH_TLS:-0}" = 1 ]; then
   openssl x509 -req -in "$certs/req.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca.key" -days 1 \
     -extfile <(printf "subjectAltName=DNS:localhost") -out "$certs/cert.pem" 2>/dev/null
   tls_env=(IGGY_TCP_TLS_ENABLED=true IGGY_TCP_TLS_CERT_FILE="$certs/cert.pem" IGGY_TCP_TLS_KEY_FILE="$certs/key.pem")
-  tls_args=(--tls-ca-file "$certs/ca.pem")
+  client_args+=(--tls-ca-file "$certs/ca.pem")
 fi
-env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_QUIC_ADDRESS="127.0.0.1:$quic_port" IGGY_HTTP_ADDRESS=127.0.0.1:0 "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
+env IGGY_SYSTEM_PATH="$data" IGGY_TCP_ADDRESS="127.0.0.1:$port" IGGY_QUIC_ADDRESS="127.0.0.1:$quic_port" IGGY_WEBSOCKET_ADDRESS="127.0.0.1:$websocket_port" IGGY_HTTP_ADDRESS="127.0.0.1:$http_port" "${tls_env[@]}" ${BENCH_BROKER_ENV:-} \
   "${IGGY_BROKER_BIN:-$target/release/iggy-broker}" --with-default-root-credentials >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true; rm -rf "$data"' EXIT
@@ -35,7 +35,12 @@ for _ in $(seq 1 100); do
   [ -f "$data/runtime/current_config.toml" ] && break
   sleep 0.1
 done
-address="127.0.0.1:$port"
-[ "${BENCH_QUIC:-0}" = 1 ] && address="127.0.0.1:$quic_port"
-"$target/release/iggy-broker-bench" --address "$address" "${tls_args[@]}" "$@"
+case $transport in
+  tcp) address="127.0.0.1:$port" ;;
+  quic) address="127.0.0.1:$quic_port" ;;
+  ws) address="127.0.0.1:$websocket_port" ;;
+  http) address="127.0.0.1:$http_port" ;;
+  *) echo "BENCH_TRANSPORT must be tcp, quic, ws or http" >&2; exit 2 ;;
+esac
+"$target/release/iggy-broker-bench" --address "$address" "${client_args[@]}" "$@"
 echo "broker peak resident memory: $(awk '/^VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$broker/status")"

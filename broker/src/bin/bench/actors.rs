@@ -47,6 +47,10 @@ macro_rules! actors {
                 !args.sdk_defaults,
             )?)?;
             client.connect().await?;
+            if args.transport == "http" {
+                // The HTTP client logs in on request, not on connect.
+                client.login_user(&args.username, &args.password).await?;
+            }
             Ok(client)
         }
 

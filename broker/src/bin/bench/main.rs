@@ -119,7 +119,9 @@ pub struct Args {
     /// this CA certificate.
     #[arg(long)]
     tls_ca_file: Option<String>,
-    /// Transport: `tcp` or `quic` (then `--address` is the QUIC address).
+    /// Transport: `tcp`, `quic`, `ws` (WebSocket) or `http`; `--address`
+    /// is that listener's address. Over HTTP there are no consumer groups
+    /// (the SDK joins only over connections).
     #[arg(long, default_value = "tcp")]
     transport: String,
     /// More connection-string options, e.g. `send_window=10000000` (QUIC).
@@ -148,6 +150,10 @@ pub async fn connect(args: &Args) -> anyhow::Result<IggyClient> {
 pub async fn connect_with(args: &Args, nodelay: bool) -> anyhow::Result<IggyClient> {
     let client = IggyClient::from_connection_string(&connection_string(args, nodelay)?)?;
     client.connect().await?;
+    if args.transport == "http" {
+        // The HTTP client logs in on request, not on connect.
+        client.login_user(&args.username, &args.password).await?;
+    }
     Ok(client)
 }
 
@@ -174,7 +180,9 @@ pub fn connection_string(args: &Args, nodelay: bool) -> anyhow::Result<String> {
     Ok(match args.transport.as_str() {
         "tcp" => format!("iggy://{credentials}{query}"),
         "quic" => format!("iggy+quic://{credentials}{query}"),
-        other => anyhow::bail!("unknown transport `{other}` (tcp or quic)"),
+        "ws" => format!("iggy+ws://{credentials}{query}"),
+        "http" => format!("iggy+http://{credentials}{query}"),
+        other => anyhow::bail!("unknown transport `{other}` (tcp, quic, ws or http)"),
     })
 }
 
@@ -218,6 +226,10 @@ async fn main() -> anyhow::Result<()> {
             let raw = ceiling(&args).await?;
             raw.print();
             for workload in UPSTREAM_WORKLOADS {
+                if workload == Workload::BalancedConsumerGroup && args.transport == "http" {
+                    println!("(balanced consumer group skipped: no groups over HTTP)");
+                    continue;
+                }
                 for phase in workloads::run(&args, workload).await? {
                     print_against(&phase, &raw);
                 }
