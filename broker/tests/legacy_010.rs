@@ -453,3 +453,36 @@ async fn users_permissions_and_tokens() {
     root.delete_user(&id("legacy-user")).await.unwrap();
     assert!(root.get_user(&id("legacy-user")).await.unwrap().is_none());
 }
+
+/// The 0.10 SDK over WebSocket: the broker detects the legacy framing on
+/// that transport too, and requests and replies larger than one WebSocket
+/// message (the broker sends replies in 64 KiB messages) arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_clients_work_over_websocket() {
+    let broker = TestBroker::start();
+    let address = broker.websocket_address.expect("WebSocket is enabled");
+    let client =
+        IggyClient::from_connection_string(&format!("iggy+ws://iggy:iggy@{address}")).unwrap();
+    client.connect().await.unwrap();
+    client.create_stream("s").await.unwrap();
+    create_topic(&client, "s", "t", 1).await;
+    let mut batch: Vec<IggyMessage> = (0..3u8)
+        .map(|i| {
+            IggyMessage::builder()
+                .id(u128::from(i) + 1)
+                .payload(bytes::Bytes::from(vec![b'a' + i; 100_000]))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    send(&client, &Partitioning::partition_id(0), &mut batch).await;
+    let polled = poll(&client, 0, &PollingStrategy::offset(0), 10, false).await;
+    assert_eq!(polled.messages.len(), 3);
+    for (i, message) in polled.messages.iter().enumerate() {
+        assert_eq!(message.header.id, i as u128 + 1);
+        assert_eq!(message.payload.len(), 100_000);
+        assert!(message.payload.iter().all(|byte| *byte == b'a' + i as u8));
+    }
+    let me = client.get_me().await.unwrap();
+    assert_eq!(me.transport, "WebSocket");
+}
