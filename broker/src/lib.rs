@@ -34,6 +34,7 @@
 //! - [`auth`]: passwords, personal access tokens, permission rules.
 //! - [`config`]: configuration file, environment overrides, validation.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`memory`]: freed memory given back to the operating system.
 //! - [`error`]: the error type and its wire status codes.
 
 pub mod auth;
@@ -46,6 +47,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod metadata;
 pub mod metrics;
 pub mod partitions;

@@ -128,6 +128,7 @@ pub async fn run(
 
     background.push(tokio::spawn(periodic_flush(broker.clone())));
     background.push(tokio::spawn(broker.space.clone().watch()));
+    background.push(tokio::spawn(crate::memory::give_back_forever()));
     if config.retention.enabled {
         background.push(tokio::spawn(crate::retention::run(
             broker.clone(),
