@@ -241,8 +241,8 @@ pub fn bind_quic(broker: &Arc<Broker>) -> anyhow::Result<Option<QuicListener>> {
 }
 
 /// The QUIC listener's UDP socket with `buffer_bytes` of receive and send
-/// buffer (the kernel caps both at `net.core.rmem_max`/`wmem_max`; the
-/// sizes it granted are logged).
+/// buffer (the kernel caps both at `net.core.rmem_max`/`wmem_max`; a
+/// warning names the sizes when it grants less).
 fn quic_socket(address: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(address)?;
     let options = socket2::SockRef::from(&socket);
