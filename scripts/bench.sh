@@ -42,5 +42,18 @@ case $transport in
   http) address="127.0.0.1:$http_port" ;;
   *) echo "BENCH_TRANSPORT must be tcp, quic, ws or http" >&2; exit 2 ;;
 esac
+# CPU time (clock ticks) of the broker and of the whole machine, so that two
+# builds can be compared by the work they do as well as by their throughput,
+# which this kind of VM moves by ±25 % between runs.
+broker_ticks() { awk '{print $14 + $15}' "/proc/$broker/stat"; }
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+broker_before=$(broker_ticks) machine_before=$(machine_ticks)
 "$target/release/iggy-broker-bench" --address "$address" "${client_args[@]}" "$@"
+broker_after=$(broker_ticks) machine_after=$(machine_ticks)
 echo "broker peak resident memory: $(awk '/^VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$broker/status")"
+hz=$(getconf CLK_TCK)
+read -r busy_before total_before <<<"$machine_before"
+read -r busy_after total_after <<<"$machine_after"
+awk -v b=$((broker_after - broker_before)) -v busy=$((busy_after - busy_before)) \
+  -v total=$((total_after - total_before)) -v hz="$hz" \
+  'BEGIN {printf "cpu: broker %.2f s, machine busy %.2f s of %.2f s (all cores)\n", b / hz, busy / hz, total / hz}'
