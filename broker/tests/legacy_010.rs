@@ -206,14 +206,19 @@ async fn messages_with_headers_offsets_and_both_generations() {
         &mut keyed,
     )
     .await;
-    // A message without an id gets one from the broker.
-    let mut anonymous = vec![
-        IggyMessage::builder()
-            .payload("no id".into())
-            .build()
-            .unwrap(),
-    ];
-    send(&client, &Partitioning::partition_id(1), &mut anonymous).await;
+    // Messages without an id get one from the broker, different within
+    // a batch and across batches (counted below with the others).
+    for _ in 0..2 {
+        let mut anonymous = (0..3)
+            .map(|_| {
+                IggyMessage::builder()
+                    .payload("no id".into())
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        send(&client, &Partitioning::partition_id(1), &mut anonymous).await;
+    }
 
     let consumer = Consumer::new(Identifier::numeric(1).unwrap());
     let polled = poll(&client, 0, &PollingStrategy::offset(0), 100, false).await;
@@ -248,7 +253,7 @@ async fn messages_with_headers_offsets_and_both_generations() {
         }
         ids.extend(polled.messages.iter().map(|m| m.header.id));
     }
-    assert_eq!(total, 100 + 40 + 10 + 1);
+    assert_eq!(total, 100 + 40 + 10 + 6);
     assert_eq!(ids.len(), total);
     assert!(!ids.contains(&0));
 
