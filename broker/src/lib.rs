@@ -34,7 +34,8 @@
 //! - [`auth`]: passwords, personal access tokens, permission rules.
 //! - [`config`]: configuration file, environment overrides, validation.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`memory`]: freed memory given back to the operating system.
+//! - [`memory`]: the allocator's thresholds, and freed memory given back
+//!   to the operating system.
 //! - [`error`]: the error type and its wire status codes.
 
 pub mod auth;

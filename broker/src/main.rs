@@ -62,24 +62,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Every password check (Argon2) takes a 19 MiB block. glibc raises its
-/// mmap threshold past the size of a freed mapping, after which such blocks
-/// come from the heap of the thread's arena and stay there when freed; as
-/// checks move between the blocking pool's threads, resident memory grew by
-/// 19 MiB steps, one per arena (found by the soak, docs/soak.md). A fixed
-/// threshold keeps blocks of 4 MiB and more in their own mappings, given
-/// back when freed.
-fn keep_large_allocations_mapped() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    keep_large_allocations_mapped();
+    iggy_broker::memory::tune_allocator();
     let args = Args::parse();
     let config = match Config::load(args.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
