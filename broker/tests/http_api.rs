@@ -123,3 +123,64 @@ async fn personal_access_tokens_and_permissions_over_http() {
     let err = with_token.get_streams().await.unwrap_err();
     assert_eq!(err.as_code(), IggyError::Unauthenticated.as_code());
 }
+
+/// A REST send's body goes straight into the binary request: refused
+/// bodies get a clear status and store nothing, raw base64 headers are kept
+/// as sent, and a good body is read back as sent over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bodies_over_http() {
+    let broker = TestBroker::start();
+    let tcp = broker.client().await;
+    create_stream_and_topic(&tcp, "s", "t", 1).await;
+    let address = broker.http_address.unwrap();
+    let token = http_login(address, "iggy", "iggy").await;
+    let path = "/streams/s/topics/t/messages";
+    let status = |response: String| response.lines().next().unwrap_or_default().to_string();
+    let partition_0 = r#""partitioning":{"kind":"partition_id","value":"AAAAAA=="}"#;
+    for (body, expected) in [
+        ("{".to_string(), "400"),
+        (
+            format!(r#"{{{partition_0},"messages":[{{"payload":"%%"}}]}}"#),
+            "422",
+        ),
+        (
+            format!(r#"{{{partition_0},"messages":[{{"id":"x","payload":"YQ=="}}]}}"#),
+            "422",
+        ),
+        (format!(r#"{{{partition_0},"messages":[]}}"#), "400"),
+        // Empty payload: refused by the send's own checks.
+        (
+            format!(r#"{{{partition_0},"messages":[{{"payload":""}}]}}"#),
+            "400",
+        ),
+    ] {
+        let answer = status(http_json(address, "POST", path, Some(&token), &body).await);
+        assert!(answer.contains(expected), "{body}: {answer}");
+    }
+    let good = format!(
+        r#"{{{partition_0},"messages":[{{"id":"42","payload":"aGVsbG8=","user_headers":"AQID"}},{{"payload":"YQ=="}}]}}"#
+    );
+    let answer = status(http_json(address, "POST", path, Some(&token), &good).await);
+    assert!(answer.contains("201"), "{answer}");
+
+    let polled = tcp
+        .poll_messages(
+            &id("s"),
+            &id("t"),
+            Some(0),
+            &Consumer::new(Identifier::numeric(1).unwrap()),
+            &PollingStrategy::offset(0),
+            10,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(polled.messages.len(), 2, "only the good body was stored");
+    assert_eq!(polled.messages[0].header.id, 42);
+    assert_eq!(&polled.messages[0].payload[..], b"hello");
+    assert_eq!(
+        polled.messages[0].user_headers.as_deref(),
+        Some(&[1u8, 2, 3][..])
+    );
+    assert_eq!(&polled.messages[1].payload[..], b"a");
+}

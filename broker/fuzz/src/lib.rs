@@ -166,22 +166,10 @@ pub fn legacy_frame(data: &[u8]) {
     {
         let mut reencoded = BytesMut::new();
         if iggy_broker::command::legacy::reencode_send(&body, &mut reencoded).is_ok() {
-            let (header, record) = iggy_broker::command::split_send_body(&mut reencoded)
-                .expect("a re-encoded send has valid metadata");
             // The 0.11 checks may still refuse its content (an empty
             // payload, which 0.10 allowed): an error for the client, as
             // for any send — found by this target, kept as a regression.
-            // The broker checks only the layout of a re-encoded batch (it
-            // computed the checksums itself), so whatever passes that must
-            // carry right checksums too.
-            if batch::validate_incoming(record, header.messages_count, BatchIntegrity::LayoutOnly)
-                .is_ok()
-            {
-                assert!(
-                    batch::validate_incoming(record, header.messages_count, BatchIntegrity::Verify)
-                        .is_ok()
-                );
-            }
+            assert_encoded_send(&mut reencoded);
         }
     }
 }
@@ -257,7 +245,7 @@ fn open_log_twice(dir: &Path) {
 }
 
 /// An HTTP request body, as the REST API's JSON extractors decode it (and,
-/// for SendMessages, as its handler turns it into messages).
+/// for SendMessages, as its handler encodes it into a binary request).
 pub fn http_json(data: &[u8]) {
     use iggy_common::{
         change_password::ChangePassword, create_consumer_group::CreateConsumerGroup,
@@ -265,9 +253,8 @@ pub fn http_json(data: &[u8]) {
         create_personal_access_token::CreatePersonalAccessToken, create_stream::CreateStream,
         create_topic::CreateTopic, create_user::CreateUser, login_user::LoginUser,
         login_with_personal_access_token::LoginWithPersonalAccessToken,
-        send_messages::SendMessages, store_consumer_offset::StoreConsumerOffset,
-        update_permissions::UpdatePermissions, update_stream::UpdateStream,
-        update_topic::UpdateTopic, update_user::UpdateUser,
+        store_consumer_offset::StoreConsumerOffset, update_permissions::UpdatePermissions,
+        update_stream::UpdateStream, update_topic::UpdateTopic, update_user::UpdateUser,
     };
     macro_rules! each {
         ($($t:ty),* $(,)?) => { $( let _ = serde_json::from_slice::<$t>(data); )* };
@@ -288,8 +275,26 @@ pub fn http_json(data: &[u8]) {
         UpdateTopic,
         UpdateUser,
     );
-    if let Ok(body) = serde_json::from_slice::<SendMessages>(data) {
-        let _ = iggy_broker::http::messages_of(&body);
+    // SendMessages goes straight to a binary body.
+    if let Ok(body) = iggy_broker::http::SendBody::parse(data) {
+        let stream = iggy_common::Identifier::numeric(1).expect("a valid id");
+        let mut encoded = BytesMut::new();
+        if body.encode(&stream, &stream, &mut encoded).is_ok() {
+            assert_encoded_send(&mut encoded);
+        }
+    }
+}
+
+/// A SendMessages body the broker encoded itself (from a 0.10 send or a
+/// REST one): its metadata is valid, and wherever the send's layout checks
+/// pass, its checksums are right too.
+fn assert_encoded_send(encoded: &mut [u8]) {
+    let (header, record) =
+        iggy_broker::command::split_send_body(encoded).expect("an encoded send has valid metadata");
+    if batch::validate_incoming(record, header.messages_count, BatchIntegrity::LayoutOnly).is_ok() {
+        assert!(
+            batch::validate_incoming(record, header.messages_count, BatchIntegrity::Verify).is_ok()
+        );
     }
 }
 

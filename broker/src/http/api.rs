@@ -9,13 +9,17 @@
 
 use super::auth::{Bearer, Tokens};
 use super::inprocess::InProcessClient;
+use super::polled_body;
+use super::send_body::{BodyError, SendBody};
 use crate::broker::Broker;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use bytes::BytesMut;
+use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
 use iggy_common::change_password::ChangePassword;
 use iggy_common::create_consumer_group::CreateConsumerGroup;
 use iggy_common::create_partitions::CreatePartitions;
@@ -25,7 +29,6 @@ use iggy_common::create_topic::CreateTopic;
 use iggy_common::create_user::CreateUser;
 use iggy_common::login_user::LoginUser;
 use iggy_common::login_with_personal_access_token::LoginWithPersonalAccessToken;
-use iggy_common::send_messages::SendMessages;
 use iggy_common::store_consumer_offset::StoreConsumerOffset;
 use iggy_common::update_permissions::UpdatePermissions;
 use iggy_common::update_stream::UpdateStream;
@@ -33,7 +36,7 @@ use iggy_common::update_topic::UpdateTopic;
 use iggy_common::update_user::UpdateUser;
 use iggy_common::{
     ClusterClient, Consumer, ConsumerGroupClient, ConsumerOffsetClient, Identifier, IdentityInfo,
-    IggyError, IggyMessage, MessageClient, PartitionClient, PersonalAccessTokenClient, PollingKind,
+    IggyError, MessageClient, PartitionClient, PersonalAccessTokenClient, PollingKind,
     PollingStrategy, SegmentClient, StreamClient, StreamUpdateOptions, SystemClient, TokenInfo,
     TopicClient, TopicCreateOptions, TopicUpdateOptions, UserClient, UserUpdateOptions,
 };
@@ -167,6 +170,12 @@ struct ErrorBody {
 impl From<IggyError> for ApiError {
     fn from(e: IggyError) -> Self {
         ApiError(e)
+    }
+}
+
+impl From<ApiError> for BodyError {
+    fn from(e: ApiError) -> Self {
+        BodyError::Iggy(e.0)
     }
 }
 
@@ -668,42 +677,23 @@ async fn poll_messages(
             param(&query, "auto_commit")?.unwrap_or(false),
         )
         .await?;
-    Ok(Json(polled))
+    let json = polled_body::to_json(&polled).map_err(|_| ApiError(IggyError::Error))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 
+/// The JSON body is encoded straight into the binary request
+/// ([`SendBody`]) and runs as a binary client's send.
 async fn send_messages(
     caller: Caller,
     Path((stream_id, topic_id)): Path<(String, String)>,
-    Json(body): Json<SendMessages>,
-) -> ApiResult<StatusCode> {
-    let mut messages = messages_of(&body)?;
-    caller
-        .client
-        .send_messages(
-            &ident(&stream_id)?,
-            &ident(&topic_id)?,
-            &body.partitioning,
-            &mut messages,
-        )
-        .await?;
+    headers: HeaderMap,
+    json: bytes::Bytes,
+) -> Result<StatusCode, BodyError> {
+    let body = SendBody::from_request(&headers, &json)?;
+    let mut request = BytesMut::new();
+    body.encode(&ident(&stream_id)?, &ident(&topic_id)?, &mut request)?;
+    caller.client.run(SEND_MESSAGES_CODE, &mut request).await?;
     Ok(StatusCode::CREATED)
-}
-
-/// The messages of a SendMessages body (payloads base64 in the JSON), with
-/// their ids and user headers checked.
-pub fn messages_of(body: &SendMessages) -> Result<Vec<IggyMessage>, IggyError> {
-    body.batch
-        .iter()
-        .map(|view| {
-            let builder = IggyMessage::builder()
-                .id(view.header().id())
-                .payload(bytes::Bytes::copy_from_slice(view.payload()));
-            match view.user_headers_map()? {
-                Some(headers) => builder.user_headers(headers).build(),
-                None => builder.build(),
-            }
-        })
-        .collect()
 }
 
 async fn store_offset(

@@ -45,6 +45,24 @@ impl InProcessClient {
             events,
         }
     }
+
+    /// Run binary command `code` with request body `body` (which the
+    /// command may rewrite in place) and return its reply body.
+    pub async fn run(&self, code: u32, body: &mut BytesMut) -> Result<Bytes, IggyError> {
+        let mut reply = BytesMut::new();
+        let mut session = self.session.lock().await;
+        let mut ctx = Context {
+            broker: &self.broker,
+            session: &mut session,
+        };
+        match dispatch(&mut ctx, code, body, &mut reply).await {
+            Ok(()) => Ok(reply.freeze()),
+            Err(e) => {
+                tracing::debug!(code, "HTTP request failed: {e}");
+                Err(IggyError::from_code(e.code()))
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for InProcessClient {
@@ -72,20 +90,7 @@ impl BinaryTransport for InProcessClient {
     async fn publish_event(&self, _event: DiagnosticEvent) {}
 
     async fn send_raw_with_response(&self, code: u32, payload: Bytes) -> Result<Bytes, IggyError> {
-        let mut body = BytesMut::from(&payload[..]);
-        let mut reply = BytesMut::new();
-        let mut session = self.session.lock().await;
-        let mut ctx = Context {
-            broker: &self.broker,
-            session: &mut session,
-        };
-        match dispatch(&mut ctx, code, &mut body, &mut reply).await {
-            Ok(()) => Ok(reply.freeze()),
-            Err(e) => {
-                tracing::debug!(code, "HTTP request failed: {e}");
-                Err(IggyError::from_code(e.code()))
-            }
-        }
+        self.run(code, &mut BytesMut::from(&payload[..])).await
     }
 
     fn get_heartbeat_interval(&self) -> NonZeroIggyDuration {

@@ -3,15 +3,19 @@
 //! client listeners are serving, the broker has registered with the
 //! metadata group and is in contact with it, and every partition replica
 //! it holds is in sync) — Prometheus `/metrics`, and the REST API
-//! (`api`, authenticated with `auth` tokens, executed by `inprocess`).
+//! (`api`, authenticated with `auth` tokens, executed by `inprocess`;
+//! message bodies go straight to the binary form in `send_body`, polled
+//! messages straight to JSON in `polled_body`).
 
 mod api;
 mod auth;
 mod cluster;
 mod inprocess;
+mod polled_body;
+mod send_body;
 mod tls;
 
-pub use api::messages_of;
+pub use send_body::SendBody;
 
 use crate::broker::Broker;
 use axum::Router;
