@@ -184,3 +184,40 @@ async fn message_bodies_over_http() {
     );
     assert_eq!(&polled.messages[1].payload[..], b"a");
 }
+
+/// A REST send is held to `limits.max_request_size` by its binary form, as
+/// a binary frame is, not by the HTTP library's 2 MB default for bodies: a
+/// body of 2.7 MB whose messages fit is stored, one whose messages do not
+/// is refused with 413 and a reason, stores nothing, and the broker goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_bodies_are_limited_by_the_request_size() {
+    let broker = TestBroker::start_with(&[("IGGY_LIMITS_MAX_REQUEST_SIZE", "4 MiB")]);
+    let tcp = broker.client().await;
+    create_stream_and_topic(&tcp, "s", "t", 1).await;
+    let address = broker.http_address.unwrap();
+    let token = http_login(address, "iggy", "iggy").await;
+    let path = "/streams/s/topics/t/messages";
+    // 1000 bytes of payload: 1336 characters of base64.
+    let payload = "QUJD".repeat(333) + "QQ==";
+    let body = |count: usize| {
+        let messages = vec![format!(r#"{{"payload":"{payload}"}}"#); count].join(",");
+        format!(
+            r#"{{"partitioning":{{"kind":"partition_id","value":"AAAAAA=="}},"messages":[{messages}]}}"#
+        )
+    };
+
+    let fits = body(2000);
+    assert!(fits.len() > 2 << 20, "{} bytes", fits.len());
+    let answer = http_json(address, "POST", path, Some(&token), &fits).await;
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(status.contains(" 201 "), "{answer}");
+
+    let too_many = body(4500);
+    let answer = http_json(address, "POST", path, Some(&token), &too_many).await;
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(status.contains(" 413 "), "{answer}");
+    assert!(answer.contains("limits.max_request_size"), "{answer}");
+
+    let stored = poll_all(&tcp, "s", "t", 0).await;
+    assert_eq!(stored.len(), 2000, "the refused body stored nothing");
+}

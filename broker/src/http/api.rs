@@ -10,9 +10,9 @@
 use super::auth::{Bearer, Tokens};
 use super::inprocess::InProcessClient;
 use super::polled_body;
-use super::send_body::{BodyError, SendBody};
+use super::send_body::{self, BodyError, SendBody};
 use crate::broker::Broker;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -134,7 +134,11 @@ pub fn router(broker: Arc<Broker>) -> Router {
         )
         .route(
             &format!("{topic}/messages"),
-            get(poll_messages).post(send_messages),
+            get(poll_messages)
+                .post(send_messages)
+                .layer(DefaultBodyLimit::max(send_body::json_limit(
+                    broker.effective.max_request_bytes,
+                ))),
         )
         .route(
             &format!("{topic}/consumer-offsets"),
@@ -682,8 +686,10 @@ async fn poll_messages(
 }
 
 /// The JSON body is encoded straight into the binary request
-/// ([`SendBody`]) and runs as a binary client's send.
+/// ([`SendBody`]) and runs as a binary client's send, held to the same
+/// `limits.max_request_size` as a binary frame.
 async fn send_messages(
+    State(api): State<Api>,
     caller: Caller,
     Path((stream_id, topic_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -692,6 +698,13 @@ async fn send_messages(
     let body = SendBody::from_request(&headers, &json)?;
     let mut request = BytesMut::new();
     body.encode(&ident(&stream_id)?, &ident(&topic_id)?, &mut request)?;
+    let max = api.broker.effective.max_request_bytes;
+    if request.len() > max {
+        return Err(BodyError::TooLarge {
+            size: request.len(),
+            max,
+        });
+    }
     caller.client.run(SEND_MESSAGES_CODE, &mut request).await?;
     Ok(StatusCode::CREATED)
 }

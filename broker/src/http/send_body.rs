@@ -60,8 +60,19 @@ pub enum BodyError {
     Syntax(String),
     /// JSON, but not a SendMessages body (422).
     Data(String),
+    /// Its binary form is larger than `limits.max_request_size` (413).
+    TooLarge { size: usize, max: usize },
     /// Refused by the protocol's rules (the API's error body).
     Iggy(IggyError),
+}
+
+/// The largest JSON body a REST send may have, for binary requests of up
+/// to `max_request_bytes`: base64 takes 4 bytes for 3 and each message
+/// adds its JSON keys, while the binary form adds 64 header and 16 index
+/// bytes per message, so any body whose binary form fits is under twice
+/// the limit. The binary form is then held to the limit itself.
+pub fn json_limit(max_request_bytes: usize) -> usize {
+    max_request_bytes.saturating_mul(2)
 }
 
 impl From<IggyError> for BodyError {
@@ -86,6 +97,14 @@ impl IntoResponse for BodyError {
             BodyError::Data(e) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+                .into_response(),
+            BodyError::TooLarge { size, max } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The messages take {size} bytes in the binary protocol, more than \
+                     limits.max_request_size ({max} bytes)"
+                ),
             )
                 .into_response(),
             BodyError::Iggy(e) => super::api::ApiError::from(e).into_response(),
