@@ -84,7 +84,7 @@ pub fn split_send_body(body: &mut [u8]) -> Result<(SendMessagesHeader, &mut [u8]
 /// Store a SendMessages body's batch and acknowledge it. `integrity` is
 /// [`BatchIntegrity::Verify`] for whatever a client sent;
 /// [`BatchIntegrity::LayoutOnly`] only for a batch this broker encoded a
-/// moment ago (the 0.10 adapter re-encodes every legacy send): its
+/// moment ago (`super::send_encoded`: every 0.10 send, every REST send): its
 /// checksums were just computed from the payloads, so hashing every byte
 /// again would prove nothing. Layout and limits are checked either way.
 pub async fn send_messages(

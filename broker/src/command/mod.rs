@@ -254,6 +254,22 @@ pub fn decode<T: WireDecode>(body: &[u8]) -> Result<T> {
     Ok(value)
 }
 
+/// Store a SendMessages body this broker encoded itself (from a 0.10
+/// send or a REST body) and acknowledge it into `out`, as
+/// [`dispatch`] would a client's: its layout and limits are checked, its
+/// checksums not hashed again — they were computed from its payloads a
+/// moment ago.
+pub async fn send_encoded(
+    ctx: &mut Context<'_>,
+    body: &mut [u8],
+    out: &mut BytesMut,
+) -> Result<()> {
+    if !ctx.session.is_authenticated() {
+        return Err(Error::Unauthenticated);
+    }
+    messages::send_messages(ctx, body, out, BatchIntegrity::LayoutOnly).await
+}
+
 /// Run the command `code` with request `body`, writing the reply body to
 /// `out`. Login is handled by the connection (it shapes the session).
 pub async fn dispatch(

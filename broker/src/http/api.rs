@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::BytesMut;
-use iggy_binary_protocol::codes::SEND_MESSAGES_CODE;
 use iggy_common::change_password::ChangePassword;
 use iggy_common::create_consumer_group::CreateConsumerGroup;
 use iggy_common::create_partitions::CreatePartitions;
@@ -686,7 +685,8 @@ async fn poll_messages(
 }
 
 /// The JSON body is encoded straight into the binary request
-/// ([`SendBody`]) and runs as a binary client's send, held to the same
+/// ([`SendBody`]) and stored by the binary protocol's send (without
+/// hashing the checksums it just computed), held to the same
 /// `limits.max_request_size` as a binary frame.
 async fn send_messages(
     State(api): State<Api>,
@@ -705,7 +705,7 @@ async fn send_messages(
             max,
         });
     }
-    caller.client.run(SEND_MESSAGES_CODE, &mut request).await?;
+    caller.client.send_encoded(&mut request).await?;
     Ok(StatusCode::CREATED)
 }
 

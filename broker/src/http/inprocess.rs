@@ -10,7 +10,7 @@
 
 use crate::broker::Broker;
 use crate::clients::Transport;
-use crate::command::{Context, dispatch};
+use crate::command::{Context, dispatch, send_encoded};
 use crate::session::Session;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -46,23 +46,39 @@ impl InProcessClient {
         }
     }
 
-    /// Run binary command `code` with request body `body` (which the
-    /// command may rewrite in place) and return its reply body.
-    pub async fn run(&self, code: u32, body: &mut BytesMut) -> Result<Bytes, IggyError> {
+    /// Store a SendMessages body the broker encoded itself
+    /// ([`send_encoded`]: its checksums are not hashed a second time).
+    pub async fn send_encoded(&self, body: &mut BytesMut) -> Result<Bytes, IggyError> {
+        self.execute(Request::EncodedSend, body).await
+    }
+
+    /// Run `request` with body `body` (which the command may rewrite in
+    /// place) and return its reply body.
+    async fn execute(&self, request: Request, body: &mut BytesMut) -> Result<Bytes, IggyError> {
         let mut reply = BytesMut::new();
         let mut session = self.session.lock().await;
         let mut ctx = Context {
             broker: &self.broker,
             session: &mut session,
         };
-        match dispatch(&mut ctx, code, body, &mut reply).await {
-            Ok(()) => Ok(reply.freeze()),
-            Err(e) => {
-                tracing::debug!(code, "HTTP request failed: {e}");
-                Err(IggyError::from_code(e.code()))
-            }
-        }
+        let done = match request {
+            Request::Command(code) => dispatch(&mut ctx, code, body, &mut reply).await,
+            Request::EncodedSend => send_encoded(&mut ctx, body, &mut reply).await,
+        };
+        done.map(|()| reply.freeze()).map_err(|e| {
+            tracing::debug!(?request, "HTTP request failed: {e}");
+            IggyError::from_code(e.code())
+        })
     }
+}
+
+/// What [`InProcessClient::execute`] runs.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    /// A binary command, by code.
+    Command(u32),
+    /// A SendMessages body encoded by the broker ([`send_encoded`]).
+    EncodedSend,
 }
 
 impl std::fmt::Debug for InProcessClient {
@@ -90,7 +106,8 @@ impl BinaryTransport for InProcessClient {
     async fn publish_event(&self, _event: DiagnosticEvent) {}
 
     async fn send_raw_with_response(&self, code: u32, payload: Bytes) -> Result<Bytes, IggyError> {
-        self.run(code, &mut BytesMut::from(&payload[..])).await
+        self.execute(Request::Command(code), &mut BytesMut::from(&payload[..]))
+            .await
     }
 
     fn get_heartbeat_interval(&self) -> NonZeroIggyDuration {

@@ -13,7 +13,6 @@ use super::super::Context;
 use super::{Scratch, run_011};
 use crate::error::{Error, Result};
 use bytes::{BufMut, BytesMut};
-use iggy_binary_protocol::batch::BatchIntegrity;
 use iggy_binary_protocol::codes::POLL_MESSAGES_CODE;
 use iggy_binary_protocol::requests::messages::PollMessagesRequest;
 use iggy_binary_protocol::requests::messages::send_messages::{
@@ -31,13 +30,7 @@ pub async fn send(ctx: &mut Context<'_>, body: &[u8], scratch: &mut Scratch) -> 
     reencode_send(body, &mut scratch.request)?;
     scratch.reply.clear();
     // 0.10 clients ignore the reply body; the confirmations are dropped.
-    super::super::messages::send_messages(
-        ctx,
-        &mut scratch.request,
-        &mut scratch.reply,
-        BatchIntegrity::LayoutOnly,
-    )
-    .await
+    super::super::send_encoded(ctx, &mut scratch.request, &mut scratch.reply).await
 }
 
 /// Re-encode a 0.10 SendMessages body as a 0.11 one in `out`: every
@@ -172,6 +165,7 @@ mod tests {
     use super::*;
     use crate::command::split_send_body;
     use crate::storage::batch;
+    use iggy_binary_protocol::batch::BatchIntegrity;
     use iggy_binary_protocol::{WireEncode, WireIdentifier, WirePartitioning};
 
     /// A 0.10 SendMessages body: metadata, the index array, then messages
