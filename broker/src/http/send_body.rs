@@ -69,8 +69,9 @@ pub enum BodyError {
 /// The largest JSON body a REST send may have, for binary requests of up
 /// to `max_request_bytes`: base64 takes 4 bytes for 3 and each message
 /// adds its JSON keys, while the binary form adds 64 header and 16 index
-/// bytes per message, so any body whose binary form fits is under twice
-/// the limit. The binary form is then held to the limit itself.
+/// bytes per message, so a body as clients write it (no padding) whose
+/// binary form fits is under twice the limit. The binary form is then
+/// held to the limit itself.
 pub fn json_limit(max_request_bytes: usize) -> usize {
     max_request_bytes.saturating_mul(2)
 }
