@@ -16,7 +16,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/iggy-k8s/target
 CARGO ?= cargo
 
-.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench bench-medians chaos upgrade-test build release k8s-up k8s-down
+.PHONY: soak fuzz fuzz-short test fmt-check lint crd-check chart-check crds unit-and-integration e2e e2e-tls-modes demo demo-local bench bench-medians bench-fsync-always chaos upgrade-test build release k8s-up k8s-down
 
 test: fmt-check lint crd-check chart-check unit-and-integration fuzz-short e2e
 
@@ -98,6 +98,11 @@ bench-medians:
 	$(CARGO) build --release --locked -p iggy-broker --features legacy-bench --bins
 	BENCH_BROKER_ENV="IGGY_TOPIC_FSYNC=never" scripts/bench-medians.sh 5
 	BENCH_BROKER_ENV="IGGY_TOPIC_FSYNC=never" scripts/bench-medians.sh 5 --sdk 0.10
+
+# Issue 17's fsync `always` bar: 8 rounds of dd / pinned producer / dd, each
+# run as a percentage of the dd rates around it (same caveat on memory).
+bench-fsync-always: release
+	scripts/bench-fsync-always.sh 8
 
 # Every decoder of outside bytes under libFuzzer (broker/fuzz, nightly):
 # `make fuzz-short` (part of make test) runs each target for 10 s from the
