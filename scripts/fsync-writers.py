@@ -73,8 +73,6 @@ def check(result, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-
-
 class Zeroer:
     """Keeps the file written with zeros two chunks ahead of its writer."""
 
@@ -82,6 +80,8 @@ class Zeroer:
         self.fd = fd
         self.zeroed = 0
         self.position = 0
+        # Bytes the writer wrote before the zeros reached them.
+        self.not_zeroed = 0
         self.done = False
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self.run)
@@ -103,12 +103,11 @@ class Zeroer:
                 self.changed.notify_all()
 
     def wrote_up_to(self, position):
-        """The writer is about to write up to `position`; returns how many
-        of those bytes are not zeroed yet."""
+        """The writer is about to write up to `position`."""
         with self.changed:
+            self.not_zeroed += max(0, position - max(self.zeroed, self.position))
             self.position = position
             self.changed.notify_all()
-            return max(0, position - self.zeroed)
 
     def stop(self):
         with self.changed:
@@ -117,14 +116,16 @@ class Zeroer:
         self.thread.join()
 
 
-not_zeroed = [0]
+zeroers = []  # started by their writers, on the clock
 
 
 def writer(fd):
     zeroer = Zeroer(fd) if args.zeroed else None
+    if zeroer:
+        zeroers.append(zeroer)
     for k in range(args.batches):
         if zeroer:
-            not_zeroed[0] += zeroer.wrote_up_to((k + 1) * MIB)
+            zeroer.wrote_up_to((k + 1) * MIB)
         if args.ahead and k % 8 == 0:
             check(
                 libc.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_long(k * MIB), ctypes.c_long(8 * MIB)),
@@ -155,7 +156,7 @@ for t in threads:
     t.join()
 elapsed = time.monotonic() - started
 prepared = "".join(f" --{flag}" for flag in ("ahead", "zeroed", "prewritten", "direct") if getattr(args, flag))
-behind = f" ({not_zeroed[0] / MIB:.0f} MiB written before zeroed)" if args.zeroed else ""
+behind = f" ({sum(z.not_zeroed for z in zeroers) / MIB:.0f} MiB written before zeroed)" if args.zeroed else ""
 print(f"{args.mode}{prepared}: {2 * args.batches / elapsed * MIB / 1e6:.0f} MB/s{behind}")
 for fd in fds:
     os.close(fd)
