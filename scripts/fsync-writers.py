@@ -94,7 +94,10 @@ class Zeroer:
                     self.changed.wait()
                 if self.done:
                     return
-                # Never behind the writer: zeros must not land on data.
+                # Never behind the writer's position. A chunk the writer
+                # reaches while it is being zeroed gets data and zeros in
+                # either order: only which blocks are written matters here,
+                # not what they hold (counted in `not_zeroed`).
                 at = max(self.zeroed, self.position)
             os.pwritev(self.fd, [zeros], at)
             os.fdatasync(self.fd)
