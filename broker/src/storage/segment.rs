@@ -83,11 +83,13 @@ impl StoredBytes {
         self.read_with_flags(out, 0)
     }
 
-    /// [`Self::read_appending`] only if every byte is in the page cache
-    /// (`RWF_NOWAIT`): `Ok(false)`, with `out` as it was, when some would
-    /// have to come from the disk, or when the file system cannot tell.
-    /// Lets a poll read on an async worker without ever waiting for the
-    /// disk there.
+    /// [`Self::read_appending`] only if it needs no wait for the disk
+    /// (`RWF_NOWAIT`): `Ok(false)`, with `out` as it was, when some bytes
+    /// would have to come from the disk, or when the file system cannot
+    /// tell. On a miss the kernel still starts reading ahead, which helps
+    /// the blocking read that follows (and, when the disk answers at once,
+    /// lets this read succeed). Lets a poll read on an async worker without
+    /// ever waiting for the disk there.
     pub fn read_cached_appending(&self, out: &mut BytesMut) -> io::Result<bool> {
         let start = out.len();
         match self.read_with_flags(out, libc::RWF_NOWAIT) {
