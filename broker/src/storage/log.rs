@@ -890,13 +890,18 @@ mod tests {
                     true
                 }
                 Some(count) => {
-                    assert_eq!((count, &out), (128, &stored), "readahead won the race");
+                    assert_eq!(
+                        (count, &out),
+                        (128, &stored),
+                        "a cached read returns what is stored"
+                    );
                     false
                 }
             }
         });
         assert!(declined_once, "a read of dropped pages never declined");
 
+        // The blocking read brings the pages back into the cache.
         assert_eq!(planned.read_appending(&mut BytesMut::new()).unwrap(), 128);
         let mut cached = BytesMut::from(&b"prefix"[..]);
         assert_eq!(
