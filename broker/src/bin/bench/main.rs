@@ -10,8 +10,8 @@
 //!   `pinned-consumer`, `pinned-producer-and-consumer`, `balanced-producer`,
 //!   `balanced-consumer-group`, `end-to-end-producing-consumer`; see
 //!   `workloads.rs`), or `all` of them after one raw loopback measurement
-//!   (the end-to-end producing consumer also after the same round trips
-//!   over bare TCP, its own ceiling);
+//!   (the end-to-end producing consumer preceded by its own ceiling, the
+//!   same round trips over bare TCP);
 //! - `send-latency`: round trips of 10- and 100-message sends and polls with
 //!   the SDK's default connection settings and with `nodelay=true`.
 //!
@@ -256,7 +256,7 @@ async fn ceiling(args: &Args) -> anyhow::Result<Phase> {
 /// end-to-end producing consumer also against its own ceiling, the same
 /// round trips over bare TCP ([`raw::round_trips`]), measured first: after
 /// the workload the page cache's writeback of what it wrote would still
-/// share the cores (a third off the ceiling on the 2-core VM).
+/// share the cores (up to a third off the ceiling on the 2-core VM).
 async fn run_against(args: &Arc<Args>, workload: Workload, raw: &Phase) -> anyhow::Result<()> {
     let floor = if workload == Workload::EndToEndProducingConsumer {
         let messages = args.messages_per_batch as usize;
