@@ -76,12 +76,20 @@ impl TestNamespace {
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
+async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    wait_for_within(what, WAIT, check).await
+}
+
+async fn wait_for_within<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -805,9 +813,14 @@ async fn an_iggy_topic_gets_a_finalizer_a_status_that_says_why_and_is_deleted_wi
         .create(&PostParams::default(), &paused)
         .await
         .unwrap();
-    wait_for("Ready=False ClusterNotReady", || async {
-        ready_reason(&topics.get(&name).await.unwrap()).as_deref() == Some("ClusterNotReady")
-    })
+    // Woken by the cluster's creation, not by its next look a minute on.
+    wait_for_within(
+        "Ready=False ClusterNotReady",
+        Duration::from_secs(15),
+        || async {
+            ready_reason(&topics.get(&name).await.unwrap()).as_deref() == Some("ClusterNotReady")
+        },
+    )
     .await;
 
     // A spec the API server accepts but the broker could not: Degraded.

@@ -282,12 +282,45 @@ pub async fn run(ctx: Arc<Context>, scope: Scope) {
     .await;
 }
 
+/// Topics are reconciled when they change, periodically (drift), and when
+/// their cluster changes in what they act on ([`topic::ClusterChanges`]).
 async fn run_topic_controller(ctx: Arc<Context>, topics: Api<crate::crd::IggyTopic>) {
-    Controller::new(topics, watcher::Config::default())
+    let namespace = topics.namespace().map(str::to_owned);
+    let controller = Controller::new(topics, watcher::Config::default());
+    let store = controller.store();
+    let changes = topic::ClusterChanges::default();
+    let topics_of = move |cluster: IggyCluster| {
+        if !changes.changed(&cluster) {
+            return Vec::new();
+        }
+        store
+            .state()
+            .into_iter()
+            .filter(|topic| topic::names_cluster(topic, &cluster))
+            .map(|topic| kube::runtime::reflector::ObjectRef::from_obj(&*topic))
+            .collect()
+    };
+    controller
+        .watches(
+            scoped::<IggyCluster>(&ctx.client, &namespace),
+            watcher::Config::default(),
+            topics_of,
+        )
         .shutdown_on_signal()
         .run(topic::reconcile, topic::error_policy, ctx)
         .for_each(log_result)
         .await;
+}
+
+/// `K` in `namespace`, or in every namespace.
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// The children are watched in the same namespace(s) as the clusters, and
@@ -296,15 +329,6 @@ async fn run_topic_controller(ctx: Arc<Context>, topics: Api<crate::crd::IggyTop
 async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
     let client = ctx.client.clone();
     let namespace = clusters.namespace().map(str::to_owned);
-    fn children<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let owned = watcher::Config::default().labels(&format!(
         "{}={}",
         crate::resources::labels::MANAGED_BY,
@@ -324,13 +348,13 @@ async fn run_controller(ctx: Arc<Context>, clusters: Api<IggyCluster>) {
             .collect::<Vec<_>>()
     };
     controller
-        .owns(children::<StatefulSet>(&client, &namespace), owned.clone())
-        .owns(children::<Service>(&client, &namespace), owned.clone())
-        .owns(children::<ConfigMap>(&client, &namespace), owned.clone())
-        .owns(children::<Secret>(&client, &namespace), owned.clone())
-        .owns(children::<PodDisruptionBudget>(&client, &namespace), owned)
+        .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
+        .owns(scoped::<Service>(&client, &namespace), owned.clone())
+        .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
+        .owns(scoped::<Secret>(&client, &namespace), owned.clone())
+        .owns(scoped::<PodDisruptionBudget>(&client, &namespace), owned)
         .watches(
-            children::<Secret>(&client, &namespace),
+            scoped::<Secret>(&client, &namespace),
             watcher::Config::default(),
             tls_users,
         )

@@ -20,6 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizing, finalizer};
 use kube::{Api, ResourceExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +31,12 @@ const KIND: &str = "iggytopic";
 /// Re-read a topic that is in sync this often, to undo changes made
 /// behind the resource's back.
 const DRIFT_CHECK: Duration = Duration::from_secs(60);
-/// Look again this soon while waiting for the cluster or for partitions
-/// to move.
+/// Look again this soon while waiting for partitions to move.
 const WAIT: Duration = Duration::from_secs(5);
+/// Look again this late while waiting for the cluster to exist or be
+/// Ready: its changes wake its topics (see [`ClusterChanges`]), so this
+/// only covers a change missed (a cluster deleted outright, say).
+const WAIT_FOR_CLUSTER: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(topic: Arc<IggyTopic>, ctx: Arc<Context>) -> Result<Action> {
     let mut measurer = ctx.metrics.measure(KIND);
@@ -143,7 +147,7 @@ async fn apply(topic: &IggyTopic, ctx: &Context) -> Result<Action> {
         }
     };
     let cluster = match cluster_of(ctx, topic).await? {
-        Some(cluster) if conditions::is_true(&cluster_conditions(&cluster), READY) => cluster,
+        Some(cluster) if cluster_ready(&cluster) => cluster,
         other => {
             let name = &topic.spec.cluster_ref;
             let (reason, message) = match other {
@@ -158,7 +162,7 @@ async fn apply(topic: &IggyTopic, ctx: &Context) -> Result<Action> {
             };
             not_ready(&mut status, reason, &message, generation, false);
             write_status(ctx, topic, &status).await?;
-            return Ok(Action::requeue(WAIT));
+            return Ok(Action::requeue(WAIT_FOR_CLUSTER));
         }
     };
 
@@ -477,14 +481,50 @@ async fn cleanup(topic: &IggyTopic, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-fn cluster_conditions(
-    cluster: &IggyCluster,
-) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn cluster_ready(cluster: &IggyCluster) -> bool {
     cluster
         .status
         .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default()
+        .is_some_and(|s| conditions::is_true(&s.conditions, READY))
+}
+
+/// Whether `topic` names `cluster` (they share a namespace).
+pub fn names_cluster(topic: &IggyTopic, cluster: &IggyCluster) -> bool {
+    topic.spec.cluster_ref == cluster.name_any() && topic.namespace() == cluster.namespace()
+}
+
+/// What about a cluster its topics act on: its spec (generation), whether
+/// it is Ready and whether it is being deleted. The topic controller
+/// watches clusters and wakes a cluster's topics when one of these changes
+/// — a topic waiting for its cluster syncs as soon as it is Ready, a
+/// replication factor the cluster has just grown to hold is applied at
+/// once — and not on the cluster's other status updates (each topic sync
+/// logs in to a broker).
+#[derive(Default)]
+pub struct ClusterChanges {
+    seen: std::sync::Mutex<HashMap<(Option<String>, String), ClusterState>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClusterState {
+    generation: Option<i64>,
+    ready: bool,
+    deleting: bool,
+}
+
+impl ClusterChanges {
+    /// Whether `cluster` differs, in what its topics act on, from the last
+    /// time it was looked at here (a cluster not seen before does).
+    pub fn changed(&self, cluster: &IggyCluster) -> bool {
+        let state = ClusterState {
+            generation: cluster.metadata.generation,
+            ready: cluster_ready(cluster),
+            deleting: cluster.metadata.deletion_timestamp.is_some(),
+        };
+        let key = (cluster.namespace(), cluster.name_any());
+        let mut seen = self.seen.lock().expect("not poisoned");
+        seen.insert(key, state) != Some(state)
+    }
 }
 
 /// Ready false for `reason`; `degraded` when it needs a person (a bad
@@ -530,4 +570,59 @@ fn set_degraded(
 
 async fn write_status(ctx: &Context, topic: &IggyTopic, status: &IggyTopicStatus) -> Result<()> {
     super::patch_status(ctx, topic, status).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::IggyClusterStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn cluster(name: &str, generation: i64, ready: bool) -> IggyCluster {
+        let mut cluster: IggyCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "iggy.rs/v1alpha1",
+            "kind": "IggyCluster",
+            "metadata": {"name": name, "namespace": "ns", "generation": generation},
+            "spec": {"replicas": 3},
+        }))
+        .unwrap();
+        let mut status = IggyClusterStatus::default();
+        conditions::set(
+            &mut status.conditions,
+            READY,
+            ready,
+            "Test",
+            "",
+            Some(generation),
+        );
+        cluster.status = Some(status);
+        cluster
+    }
+
+    #[test]
+    fn a_clusters_topics_wake_on_its_spec_readiness_or_deletion_not_on_other_status() {
+        let changes = ClusterChanges::default();
+        assert!(changes.changed(&cluster("a", 1, false)), "first seen");
+        assert!(!changes.changed(&cluster("a", 1, false)), "the same again");
+        assert!(changes.changed(&cluster("b", 1, false)), "another cluster");
+
+        let mut other_status = cluster("a", 1, false);
+        let status = other_status.status.as_mut().unwrap();
+        status.ready_replicas = 2;
+        conditions::set(
+            &mut status.conditions,
+            crate::crd::conditions::PROGRESSING,
+            true,
+            "Rolling",
+            "",
+            Some(1),
+        );
+        assert!(!changes.changed(&other_status), "another condition");
+
+        assert!(changes.changed(&cluster("a", 1, true)), "became Ready");
+        assert!(changes.changed(&cluster("a", 2, true)), "spec changed");
+        let mut deleting = cluster("a", 2, true);
+        deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        assert!(changes.changed(&deleting), "being deleted");
+    }
 }
