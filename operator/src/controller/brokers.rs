@@ -90,7 +90,7 @@ pub async fn credentials(
     namespace: &str,
 ) -> crate::Result<Option<Credentials>> {
     let Some((username, password)) =
-        super::cluster::root_credentials(ctx, cluster, namespace).await?
+        super::credentials::root_credentials(ctx, cluster, namespace).await?
     else {
         return Ok(None);
     };

@@ -3,21 +3,21 @@
 
 use super::replica_tls::{self, ReplicaTls};
 use super::roll::{self, Rolling};
-use super::scale::{self, Step};
-use super::{Context, brokers};
+use super::scale;
+use super::{Context, brokers, credentials};
 use crate::crd::cluster::ClusterEndpoints;
 use crate::crd::conditions::{self, DEGRADED, PAUSED, PROGRESSING, READY};
 use crate::crd::{IggyCluster, IggyClusterStatus};
 use crate::resources::monitoring::{self, Scrape};
 use crate::resources::{
-    configmap::build_config_map, names, pdb::build_pdb, secret, services, statefulset, tls,
+    configmap::build_config_map, names, pdb::build_pdb, services, statefulset, tls,
 };
 use crate::{Error, MANAGER, Result};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
@@ -129,8 +129,8 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         generation,
     );
 
-    let root_secret_ready = ensure_root_secret(ctx, cluster, &namespace).await?;
-    ensure_cluster_secret(ctx, cluster, &namespace).await?;
+    let root_secret_ready = credentials::ensure_root_secret(ctx, cluster, &namespace).await?;
+    credentials::ensure_cluster_secret(ctx, cluster, &namespace).await?;
 
     let previous: Option<StatefulSet> =
         Api::<StatefulSet>::namespaced(ctx.client.clone(), &namespace)
@@ -278,7 +278,8 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     report_roll(ctx, cluster, &rolling, &mut status).await;
     // One change at a time: scaling waits while a pod restarts.
     let scaling = if rolling == Rolling::Idle {
-        carry_out_scale(ctx, cluster, brokers.as_ref(), &step, &mut status).await
+        let session = brokers.as_ref().map(|b| &b.session);
+        scale::carry_out(ctx, cluster, session, &step, &mut status).await
     } else {
         false
     };
@@ -481,95 +482,6 @@ async fn reconcile_pod_monitor(
     delete_if_present(&api, &name).await
 }
 
-/// Make sure the root-credentials Secret exists. A Secret the user names is
-/// only checked; the operator's own is created once and never overwritten.
-/// Returns whether the Secret exists.
-async fn ensure_root_secret(ctx: &Context, cluster: &IggyCluster, namespace: &str) -> Result<bool> {
-    if cluster.spec.auth.root_credentials_secret.is_some() {
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-        return Ok(api.get_opt(&names::root_secret(cluster)).await?.is_some());
-    }
-    let secret = secret::build_root_secret(cluster, &secret::random_password());
-    ensure_secret(
-        ctx,
-        cluster,
-        namespace,
-        secret,
-        "generated root credentials",
-    )
-    .await
-}
-
-/// Make sure the brokers' shared secret exists (created once, never
-/// overwritten: changing it would split the cluster).
-async fn ensure_cluster_secret(
-    ctx: &Context,
-    cluster: &IggyCluster,
-    namespace: &str,
-) -> Result<bool> {
-    let secret = secret::build_cluster_secret(cluster, &secret::random_shared_secret());
-    ensure_secret(
-        ctx,
-        cluster,
-        namespace,
-        secret,
-        "generated the brokers' shared secret",
-    )
-    .await
-}
-
-/// Create `secret` unless a Secret of its name exists; returns whether it
-/// exists now.
-async fn ensure_secret(
-    ctx: &Context,
-    cluster: &IggyCluster,
-    namespace: &str,
-    secret: Secret,
-    what: &str,
-) -> Result<bool> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = secret.name_any();
-    if api.get_opt(&name).await?.is_some() {
-        return Ok(true);
-    }
-    let params = PostParams {
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    };
-    match api.create(&params, &secret).await {
-        Ok(_) => {
-            publish(
-                ctx,
-                cluster,
-                "SecretCreated",
-                &format!("{what} in Secret {name}"),
-            )
-            .await;
-            Ok(true)
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(true),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The root user's name and password, from the root-credentials Secret.
-pub(super) async fn root_credentials(
-    ctx: &Context,
-    cluster: &IggyCluster,
-    namespace: &str,
-) -> Result<Option<(String, String)>> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(secret) = api.get_opt(&names::root_secret(cluster)).await? else {
-        return Ok(None);
-    };
-    let data = secret.data.unwrap_or_default();
-    let field = |key: &str| {
-        data.get(key)
-            .map(|value| String::from_utf8_lossy(&value.0).into_owned())
-    };
-    Ok(field(secret::USERNAME_KEY).zip(field(secret::PASSWORD_KEY)))
-}
-
 /// Where the brokers tell clients to reach them: the spec's host, else the
 /// client Service's cluster IP.
 fn advertised_host(cluster: &IggyCluster, client_service: &Service) -> String {
@@ -627,110 +539,6 @@ async fn observe_brokers(
         }
     }
 }
-
-/// Take the scaling step (Events for what changes, a condition for where
-/// it stands). Returns whether scaling is under way.
-async fn carry_out_scale(
-    ctx: &Context,
-    cluster: &IggyCluster,
-    brokers: Option<&Brokers>,
-    step: &Step,
-    status: &mut IggyClusterStatus,
-) -> bool {
-    let generation = cluster.metadata.generation;
-    let mut progressing = |reason: &str, message: String| {
-        conditions::set(
-            &mut status.conditions,
-            PROGRESSING,
-            true,
-            reason,
-            message,
-            generation,
-        )
-    };
-    let session = brokers.map(|b| &b.session);
-    match (step, session) {
-        (Step::Refused(why), _) => {
-            let message = format!(
-                "not scaling down to {} brokers: {why}",
-                cluster.spec.replicas
-            );
-            degrade(ctx, cluster, status, "ScaleDownRefused", why, message).await;
-            false
-        }
-        (Step::Joining(missing), _) => {
-            progressing(
-                "ScalingUp",
-                format!("waiting for brokers {missing:?} to join the cluster"),
-            );
-            true
-        }
-        (Step::Rebalance, Some(session)) => match session.rebalance(REBALANCE_MOVES).await {
-            Ok(done) if done.balanced => false,
-            Ok(done) => {
-                let note = format!(
-                    "rebalancing partitions: {} replica moves and {} leader moves started, {} in progress",
-                    done.moves.len(),
-                    done.leader_moves.len(),
-                    done.in_progress
-                );
-                if !done.moves.is_empty() || !done.leader_moves.is_empty() {
-                    publish(ctx, cluster, "Rebalancing", &note).await;
-                }
-                progressing("Rebalancing", note);
-                true
-            }
-            Err(e) => {
-                tracing::info!(cluster = %cluster.name_any(), "rebalance: {e}");
-                false
-            }
-        },
-        (Step::Drain(node), Some(session)) => {
-            let note = match session.drain(*node).await {
-                Ok(()) => {
-                    let note = format!("draining broker {node} before removing it");
-                    publish(ctx, cluster, "Draining", &note).await;
-                    note
-                }
-                Err(e) => format!("draining broker {node}: {e}"),
-            };
-            progressing("ScalingDown", note);
-            true
-        }
-        (Step::Draining { node, partitions }, _) => {
-            progressing(
-                "ScalingDown",
-                format!("draining broker {node}: {partitions} partitions still moving"),
-            );
-            true
-        }
-        (Step::Remove(node), Some(session)) => {
-            let note = match session.remove_node(*node).await {
-                Ok(removed) => {
-                    let note = format!("broker {node} is drained and left the cluster");
-                    if removed {
-                        publish(ctx, cluster, "BrokerRemoved", &note).await;
-                    }
-                    note
-                }
-                Err(e) => format!("removing broker {node}: {e}"),
-            };
-            progressing("ScalingDown", note);
-            true
-        }
-        (Step::Shrink(to), _) => {
-            progressing(
-                "ScalingDown",
-                format!("shrinking the StatefulSet to {to} brokers"),
-            );
-            true
-        }
-        (Step::Unobserved, _) | (_, None) => false,
-    }
-}
-
-/// Changes per rebalance call (each reconcile while unbalanced).
-const REBALANCE_MOVES: usize = 4;
 
 /// Server-side apply `object` as the operator's field manager.
 pub(super) async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K>
@@ -832,14 +640,14 @@ async fn switch_replica_tls(
 }
 
 /// Record a Normal Event on the cluster.
-async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
+pub(super) async fn publish(ctx: &Context, cluster: &IggyCluster, reason: &str, note: &str) {
     publish_event(ctx, cluster, EventType::Normal, reason, note).await
 }
 
 /// Set `Degraded` with `reason`, and the Warning Event `note` when the
 /// cluster was not already degraded for that reason before this reconcile
 /// (the status being built has had its conditions recomputed already).
-async fn degrade(
+pub(super) async fn degrade(
     ctx: &Context,
     cluster: &IggyCluster,
     status: &mut IggyClusterStatus,

@@ -2,6 +2,7 @@
 
 pub mod brokers;
 pub mod cluster;
+mod credentials;
 pub mod replica_tls;
 pub mod roll;
 pub mod scale;

@@ -16,9 +16,14 @@
 //! `persistentVolumeClaimRetentionPolicy` decides), and a broker scaled up
 //! again on its old volume joins again.
 //!
-//! The decision is pure ([`next_step`]); [`super::cluster`] carries it out.
+//! The decision is pure ([`next_step`]); [`carry_out`] takes its step.
 
-use super::brokers::PartitionStatus;
+use super::Context;
+use super::brokers::{AdminSession, PartitionStatus};
+use super::cluster::{degrade, publish};
+use crate::crd::conditions::{self, PROGRESSING};
+use crate::crd::{IggyCluster, IggyClusterStatus};
+use kube::ResourceExt;
 use std::collections::BTreeSet;
 
 /// What the brokers report that scaling needs.
@@ -119,6 +124,110 @@ pub fn statefulset_replicas(desired: i32, current: Option<i32>, step: &Step) -> 
         (Some(current), _) => current.max(desired),
     }
 }
+
+/// Take the scaling step through the brokers' admin `session` (Events for
+/// what changes, a condition for where it stands). Returns whether scaling
+/// is under way.
+pub(super) async fn carry_out(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    session: Option<&AdminSession>,
+    step: &Step,
+    status: &mut IggyClusterStatus,
+) -> bool {
+    let generation = cluster.metadata.generation;
+    let mut progressing = |reason: &str, message: String| {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            reason,
+            message,
+            generation,
+        )
+    };
+    match (step, session) {
+        (Step::Refused(why), _) => {
+            let message = format!(
+                "not scaling down to {} brokers: {why}",
+                cluster.spec.replicas
+            );
+            degrade(ctx, cluster, status, "ScaleDownRefused", why, message).await;
+            false
+        }
+        (Step::Joining(missing), _) => {
+            progressing(
+                "ScalingUp",
+                format!("waiting for brokers {missing:?} to join the cluster"),
+            );
+            true
+        }
+        (Step::Rebalance, Some(session)) => match session.rebalance(REBALANCE_MOVES).await {
+            Ok(done) if done.balanced => false,
+            Ok(done) => {
+                let note = format!(
+                    "rebalancing partitions: {} replica moves and {} leader moves started, {} in progress",
+                    done.moves.len(),
+                    done.leader_moves.len(),
+                    done.in_progress
+                );
+                if !done.moves.is_empty() || !done.leader_moves.is_empty() {
+                    publish(ctx, cluster, "Rebalancing", &note).await;
+                }
+                progressing("Rebalancing", note);
+                true
+            }
+            Err(e) => {
+                tracing::info!(cluster = %cluster.name_any(), "rebalance: {e}");
+                false
+            }
+        },
+        (Step::Drain(node), Some(session)) => {
+            let note = match session.drain(*node).await {
+                Ok(()) => {
+                    let note = format!("draining broker {node} before removing it");
+                    publish(ctx, cluster, "Draining", &note).await;
+                    note
+                }
+                Err(e) => format!("draining broker {node}: {e}"),
+            };
+            progressing("ScalingDown", note);
+            true
+        }
+        (Step::Draining { node, partitions }, _) => {
+            progressing(
+                "ScalingDown",
+                format!("draining broker {node}: {partitions} partitions still moving"),
+            );
+            true
+        }
+        (Step::Remove(node), Some(session)) => {
+            let note = match session.remove_node(*node).await {
+                Ok(removed) => {
+                    let note = format!("broker {node} is drained and left the cluster");
+                    if removed {
+                        publish(ctx, cluster, "BrokerRemoved", &note).await;
+                    }
+                    note
+                }
+                Err(e) => format!("removing broker {node}: {e}"),
+            };
+            progressing("ScalingDown", note);
+            true
+        }
+        (Step::Shrink(to), _) => {
+            progressing(
+                "ScalingDown",
+                format!("shrinking the StatefulSet to {to} brokers"),
+            );
+            true
+        }
+        (Step::Unobserved, _) | (_, None) => false,
+    }
+}
+
+/// Changes per rebalance call (each reconcile while unbalanced).
+const REBALANCE_MOVES: usize = 4;
 
 #[cfg(test)]
 mod tests {
