@@ -188,30 +188,7 @@ async fn sync(
 ) -> Result<Action> {
     let generation = topic.metadata.generation;
     let (client, admin) = connect(ctx, cluster).await?;
-    let stream_name = &topic.spec.stream;
-    let stream = Identifier::named(stream_name)
-        .map_err(|e| Error::InvalidSpec(format!("stream {stream_name:?}: {e}")))?;
-    let stream_id = match client
-        .get_stream(&stream)
-        .await
-        .map_err(broker_error("reading the stream"))?
-    {
-        Some(details) => details.id,
-        None => {
-            let created = client
-                .create_stream(stream_name)
-                .await
-                .map_err(broker_error("creating the stream"))?;
-            ctx.publish(
-                topic,
-                EventType::Normal,
-                "StreamCreated",
-                &format!("created stream {stream_name:?}"),
-            )
-            .await;
-            created.id
-        }
-    };
+    let stream_id = ensure_stream(topic, ctx, &client).await?;
     let stream = Identifier::numeric(stream_id).expect("a stream id");
     let topic_name = Identifier::named(&desired.name)
         .map_err(|e| Error::InvalidSpec(format!("topic name {:?}: {e}", desired.name)))?;
@@ -225,107 +202,28 @@ async fn sync(
         .map_err(broker_error("reading the topic"))?;
     let observed = details.map(|d| observe(&d, stream_id, &partitions));
 
-    let plan = topic_plan::plan(desired, observed.as_ref(), status.topic_id);
     // Whether the broker's topic changed here (then its partitions are
     // read again for the status).
-    let mut changed = true;
-    let topic_id = match plan {
+    let (topic_id, changed) = match topic_plan::plan(desired, observed.as_ref(), status.topic_id) {
         Plan::Conflict(message) => {
-            if !conditions::is_true(&status.conditions, CONFLICT) {
-                ctx.publish(topic, EventType::Warning, CONFLICT, &message)
-                    .await;
-            }
-            conditions::set(
-                &mut status.conditions,
-                CONFLICT,
-                true,
-                "TopicExists",
-                &message,
-                generation,
-            );
-            conditions::set(
-                &mut status.conditions,
-                READY,
-                false,
-                CONFLICT,
-                &message,
-                generation,
-            );
-            set_degraded(status, None, generation);
+            report_conflict(topic, ctx, status, &message).await;
             return Ok(Action::requeue(DRIFT_CHECK));
         }
-        Plan::Create => {
-            let options = TopicCreateOptions {
-                partitions_count: Some(desired.partitions),
-                compression_algorithm: Some(desired.compression),
-                message_expiry: Some(desired.message_expiry),
-                max_topic_size: Some(desired.max_topic_size),
-                raw: [(
-                    "replication_factor".to_string(),
-                    desired.replication_factor.to_string(),
-                )]
-                .into(),
-                ..Default::default()
-            };
-            let created = client
-                .create_topic(&stream, &desired.name, &options)
-                .await
-                .map_err(broker_error("creating the topic"))?;
-            ctx.publish(
-                topic,
-                EventType::Normal,
-                "TopicCreated",
-                &format!(
-                    "created topic {:?} in stream {stream_name:?}: {} partitions, replication factor {}",
-                    desired.name, desired.partitions, desired.replication_factor
-                ),
-            )
-            .await;
-            created.id
-        }
+        Plan::Create => (
+            create_topic(topic, ctx, &client, &stream, desired).await?,
+            true,
+        ),
         Plan::Sync { changes, problems } => {
             let id = observed.as_ref().expect("a topic to sync").id;
-            let topic_id = Identifier::numeric(id).expect("a topic id");
             for change in &changes {
-                let note = match change {
-                    Change::Settings => {
-                        let options = TopicUpdateOptions {
-                            compression_algorithm: Some(desired.compression),
-                            message_expiry: Some(desired.message_expiry),
-                            max_topic_size: Some(desired.max_topic_size),
-                            ..Default::default()
-                        };
-                        client
-                            .update_topic(&stream, &topic_id, &desired.name, &options)
-                            .await
-                            .map_err(broker_error("updating the topic"))?;
-                        "updated message expiry, size cap and compression".to_string()
-                    }
-                    Change::AddPartitions(count) => {
-                        client
-                            .create_partitions(&stream, &topic_id, *count)
-                            .await
-                            .map_err(broker_error("adding partitions"))?;
-                        format!("added {count} partitions")
-                    }
-                    Change::ReplicationFactor(factor) => {
-                        admin
-                            .change_replication_factor(stream_id, id, *factor)
-                            .await
-                            .map_err(|e| {
-                                Error::Broker(format!("changing the replication factor: {e}"))
-                            })?;
-                        format!("changing the replication factor to {factor}")
-                    }
-                };
+                let note = change_topic(&client, &admin, (stream_id, id), desired, change).await?;
                 ctx.publish(topic, EventType::Normal, "TopicUpdated", &note)
                     .await;
             }
             let problem =
                 (!problems.is_empty()).then(|| ("MorePartitionsThanDeclared", problems.join("; ")));
             set_degraded(status, problem, generation);
-            changed = !changes.is_empty();
-            id
+            (id, !changes.is_empty())
         }
     };
     conditions::set(
@@ -369,6 +267,135 @@ async fn sync(
         generation,
     );
     Ok(Action::requeue(if ready { DRIFT_CHECK } else { WAIT }))
+}
+
+/// The id of the spec's stream, created if it does not exist.
+async fn ensure_stream(topic: &IggyTopic, ctx: &Context, client: &IggyClient) -> Result<u32> {
+    let stream_name = &topic.spec.stream;
+    let stream = Identifier::named(stream_name)
+        .map_err(|e| Error::InvalidSpec(format!("stream {stream_name:?}: {e}")))?;
+    if let Some(details) = client
+        .get_stream(&stream)
+        .await
+        .map_err(broker_error("reading the stream"))?
+    {
+        return Ok(details.id);
+    }
+    let created = client
+        .create_stream(stream_name)
+        .await
+        .map_err(broker_error("creating the stream"))?;
+    let note = format!("created stream {stream_name:?}");
+    ctx.publish(topic, EventType::Normal, "StreamCreated", &note)
+        .await;
+    Ok(created.id)
+}
+
+/// Someone else's topic of that name differs from the spec: left alone,
+/// and said so (the Warning Event only when the conflict is new).
+async fn report_conflict(
+    topic: &IggyTopic,
+    ctx: &Context,
+    status: &mut IggyTopicStatus,
+    message: &str,
+) {
+    let generation = topic.metadata.generation;
+    if !conditions::is_true(&status.conditions, CONFLICT) {
+        ctx.publish(topic, EventType::Warning, CONFLICT, message)
+            .await;
+    }
+    conditions::set(
+        &mut status.conditions,
+        CONFLICT,
+        true,
+        "TopicExists",
+        message,
+        generation,
+    );
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        false,
+        CONFLICT,
+        message,
+        generation,
+    );
+    set_degraded(status, None, generation);
+}
+
+/// Create the declared topic in `stream`; returns its id.
+async fn create_topic(
+    topic: &IggyTopic,
+    ctx: &Context,
+    client: &IggyClient,
+    stream: &Identifier,
+    desired: &Desired,
+) -> Result<u32> {
+    let options = TopicCreateOptions {
+        partitions_count: Some(desired.partitions),
+        compression_algorithm: Some(desired.compression),
+        message_expiry: Some(desired.message_expiry),
+        max_topic_size: Some(desired.max_topic_size),
+        raw: [(
+            "replication_factor".to_string(),
+            desired.replication_factor.to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let created = client
+        .create_topic(stream, &desired.name, &options)
+        .await
+        .map_err(broker_error("creating the topic"))?;
+    let note = format!(
+        "created topic {:?} in stream {:?}: {} partitions, replication factor {}",
+        desired.name, topic.spec.stream, desired.partitions, desired.replication_factor
+    );
+    ctx.publish(topic, EventType::Normal, "TopicCreated", &note)
+        .await;
+    Ok(created.id)
+}
+
+/// Make one change to the broker's topic `(stream id, topic id)`; returns
+/// what was done, for the Event.
+async fn change_topic(
+    client: &IggyClient,
+    admin: &AdminSession,
+    (stream_id, topic_id): (u32, u32),
+    desired: &Desired,
+    change: &Change,
+) -> Result<String> {
+    let stream = Identifier::numeric(stream_id).expect("a stream id");
+    let topic = Identifier::numeric(topic_id).expect("a topic id");
+    Ok(match change {
+        Change::Settings => {
+            let options = TopicUpdateOptions {
+                compression_algorithm: Some(desired.compression),
+                message_expiry: Some(desired.message_expiry),
+                max_topic_size: Some(desired.max_topic_size),
+                ..Default::default()
+            };
+            client
+                .update_topic(&stream, &topic, &desired.name, &options)
+                .await
+                .map_err(broker_error("updating the topic"))?;
+            "updated message expiry, size cap and compression".to_string()
+        }
+        Change::AddPartitions(count) => {
+            client
+                .create_partitions(&stream, &topic, *count)
+                .await
+                .map_err(broker_error("adding partitions"))?;
+            format!("added {count} partitions")
+        }
+        Change::ReplicationFactor(factor) => {
+            admin
+                .change_replication_factor(stream_id, topic_id, *factor)
+                .await
+                .map_err(|e| Error::Broker(format!("changing the replication factor: {e}")))?;
+            format!("changing the replication factor to {factor}")
+        }
+    })
 }
 
 /// Whether the brokers have the declared topic: every partition there,
