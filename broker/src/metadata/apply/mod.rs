@@ -89,9 +89,9 @@ impl MetadataState {
         (response, effects)
     }
 
-    /// One step per command. A new stream, topic, user or broker record is
-    /// built here from the command; its step checks it, gives it its id
-    /// and inserts it.
+    /// One step per command. A new stream or topic, or a broker's
+    /// registration, is built here from the command; its step checks it,
+    /// gives it its id and inserts it.
     fn apply_command(
         &mut self,
         command: &MetadataCommand,
