@@ -9,6 +9,8 @@
 #   scripts/cluster.sh kill ID DIR  SIGKILL node ID
 #   scripts/cluster.sh start ID DIR restart node ID on its data and ports (or start a spare node,
 #                                   which joins the cluster); waits until it is ready
+#   scripts/cluster.sh launch ID DIR  the same without waiting (a test of a broker that is not
+#                                   ready yet)
 #   scripts/cluster.sh down DIR     stop every node this script started in DIR (and nothing else)
 #
 # Node i listens on its own loopback address, 127.A.B.<10+i> with A.B chosen at
@@ -33,7 +35,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -272,13 +274,13 @@ EOF
     kill -9 "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
     ;;
-  start)
+  start | launch)
     [ $# -eq 3 ] || usage
     id=$2 dir=$3
     [ -f "$(node_dir "$id" "$dir")/ports" ] || { echo "no node $id in $dir" >&2; exit 1; }
     if running "$id" "$dir"; then echo "node $id is already running" >&2; exit 1; fi
     launch "$id" "$dir"
-    wait_ready "$id" "$dir"
+    [ "$cmd" = launch ] || wait_ready "$id" "$dir"
     describe "$id" "$dir"
     ;;
   down)

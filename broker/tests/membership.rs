@@ -1,12 +1,14 @@
 //! A cluster that grows and shrinks: real broker processes
 //! (`scripts/cluster.sh`) join the metadata group, take partitions through
 //! a rebalance, and leave after being drained, while an SDK producer keeps
-//! sending; afterwards every acknowledged message is read back once.
+//! sending; afterwards every acknowledged message is read back once. And a
+//! founder back on an empty volume joins the cluster instead of forking it.
 
 mod common;
 
 use common::cluster::TestCluster;
 use common::replicated::*;
+use iggy::prelude::*;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,5 +105,78 @@ async fn brokers_join_take_partitions_and_leave_drained_under_load() {
          ({calls} calls); 5 → 3 in {shrunk:?}; a removed broker rejoined in {rejoined:?}",
         outcomes.len(),
         ids.len()
+    );
+}
+
+/// A cluster founded by one broker and grown to three: the founder back on
+/// an empty volume joins the cluster it founded, instead of founding a
+/// second, empty one under the same name (`cluster::founding`). The others
+/// cannot reach it at first (their connections to it are refused; its own
+/// to them work), which is when a second cluster would take writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_forking() {
+    let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
+    cluster.start(1);
+    cluster.start(2);
+    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
+    create_topic_with_partitions(&cluster, 3).await;
+
+    cluster.kill(0);
+    std::fs::remove_dir_all(&cluster.node(0).data).unwrap();
+    let unreachable = cluster.refuse_peers_of(0);
+    cluster.launch(0);
+    common::wait_for("broker 0 to decide", Duration::from_secs(30), || {
+        let log = cluster.log(0);
+        log.contains("not founding one") || log.contains("founding the cluster")
+    })
+    .await;
+    // A stream created through broker 0 now must not be acknowledged by
+    // anything but the cluster.
+    let attempt = tokio::time::timeout(Duration::from_secs(5), async {
+        let address = cluster.node(0).tcp;
+        let client = IggyClient::from_connection_string(&format!("iggy://iggy:iggy@{address}"))?;
+        client.connect().await?;
+        client.create_stream("while-unreachable").await
+    })
+    .await;
+    let acknowledged = matches!(attempt, Ok(Ok(_)));
+    unreachable.heal();
+
+    let back = Instant::now();
+    let http = cluster.node(0).http;
+    common::wait_for("broker 0 to be ready", Duration::from_secs(30), || {
+        common::is_ready(http)
+    })
+    .await;
+    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
+    let leader = cluster.wait_for_leader(None, Duration::from_secs(30)).await;
+    let through_0 = cluster.client(0).await;
+    let topic = common::topic(&through_0, "s", "t").await;
+    assert_eq!(
+        topic.map(|t| t.partitions_count),
+        Some(3),
+        "broker 0 does not see the cluster's topic"
+    );
+    let through_1 = cluster.client(1).await;
+    let names = |streams: Vec<Stream>| {
+        let mut names: Vec<String> = streams.into_iter().map(|s| s.name).collect();
+        names.sort();
+        names
+    };
+    let seen_by_0 = names(through_0.get_streams().await.unwrap());
+    let seen_by_1 = names(through_1.get_streams().await.unwrap());
+    assert_eq!(seen_by_0, seen_by_1, "brokers 0 and 1 disagree");
+    if acknowledged {
+        assert!(
+            seen_by_1.contains(&"while-unreachable".to_string()),
+            "broker 0 acknowledged a stream the cluster does not have: {seen_by_1:?}"
+        );
+    }
+    let log = cluster.log(0);
+    assert!(log.contains("joining it, not founding one"), "{log}");
+    eprintln!(
+        "the founder back on an empty volume: stream acknowledged while unreachable: \
+         {acknowledged}; in the cluster {:?} after its peers could reach it (leader {leader})",
+        back.elapsed()
     );
 }

@@ -126,19 +126,12 @@ impl Broker {
             state_machine,
         )
         .await?;
-        // A broker that is not a founder joins instead (`cluster::membership`).
-        let founder = cluster.as_ref().is_none_or(|c| c.is_founder());
-        if pristine && founder {
-            let members: BTreeMap<u64, openraft::BasicNode> = match &cluster {
-                Some(settings) => settings
-                    .founding_ids()
-                    .filter_map(|id| settings.peer(id))
-                    .map(|n| (n.id as u64, openraft::BasicNode::new(n.address())))
-                    .collect(),
-                None => BTreeMap::from([(0, openraft::BasicNode::new("standalone"))]),
-            };
-            // Every founder of a new cluster initializes it with the same
-            // membership, which openraft allows; the election decides.
+        // Alone, the broker is its own group of one. In a cluster the
+        // founders form the group once their peers can be asked whether it
+        // runs already (`cluster::founding`); the others join it
+        // (`cluster::membership`).
+        if pristine && cluster.is_none() {
+            let members = BTreeMap::from([(0, openraft::BasicNode::new("standalone"))]);
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!("metadata group already initialized: {e}");
             }

@@ -1,7 +1,8 @@
 //! Who is in the cluster: the metadata group's voters.
 //!
 //! A new cluster is formed by its founders (`cluster.founders`, every
-//! listed node by default), which initialize the group together. Every
+//! listed node by default), which initialize the group together
+//! (`cluster::founding`, which first makes sure it does not run already). Every
 //! other broker **joins**: when it starts and is not a voter, it asks the
 //! group's leader to add it; the leader adds it as a learner, waits until
 //! it has caught up with the metadata log, then makes it a voter (a joint
@@ -224,7 +225,8 @@ pub async fn carry_out(broker: &Broker, change: MembershipChange) -> Result<bool
 
 /// Have the metadata leader carry out `change`, wherever it is: this
 /// broker, or a peer (following `NotLeader` hints; when no leader is known,
-/// asking the members and founders in turn). Gives up at `deadline`.
+/// asking the members, founders and brokers that answered in turn). Gives
+/// up at `deadline`.
 /// Whether the membership changed.
 pub async fn request(
     broker: &Broker,
@@ -244,6 +246,9 @@ pub async fn request(
             if let Some(settings) = &broker.cluster {
                 candidates.extend(settings.founding_ids());
             }
+            // A founder back on an empty volume knows its cluster's members
+            // only as the brokers that answered it (`cluster::founding`).
+            candidates.extend(peers.answered());
             candidates.sort_unstable();
             candidates.dedup();
             candidates.retain(|id| *id != me);
@@ -308,6 +313,9 @@ pub async fn run(broker: Arc<Broker>) {
     let Some(peers) = broker.peers.clone() else {
         return;
     };
+    // A founder with an empty log forms the cluster first, unless it runs
+    // already.
+    super::founding::found_unless_formed(&broker).await;
     let me = broker.node_id();
     let mut metrics = broker.metadata.raft().metrics();
     let mut last_leader_seen = Instant::now();

@@ -7,6 +7,8 @@
 //! - [`Peers`]: the other brokers as this one sees them: a client for each,
 //!   and when each last answered.
 //! - [`rpc`]: what this broker answers to its peers.
+//! - [`founding`]: forming a new cluster — unless the founder's cluster
+//!   runs already without it.
 //! - [`membership`]: who is in the cluster — joining it, and removing a
 //!   drained broker.
 //!
@@ -14,6 +16,7 @@
 //! Kubernetes). The list is an address book; the membership is the
 //! metadata group's (its founders, plus every broker that joined since).
 
+pub mod founding;
 pub mod membership;
 pub mod raft;
 pub mod roster;
@@ -141,6 +144,15 @@ impl Peers {
             entry.epoch = epoch;
             entry.applied = applied;
         }
+    }
+
+    /// Every peer that has answered this broker since it started.
+    pub fn answered(&self) -> Vec<u32> {
+        lock(&self.status)
+            .iter()
+            .filter(|(_, status)| status.last_answer.is_some())
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub fn status(&self, peer: u32) -> PeerStatus {

@@ -220,11 +220,20 @@ impl TestCluster {
         self.start_binary(id, env!("CARGO_BIN_EXE_iggy-broker"));
     }
 
+    /// [`Self::start`] node `id` without waiting until it is ready.
+    pub fn launch(&mut self, id: u32) {
+        let out = self.run(&["launch", &id.to_string()]);
+        self.record_started(id, parse_node(out.trim()));
+    }
+
     /// [`Self::start`] node `id` running `binary` (another build of the
     /// broker, for rolling upgrades).
     pub fn start_binary(&mut self, id: u32, binary: &str) {
         let out = self.run_binary(&["start", &id.to_string()], binary);
-        let node = parse_node(out.trim());
+        self.record_started(id, parse_node(out.trim()));
+    }
+
+    fn record_started(&mut self, id: u32, node: Node) {
         if id as usize == self.nodes.len() {
             self.nodes.push(node);
         } else {
@@ -307,6 +316,28 @@ impl TestCluster {
             iptables("-I", rule);
         }
         Isolation { rules }
+    }
+
+    /// Refuse every connection to broker `id`'s replica port (its own
+    /// connections to the others still work): the others cannot reach it,
+    /// it can reach them.
+    pub fn refuse_peers_of(&self, id: u32) -> Isolation {
+        let replica = self.node(id).replica;
+        let rule: Vec<String> = [
+            "INPUT",
+            "-d",
+            &replica.ip().to_string(),
+            "-p",
+            "tcp",
+            "--dport",
+            &replica.port().to_string(),
+            "-j",
+            "DROP",
+        ]
+        .map(String::from)
+        .into();
+        iptables("-I", &rule);
+        Isolation { rules: vec![rule] }
     }
 }
 

@@ -261,7 +261,7 @@ pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> b
 }
 
 /// Whether `/readyz` at `http` answers 200 (blocking).
-fn is_ready(http: SocketAddr) -> bool {
+pub fn is_ready(http: SocketAddr) -> bool {
     use std::io::{Read, Write};
     let Ok(mut stream) = std::net::TcpStream::connect(http) else {
         return false;
