@@ -284,6 +284,65 @@ async fn a_killed_metadata_leader_is_replaced_and_no_acknowledged_change_is_lost
     );
 }
 
+/// A broker back with an empty metadata log does not vote until it has
+/// caught up (`cluster::catching_up`). Here the metadata leader commits a
+/// stream with one follower while the other is down, then loses its
+/// volume; the follower that was down comes back on its older log while
+/// the one that has the stream is cut off. With the wiped broker's vote the
+/// older log would win an election and the stream would be lost (found by
+/// `make chaos`, seed 24); without it nobody is elected until the cut-off
+/// broker is back, and then the stream is everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_broker_does_not_vote_until_caught_up_so_nothing_committed_is_lost() {
+    let mut cluster = TestCluster::up(3);
+    let leader = cluster.wait_for_leader(None, Duration::from_secs(10)).await;
+    let (stale, keeper) = ((leader + 1) % 3, (leader + 2) % 3);
+    cluster.kill(stale);
+    let client = cluster.client(leader).await;
+    client.create_stream("committed").await.unwrap();
+    drop(client);
+    cluster.kill(leader);
+    std::fs::remove_dir_all(&cluster.node(leader).data).unwrap();
+
+    let cut_off = cluster.isolate(keeper);
+    cluster.launch(stale);
+    cluster.launch(leader);
+    // Several election rounds' time: were the wiped broker to vote, the
+    // broker on the older log would be elected within it.
+    let mut elected = None;
+    let window = Instant::now();
+    while elected.is_none() && window.elapsed() < Duration::from_secs(8) {
+        for id in [stale, leader] {
+            if is_ready(cluster.node(id).http) {
+                elected = cluster.leader_seen_by(id).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cut_off.heal();
+
+    let now_leader = cluster.wait_for_leader(None, Duration::from_secs(30)).await;
+    for node in 0..3 {
+        let http = cluster.node(node).http;
+        wait_for("the broker to be ready", Duration::from_secs(30), || {
+            is_ready(http)
+        })
+        .await;
+        let client = cluster.client(node).await;
+        assert!(
+            client.get_stream(&id("committed")).await.unwrap().is_some(),
+            "broker {node} lost the committed stream (elected while the keeper was cut off: {elected:?})"
+        );
+    }
+    assert_eq!(
+        elected, None,
+        "a leader was elected without the broker that had the log"
+    );
+    let log = cluster.log(leader);
+    assert!(log.contains("vote refused"), "{log}");
+    eprintln!("after the cut: leader {now_leader} (keeper {keeper}, stale {stale})");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_cut_off_cannot_commit_and_no_name_is_created_twice() {
     let cluster = TestCluster::up(3);

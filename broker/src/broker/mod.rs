@@ -69,6 +69,9 @@ pub struct Broker {
     /// Removed from the cluster while running: this process stays out
     /// (it asks to join again only when restarted).
     pub removed: AtomicBool,
+    /// Started with an empty metadata log in a cluster and not caught up
+    /// yet: refuses its vote (`cluster::catching_up`).
+    pub catching_up: AtomicBool,
     /// Metadata leader only: brokers it removed, and when (a broker still
     /// running when it is removed may ask to join before it hears of it).
     pub recently_removed: std::sync::Mutex<std::collections::HashMap<u32, std::time::Instant>>,
@@ -111,6 +114,10 @@ impl Broker {
         let (log_store, _) =
             LogStore::open(&raft_dir).map_err(|e| unreadable_metadata(&raft_dir, e))?;
         let pristine = log_store.is_pristine();
+        // Before peers can reach it (`cluster::catching_up`).
+        let catching_up = cluster.is_some()
+            && crate::cluster::catching_up::begin(&raft_dir, pristine)
+                .map_err(|e| anyhow::anyhow!("marking {}: {e}", raft_dir.display()))?;
 
         let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
         let peers = cluster
@@ -181,6 +188,7 @@ impl Broker {
             listeners: RwLock::new(BoundAddresses::default()),
             ready: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            catching_up: AtomicBool::new(catching_up),
             recently_removed: Default::default(),
             login_guard: Default::default(),
             storage_id,

@@ -14,12 +14,15 @@
 //! (every listed one; with a `{id}` template, the first ids) whether they
 //! belong to a running metadata group, with the ping they answer anyway.
 //! If one does, it initializes nothing and joins instead
-//! (`membership::run`; the group's leader catches it up). A lone founder
-//! also waits a few seconds for brokers that exist but do not answer yet.
-//! What no founder can tell apart is a new cluster from one whose every
-//! other broker is down too: a lone founder back empty while the whole
-//! cluster is down still founds a new one, so clusters meant to grow are
-//! best founded by three brokers (the operator's default).
+//! (`membership::run`; the group's leader catches it up, and it does not
+//! vote until then: `cluster::catching_up`). It forms the cluster only once
+//! a majority of the founders, itself included, answered that they are in
+//! no group; a lone founder also waits a few seconds for brokers that
+//! exist but do not answer yet. What no founder can tell apart is a new
+//! cluster from one whose every other broker is down too: a lone founder
+//! back empty while the whole cluster is down still founds a new one, so
+//! clusters meant to grow are best founded by three brokers (the
+//! operator's default).
 
 use super::transport::{Lane, Request, Response};
 use super::{ClusterSettings, Peers};
@@ -69,35 +72,37 @@ pub async fn found_unless_formed(broker: &Broker) {
     }
     let me = settings.node_id;
     let others = address_book(settings);
-    let lone = settings.founders == 1;
     let deadline = Instant::now() + LONE_FOUNDER_WAIT;
+    let mut waiting_logged = false;
     loop {
         let answers = ask_all(broker, peers, settings, &others).await;
-        if let Some(member) = answers
-            .iter()
-            .find_map(|(id, answer)| (*answer == Answer::Member).then_some(*id))
-        {
-            tracing::info!(
-                node = me,
-                member,
-                "the cluster exists already (broker {member} belongs to it): joining it, not founding one"
-            );
-            return;
-        }
-        let silent: Vec<u32> = answers
-            .iter()
-            .filter_map(|(id, answer)| (*answer == Answer::Silent).then_some(*id))
-            .collect();
-        if silent.is_empty() || !lone {
-            break;
-        }
-        if Instant::now() >= deadline {
-            tracing::warn!(
-                node = me,
-                ?silent,
-                "founding the cluster alone although brokers {silent:?} did not answer in {LONE_FOUNDER_WAIT:?}: if they belong to a running cluster, this broker forks it"
-            );
-            break;
+        match decide(&answers, settings.founders, Instant::now() >= deadline) {
+            Decision::Join(member) => {
+                tracing::info!(
+                    node = me,
+                    member,
+                    "the cluster exists already (broker {member} belongs to it): joining it, not founding one"
+                );
+                return;
+            }
+            Decision::Found => break,
+            Decision::FoundDespite(silent) => {
+                tracing::warn!(
+                    node = me,
+                    ?silent,
+                    "founding the cluster alone although brokers {silent:?} did not answer in {LONE_FOUNDER_WAIT:?}: if they belong to a running cluster, this broker forks it"
+                );
+                break;
+            }
+            Decision::Wait if !waiting_logged => {
+                waiting_logged = true;
+                tracing::info!(
+                    node = me,
+                    ?answers,
+                    "waiting for the other founders to answer"
+                );
+            }
+            Decision::Wait => {}
         }
         tokio::time::sleep(ROUND_PAUSE).await;
         // A running group's leader may have reached this broker meanwhile.
@@ -111,10 +116,55 @@ pub async fn found_unless_formed(broker: &Broker) {
         .map(|n| (n.id as u64, openraft::BasicNode::new(n.address())))
         .collect();
     tracing::info!(node = me, founders = ?members.keys().collect::<Vec<_>>(), "founding the cluster");
+    // A founder of a new cluster has nothing to catch up with.
+    super::catching_up::finish(broker);
     // Every founder initializes with the same membership; the election
     // decides. One that was reached by a leader first is told it has a log.
     if let Err(e) = raft.initialize(members).await {
         tracing::debug!("metadata group already initialized: {e}");
+    }
+}
+
+/// What a founder does after a round of questions.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    /// This broker belongs to a running cluster: join it.
+    Join(u32),
+    /// Form the cluster.
+    Found,
+    /// Form it, alone, although these brokers did not answer.
+    FoundDespite(Vec<u32>),
+    /// Ask again.
+    Wait,
+}
+
+/// A founder forms the cluster once no broker belongs to a running one and
+/// a majority of the founders, itself included, is known to be in no group
+/// (fewer could not elect a leader anyway, and a lost volume among them
+/// would vote with what it forgot). A lone founder also waits for brokers
+/// that exist but do not answer, until `waited_out`.
+fn decide(answers: &[(u32, Answer)], founders: u32, waited_out: bool) -> Decision {
+    if let Some(member) = answers
+        .iter()
+        .find_map(|(id, answer)| (*answer == Answer::Member).then_some(*id))
+    {
+        return Decision::Join(member);
+    }
+    let unformed_founders = 1 + answers
+        .iter()
+        .filter(|(id, answer)| *id < founders && *answer == Answer::Unformed)
+        .count();
+    if unformed_founders * 2 <= founders as usize {
+        return Decision::Wait;
+    }
+    let silent: Vec<u32> = answers
+        .iter()
+        .filter_map(|(id, answer)| (*answer == Answer::Silent).then_some(*id))
+        .collect();
+    match (founders, silent.is_empty(), waited_out) {
+        (2.., _, _) | (_, true, _) => Decision::Found,
+        (_, false, true) => Decision::FoundDespite(silent),
+        (_, false, false) => Decision::Wait,
     }
 }
 
@@ -194,6 +244,49 @@ mod tests {
             .unwrap()
             .cluster
             .unwrap()
+    }
+
+    use Answer::*;
+
+    #[test]
+    fn a_member_anywhere_means_join() {
+        let answers = [(1, Silent), (2, Unformed), (5, Member)];
+        assert_eq!(decide(&answers, 3, false), Decision::Join(5));
+        assert_eq!(decide(&answers, 1, true), Decision::Join(5));
+    }
+
+    #[test]
+    fn founders_form_once_a_majority_of_them_is_in_no_group() {
+        // Founder 0 of three: itself and founder 1.
+        assert_eq!(
+            decide(&[(1, Unformed), (2, Silent), (3, Silent)], 3, false),
+            Decision::Found
+        );
+        // Itself alone, the others silent (down, or not started yet).
+        assert_eq!(decide(&[(1, Silent), (2, Silent)], 3, true), Decision::Wait);
+        assert_eq!(decide(&[(1, Absent), (2, Silent)], 3, true), Decision::Wait);
+        // Two of four is not a majority.
+        assert_eq!(
+            decide(&[(1, Unformed), (2, Silent), (3, Silent)], 4, true),
+            Decision::Wait
+        );
+    }
+
+    #[test]
+    fn a_lone_founder_waits_for_brokers_that_exist_then_forms_anyway() {
+        assert_eq!(decide(&[], 1, false), Decision::Found);
+        assert_eq!(
+            decide(&[(1, Absent), (2, Unformed)], 1, false),
+            Decision::Found
+        );
+        assert_eq!(
+            decide(&[(1, Silent), (2, Absent)], 1, false),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(&[(1, Silent), (2, Absent)], 1, true),
+            Decision::FoundDespite(vec![1])
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`rpc`]: what this broker answers to its peers.
 //! - [`founding`]: forming a new cluster — unless the founder's cluster
 //!   runs already without it.
+//! - [`catching_up`]: a broker back with an empty metadata log does not
+//!   vote until it has caught up.
 //! - [`membership`]: who is in the cluster — joining it, and removing a
 //!   drained broker.
 //!
@@ -16,6 +18,7 @@
 //! Kubernetes). The list is an address book; the membership is the
 //! metadata group's (its founders, plus every broker that joined since).
 
+pub mod catching_up;
 pub mod founding;
 pub mod membership;
 pub mod raft;

@@ -9,6 +9,7 @@ use crate::metadata::Member;
 use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// How long a forwarded request waits for this broker to catch up with the
@@ -116,6 +117,13 @@ impl Handler for PeerService {
         let raft = broker.metadata.raft();
         let response = match request {
             Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Request::Vote(_) if broker.catching_up.load(Ordering::Acquire) => {
+                tracing::info!(
+                    candidate = from,
+                    "vote refused: this broker started with an empty metadata log and has not caught up"
+                );
+                Response::Vote(Ok(super::catching_up::abstain(raft)))
+            }
             Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
             Request::InstallSnapshot(mut rpc) => {
                 rpc.data = body.to_vec();

@@ -211,6 +211,8 @@ async fn join(broker: Arc<Broker>, root: RootUser) -> anyhow::Result<()> {
         }
     }
     broker.register().await;
+    // Its registration applied here: its log holds everything committed.
+    crate::cluster::catching_up::finish(&broker);
     broker.set_ready(true);
     Ok(())
 }
