@@ -18,8 +18,8 @@
 //! leader that committed the registration has them all. The mark survives
 //! a restart in the meantime. A founder that forms a new cluster votes at
 //! once (`cluster::founding`). Elections go on among the brokers that
-//! remember; with a majority of a cluster's voters wiped at once none can
-//! be elected — what a majority loss is in Raft — instead of losing
+//! remember; while the wiped ones and those down make a majority, none is
+//! elected until one that remembers is back, instead of losing
 //! acknowledged metadata.
 
 use crate::broker::Broker;
