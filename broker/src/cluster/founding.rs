@@ -61,7 +61,7 @@ enum Answer {
 /// Initialize the metadata group if this broker founds the cluster: it is
 /// a founder, its log is empty, no broker it can ask belongs to a running
 /// group, and a majority of the founders is known to be in none (see
-/// [`decide`]). Otherwise it joins (`membership::run`) — or, with a log,
+/// `decide`). Otherwise it joins (`membership::run`) — or, with a log,
 /// simply carries on.
 pub async fn found_unless_formed(broker: &Broker) {
     let (Some(settings), Some(peers)) = (&broker.cluster, &broker.peers) else {
