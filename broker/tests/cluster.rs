@@ -98,7 +98,7 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
     // A broker of this cluster's name, as node 1, with the wrong secret.
     let impostor = cluster.peer_settings(1, b"not-the-secret-not-the-secret-not".to_vec());
     let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
-    let refused = dial(&mut stream, &impostor, 0).await.unwrap_err();
+    let refused = dial(&mut stream, &impostor, None, 0).await.unwrap_err();
     assert!(
         matches!(refused, HandshakeError::BadProof),
         "the listener's proof cannot check out under another secret: {refused}"
@@ -107,7 +107,7 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
     let mut stranger = impostor.clone();
     stranger.name = "another-cluster".into();
     let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
-    let refused = dial(&mut stream, &stranger, 0).await.unwrap_err();
+    let refused = dial(&mut stream, &stranger, None, 0).await.unwrap_err();
     assert!(
         matches!(refused, HandshakeError::RefusedByPeer(_)),
         "{refused}"
@@ -121,8 +121,8 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // A broker dialing a client port gets no handshake from it.
-    let mut stream = tokio::net::TcpStream::connect(node.tcp).await.unwrap();
+    // With the name and the secret, but from a cluster founded apart (a
+    // uid other than this cluster's).
     let mut own = impostor.clone();
     own.secret = std::fs::read(
         node.data
@@ -132,8 +132,19 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
             .join("secret"),
     )
     .unwrap();
+    let uid = common::upgrade::wait_for_uid(&cluster, 0).await;
+    let other = u64::from_str_radix(&uid, 16).unwrap() ^ 1;
+    let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
+    let refused = dial(&mut stream, &own, Some(other), 0).await.unwrap_err();
     assert!(
-        dial(&mut stream, &own, 0).await.is_err(),
+        matches!(&refused, HandshakeError::RefusedByPeer(why) if why.contains("founded apart")),
+        "{refused}"
+    );
+
+    // A broker dialing a client port gets no handshake from it.
+    let mut stream = tokio::net::TcpStream::connect(node.tcp).await.unwrap();
+    assert!(
+        dial(&mut stream, &own, None, 0).await.is_err(),
         "a client listener took an inter-broker handshake"
     );
 
@@ -767,6 +778,31 @@ async fn the_cluster_writes_only_metadata_commands_every_broker_reads() {
     cluster.set_node_env(2, &[]);
     cluster.stop(2);
     cluster.start(2);
-    wait_for_metadata_version(&cluster, 1).await;
+    wait_for_metadata_version(&cluster, NEWEST).await;
     offsets_go_together(&cluster, &client).await;
+}
+
+/// A cluster that ran a build from before uids (metadata version 1) has
+/// none, and gets one once every broker reads `NameCluster` — the same on
+/// every broker (`cluster::uid`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_of_an_older_build_is_named_once_every_broker_reads_it() {
+    use common::upgrade::*;
+    let mut cluster = TestCluster::up_with(3, &[("IGGY_CLUSTER_METADATA_VERSION", "1")]);
+    wait_for_metadata_version(&cluster, 1).await;
+    // The metadata leader has seen that it may not name the cluster yet.
+    let leader = cluster.wait_for_leader(None, Duration::from_secs(10)).await;
+    common::wait_for("the leader to hold off", Duration::from_secs(10), || {
+        cluster.log(leader).contains("the cluster stays unnamed")
+    })
+    .await;
+    let status = replicated::admin_get(&cluster, 0, "/cluster/status").await;
+    assert!(status.get("uid").is_none(), "named at version 1: {status}");
+
+    roll_to_newest(&mut cluster).await;
+    let mut uids = Vec::new();
+    for node in [0, 1, 2] {
+        uids.push(wait_for_uid(&cluster, node).await);
+    }
+    assert!(uids.iter().all(|uid| *uid == uids[0]), "{uids:?}");
 }

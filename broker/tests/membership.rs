@@ -2,12 +2,14 @@
 //! (`scripts/cluster.sh`) join the metadata group, take partitions through
 //! a rebalance, and leave after being drained, while an SDK producer keeps
 //! sending; afterwards every acknowledged message is read back once. And a
-//! founder back on an empty volume joins the cluster instead of forking it.
+//! founder back on an empty volume joins the cluster instead of forking it,
+//! or, when it cannot tell, is kept apart from it.
 
 mod common;
 
 use common::cluster::TestCluster;
 use common::replicated::*;
+use common::upgrade::wait_for_uid;
 use iggy::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -196,4 +198,99 @@ async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_for
          {acknowledged}; in the cluster {:?} after its peers could reach it (leader {leader})",
         back.elapsed()
     );
+}
+
+/// What founding cannot tell apart: the same founder back on an empty
+/// volume while its whole cluster is down founds a new cluster once it
+/// has waited for the others (`cluster::founding`). When they come back,
+/// the two clusters refuse each other (`cluster::uid`): the cluster runs
+/// on with its metadata and the fork keeps its own, where the same log
+/// ids would otherwise let the cluster's leader stream its entries on top
+/// of the fork's. Emptying the fork's volume again lets it join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_cluster() {
+    let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
+    cluster.start(1);
+    cluster.start(2);
+    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
+    create_topic_with_partitions(&cluster, 1).await;
+    let named = wait_for_uid(&cluster, 0).await;
+
+    for node in [0, 1, 2] {
+        cluster.kill(node);
+    }
+    std::fs::remove_dir_all(&cluster.node(0).data).unwrap();
+    // Ready once it has waited for its silent peers and founded alone.
+    cluster.start(0);
+    let forked = wait_for_uid(&cluster, 0).await;
+    assert_ne!(forked, named, "a cluster founded again got the same uid");
+    let through_0 = cluster.client(0).await;
+    through_0.create_stream("fork").await.unwrap();
+
+    let earlier = cluster.log(0).len();
+    // Neither is ready before the other is up: they are a majority of
+    // the three voters only together.
+    cluster.launch(1);
+    cluster.launch(2);
+    for node in [1, 2] {
+        let http = cluster.node(node).http;
+        common::wait_for(
+            "brokers 1 and 2 to be ready",
+            Duration::from_secs(60),
+            || common::is_ready(http),
+        )
+        .await;
+    }
+    // The cluster's metadata leader still counts broker 0 as a voter and
+    // calls it; broker 0 refuses, and the leader says why.
+    common::wait_for(
+        "broker 0 to refuse the cluster",
+        Duration::from_secs(30),
+        || {
+            let log = cluster.log(0);
+            log.get(earlier..)
+                .unwrap_or_default()
+                .contains("founded apart")
+        },
+    )
+    .await;
+    common::wait_for("the cluster to hear why", Duration::from_secs(30), || {
+        [1, 2].iter().any(|node| {
+            cluster
+                .log(*node)
+                .lines()
+                .any(|l| l.contains("refused by the peer") && l.contains("founded apart"))
+        })
+    })
+    .await;
+    let through_1 = cluster.client(1).await;
+    through_1.create_stream("after").await.unwrap();
+    assert_eq!(wait_for_uid(&cluster, 1).await, named);
+    assert_eq!(stream_names(&through_1).await, ["after", "s"]);
+    assert_eq!(
+        stream_names(&through_0).await,
+        ["fork"],
+        "broker 0 took entries of the cluster it was refused by"
+    );
+
+    // The way back: empty the fork's volume, and it joins its cluster.
+    cluster.kill(0);
+    std::fs::remove_dir_all(&cluster.node(0).data).unwrap();
+    cluster.start(0);
+    wait_for_voters(&cluster, 1, &[0, 1, 2]).await;
+    assert_eq!(wait_for_uid(&cluster, 0).await, named);
+    let through_0 = cluster.client(0).await;
+    assert_eq!(stream_names(&through_0).await, ["after", "s"]);
+}
+
+async fn stream_names(client: &IggyClient) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .get_streams()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    names
 }

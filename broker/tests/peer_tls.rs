@@ -47,7 +47,7 @@ async fn dial_with(
         .connect(&address.ip().to_string(), tcp)
         .await
         .map_err(|e| format!("TLS: {e}"))?;
-    dial(&mut stream, &peer_settings(cluster, as_node), to)
+    dial(&mut stream, &peer_settings(cluster, as_node), None, to)
         .await
         .map(|_| ())
         .map_err(|e| format!("handshake: {e}"))
@@ -120,7 +120,7 @@ async fn brokers_replicate_over_mutual_tls_and_refuse_peers_without_a_certificat
     let mut tcp = tokio::net::TcpStream::connect(cluster.node(0).replica)
         .await
         .unwrap();
-    let plain = dial(&mut tcp, &peer_settings(&cluster, 1), 0).await;
+    let plain = dial(&mut tcp, &peer_settings(&cluster, 1), None, 0).await;
     assert!(plain.is_err(), "a plain-TCP peer got through");
     wait_for_log(
         &cluster,
@@ -268,7 +268,9 @@ async fn takes_plaintext(cluster: &TestCluster, to: u32) -> bool {
     let mut tcp = tokio::net::TcpStream::connect(cluster.node(to).replica)
         .await
         .unwrap();
-    dial(&mut tcp, &peer_settings(cluster, 1), to).await.is_ok()
+    dial(&mut tcp, &peer_settings(cluster, 1), None, to)
+        .await
+        .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

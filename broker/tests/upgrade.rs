@@ -20,7 +20,9 @@ use common::upgrade::*;
 async fn a_half_upgraded_cluster_writes_what_the_older_broker_reads() {
     let old = std::env::var("IGGY_OLD_BROKER_BIN")
         .expect("IGGY_OLD_BROKER_BIN: the older build's broker (make upgrade-test)");
-    let mut cluster = TestCluster::up(3);
+    // Founded as the build before would have: no metadata command newer
+    // than version 1 in the log (`NameCluster` is 2).
+    let mut cluster = TestCluster::up_with(3, &[("IGGY_CLUSTER_METADATA_VERSION", "1")]);
     // Broker 2 as it ran before the roll reached it.
     cluster.stop(2);
     cluster.start_binary(2, &old);
@@ -31,4 +33,8 @@ async fn a_half_upgraded_cluster_writes_what_the_older_broker_reads() {
     cluster.start(2);
     wait_for_metadata_version(&cluster, 1).await;
     offsets_go_together(&cluster, &client).await;
+
+    // The roll done and the pin lifted, the cluster gets its uid.
+    roll_to_newest(&mut cluster).await;
+    wait_for_uid(&cluster, 2).await;
 }

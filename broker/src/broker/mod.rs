@@ -108,9 +108,11 @@ impl Broker {
 
         let partitions = Arc::new(PartitionRegistry::new(node_id, Layout::new(&data)));
         let state: SharedState = Arc::new(RwLock::new(MetadataState::default()));
+        let uid = Arc::new(crate::cluster::uid::ClusterUid::default());
         let raft_dir = data.join("metadata");
-        let state_machine = StateMachine::open(&raft_dir, state.clone(), partitions.clone())
-            .map_err(|e| unreadable_metadata(&raft_dir, e))?;
+        let state_machine =
+            StateMachine::open(&raft_dir, state.clone(), partitions.clone(), uid.clone())
+                .map_err(|e| unreadable_metadata(&raft_dir, e))?;
         let (log_store, _) =
             LogStore::open(&raft_dir).map_err(|e| unreadable_metadata(&raft_dir, e))?;
         let pristine = log_store.is_pristine();
@@ -122,7 +124,7 @@ impl Broker {
         let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
         let peers = cluster
             .as_ref()
-            .map(|settings| Peers::new(settings.clone(), max_frame).map(Arc::new))
+            .map(|settings| Peers::new(settings.clone(), max_frame, uid).map(Arc::new))
             .transpose()?;
         let raft_config = raft_config(&config.cluster, cluster.as_deref())?;
         let raft = Raft::new(

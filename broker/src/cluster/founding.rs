@@ -20,7 +20,8 @@
 //! no group; a lone founder also waits a few seconds for brokers that
 //! exist but do not answer yet. What no founder can tell apart is a new
 //! cluster from one whose every other broker is down too: a lone founder
-//! back empty while the whole cluster is down still founds a new one, so
+//! back empty while the whole cluster is down still founds a new one (kept
+//! apart from the old one when that comes back: `cluster::uid`), so
 //! clusters meant to grow are best founded by three brokers (the
 //! operator's default).
 

@@ -13,6 +13,7 @@
 //!   vote until it has caught up.
 //! - [`membership`]: who is in the cluster — joining it, and removing a
 //!   drained broker.
+//! - [`uid`]: tells the cluster apart from another formed under its name.
 //!
 //! Node ids are positions in the configured node list (pod ordinals on
 //! Kubernetes). The list is an address book; the membership is the
@@ -25,6 +26,7 @@ pub mod raft;
 pub mod roster;
 pub mod rpc;
 pub mod transport;
+pub mod uid;
 
 pub use crate::config::ClusterSettings;
 
@@ -55,6 +57,8 @@ pub struct Peers {
     /// Mutual TLS on every peer connection (`[cluster.tls]`).
     tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
+    /// The cluster's uid once known: a peer that names another is refused.
+    uid: Arc<uid::ClusterUid>,
     /// A client per peer called so far, made on first use from the
     /// address book.
     clients: Mutex<BTreeMap<u32, Arc<PeerClient>>>,
@@ -66,7 +70,11 @@ pub struct Peers {
 impl Peers {
     /// The peers of the cluster `settings` describe; with `[cluster.tls]`,
     /// this broker's certificate and trusted CAs are loaded here.
-    pub fn new(settings: Arc<ClusterSettings>, max_frame_bytes: usize) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: Arc<ClusterSettings>,
+        max_frame_bytes: usize,
+        uid: Arc<uid::ClusterUid>,
+    ) -> anyhow::Result<Self> {
         let members = settings
             .founding_ids()
             .filter(|id| *id != settings.node_id)
@@ -76,6 +84,7 @@ impl Peers {
             settings,
             tls,
             max_frame_bytes,
+            uid,
             clients: Mutex::default(),
             members: Mutex::new(members),
             status: Mutex::default(),
@@ -86,6 +95,12 @@ impl Peers {
     /// too).
     pub fn tls(&self) -> Option<Arc<PeerTls>> {
         self.tls.clone()
+    }
+
+    /// The cluster's uid as this broker knows it (the replica listener
+    /// checks it too).
+    pub fn uid(&self) -> Arc<uid::ClusterUid> {
+        self.uid.clone()
     }
 
     /// The other members, as last set from the metadata group.
@@ -114,6 +129,7 @@ impl Peers {
             self.settings.clone(),
             self.tls.clone(),
             self.max_frame_bytes,
+            self.uid.clone(),
         ));
         clients.insert(to, client.clone());
         Some(client)

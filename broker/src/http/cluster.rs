@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterStatus {
     /// `None` for a standalone broker.
     pub name: Option<String>,
+    /// Tells the cluster apart from another formed under its name
+    /// (`cluster::uid`); absent until it is named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The broker answering.
     pub node_id: u32,
     /// The metadata group's leader as this broker sees it.
@@ -106,6 +110,10 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
         .collect();
     Ok(Json(ClusterStatus {
         name: broker.cluster.as_ref().map(|c| c.name.clone()),
+        uid: broker
+            .metadata
+            .read(|m| m.cluster_uid)
+            .map(crate::cluster::uid::format_uid),
         node_id: me,
         leader,
         term: raft.current_term,

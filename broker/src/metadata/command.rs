@@ -29,7 +29,8 @@ use std::fmt;
 ///
 /// - 0: the commands up to and including `RegisterNode`'s `zone`.
 /// - 1: `StoreConsumerOffsets` (auto-commit offsets committed together).
-pub const METADATA_VERSION: u32 = 1;
+/// - 2: `NameCluster` (the cluster's uid, checked when brokers connect).
+pub const METADATA_VERSION: u32 = 2;
 
 /// A stream, topic, group or user as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +281,11 @@ pub enum MetadataCommand {
         #[serde(default)]
         metadata_version: u32,
     },
+    /// Give the cluster its uid, unless it has one (`cluster::uid`;
+    /// proposed by the metadata leader).
+    NameCluster {
+        uid: u64,
+    },
 }
 
 impl MetadataCommand {
@@ -287,6 +293,7 @@ impl MetadataCommand {
     pub fn since_version(&self) -> u32 {
         match self {
             MetadataCommand::StoreConsumerOffsets { .. } => 1,
+            MetadataCommand::NameCluster { .. } => 2,
             _ => 0,
         }
     }

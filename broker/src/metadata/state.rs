@@ -272,6 +272,10 @@ pub struct MetadataState {
     /// Brokers that have registered, by node id.
     pub nodes: BTreeMap<u32, NodeMeta>,
     pub recent: RecentProposals,
+    /// Tells this cluster apart from another formed under its name
+    /// (`cluster::uid`); `None` until it is named.
+    #[serde(default)]
+    pub cluster_uid: Option<u64>,
 }
 
 impl MetadataState {

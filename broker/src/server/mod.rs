@@ -81,9 +81,14 @@ pub async fn run(
         background.push(tokio::spawn(crate::cluster::transport::server::serve(
             listener,
             cluster.clone(),
+            peers.uid(),
             tls,
             Arc::new(crate::cluster::rpc::PeerService::new(broker.clone())),
             max_frame,
+        )));
+        background.push(tokio::spawn(crate::cluster::uid::name_unless_named(
+            broker.clone(),
+            peers.uid(),
         )));
         background.push(tokio::spawn(crate::cluster::membership::run(
             broker.clone(),

@@ -54,6 +54,37 @@ async fn auto_commit_round(client: &IggyClient, round: u64) {
     }
 }
 
+/// This build's metadata version.
+pub const NEWEST: u64 = iggy_broker::metadata::command::METADATA_VERSION as u64;
+
+/// The cluster's uid as broker `via` reports it, once it has one
+/// (`cluster::uid`).
+pub async fn wait_for_uid(cluster: &TestCluster, via: u32) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = admin_get(cluster, via, "/cluster/status").await;
+        if let Some(uid) = status["uid"].as_str() {
+            return uid.to_string();
+        }
+        assert!(Instant::now() < deadline, "no uid: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Let every running broker write this build's metadata version (the
+/// cluster's `IGGY_CLUSTER_METADATA_VERSION` pin lifted), one restart at a
+/// time.
+pub async fn roll_to_newest(cluster: &mut TestCluster) {
+    let newest = NEWEST.to_string();
+    let running: Vec<u32> = cluster.running().map(|node| node.id).collect();
+    for node in running {
+        cluster.set_node_env(node, &[("IGGY_CLUSTER_METADATA_VERSION", &newest)]);
+        cluster.stop(node);
+        cluster.start(node);
+    }
+    wait_for_metadata_version(cluster, NEWEST).await;
+}
+
 /// Wait until broker 0 reports the cluster at metadata version `version`.
 pub async fn wait_for_metadata_version(cluster: &TestCluster, version: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);

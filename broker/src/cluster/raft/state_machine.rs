@@ -9,6 +9,7 @@
 //! replayed (see `partitions`).
 
 use super::{Entry, LogId, StorageError, StoredMembership, TypeConfig};
+use crate::cluster::uid::ClusterUid;
 use crate::metadata::MetadataState;
 use crate::metadata::apply::ApplyContext;
 use crate::metadata::command::{Applied, Effect, Response};
@@ -33,6 +34,8 @@ pub struct StateMachine {
     snapshots: Arc<SnapshotFile>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
+    /// Where the handshake finds the cluster's uid once it is applied.
+    uid: Arc<ClusterUid>,
 }
 
 /// The one stored snapshot: `[meta length u32][meta JSON][state JSON]`.
@@ -83,6 +86,7 @@ impl StateMachine {
         dir: &Path,
         state: SharedState,
         partitions: Arc<PartitionRegistry>,
+        uid: Arc<ClusterUid>,
     ) -> io::Result<Self> {
         let snapshots = Arc::new(SnapshotFile {
             path: dir.join(SNAPSHOT_FILE),
@@ -94,6 +98,7 @@ impl StateMachine {
             snapshots,
             last_applied: None,
             last_membership: StoredMembership::default(),
+            uid,
         };
         if let Some((meta, data)) = machine.snapshots.load()? {
             machine.restore(&meta, &data)?;
@@ -107,6 +112,9 @@ impl StateMachine {
         let restored: MetadataState = serde_json::from_slice(data).map_err(io::Error::other)?;
         let applied = meta.last_log_id.map_or(0, |id| id.index);
         self.partitions.reconcile(&restored, applied)?;
+        if let Some(uid) = restored.cluster_uid {
+            self.uid.learn(uid);
+        }
         *self
             .state
             .write()
@@ -209,11 +217,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => responses.push(Ok(Applied::Done)),
                 EntryPayload::Normal(envelope) => {
                     let ctx = self.context(index);
-                    let (response, effects) = self
-                        .state
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .apply(&envelope, &ctx);
+                    let (response, effects, uid) = {
+                        let mut state = self
+                            .state
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let (response, effects) = state.apply(&envelope, &ctx);
+                        (response, effects, state.cluster_uid)
+                    };
+                    if let Some(uid) = uid {
+                        self.uid.learn(uid);
+                    }
                     if !effects.is_empty() {
                         tokio::task::block_in_place(|| self.run_effects(effects));
                     }

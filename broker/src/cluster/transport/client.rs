@@ -11,6 +11,7 @@ use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake;
 use super::messages::{Request, Response};
+use crate::cluster::uid::ClusterUid;
 use crate::config::{ClusterSettings, Peer};
 use crate::tls::peer::PeerTls;
 use bytes::Bytes;
@@ -60,6 +61,7 @@ pub struct PeerClient {
     settings: Arc<ClusterSettings>,
     tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
+    uid: Arc<ClusterUid>,
     control: LaneSlot,
     data: LaneSlot,
     next_id: AtomicU64,
@@ -96,12 +98,14 @@ impl PeerClient {
         settings: Arc<ClusterSettings>,
         tls: Option<Arc<PeerTls>>,
         max_frame_bytes: usize,
+        uid: Arc<ClusterUid>,
     ) -> Self {
         Self {
             peer,
             settings,
             tls,
             max_frame_bytes,
+            uid,
             control: LaneSlot::default(),
             data: LaneSlot::default(),
             next_id: AtomicU64::new(1),
@@ -261,9 +265,16 @@ impl PeerClient {
                     }
                 }
             };
-            handshake::dial(&mut stream, &self.settings, id)
+            handshake::dial(&mut stream, &self.settings, self.uid.get(), id)
                 .await
-                .map_err(|e| unreachable(&format!("handshake with {socket}: {e}")))?;
+                .map_err(|e| {
+                    // Not a broker being down: a setting to fix, or two
+                    // clusters founded apart. Said as loudly as the peer says it.
+                    if let handshake::HandshakeError::RefusedByPeer(why) = &e {
+                        tracing::warn!(peer = id, %socket, "refused by the peer: {why}");
+                    }
+                    unreachable(&format!("handshake with {socket}: {e}"))
+                })?;
             return Ok(self.start(stream));
         }
         Err(unreachable(&last_error))

@@ -1,7 +1,7 @@
 //! The inter-broker handshake: both sides prove they hold the cluster's
 //! shared secret without sending it, and agree on a protocol version.
 //!
-//! 1. dialer → `Hello { magic, versions, cluster, from, to, nonce }`
+//! 1. dialer → `Hello { magic, versions, cluster, uid, from, to, nonce }`
 //! 2. listener → `Challenge { version, nonce, proof }` or `Refused`, where
 //!    `proof = HMAC-SHA256(secret, "server" | cluster | both nonces | ids | version)`
 //! 3. dialer checks the proof → `Proof { proof }` (the same with "client")
@@ -11,8 +11,15 @@
 //! both sides make a recorded handshake useless to replay. Anything that
 //! is not a `Hello` (an Iggy client on the wrong port, a scanner) gets no
 //! answer at all: the connection is closed.
+//!
+//! `uid` is the cluster's uid as the dialer knows it (`cluster::uid`): a
+//! listener that knows another refuses it, whatever the name and secret —
+//! the two were formed apart and must not mix their metadata logs. Either
+//! side not knowing one yet (a broker catching up, an older build) is no
+//! reason to refuse.
 
 use super::super::ClusterSettings;
+use super::super::uid::format_uid;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -39,6 +46,16 @@ pub enum HandshakeError {
     RefusedByPeer(String),
     #[error("peer belongs to cluster `{theirs}`, not `{ours}`")]
     WrongCluster { ours: String, theirs: String },
+    #[error(
+        "the dialing broker belongs to another cluster of this name (uid {}; the listening \
+         broker's is {}): the two were founded apart, as when a lone founder starts on an empty \
+         volume while the rest of its cluster is down. They are kept apart so that their metadata \
+         does not mix: empty the data directory of the broker(s) on the side that should not \
+         exist, and they join the other",
+        format_uid(*theirs),
+        format_uid(*ours)
+    )]
+    FoundedApart { ours: u64, theirs: u64 },
     #[error("peer failed to prove the shared secret (wrong cluster.auth.shared_secret?)")]
     BadProof,
     #[error("peer claims to be node {0}, which is not in this cluster's node list")]
@@ -57,6 +74,9 @@ struct Hello {
     min_version: u16,
     max_version: u16,
     cluster: String,
+    /// Absent: the dialer does not know its cluster's uid (yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<u64>,
     from: u32,
     to: u32,
     nonce: String,
@@ -130,13 +150,15 @@ impl Transcript<'_> {
     }
 }
 
-/// Dial side: authenticate to node `to`. Returns the agreed version.
+/// Dial side: authenticate to node `to`, as a broker of the cluster with
+/// `uid` (if known). Returns the agreed version.
 pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &ClusterSettings,
+    uid: Option<u64>,
     to: u32,
 ) -> Result<u16, HandshakeError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, dial_inner(stream, settings, to))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, dial_inner(stream, settings, uid, to))
         .await
         .map_err(|_| HandshakeError::Timeout)?
 }
@@ -144,6 +166,7 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
 async fn dial_inner<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &ClusterSettings,
+    uid: Option<u64>,
     to: u32,
 ) -> Result<u16, HandshakeError> {
     let nonce = hex(&rand::random::<[u8; 32]>());
@@ -154,6 +177,7 @@ async fn dial_inner<S: AsyncRead + AsyncWrite + Unpin>(
             min_version: MIN_VERSION,
             max_version: MAX_VERSION,
             cluster: settings.name.clone(),
+            uid,
             from: settings.node_id,
             to,
             nonce: nonce.clone(),
@@ -195,13 +219,15 @@ async fn dial_inner<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Listener side: check a dialing peer. On a refusal the peer is told why
-/// (unless it is not speaking this protocol at all) and the caller logs it.
+/// Listener side: check a dialing peer, as a broker of the cluster with
+/// `uid` (if known). On a refusal the peer is told why (unless it is not
+/// speaking this protocol at all) and the caller logs it.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &ClusterSettings,
+    uid: Option<u64>,
 ) -> Result<Accepted, HandshakeError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_inner(stream, settings))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_inner(stream, settings, uid))
         .await
         .map_err(|_| HandshakeError::Timeout)?
 }
@@ -209,6 +235,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
 async fn accept_inner<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     settings: &ClusterSettings,
+    uid: Option<u64>,
 ) -> Result<Accepted, HandshakeError> {
     let hello: Hello = receive(stream).await.map_err(|e| match e {
         HandshakeError::Io(_) => HandshakeError::NotAPeer,
@@ -222,6 +249,10 @@ async fn accept_inner<S: AsyncRead + AsyncWrite + Unpin>(
             ours: settings.name.clone(),
             theirs: hello.cluster.clone(),
         })
+    } else if let (Some(ours), Some(theirs)) = (uid, hello.uid)
+        && ours != theirs
+    {
+        Some(HandshakeError::FoundedApart { ours, theirs })
     } else if hello.to != settings.node_id {
         Some(HandshakeError::WrongNode(hello.to))
     } else if settings.peer(hello.from).is_none() || hello.from == settings.node_id {
@@ -357,17 +388,23 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-    async fn run(
-        dialer: ClusterSettings,
-        listener: ClusterSettings,
-        to: u32,
-    ) -> (
+    type Outcome = (
         Result<u16, HandshakeError>,
         Result<Accepted, HandshakeError>,
-    ) {
+    );
+
+    async fn run(dialer: ClusterSettings, listener: ClusterSettings, to: u32) -> Outcome {
+        run_with_uids((dialer, None), (listener, None), to).await
+    }
+
+    async fn run_with_uids(
+        (dialer, dialer_uid): (ClusterSettings, Option<u64>),
+        (listener, listener_uid): (ClusterSettings, Option<u64>),
+        to: u32,
+    ) -> Outcome {
         let (mut a, mut b) = tokio::io::duplex(8192);
-        let dial_side = async move { dial(&mut a, &dialer, to).await };
-        let accept_side = async move { accept(&mut b, &listener).await };
+        let dial_side = async move { dial(&mut a, &dialer, dialer_uid, to).await };
+        let accept_side = async move { accept(&mut b, &listener, listener_uid).await };
         tokio::join!(dial_side, accept_side)
     }
 
@@ -402,10 +439,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_peer_of_a_cluster_founded_apart_is_refused() {
+        let peer = |node, uid| (settings(node, "c", SECRET), uid);
+        let (dialed, accepted) = run_with_uids(peer(1, Some(7)), peer(0, Some(8)), 0).await;
+        assert!(
+            matches!(&dialed, Err(HandshakeError::RefusedByPeer(why)) if why.contains("founded apart")),
+            "{dialed:?}"
+        );
+        assert!(
+            matches!(
+                accepted,
+                Err(HandshakeError::FoundedApart { ours: 8, theirs: 7 })
+            ),
+            "{accepted:?}"
+        );
+        // The same uid, or one side that does not know it yet.
+        for (dialer, listener) in [(Some(7), Some(7)), (None, Some(7)), (Some(7), None)] {
+            let (dialed, accepted) = run_with_uids(peer(1, dialer), peer(0, listener), 0).await;
+            assert!(
+                dialed.is_ok() && accepted.is_ok(),
+                "{dialer:?} → {listener:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_client_speaking_another_protocol_gets_no_answer() {
         let (mut a, mut b) = tokio::io::duplex(8192);
         let listener = settings(0, "c", SECRET);
-        let accept_side = tokio::spawn(async move { accept(&mut b, &listener).await });
+        let accept_side = tokio::spawn(async move { accept(&mut b, &listener, None).await });
         // The first bytes of an Iggy 0.11 request header.
         a.write_all(&[0u8; 256]).await.unwrap();
         let result = accept_side.await.unwrap();

@@ -6,6 +6,7 @@ use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake::{self, HandshakeError};
 use super::messages::{Request, Response};
+use crate::cluster::uid::ClusterUid;
 use crate::config::ClusterSettings;
 use crate::tls::peer::{Accepted, PeerTls};
 use bytes::Bytes;
@@ -24,6 +25,7 @@ pub trait Handler: Send + Sync + 'static {
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<ClusterSettings>,
+    uid: Arc<ClusterUid>,
     tls: Option<Arc<PeerTls>>,
     handler: Arc<dyn Handler>,
     max_frame_bytes: usize,
@@ -42,6 +44,7 @@ pub async fn serve(
             stream,
             address,
             settings.clone(),
+            uid.clone(),
             tls.clone(),
             handler.clone(),
             max_frame_bytes,
@@ -53,6 +56,7 @@ async fn serve_peer(
     stream: TcpStream,
     address: SocketAddr,
     settings: Arc<ClusterSettings>,
+    uid: Arc<ClusterUid>,
     tls: Option<Arc<PeerTls>>,
     handler: Arc<dyn Handler>,
     max_frame_bytes: usize,
@@ -77,7 +81,7 @@ async fn serve_peer(
             }
         }
     };
-    let accepted = match handshake::accept(&mut stream, &settings).await {
+    let accepted = match handshake::accept(&mut stream, &settings, uid.get()).await {
         Ok(accepted) => accepted,
         Err(HandshakeError::NotAPeer) => {
             tracing::info!(%address, "closed a connection to the replica port that is not a broker of this cluster");

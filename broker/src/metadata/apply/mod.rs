@@ -277,6 +277,11 @@ impl MetadataState {
                 };
                 self.register_node(*node, registration, effects)
             }
+            // The first uid applied names the cluster for good.
+            C::NameCluster { uid } => {
+                self.cluster_uid.get_or_insert(*uid);
+                Ok(Applied::Done)
+            }
         }
     }
 

@@ -270,6 +270,22 @@ fn the_cluster_reads_the_least_metadata_version_of_its_members() {
 }
 
 #[test]
+fn the_first_uid_applied_names_the_cluster_for_good() {
+    let mut state = MetadataState::default();
+    let mut log = Log::new(&[0, 1, 2]);
+    assert_eq!(state.cluster_uid, None);
+    // Two leaders in turn may both find the cluster unnamed.
+    for uid in [7, 8] {
+        let answer = log.apply(&mut state, MetadataCommand::NameCluster { uid });
+        assert_eq!(answer, Ok(Applied::Done));
+    }
+    assert_eq!(state.cluster_uid, Some(7));
+    let restored: MetadataState =
+        serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(restored.cluster_uid, Some(7), "the snapshot keeps it");
+}
+
+#[test]
 fn a_restarted_broker_drops_its_old_group_members() {
     let mut state = MetadataState::default();
     let mut log = Log::new(&[0, 1]);
@@ -672,6 +688,7 @@ mod properties {
             (partition(), 0u32..4).prop_map(|(partition, epoch)| {
                 MetadataCommand::CompleteReassignment { partition, epoch }
             }),
+            (1u64..4).prop_map(|uid| MetadataCommand::NameCluster { uid }),
             (0u32..3, 1u64..3, 0u64..3, name()).prop_map(|(node, epoch, storage, zone)| {
                 MetadataCommand::RegisterNode {
                     node,

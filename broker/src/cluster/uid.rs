@@ -1,0 +1,100 @@
+//! The cluster's uid: which cluster of a name this broker belongs to.
+//!
+//! A name says which cluster a broker was configured for; it does not tell
+//! the cluster apart from a second one formed under the same name. That
+//! happens when a lone founder comes back on an empty volume while the rest
+//! of its cluster is down (`cluster::founding` cannot tell that from a new
+//! cluster): it founds again, and its first log entries carry the same log
+//! ids as the first cluster's. Were the two to meet, the first cluster's
+//! leader would find the founder's log "matching" and stream its entries
+//! on top of what the founder applied on its own — two brokers with
+//! different metadata for good.
+//!
+//! So every cluster gets a random uid once it runs: the metadata leader
+//! proposes `NameCluster` when the state holds none (the first applied
+//! wins), and the state machine keeps it here for the handshake, which
+//! refuses a peer that names another uid (`transport::handshake`). A broker
+//! that does not know its cluster's uid yet (one joining, or on a build
+//! from before uids) is let in by everyone, and learns the uid from the
+//! log it catches up with.
+
+use crate::broker::Broker;
+use crate::metadata::command::MetadataCommand;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How often the metadata leader checks whether the cluster needs a uid.
+const NAMING_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The uid of the cluster this broker belongs to, once known (shared by
+/// the state machine, which learns it, and the handshake, which checks it).
+#[derive(Debug, Default)]
+pub struct ClusterUid(AtomicU64);
+
+impl ClusterUid {
+    /// `None` until the cluster has been named and this broker applied it.
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            uid => Some(uid),
+        }
+    }
+
+    /// The state machine applied the cluster's uid (or restored it from a
+    /// snapshot).
+    pub fn learn(&self, uid: u64) {
+        let before = self.0.swap(uid, Ordering::Relaxed);
+        if before == 0 {
+            tracing::info!(uid = %format_uid(uid), "this broker's cluster is named");
+        } else if before != uid {
+            tracing::error!(
+                before = %format_uid(before),
+                now = %format_uid(uid),
+                "the cluster's uid changed: this broker took metadata of another cluster"
+            );
+        }
+    }
+}
+
+/// A uid as it is shown (logs, `GET /cluster`).
+pub fn format_uid(uid: u64) -> String {
+    format!("{uid:016x}")
+}
+
+/// A new uid: random and never 0 (which means "not named").
+pub fn new_uid() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+/// On the metadata leader, name the cluster if it has no uid yet: a new
+/// cluster once its founders registered, one upgraded from a build
+/// without uids once every member reads `NameCluster`. Runs until the uid
+/// is known here.
+pub async fn name_unless_named(broker: Arc<Broker>, uid: Arc<ClusterUid>) {
+    let needed = MetadataCommand::NameCluster { uid: 0 }.since_version();
+    let mut ticker = tokio::time::interval(NAMING_INTERVAL);
+    let mut waiting_logged = false;
+    while uid.get().is_none() {
+        ticker.tick().await;
+        if !broker.metadata.is_leader() {
+            continue;
+        }
+        let version = broker.metadata.metadata_version();
+        if version < needed {
+            if !waiting_logged {
+                waiting_logged = true;
+                tracing::info!(
+                    version,
+                    needed,
+                    "the cluster stays unnamed until every broker reads metadata version {needed}"
+                );
+            }
+            continue;
+        }
+        let command = MetadataCommand::NameCluster { uid: new_uid() };
+        if let Err(e) = broker.metadata.write(command).await {
+            tracing::debug!("naming the cluster: {e}; retrying");
+        }
+    }
+}
