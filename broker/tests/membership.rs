@@ -206,7 +206,8 @@ async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_for
 /// the two clusters refuse each other (`cluster::uid`): the cluster runs
 /// on with its metadata and the fork keeps its own, where the same log
 /// ids would otherwise let the cluster's leader stream its entries on top
-/// of the fork's. Emptying the fork's volume again lets it join.
+/// of the fork's. The fork reports itself not ready; emptying its volume
+/// again lets it join.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_cluster() {
     let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
@@ -263,6 +264,14 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
         })
     })
     .await;
+    // Broker 0 can tell it is the odd one out, and takes no clients
+    // through a load balancer; the cluster's brokers stay ready.
+    let readyz = common::http_get(cluster.node(0).http, "/readyz").await;
+    assert!(
+        readyz.contains(" 503 ") && readyz.contains("founded apart"),
+        "{readyz}"
+    );
+    assert!(common::is_ready(cluster.node(1).http) && common::is_ready(cluster.node(2).http));
     let through_1 = cluster.client(1).await;
     through_1.create_stream("after").await.unwrap();
     assert_eq!(wait_for_uid(&cluster, 1).await, named);

@@ -56,13 +56,17 @@ impl Broker {
 
 impl Broker {
     /// What keeps this broker from being ready for clients (`None`: ready):
-    /// its data directory does not take writes, it has not joined the
+    /// its data directory does not take writes, it is the broker founded
+    /// apart from its cluster (`cluster::uid`), it has not joined the
     /// metadata group or lost contact with it, or a
     /// partition replica it holds is out of sync while its leader is up
     /// (it is still copying the log).
     pub fn not_ready_because(&self) -> Option<String> {
         if let Some(failure) = self.space.failure() {
             return Some(failure);
+        }
+        if let Some(why) = crate::cluster::uid::founded_apart(self) {
+            return Some(why);
         }
         if !self.is_ready() {
             return Some("not registered with, or not in contact with, the metadata group".into());

@@ -17,34 +17,66 @@
 //! that does not know its cluster's uid yet (one joining, or on a build
 //! from before uids) is let in by everyone, and learns the uid from the
 //! log it catches up with.
+//!
+//! The broker founded apart can tell it is the odd one out: the cluster's
+//! leader keeps calling it (it is one of the cluster's voters), while its
+//! own group does not count the caller. It then reports itself not ready
+//! (`/readyz`), so that a load balancer or Kubernetes Service sends no
+//! client to the fork, and says why.
 
 use crate::broker::Broker;
 use crate::metadata::command::MetadataCommand;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How often the metadata leader checks whether the cluster needs a uid.
 const NAMING_INTERVAL: Duration = Duration::from_millis(250);
+/// How long after refusing a caller of another uid this broker still
+/// counts as called by it (a leader calls several times a second).
+const CALLED_LATELY: Duration = Duration::from_secs(10);
 
 /// The uid of the cluster this broker belongs to, once known (shared by
 /// the state machine, which learns it, and the handshake, which checks it).
 #[derive(Debug, Default)]
-pub struct ClusterUid(AtomicU64);
+pub struct ClusterUid {
+    uid: AtomicU64,
+    /// The last broker refused for naming another uid, and when.
+    refused: Mutex<Option<(u32, Instant)>>,
+}
 
 impl ClusterUid {
     /// `None` until the cluster has been named and this broker applied it.
     pub fn get(&self) -> Option<u64> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.uid.load(Ordering::Relaxed) {
             0 => None,
             uid => Some(uid),
         }
     }
 
+    /// The replica listener refused broker `peer`, which names another uid.
+    pub fn refused(&self, peer: u32) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((peer, Instant::now()));
+    }
+
+    /// The broker of another uid refused lately, if any.
+    fn refused_lately(&self) -> Option<u32> {
+        let refused = *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused
+            .filter(|(_, at)| at.elapsed() < CALLED_LATELY)
+            .map(|(peer, _)| peer)
+    }
+
     /// The state machine applied the cluster's uid (or restored it from a
     /// snapshot).
     pub fn learn(&self, uid: u64) {
-        let before = self.0.swap(uid, Ordering::Relaxed);
+        let before = self.uid.swap(uid, Ordering::Relaxed);
         if before == 0 {
             tracing::info!(uid = %format_uid(uid), "this broker's cluster is named");
         } else if before != uid {
@@ -65,6 +97,25 @@ pub fn format_uid(uid: u64) -> String {
 /// A new uid: random and never 0 (which means "not named").
 pub fn new_uid() -> u64 {
     rand::random::<u64>().max(1)
+}
+
+/// Why this broker is the one founded apart, if it is: a broker of another
+/// uid called it lately, and this broker's group does not count the
+/// caller. A broker of a running group calls only its group's members (its
+/// address book too while its log is empty, but then it knows no uid), so
+/// the caller's group counts this broker: that group is the cluster this
+/// broker was once part of, and this broker founded its own since.
+pub fn founded_apart(broker: &Broker) -> Option<String> {
+    let caller = broker.peers.as_ref()?.uid().refused_lately()?;
+    if broker.metadata.members().contains(&caller) {
+        return None;
+    }
+    Some(format!(
+        "founded apart: broker {caller}, of another cluster of this name that counts this \
+         broker as a member, calls it; this broker's data is not that cluster's (it founded a \
+         cluster of its own, as a lone founder does on an empty volume while the rest of its \
+         cluster is down). Empty its data directory and it joins that cluster"
+    ))
 }
 
 /// On the metadata leader, name the cluster if it has no uid yet: a new

@@ -55,7 +55,7 @@ pub enum HandshakeError {
         format_uid(*theirs),
         format_uid(*ours)
     )]
-    FoundedApart { ours: u64, theirs: u64 },
+    FoundedApart { peer: u32, ours: u64, theirs: u64 },
     #[error("peer failed to prove the shared secret (wrong cluster.auth.shared_secret?)")]
     BadProof,
     #[error("peer claims to be node {0}, which is not in this cluster's node list")]
@@ -252,7 +252,11 @@ async fn accept_inner<S: AsyncRead + AsyncWrite + Unpin>(
     } else if let (Some(ours), Some(theirs)) = (uid, hello.uid)
         && ours != theirs
     {
-        Some(HandshakeError::FoundedApart { ours, theirs })
+        Some(HandshakeError::FoundedApart {
+            peer: hello.from,
+            ours,
+            theirs,
+        })
     } else if hello.to != settings.node_id {
         Some(HandshakeError::WrongNode(hello.to))
     } else if settings.peer(hello.from).is_none() || hello.from == settings.node_id {
@@ -449,7 +453,11 @@ mod tests {
         assert!(
             matches!(
                 accepted,
-                Err(HandshakeError::FoundedApart { ours: 8, theirs: 7 })
+                Err(HandshakeError::FoundedApart {
+                    peer: 1,
+                    ours: 8,
+                    theirs: 7
+                })
             ),
             "{accepted:?}"
         );

@@ -92,6 +92,9 @@ async fn serve_peer(
             return;
         }
         Err(e) => {
+            if let HandshakeError::FoundedApart { peer, .. } = e {
+                uid.refused(peer);
+            }
             tracing::warn!(%address, "refused a peer: {e}");
             return;
         }
