@@ -125,12 +125,13 @@ equal "no scrape annotations when a PodMonitor exists" none \
 step "the three brokers are one cluster"
 members_healthy() { # prints the status it saw, for the failure report
   local status
-  status=$(kubectl get iggycluster -n "$NS" $CLUSTER -o json | jq -c '.status | {metadataLeader, members}') || return 1
+  status=$(kubectl get iggycluster -n "$NS" $CLUSTER -o json | jq -c '.status | {metadataLeader, members, clusterUid}') || return 1
   echo "$status"
   jq -e '(.members // []) | length == 3 and all(.status == "healthy")' <<<"$status" >/dev/null &&
-    jq -e '.metadataLeader | . != null and . >= 0 and . <= 2' <<<"$status" >/dev/null
+    jq -e '.metadataLeader | . != null and . >= 0 and . <= 2' <<<"$status" >/dev/null &&
+    jq -e '.clusterUid // "" | test("^[0-9a-f]{16}$")' <<<"$status" >/dev/null
 }
-eventually 120 "status.members lists three healthy brokers and status.metadataLeader one of them" members_healthy
+eventually 120 "status.members lists three healthy brokers, status.metadataLeader one of them, status.clusterUid the cluster's uid" members_healthy
 check "the brokers' shared secret was generated" kubectl get secret -n "$NS" $CLUSTER-cluster-secret
 tour_password=$(kubectl get secret -n "$NS" $CLUSTER-root-credentials -o jsonpath='{.data.password}' | base64 -d)
 tour_ip=$(kubectl get service -n "$NS" $CLUSTER-client -o jsonpath='{.spec.clusterIP}')

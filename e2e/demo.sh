@@ -58,7 +58,7 @@ done
 kubectl get iggy -n "$NS"
 step "one cluster: its members and metadata leader, as the brokers report them"
 kubectl get iggycluster -n "$NS" "$CLUSTER" \
-  -o jsonpath='{range .status.members[*]}  {.pod}: {.status}, metadata applied to index {.appliedIndex}{"\n"}{end}metadata leader: broker {.status.metadataLeader}{"\n"}'
+  -o jsonpath='{range .status.members[*]}  {.pod}: {.status}, metadata applied to index {.appliedIndex}{"\n"}{end}metadata leader: broker {.status.metadataLeader}{"\n"}cluster uid: {.status.clusterUid}{"\n"}'
 
 step "a topic declared as YAML: examples/topic.yaml (12 partitions, replication factor 3), kept in sync by the operator"
 sed "s/clusterRef: iggy/clusterRef: $CLUSTER/" "$ROOT/examples/topic.yaml" | kubectl apply -n "$NS" -f -

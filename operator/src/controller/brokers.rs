@@ -21,6 +21,10 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// What a broker reports on `/cluster/status` (the fields used here).
 #[derive(Debug, Deserialize)]
 pub struct ClusterStatus {
+    /// The uid the brokers' cluster got when it was formed (absent from
+    /// builds before uids, and until the cluster is named).
+    #[serde(default)]
+    pub uid: Option<String>,
     pub leader: Option<u32>,
     pub nodes: Vec<NodeStatus>,
 }
@@ -40,6 +44,24 @@ pub struct NodeStatus {
 
 fn yes() -> bool {
     true
+}
+
+/// Why the brokers answering now are not the cluster this `IggyCluster`
+/// ran until now, if they are not: their cluster's uid changed. It happens
+/// when the cluster was formed anew — every broker's volume lost, or a
+/// broker that founded a cluster of its own is the only one left answering
+/// (`docs/decisions.md`, founding) — and its metadata (streams, topics,
+/// users) is not the earlier cluster's.
+pub fn founded_anew(before: Option<&str>, now: Option<&str>) -> Option<String> {
+    match (before, now) {
+        (Some(before), Some(now)) if before != now => Some(format!(
+            "the brokers answer as cluster {now}, not {before}, which this IggyCluster ran \
+             until now: the cluster was formed anew (every volume lost, or only a broker that \
+             founded a cluster of its own answers) and does not hold the earlier cluster's \
+             streams, topics and users"
+        )),
+        _ => None,
+    }
 }
 
 /// What a rebalance call did (`POST /cluster/rebalance`).
@@ -381,5 +403,15 @@ mod tests {
     #[test]
     fn the_broker_client_builds_without_a_system_ca_store() {
         super::http_client(None).expect("client");
+    }
+
+    #[test]
+    fn only_another_uid_is_a_cluster_formed_anew() {
+        use super::founded_anew;
+        assert!(founded_anew(Some("a"), Some("b")).is_some_and(|why| why.contains("as cluster b")));
+        // The first uid seen, the same one, or a broker that reports none.
+        for (before, now) in [(None, Some("a")), (Some("a"), Some("a")), (Some("a"), None)] {
+            assert_eq!(founded_anew(before, now), None, "{before:?} → {now:?}");
+        }
     }
 }

@@ -237,6 +237,13 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     if let Some(brokers) = &brokers {
         status.metadata_leader = brokers.status.leader.map(|id| id as i32);
         status.members = brokers::members(cluster, &brokers.status);
+        let uid = brokers.status.uid.as_deref();
+        if let Some(why) = brokers::founded_anew(status.cluster_uid.as_deref(), uid) {
+            publish_event(ctx, cluster, EventType::Warning, "ClusterFormedAnew", &why).await;
+        }
+        if uid.is_some() {
+            status.cluster_uid = uid.map(str::to_string);
+        }
     }
     status.tls = tls.status.clone();
     if let Some((reason, why)) = &tls.refused {

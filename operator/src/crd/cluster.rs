@@ -473,6 +473,11 @@ pub struct IggyClusterStatus {
     /// Node id (pod ordinal) of the broker leading the metadata group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_leader: Option<i32>,
+    /// The uid the brokers' cluster got when it was formed: it tells this
+    /// cluster apart from one formed anew under the same name (a Warning
+    /// Event `ClusterFormedAnew` when it changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_uid: Option<String>,
     /// The brokers as the cluster sees them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<ClusterMember>,
