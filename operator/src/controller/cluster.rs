@@ -93,41 +93,10 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
     let namespace = cluster
         .namespace()
         .ok_or_else(|| Error::InvalidSpec("IggyCluster must be namespaced".into()))?;
-    let generation = cluster.metadata.generation;
     let mut status = cluster.status.clone().unwrap_or_default();
-
-    if is_paused(cluster) {
-        if !conditions::is_true(&status.conditions, PAUSED) {
-            publish(
-                ctx,
-                cluster,
-                "Paused",
-                "reconciliation paused by annotation",
-            )
-            .await;
-        }
-        conditions::set(
-            &mut status.conditions,
-            PAUSED,
-            true,
-            "PausedByAnnotation",
-            format!("{PAUSE_ANNOTATION} is \"true\": the operator changes nothing"),
-            generation,
-        );
-        write_status(ctx, cluster, &status).await?;
+    if hold_if_paused(ctx, cluster, &mut status).await? {
         return Ok(Action::await_change());
     }
-    if conditions::is_true(&status.conditions, PAUSED) {
-        publish(ctx, cluster, "Resumed", "reconciliation resumed").await;
-    }
-    conditions::set(
-        &mut status.conditions,
-        PAUSED,
-        false,
-        "Reconciling",
-        "",
-        generation,
-    );
 
     let root_secret_ready = credentials::ensure_root_secret(ctx, cluster, &namespace).await?;
     credentials::ensure_cluster_secret(ctx, cluster, &namespace).await?;
@@ -138,32 +107,8 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
             .await?;
     apply(ctx, &namespace, &build_config_map(cluster)).await?;
     let pod_monitor_crd = pod_monitor_crd_installed(ctx).await?;
-    let scrape = match monitoring::resolve(cluster.spec.metrics.monitor, pod_monitor_crd) {
-        Some(scrape) => scrape,
-        None => {
-            // Brokers matter more than their scraping: run them anyway.
-            let note = "spec.metrics.monitor is PodMonitor but the monitoring.coreos.com/v1 \
-                        PodMonitor CRD is not installed; the brokers are not registered with \
-                        Prometheus (install the Prometheus Operator, or use Auto or Annotations)";
-            publish_event(
-                ctx,
-                cluster,
-                EventType::Warning,
-                "PodMonitorUnavailable",
-                note,
-            )
-            .await;
-            Scrape::Nothing
-        }
-    };
-    apply(
-        ctx,
-        &namespace,
-        &services::build_headless_service(cluster, scrape == Scrape::Annotations),
-    )
-    .await?;
-    let client_service = apply(ctx, &namespace, &services::build_client_service(cluster)).await?;
-    let advertised = advertised_host(cluster, &client_service);
+    let scrape = scrape_by(ctx, cluster, pod_monitor_crd).await;
+    let advertised = apply_services(ctx, cluster, &namespace, scrape).await?;
 
     // Read the brokers before deciding the StatefulSet's size: a shrink
     // waits until the broker it removes is drained and out.
@@ -200,76 +145,20 @@ async fn reconcile_inner(cluster: &IggyCluster, ctx: &Context) -> Result<Action>
         switch_replica_tls(ctx, cluster, &namespace, previous.as_ref(), &mut desired).await?;
     let sts = apply(ctx, &namespace, &desired).await?;
     let storage_refused = super::storage::reconcile(ctx, cluster, &namespace).await?;
-    match build_pdb(cluster) {
-        Some(pdb) => {
-            apply(ctx, &namespace, &pdb).await?;
-        }
-        None => {
-            let pdbs = Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &namespace);
-            delete_if_present(&pdbs, &names::pdb(cluster)).await?
-        }
-    }
+    reconcile_pdb(ctx, cluster, &namespace).await?;
 
     if pod_monitor_crd {
         reconcile_pod_monitor(ctx, cluster, &namespace, scrape).await?;
     }
 
-    let previous_replicas = previous.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
-    match previous_replicas {
-        None => {
-            publish(
-                ctx,
-                cluster,
-                "Created",
-                "created the broker StatefulSet and its Services",
-            )
-            .await
-        }
-        Some(r) if r != replicas => {
-            let note = format!("scaled the broker StatefulSet from {r} to {replicas}");
-            publish(ctx, cluster, "Scaled", &note).await
-        }
-        _ => {}
-    }
+    announce_size(ctx, cluster, current, replicas).await;
 
     let was_ready = conditions::is_true(&status.conditions, READY);
     compute_status(cluster, &sts, root_secret_ready, &mut status);
     if let Some(brokers) = &brokers {
-        status.metadata_leader = brokers.status.leader.map(|id| id as i32);
-        status.members = brokers::members(cluster, &brokers.status);
-        let uid = brokers.status.uid.as_deref();
-        if let Some(why) = brokers::founded_anew(status.cluster_uid.as_deref(), uid) {
-            publish_event(ctx, cluster, EventType::Warning, "ClusterFormedAnew", &why).await;
-        }
-        if uid.is_some() {
-            status.cluster_uid = uid.map(str::to_string);
-        }
+        report_brokers(ctx, cluster, &brokers.status, &mut status).await;
     }
-    status.tls = tls.status.clone();
-    if let Some((reason, why)) = &tls.refused {
-        degrade(ctx, cluster, &mut status, reason, why, why.clone()).await;
-    }
-    if replica_tls == ReplicaTls::Switching {
-        conditions::set(
-            &mut status.conditions,
-            PROGRESSING,
-            true,
-            "InterBrokerTLSSwitching",
-            "switching inter-broker TLS: every broker accepts peers with and without it until \
-             all run that, then every broker is restarted as asked",
-            generation,
-        );
-    }
-    if let Some(step) = &tls.progressing {
-        conditions::set(
-            &mut status.conditions,
-            PROGRESSING,
-            true,
-            "CertificateRotation",
-            step.clone(),
-            generation,
-        );
-    }
+    report_tls(ctx, cluster, &tls, replica_tls, &mut status).await;
     if let Some(why) = &storage_refused {
         degrade(
             ctx,
@@ -512,6 +401,174 @@ struct Brokers {
 
 /// Ask the brokers how the cluster is doing; `None` when none answers (the
 /// status then keeps what it had).
+/// With the pause annotation, record `Paused` and change nothing: whether
+/// the reconcile stops here. Otherwise clear it (announcing a resume).
+async fn hold_if_paused(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    status: &mut IggyClusterStatus,
+) -> Result<bool> {
+    let generation = cluster.metadata.generation;
+    let was_paused = conditions::is_true(&status.conditions, PAUSED);
+    if is_paused(cluster) {
+        if !was_paused {
+            publish(
+                ctx,
+                cluster,
+                "Paused",
+                "reconciliation paused by annotation",
+            )
+            .await;
+        }
+        conditions::set(
+            &mut status.conditions,
+            PAUSED,
+            true,
+            "PausedByAnnotation",
+            format!("{PAUSE_ANNOTATION} is \"true\": the operator changes nothing"),
+            generation,
+        );
+        write_status(ctx, cluster, status).await?;
+        return Ok(true);
+    }
+    if was_paused {
+        publish(ctx, cluster, "Resumed", "reconciliation resumed").await;
+    }
+    conditions::set(
+        &mut status.conditions,
+        PAUSED,
+        false,
+        "Reconciling",
+        "",
+        generation,
+    );
+    Ok(false)
+}
+
+/// How Prometheus is to find the brokers. Asked for a PodMonitor without
+/// its CRD, the brokers run anyway, unscraped, and an Event says why.
+async fn scrape_by(ctx: &Context, cluster: &IggyCluster, pod_monitor_crd: bool) -> Scrape {
+    if let Some(scrape) = monitoring::resolve(cluster.spec.metrics.monitor, pod_monitor_crd) {
+        return scrape;
+    }
+    let note = "spec.metrics.monitor is PodMonitor but the monitoring.coreos.com/v1 \
+                PodMonitor CRD is not installed; the brokers are not registered with \
+                Prometheus (install the Prometheus Operator, or use Auto or Annotations)";
+    publish_event(
+        ctx,
+        cluster,
+        EventType::Warning,
+        "PodMonitorUnavailable",
+        note,
+    )
+    .await;
+    Scrape::Nothing
+}
+
+/// The headless and client Services; returns the host the brokers
+/// advertise to clients.
+async fn apply_services(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    namespace: &str,
+    scrape: Scrape,
+) -> Result<String> {
+    apply(
+        ctx,
+        namespace,
+        &services::build_headless_service(cluster, scrape == Scrape::Annotations),
+    )
+    .await?;
+    let client_service = apply(ctx, namespace, &services::build_client_service(cluster)).await?;
+    Ok(advertised_host(cluster, &client_service))
+}
+
+/// The PodDisruptionBudget when the spec asks for one, none otherwise.
+async fn reconcile_pdb(ctx: &Context, cluster: &IggyCluster, namespace: &str) -> Result<()> {
+    match build_pdb(cluster) {
+        Some(pdb) => apply(ctx, namespace, &pdb).await.map(drop),
+        None => {
+            let pdbs = Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), namespace);
+            delete_if_present(&pdbs, &names::pdb(cluster)).await
+        }
+    }
+}
+
+/// An Event when the StatefulSet was created or its size changed.
+async fn announce_size(ctx: &Context, cluster: &IggyCluster, before: Option<i32>, now: i32) {
+    match before {
+        None => {
+            publish(
+                ctx,
+                cluster,
+                "Created",
+                "created the broker StatefulSet and its Services",
+            )
+            .await
+        }
+        Some(before) if before != now => {
+            let note = format!("scaled the broker StatefulSet from {before} to {now}");
+            publish(ctx, cluster, "Scaled", &note).await
+        }
+        _ => {}
+    }
+}
+
+/// What the brokers report: members, metadata leader, the cluster's uid
+/// (and a Warning Event should it change).
+async fn report_brokers(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    observed: &brokers::ClusterStatus,
+    status: &mut IggyClusterStatus,
+) {
+    status.metadata_leader = observed.leader.map(|id| id as i32);
+    status.members = brokers::members(cluster, observed);
+    let uid = observed.uid.as_deref();
+    if let Some(why) = brokers::founded_anew(status.cluster_uid.as_deref(), uid) {
+        publish_event(ctx, cluster, EventType::Warning, "ClusterFormedAnew", &why).await;
+    }
+    if uid.is_some() {
+        status.cluster_uid = uid.map(str::to_string);
+    }
+}
+
+/// The certificates' status, and what TLS refused or has under way.
+async fn report_tls(
+    ctx: &Context,
+    cluster: &IggyCluster,
+    tls: &super::tls::TlsOutcome,
+    replica_tls: ReplicaTls,
+    status: &mut IggyClusterStatus,
+) {
+    let generation = cluster.metadata.generation;
+    status.tls = tls.status.clone();
+    if let Some((reason, why)) = &tls.refused {
+        degrade(ctx, cluster, status, reason, why, why.clone()).await;
+    }
+    if replica_tls == ReplicaTls::Switching {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            "InterBrokerTLSSwitching",
+            "switching inter-broker TLS: every broker accepts peers with and without it until \
+             all run that, then every broker is restarted as asked",
+            generation,
+        );
+    }
+    if let Some(step) = &tls.progressing {
+        conditions::set(
+            &mut status.conditions,
+            PROGRESSING,
+            true,
+            "CertificateRotation",
+            step.clone(),
+            generation,
+        );
+    }
+}
+
 async fn observe_brokers(
     ctx: &Context,
     cluster: &IggyCluster,
