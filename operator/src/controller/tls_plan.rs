@@ -158,224 +158,324 @@ pub fn plan(
         cluster.spec.tls().cloned().unwrap_or_else(|| {
             serde_json::from_value(serde_json::json!({})).expect("TLS defaults")
         });
-    let validity = parse_duration(&spec.validity).unwrap_or(Duration::from_secs(90 * 86_400));
-    let renew_before =
-        parse_duration(&spec.renew_before).unwrap_or(Duration::from_secs(30 * 86_400));
     let ca_validity =
         parse_duration(&spec.ca_validity).unwrap_or(Duration::from_secs(1825 * 86_400));
-    let ca_name = format!(
-        "{}/{}",
-        cluster.namespace().unwrap_or_default(),
-        cluster.name_any()
-    );
-    let annotation = |key: &str| cluster.annotations().get(key).cloned();
-    let mut ca_annotations = current.ca_annotations.clone();
-    let mut events = Vec::new();
-    let mut progressing = None;
+    let mut planner = Planner {
+        cluster,
+        brokers,
+        now,
+        observed,
+        inter_broker: spec.listeners.inter_broker,
+        validity: parse_duration(&spec.validity).unwrap_or(Duration::from_secs(90 * 86_400)),
+        renew_before: parse_duration(&spec.renew_before)
+            .unwrap_or(Duration::from_secs(30 * 86_400)),
+        ca_annotations: current.ca_annotations.clone(),
+        events: Vec::new(),
+        progressing: None,
+    };
+    let mut cas = planner.cas(current, ca_validity)?;
+    planner.advance_rotation(&mut cas)?;
+    planner.record_rotation(&cas);
+    let (broker_data, broker_status) = planner.broker_certificates(current, cas.signer())?;
+    planner.finish(cas, broker_data, broker_status)
+}
 
-    let mut ca = match pair(&current.ca, CA_CERT, CA_KEY) {
-        Some(ca) => ca,
-        None => {
-            events.push((
-                "CAIssued",
+/// The cluster's CAs: the newest, and while it replaces another, that one
+/// and how far the replacement is.
+struct Cas {
+    ca: KeyedCertificate,
+    previous: Option<KeyedCertificate>,
+    rotation: Option<Rotation>,
+    /// When the rotation's step started (Unix seconds).
+    since: i64,
+}
+
+impl Cas {
+    /// The CA that signs the brokers' certificates now: the old one until
+    /// every broker trusts the new one.
+    fn signer(&self) -> &KeyedCertificate {
+        match (self.rotation, &self.previous) {
+            (Some(Rotation::Trusting), Some(old)) => old,
+            _ => &self.ca,
+        }
+    }
+}
+
+/// One [`plan`]'s inputs and what it has decided to tell so far.
+struct Planner<'a> {
+    cluster: &'a IggyCluster,
+    brokers: i32,
+    now: SystemTime,
+    observed: Option<&'a BTreeMap<i32, BrokerView>>,
+    inter_broker: bool,
+    validity: Duration,
+    renew_before: Duration,
+    ca_annotations: BTreeMap<String, String>,
+    events: Vec<(&'static str, String)>,
+    progressing: Option<String>,
+}
+
+impl Planner<'_> {
+    fn annotation(&self, key: &str) -> Option<String> {
+        self.cluster.annotations().get(key).cloned()
+    }
+
+    /// The stored CAs (a new one when there is none), with a replacement
+    /// started when the CA is due or [`ROTATE_CA_ANNOTATION`] asks.
+    fn cas(&mut self, current: &Current, ca_validity: Duration) -> Result<Cas, CertificateError> {
+        let ca_name = format!(
+            "{}/{}",
+            self.cluster.namespace().unwrap_or_default(),
+            self.cluster.name_any()
+        );
+        let ca = match pair(&current.ca, CA_CERT, CA_KEY) {
+            Some(ca) => ca,
+            None => {
+                self.events.push((
+                    "CAIssued",
+                    format!(
+                        "made the cluster's CA (Secret {})",
+                        names::ca_secret(self.cluster)
+                    ),
+                ));
+                // The annotations ask for nothing on a fresh CA.
+                for (key, handled) in [
+                    (RENEW_ANNOTATION, RENEWED_FOR_ANNOTATION),
+                    (ROTATE_CA_ANNOTATION, ROTATED_FOR_ANNOTATION),
+                ] {
+                    if let Some(value) = self.annotation(key) {
+                        self.ca_annotations.insert(handled.into(), value);
+                    }
+                }
+                self.ca_annotations.remove(ROTATION_ANNOTATION);
+                self.ca_annotations.remove(ROTATION_SINCE_ANNOTATION);
+                new_ca(&ca_name, self.now, ca_validity)?
+            }
+        };
+        let previous = pair(&current.ca, PREVIOUS_CA_CERT, PREVIOUS_CA_KEY);
+        let rotation = self
+            .ca_annotations
+            .get(ROTATION_ANNOTATION)
+            .and_then(|r| Rotation::parse(r))
+            .filter(|_| previous.is_some());
+        let since = self
+            .ca_annotations
+            .get(ROTATION_SINCE_ANNOTATION)
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(unix(self.now));
+        let mut cas = Cas {
+            ca,
+            previous,
+            rotation,
+            since,
+        };
+
+        // Start replacing the CA?
+        let ca_info = inspect(&cas.ca.cert_pem)?;
+        let forced = self
+            .annotation(ROTATE_CA_ANNOTATION)
+            .filter(|value| self.ca_annotations.get(ROTATED_FOR_ANNOTATION) != Some(value));
+        let due = unix(self.now) + self.renew_before.as_secs() as i64 >= ca_info.not_after;
+        if cas.rotation.is_none() && (due || forced.is_some()) {
+            let why = if forced.is_some() {
+                format!("{ROTATE_CA_ANNOTATION} asked for it")
+            } else {
+                format!("it expires at {}", rfc3339(ca_info.not_after))
+            };
+            let replaced = std::mem::replace(&mut cas.ca, new_ca(&ca_name, self.now, ca_validity)?);
+            cas.previous = Some(replaced);
+            cas.rotation = Some(Rotation::Trusting);
+            cas.since = unix(self.now);
+            if let Some(value) = forced {
+                self.ca_annotations
+                    .insert(ROTATED_FOR_ANNOTATION.into(), value);
+            }
+            self.events.push((
+                "CARotationStarted",
                 format!(
-                    "made the cluster's CA (Secret {})",
-                    names::ca_secret(cluster)
+                    "replacing the cluster's CA ({why}): the new CA is trusted beside the old one; \
+                     brokers get certificates of it once every broker trusts both"
                 ),
             ));
-            // The annotations ask for nothing on a fresh CA.
-            for (key, handled) in [
-                (RENEW_ANNOTATION, RENEWED_FOR_ANNOTATION),
-                (ROTATE_CA_ANNOTATION, ROTATED_FOR_ANNOTATION),
-            ] {
-                if let Some(value) = annotation(key) {
-                    ca_annotations.insert(handled.into(), value);
-                }
-            }
-            ca_annotations.remove(ROTATION_ANNOTATION);
-            ca_annotations.remove(ROTATION_SINCE_ANNOTATION);
-            new_ca(&ca_name, now, ca_validity)?
         }
-    };
-    let mut previous = pair(&current.ca, PREVIOUS_CA_CERT, PREVIOUS_CA_KEY);
-    let mut rotation = ca_annotations
-        .get(ROTATION_ANNOTATION)
-        .and_then(|r| Rotation::parse(r))
-        .filter(|_| previous.is_some());
-    let since = ca_annotations
-        .get(ROTATION_SINCE_ANNOTATION)
-        .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or(unix(now));
-
-    // Start replacing the CA?
-    let ca_info = inspect(&ca.cert_pem)?;
-    let forced = annotation(ROTATE_CA_ANNOTATION)
-        .filter(|value| ca_annotations.get(ROTATED_FOR_ANNOTATION) != Some(value));
-    let due = unix(now) + renew_before.as_secs() as i64 >= ca_info.not_after;
-    let mut since = since;
-    if rotation.is_none() && (due || forced.is_some()) {
-        let why = if forced.is_some() {
-            format!("{ROTATE_CA_ANNOTATION} asked for it")
-        } else {
-            format!("it expires at {}", rfc3339(ca_info.not_after))
-        };
-        previous = Some(ca);
-        ca = new_ca(&ca_name, now, ca_validity)?;
-        rotation = Some(Rotation::Trusting);
-        since = unix(now);
-        if let Some(value) = forced {
-            ca_annotations.insert(ROTATED_FOR_ANNOTATION.into(), value);
-        }
-        events.push((
-            "CARotationStarted",
-            format!(
-                "replacing the cluster's CA ({why}): the new CA is trusted beside the old one; \
-                 brokers get certificates of it once every broker trusts both"
-            ),
-        ));
+        Ok(cas)
     }
-    let new_subject = inspect(&ca.cert_pem)?.subject;
-    let everyone = |check: &dyn Fn(&BrokerView) -> bool| -> (usize, bool) {
-        let Some(observed) = observed else {
+
+    /// How many of the brokers pass `check`, and whether all do (none
+    /// known to when they could not be asked).
+    fn everyone(&self, check: impl Fn(&BrokerView) -> bool) -> (usize, bool) {
+        let Some(observed) = self.observed else {
             return (0, false);
         };
-        let agreeing = (0..brokers)
-            .filter(|id| observed.get(id).is_some_and(check))
+        let agreeing = (0..self.brokers)
+            .filter(|id| observed.get(id).is_some_and(&check))
             .count();
-        (agreeing, agreeing == brokers as usize)
-    };
-    match rotation {
-        Some(Rotation::Trusting) => {
-            let waited = unix(now) - since >= MIN_TRUST_OVERLAP.as_secs() as i64;
-            let (trusting, all) = if spec.listeners.inter_broker {
-                everyone(&|b| b.trusts.contains(&new_subject))
-            } else {
-                (brokers as usize, true)
-            };
-            if waited && all {
-                rotation = Some(Rotation::Issuing);
-                since = unix(now);
-                events.push((
-                    "CARotationIssuing",
-                    "every broker trusts the new CA: issuing the brokers' certificates from it"
-                        .into(),
-                ));
-            } else {
-                progressing = Some(format!(
-                    "replacing the CA: both CAs are published; waiting for every broker to trust \
-                     the new one ({trusting} of {brokers} do){}",
-                    if waited {
-                        ""
-                    } else {
-                        " and for mounted copies of the bundle to catch up"
-                    }
-                ));
-            }
-        }
-        Some(Rotation::Issuing) => {
-            let (serving, all) =
-                everyone(&|b| !b.serves.is_empty() && b.serves.iter().all(|i| *i == new_subject));
-            if all {
-                rotation = None;
-                previous = None;
-                events.push((
-                    "CARotationCompleted",
-                    "every broker serves a certificate of the new CA: the old CA is no longer trusted"
-                        .into(),
-                ));
-            } else {
-                progressing = Some(format!(
-                    "replacing the CA: waiting for every broker to serve its certificate of the \
-                     new CA ({serving} of {brokers} do)"
-                ));
-            }
-        }
-        None => {}
-    }
-    match rotation {
-        Some(step) => {
-            ca_annotations.insert(ROTATION_ANNOTATION.into(), step.name().into());
-            ca_annotations.insert(ROTATION_SINCE_ANNOTATION.into(), since.to_string());
-        }
-        None => {
-            ca_annotations.remove(ROTATION_ANNOTATION);
-            ca_annotations.remove(ROTATION_SINCE_ANNOTATION);
-        }
+        (agreeing, agreeing == self.brokers as usize)
     }
 
-    // The brokers' certificates, from the CA that signs now.
-    let signer = match (rotation, &previous) {
-        (Some(Rotation::Trusting), Some(old)) => old,
-        _ => &ca,
-    };
-    let signer_subject = inspect(&signer.cert_pem)?.subject;
-    let renew_all = annotation(RENEW_ANNOTATION)
-        .filter(|value| ca_annotations.get(RENEWED_FOR_ANNOTATION) != Some(value));
-    let mut issued = Vec::new();
-    let mut broker_data = BTreeMap::new();
-    let mut broker_status = Vec::new();
-    for ordinal in 0..brokers {
-        let pod = format!("{}-{ordinal}", names::statefulset(cluster));
-        let (cert_key, key_key) = (format!("{pod}.crt"), format!("{pod}.key"));
-        let wanted = tls::broker_names(cluster, ordinal);
-        let kept = pair(&current.brokers, &cert_key, &key_key).filter(|existing| {
-            let info: CertificateInfo = inspect(&existing.cert_pem).expect("checked by pair");
-            renew_all.is_none()
-                && info.issuer == signer_subject
-                && info.names == wanted
-                && unix(now) + (renew_before.as_secs() as i64) < info.not_after
-        });
-        let cert = match kept {
-            Some(cert) => cert,
+    /// Move a CA replacement under way to its next step once the brokers
+    /// are there, or say what it waits for.
+    fn advance_rotation(&mut self, cas: &mut Cas) -> Result<(), CertificateError> {
+        let new_subject = inspect(&cas.ca.cert_pem)?.subject;
+        match cas.rotation {
+            Some(Rotation::Trusting) => {
+                let waited = unix(self.now) - cas.since >= MIN_TRUST_OVERLAP.as_secs() as i64;
+                let (trusting, all) = if self.inter_broker {
+                    self.everyone(|b| b.trusts.contains(&new_subject))
+                } else {
+                    (self.brokers as usize, true)
+                };
+                if waited && all {
+                    cas.rotation = Some(Rotation::Issuing);
+                    cas.since = unix(self.now);
+                    self.events.push((
+                        "CARotationIssuing",
+                        "every broker trusts the new CA: issuing the brokers' certificates from it"
+                            .into(),
+                    ));
+                } else {
+                    self.progressing = Some(format!(
+                        "replacing the CA: both CAs are published; waiting for every broker to trust \
+                         the new one ({trusting} of {} do){}",
+                        self.brokers,
+                        if waited {
+                            ""
+                        } else {
+                            " and for mounted copies of the bundle to catch up"
+                        }
+                    ));
+                }
+            }
+            Some(Rotation::Issuing) => {
+                let (serving, all) = self.everyone(|b| {
+                    !b.serves.is_empty() && b.serves.iter().all(|i| *i == new_subject)
+                });
+                if all {
+                    cas.rotation = None;
+                    cas.previous = None;
+                    self.events.push((
+                        "CARotationCompleted",
+                        "every broker serves a certificate of the new CA: the old CA is no longer trusted"
+                            .into(),
+                    ));
+                } else {
+                    self.progressing = Some(format!(
+                        "replacing the CA: waiting for every broker to serve its certificate of the \
+                         new CA ({serving} of {} do)",
+                        self.brokers
+                    ));
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Where a CA replacement stands, on the CA Secret's annotations.
+    fn record_rotation(&mut self, cas: &Cas) {
+        match cas.rotation {
+            Some(step) => {
+                self.ca_annotations
+                    .insert(ROTATION_ANNOTATION.into(), step.name().into());
+                self.ca_annotations
+                    .insert(ROTATION_SINCE_ANNOTATION.into(), cas.since.to_string());
+            }
             None => {
-                issued.push(pod.clone());
-                issue(signer, &pod, &wanted, now, validity)?
+                self.ca_annotations.remove(ROTATION_ANNOTATION);
+                self.ca_annotations.remove(ROTATION_SINCE_ANNOTATION);
             }
-        };
-        broker_status.push(BrokerCertificate {
-            id: ordinal,
-            not_after: rfc3339(inspect(&cert.cert_pem)?.not_after),
-        });
-        broker_data.insert(cert_key, cert.cert_pem);
-        broker_data.insert(key_key, cert.key_pem);
-    }
-    if let Some(value) = renew_all {
-        ca_annotations.insert(RENEWED_FOR_ANNOTATION.into(), value);
-    }
-    if !issued.is_empty() {
-        events.push((
-            "CertificatesIssued",
-            format!("issued TLS certificates for {}", issued.join(", ")),
-        ));
+        }
     }
 
-    let mut bundle = ca.cert_pem.clone();
-    let mut ca_not_after = vec![rfc3339(inspect(&ca.cert_pem)?.not_after)];
-    let mut ca_data = BTreeMap::from([
-        (CA_CERT.to_string(), ca.cert_pem.clone()),
-        (CA_KEY.to_string(), ca.key_pem.clone()),
-    ]);
-    if let Some(old) = &previous {
-        bundle.push_str(&old.cert_pem);
-        ca_not_after.push(rfc3339(inspect(&old.cert_pem)?.not_after));
-        ca_data.insert(PREVIOUS_CA_CERT.into(), old.cert_pem.clone());
-        ca_data.insert(PREVIOUS_CA_KEY.into(), old.key_pem.clone());
+    /// Each broker's certificate and key, kept or issued by `signer`, and
+    /// their expiries for the status.
+    fn broker_certificates(
+        &mut self,
+        current: &Current,
+        signer: &KeyedCertificate,
+    ) -> Result<(BTreeMap<String, String>, Vec<BrokerCertificate>), CertificateError> {
+        let signer_subject = inspect(&signer.cert_pem)?.subject;
+        let renew_all = self
+            .annotation(RENEW_ANNOTATION)
+            .filter(|value| self.ca_annotations.get(RENEWED_FOR_ANNOTATION) != Some(value));
+        let renew_before = self.renew_before.as_secs() as i64;
+        let mut issued = Vec::new();
+        let mut broker_data = BTreeMap::new();
+        let mut broker_status = Vec::new();
+        for ordinal in 0..self.brokers {
+            let pod = format!("{}-{ordinal}", names::statefulset(self.cluster));
+            let (cert_key, key_key) = (format!("{pod}.crt"), format!("{pod}.key"));
+            let wanted = tls::broker_names(self.cluster, ordinal);
+            let kept = pair(&current.brokers, &cert_key, &key_key).filter(|existing| {
+                let info: CertificateInfo = inspect(&existing.cert_pem).expect("checked by pair");
+                renew_all.is_none()
+                    && info.issuer == signer_subject
+                    && info.names == wanted
+                    && unix(self.now) + renew_before < info.not_after
+            });
+            let cert = match kept {
+                Some(cert) => cert,
+                None => {
+                    issued.push(pod.clone());
+                    issue(signer, &pod, &wanted, self.now, self.validity)?
+                }
+            };
+            broker_status.push(BrokerCertificate {
+                id: ordinal,
+                not_after: rfc3339(inspect(&cert.cert_pem)?.not_after),
+            });
+            broker_data.insert(cert_key, cert.cert_pem);
+            broker_data.insert(key_key, cert.key_pem);
+        }
+        if let Some(value) = renew_all {
+            self.ca_annotations
+                .insert(RENEWED_FOR_ANNOTATION.into(), value);
+        }
+        if !issued.is_empty() {
+            self.events.push((
+                "CertificatesIssued",
+                format!("issued TLS certificates for {}", issued.join(", ")),
+            ));
+        }
+        Ok((broker_data, broker_status))
     }
-    broker_data.insert(tls::CA_BUNDLE_KEY.into(), bundle.clone());
-    Ok(Plan {
-        ca: ca_data,
-        ca_annotations,
-        brokers: broker_data,
-        bundle,
-        events,
-        progressing,
-        status: TlsStatus {
-            ca_not_after,
-            brokers: broker_status,
-            ca_bundle: Some(names::ca_bundle(cluster)),
-            connection: Some(tls::connection_options(cluster)),
-        },
-    })
+
+    /// The plan: the CA Secret, the brokers' Secret with the bundle of
+    /// every CA to trust (newest first), and the status.
+    fn finish(
+        self,
+        cas: Cas,
+        mut broker_data: BTreeMap<String, String>,
+        broker_status: Vec<BrokerCertificate>,
+    ) -> Result<Plan, CertificateError> {
+        let mut bundle = cas.ca.cert_pem.clone();
+        let mut ca_not_after = vec![rfc3339(inspect(&cas.ca.cert_pem)?.not_after)];
+        let mut ca_data = BTreeMap::from([
+            (CA_CERT.to_string(), cas.ca.cert_pem.clone()),
+            (CA_KEY.to_string(), cas.ca.key_pem.clone()),
+        ]);
+        if let Some(old) = &cas.previous {
+            bundle.push_str(&old.cert_pem);
+            ca_not_after.push(rfc3339(inspect(&old.cert_pem)?.not_after));
+            ca_data.insert(PREVIOUS_CA_CERT.into(), old.cert_pem.clone());
+            ca_data.insert(PREVIOUS_CA_KEY.into(), old.key_pem.clone());
+        }
+        broker_data.insert(tls::CA_BUNDLE_KEY.into(), bundle.clone());
+        Ok(Plan {
+            ca: ca_data,
+            ca_annotations: self.ca_annotations,
+            brokers: broker_data,
+            bundle,
+            events: self.events,
+            progressing: self.progressing,
+            status: TlsStatus {
+                ca_not_after,
+                brokers: broker_status,
+                ca_bundle: Some(names::ca_bundle(self.cluster)),
+                connection: Some(tls::connection_options(self.cluster)),
+            },
+        })
+    }
 }
 
 #[cfg(test)]
