@@ -117,11 +117,7 @@ async fn brokers_join_take_partitions_and_leave_drained_under_load() {
 /// to them work), which is when a second cluster would take writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_forking() {
-    let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
-    cluster.start(1);
-    cluster.start(2);
-    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
-    create_topic_with_partitions(&cluster, 3).await;
+    let mut cluster = founded_by_one_grown_to_three(3).await;
 
     cluster.kill(0);
     std::fs::remove_dir_all(&cluster.node(0).data).unwrap();
@@ -173,13 +169,8 @@ async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_for
         "broker 0 does not see the cluster's topic"
     );
     let through_1 = cluster.client(1).await;
-    let names = |streams: Vec<Stream>| {
-        let mut names: Vec<String> = streams.into_iter().map(|s| s.name).collect();
-        names.sort();
-        names
-    };
-    let seen_by_0 = names(through_0.get_streams().await.unwrap());
-    let seen_by_1 = names(through_1.get_streams().await.unwrap());
+    let seen_by_0 = stream_names(&through_0).await;
+    let seen_by_1 = stream_names(&through_1).await;
     assert_eq!(seen_by_0, seen_by_1, "brokers 0 and 1 disagree");
     if acknowledged {
         assert!(
@@ -210,11 +201,7 @@ async fn a_lone_founder_back_on_an_empty_volume_joins_its_cluster_instead_of_for
 /// again lets it join.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_cluster() {
-    let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
-    cluster.start(1);
-    cluster.start(2);
-    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
-    create_topic_with_partitions(&cluster, 1).await;
+    let mut cluster = founded_by_one_grown_to_three(1).await;
     let named = wait_for_uid(&cluster, 0).await;
 
     for node in [0, 1, 2] {
@@ -292,6 +279,18 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
     assert_eq!(stream_names(&through_0).await, ["after", "s"]);
 }
 
+/// A cluster founded by broker 0 alone, joined by brokers 1 and 2, with
+/// topic `t` of stream `s` (`partitions` partitions).
+async fn founded_by_one_grown_to_three(partitions: u32) -> TestCluster {
+    let mut cluster = TestCluster::up_with_spare(1, 2, &[]);
+    cluster.start(1);
+    cluster.start(2);
+    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
+    create_topic_with_partitions(&cluster, partitions).await;
+    cluster
+}
+
+/// Every stream's name, sorted, as `client`'s broker lists them.
 async fn stream_names(client: &IggyClient) -> Vec<String> {
     let mut names: Vec<String> = client
         .get_streams()

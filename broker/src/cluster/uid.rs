@@ -55,11 +55,16 @@ impl ClusterUid {
     }
 
     /// The replica listener refused broker `peer`, which names another uid.
-    pub fn refused(&self, peer: u32) {
-        *self
+    /// Whether that is news (not the same peer within [`CALLED_LATELY`]):
+    /// worth a warning, where a leader's every retry would flood the log.
+    pub fn refused(&self, peer: u32) -> bool {
+        let mut refused = self
             .refused
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((peer, Instant::now()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let news = !refused.is_some_and(|(p, at)| p == peer && at.elapsed() < CALLED_LATELY);
+        *refused = Some((peer, Instant::now()));
+        news
     }
 
     /// The broker of another uid refused lately, if any.
@@ -95,7 +100,7 @@ pub fn format_uid(uid: u64) -> String {
 }
 
 /// A new uid: random and never 0 (which means "not named").
-pub fn new_uid() -> u64 {
+fn new_uid() -> u64 {
     rand::random::<u64>().max(1)
 }
 

@@ -26,6 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed connect, calls fail at once for this long (callers have
 /// their own retry loops; this keeps them from hammering a dead peer).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a peer's repeated refusals are logged as a warning.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
@@ -62,6 +64,8 @@ pub struct PeerClient {
     tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
     uid: Arc<ClusterUid>,
+    /// When a refusal by the peer was last logged as a warning.
+    refusal_warned: Mutex<Option<Instant>>,
     control: LaneSlot,
     data: LaneSlot,
     next_id: AtomicU64,
@@ -106,6 +110,7 @@ impl PeerClient {
             tls,
             max_frame_bytes,
             uid,
+            refusal_warned: Mutex::default(),
             control: LaneSlot::default(),
             data: LaneSlot::default(),
             next_id: AtomicU64::new(1),
@@ -269,9 +274,14 @@ impl PeerClient {
                 .await
                 .map_err(|e| {
                     // Not a broker being down: a setting to fix, or two
-                    // clusters founded apart. Said as loudly as the peer says it.
+                    // clusters founded apart. Warned of once in a while,
+                    // not on every retry.
                     if let handshake::HandshakeError::RefusedByPeer(why) = &e {
-                        tracing::warn!(peer = id, %socket, "refused by the peer: {why}");
+                        let mut warned = lock(&self.refusal_warned);
+                        if warned.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL) {
+                            *warned = Some(Instant::now());
+                            tracing::warn!(peer = id, %socket, "refused by the peer: {why}");
+                        }
                     }
                     unreachable(&format!("handshake with {socket}: {e}"))
                 })?;

@@ -92,10 +92,15 @@ async fn serve_peer(
             return;
         }
         Err(e) => {
-            if let HandshakeError::FoundedApart { peer, .. } = e {
-                uid.refused(peer);
+            let news = match e {
+                HandshakeError::FoundedApart { peer, .. } => uid.refused(peer),
+                _ => true,
+            };
+            if news {
+                tracing::warn!(%address, "refused a peer: {e}");
+            } else {
+                tracing::debug!(%address, "refused a peer again: {e}");
             }
-            tracing::warn!(%address, "refused a peer: {e}");
             return;
         }
     };
