@@ -212,6 +212,15 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
     cluster.start(0);
     let forked = wait_for_uid(&cluster, 0).await;
     assert_ne!(forked, named, "a cluster founded again got the same uid");
+    // It chose that uid before founding, so it refused the old cluster's
+    // brokers from its first entry on, not only once the name applied.
+    assert!(
+        cluster
+            .log(0)
+            .lines()
+            .any(|l| l.contains("founding the cluster") && l.contains(&forked)),
+        "the lone founder did not found with its uid chosen"
+    );
     let through_0 = cluster.client(0).await;
     through_0.create_stream("fork").await.unwrap();
 

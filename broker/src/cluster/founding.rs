@@ -21,7 +21,8 @@
 //! exist but do not answer yet. What no founder can tell apart is a new
 //! cluster from one whose every other broker is down too: a lone founder
 //! back empty while the whole cluster is down still founds a new one (kept
-//! apart from the old one when that comes back: `cluster::uid`), so
+//! apart from the old one when that comes back by the uid it chooses
+//! before founding: `cluster::uid`), so
 //! clusters meant to grow are best founded by three brokers (the
 //! operator's default).
 
@@ -117,7 +118,16 @@ pub async fn found_unless_formed(broker: &Broker) {
         .filter_map(|id| settings.peer(id))
         .map(|n| (n.id as u64, openraft::BasicNode::new(n.address())))
         .collect();
-    tracing::info!(node = me, founders = ?members.keys().collect::<Vec<_>>(), "founding the cluster");
+    // A lone founder is the one that can fork its cluster (see above): it
+    // knows its new cluster's uid before its first entry, so that brokers
+    // of the old one are refused from the start.
+    let uid = (settings.founders == 1).then(|| peers.uid().choose_for_founding());
+    tracing::info!(
+        node = me,
+        founders = ?members.keys().collect::<Vec<_>>(),
+        uid = uid.map(super::uid::format_uid),
+        "founding the cluster"
+    );
     // A founder of a new cluster has nothing to catch up with.
     super::catching_up::finish(broker);
     // Every founder initializes with the same membership; the election

@@ -13,7 +13,12 @@
 //! So every cluster gets a random uid once it runs: the metadata leader
 //! proposes `NameCluster` when the state holds none (the first applied
 //! wins), and the state machine keeps it here for the handshake, which
-//! refuses a peer that names another uid (`transport::handshake`). A broker
+//! refuses a peer that names another uid (`transport::handshake`). A lone
+//! founder — the one that can fork — chooses its uid before it founds
+//! (`choose_for_founding`) and names the cluster with that one, so that it
+//! refuses its old cluster's brokers from its first log entry on, not
+//! only once the name is applied (a crash in between reopens that window:
+//! the chosen uid is kept in memory only). A broker
 //! that does not know its cluster's uid yet (one joining, or on a build
 //! from before uids) is let in by everyone, and learns the uid from the
 //! log it catches up with.
@@ -26,7 +31,7 @@
 
 use crate::broker::Broker;
 use crate::metadata::command::MetadataCommand;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,13 +45,18 @@ const CALLED_LATELY: Duration = Duration::from_secs(10);
 /// the state machine, which learns it, and the handshake, which checks it).
 #[derive(Debug, Default)]
 pub struct ClusterUid {
+    /// The uid, 0 while unknown: applied from the metadata log, or chosen
+    /// by a lone founder ahead of that.
     uid: AtomicU64,
+    /// Whether the metadata state holds the uid (it was applied here).
+    named: AtomicBool,
     /// The last broker refused for naming another uid, and when.
     refused: Mutex<Option<(u32, Instant)>>,
 }
 
 impl ClusterUid {
-    /// `None` until the cluster has been named and this broker applied it.
+    /// `None` until the cluster has been named and this broker applied it
+    /// (or, on a lone founder, until it chose the uid it names it with).
     pub fn get(&self) -> Option<u64> {
         match self.uid.load(Ordering::Relaxed) {
             0 => None,
@@ -78,18 +88,42 @@ impl ClusterUid {
             .map(|(peer, _)| peer)
     }
 
+    /// Whether the metadata state holds the uid yet.
+    pub fn is_named(&self) -> bool {
+        self.named.load(Ordering::Relaxed)
+    }
+
+    /// A lone founder about to found: the uid it will name its cluster
+    /// with, known (and checked by the handshake) from now on.
+    pub fn choose_for_founding(&self) -> u64 {
+        let chosen = new_uid();
+        match self
+            .uid
+            .compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => chosen,
+            Err(known) => known,
+        }
+    }
+
+    /// The uid to propose for naming the cluster: the chosen one, if any.
+    fn to_propose(&self) -> u64 {
+        self.get().unwrap_or_else(new_uid)
+    }
+
     /// The state machine applied the cluster's uid (or restored it from a
     /// snapshot).
     pub fn learn(&self, uid: u64) {
         let before = self.uid.swap(uid, Ordering::Relaxed);
-        if before == 0 {
-            tracing::info!(uid = %format_uid(uid), "this broker's cluster is named");
-        } else if before != uid {
+        let named_before = self.named.swap(true, Ordering::Relaxed);
+        if before != 0 && before != uid {
             tracing::error!(
                 before = %format_uid(before),
                 now = %format_uid(uid),
                 "the cluster's uid changed: this broker took metadata of another cluster"
             );
+        } else if !named_before {
+            tracing::info!(uid = %format_uid(uid), "this broker's cluster is named");
         }
     }
 }
@@ -126,12 +160,12 @@ pub fn founded_apart(broker: &Broker) -> Option<String> {
 /// On the metadata leader, name the cluster if it has no uid yet: a new
 /// cluster once its founders registered, one upgraded from a build
 /// without uids once every member reads `NameCluster`. Runs until the uid
-/// is known here.
+/// is applied here.
 pub async fn name_unless_named(broker: Arc<Broker>, uid: Arc<ClusterUid>) {
     let needed = MetadataCommand::NameCluster { uid: 0 }.since_version();
     let mut ticker = tokio::time::interval(NAMING_INTERVAL);
     let mut waiting_logged = false;
-    while uid.get().is_none() {
+    while !uid.is_named() {
         ticker.tick().await;
         if !broker.metadata.is_leader() {
             continue;
@@ -148,9 +182,44 @@ pub async fn name_unless_named(broker: Arc<Broker>, uid: Arc<ClusterUid>) {
             }
             continue;
         }
-        let command = MetadataCommand::NameCluster { uid: new_uid() };
+        let command = MetadataCommand::NameCluster {
+            uid: uid.to_propose(),
+        };
         if let Err(e) = broker.metadata.write(command).await {
             tracing::debug!("naming the cluster: {e}; retrying");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_founders_uid_is_known_before_it_is_named_and_is_the_name() {
+        let uid = ClusterUid::default();
+        assert_eq!(uid.get(), None);
+        let chosen = uid.choose_for_founding();
+        assert_eq!(uid.get(), Some(chosen), "the handshake checks it already");
+        assert!(!uid.is_named());
+        assert_eq!(uid.to_propose(), chosen);
+        uid.learn(chosen);
+        assert!(uid.is_named());
+        assert_eq!(uid.get(), Some(chosen));
+    }
+
+    #[test]
+    fn a_uid_applied_before_founding_is_kept() {
+        let uid = ClusterUid::default();
+        uid.learn(7);
+        assert_eq!(uid.choose_for_founding(), 7);
+        assert_eq!(uid.get(), Some(7));
+    }
+
+    #[test]
+    fn a_broker_that_chose_nothing_proposes_a_new_uid() {
+        let uid = ClusterUid::default();
+        assert_ne!(uid.to_propose(), 0);
+        assert_eq!(uid.get(), None, "proposing is not knowing");
     }
 }
