@@ -120,6 +120,11 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Its retries are refused too, but not warned of every time.
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(node.replica).await.unwrap();
+        dial(&mut stream, &stranger, None, 0).await.unwrap_err();
+    }
 
     // With the name and the secret, but from a cluster founded apart (a
     // uid other than this cluster's).
@@ -140,6 +145,22 @@ async fn a_peer_with_a_wrong_secret_or_a_client_on_the_replica_port_gets_nothing
         matches!(&refused, HandshakeError::RefusedByPeer(why) if why.contains("founded apart")),
         "{refused}"
     );
+    // Another reason is news, warned of at once; the stranger's retries
+    // before it were not.
+    common::wait_for("the listener's warning", Duration::from_secs(5), || {
+        cluster
+            .log(0)
+            .contains("refused a peer: the dialing broker belongs to another cluster of this name")
+    })
+    .await;
+    let warnings = cluster
+        .log(0)
+        .lines()
+        .filter(|l| {
+            l.contains("WARN") && l.contains("refused a peer") && l.contains("another-cluster")
+        })
+        .count();
+    assert_eq!(warnings, 1, "{}", cluster.log(0));
 
     // A broker dialing a client port gets no handshake from it.
     let mut stream = tokio::net::TcpStream::connect(node.tcp).await.unwrap();

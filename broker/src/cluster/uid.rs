@@ -65,16 +65,11 @@ impl ClusterUid {
     }
 
     /// The replica listener refused broker `peer`, which names another uid.
-    /// Whether that is news (not the same peer within [`CALLED_LATELY`]):
-    /// worth a warning, where a leader's every retry would flood the log.
-    pub fn refused(&self, peer: u32) -> bool {
-        let mut refused = self
+    pub fn refused(&self, peer: u32) {
+        *self
             .refused
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let news = !refused.is_some_and(|(p, at)| p == peer && at.elapsed() < CALLED_LATELY);
-        *refused = Some((peer, Instant::now()));
-        news
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((peer, Instant::now()));
     }
 
     /// The broker of another uid refused lately, if any.

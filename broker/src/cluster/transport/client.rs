@@ -11,6 +11,7 @@ use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake;
 use super::messages::{Request, Response};
+use super::repeats::Repeats;
 use crate::cluster::uid::ClusterUid;
 use crate::config::{ClusterSettings, Peer};
 use crate::tls::peer::PeerTls;
@@ -26,8 +27,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed connect, calls fail at once for this long (callers have
 /// their own retry loops; this keeps them from hammering a dead peer).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
-/// How often a peer's repeated refusals are logged as a warning.
-const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
@@ -64,8 +63,8 @@ pub struct PeerClient {
     tls: Option<Arc<PeerTls>>,
     max_frame_bytes: usize,
     uid: Arc<ClusterUid>,
-    /// When a refusal by the peer was last logged as a warning.
-    refusal_warned: Mutex<Option<Instant>>,
+    /// Refusals by the peer, warned of once in a while.
+    refusals: Repeats<()>,
     control: LaneSlot,
     data: LaneSlot,
     next_id: AtomicU64,
@@ -110,7 +109,7 @@ impl PeerClient {
             tls,
             max_frame_bytes,
             uid,
-            refusal_warned: Mutex::default(),
+            refusals: Repeats::default(),
             control: LaneSlot::default(),
             data: LaneSlot::default(),
             next_id: AtomicU64::new(1),
@@ -276,12 +275,10 @@ impl PeerClient {
                     // Not a broker being down: a setting to fix, or two
                     // clusters founded apart. Warned of once in a while,
                     // not on every retry.
-                    if let handshake::HandshakeError::RefusedByPeer(why) = &e {
-                        let mut warned = lock(&self.refusal_warned);
-                        if warned.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL) {
-                            *warned = Some(Instant::now());
-                            tracing::warn!(peer = id, %socket, "refused by the peer: {why}");
-                        }
+                    if let handshake::HandshakeError::RefusedByPeer(why) = &e
+                        && self.refusals.is_news(())
+                    {
+                        tracing::warn!(peer = id, %socket, "refused by the peer: {why}");
                     }
                     unreachable(&format!("handshake with {socket}: {e}"))
                 })?;

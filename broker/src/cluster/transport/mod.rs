@@ -8,6 +8,7 @@
 //! - [`frame`]: `[length][kind][request id][meta][body]` frames.
 //! - [`messages`]: the requests and responses.
 //! - [`client`]: calling a peer; [`server`]: serving peers.
+//! - [`repeats`]: warnings of refusals that every retry repeats.
 //!
 //! With `[cluster.tls]` every connection is mutual TLS first
 //! (`crate::tls::peer`), and the handshake runs inside it.
@@ -16,6 +17,7 @@ pub mod client;
 pub mod frame;
 pub mod handshake;
 pub mod messages;
+mod repeats;
 pub mod server;
 
 pub use client::{Lane, PeerClient, PeerError};

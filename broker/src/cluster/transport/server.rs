@@ -6,11 +6,13 @@ use super::PeerStream;
 use super::frame::{self, Frame, KIND_REQUEST, KIND_RESPONSE};
 use super::handshake::{self, HandshakeError};
 use super::messages::{Request, Response};
+use super::repeats::Repeats;
 use crate::cluster::uid::ClusterUid;
 use crate::config::ClusterSettings;
 use crate::tls::peer::{Accepted, PeerTls};
 use bytes::Bytes;
-use std::net::SocketAddr;
+use std::mem::Discriminant;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -19,6 +21,26 @@ use tokio::sync::mpsc;
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, from: u32, request: Request, body: Bytes) -> (Response, Bytes);
+}
+
+/// What the listener serves peers with.
+struct Listener {
+    settings: Arc<ClusterSettings>,
+    uid: Arc<ClusterUid>,
+    tls: Option<Arc<PeerTls>>,
+    handler: Arc<dyn Handler>,
+    max_frame_bytes: usize,
+    /// Refused connections by address and reason, warned of once in a
+    /// while (a refused broker retries several times a second).
+    refusals: Repeats<(IpAddr, Refusal)>,
+}
+
+/// Why a connection to the replica port was refused.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Refusal {
+    /// TLS failed, as the message says (another CA, no TLS at all, …).
+    Tls(String),
+    Handshake(Discriminant<HandshakeError>),
 }
 
 /// Accept peers until the task is dropped.
@@ -30,6 +52,14 @@ pub async fn serve(
     handler: Arc<dyn Handler>,
     max_frame_bytes: usize,
 ) {
+    let serving = Arc::new(Listener {
+        settings,
+        uid,
+        tls,
+        handler,
+        max_frame_bytes,
+        refusals: Repeats::default(),
+    });
     loop {
         let (stream, address) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -40,125 +70,134 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_peer(
-            stream,
-            address,
-            settings.clone(),
-            uid.clone(),
-            tls.clone(),
-            handler.clone(),
-            max_frame_bytes,
-        ));
+        let serving = serving.clone();
+        tokio::spawn(async move {
+            if let Some((stream, peer)) = serving.admit(stream, address).await {
+                serving.serve_peer(stream, peer).await;
+            }
+        });
     }
 }
 
-async fn serve_peer(
-    stream: TcpStream,
-    address: SocketAddr,
-    settings: Arc<ClusterSettings>,
-    uid: Arc<ClusterUid>,
-    tls: Option<Arc<PeerTls>>,
-    handler: Arc<dyn Handler>,
-    max_frame_bytes: usize,
-) {
-    let mut stream: PeerStream = match tls {
-        None => Box::new(stream),
-        Some(tls) => {
-            match tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                Ok(Ok(Accepted::Tls(stream))) => stream,
-                Ok(Ok(Accepted::Plain(stream))) => {
-                    tracing::debug!(%address, "a peer without TLS (cluster.tls.accept_plaintext is on)");
-                    Box::new(stream)
+impl Listener {
+    /// TLS (when configured) and the handshake: the connection and the
+    /// broker it is from, or `None` if it was refused (and logged).
+    async fn admit(&self, stream: TcpStream, address: SocketAddr) -> Option<(PeerStream, u32)> {
+        let mut stream: PeerStream = match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                match tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(Accepted::Tls(stream))) => stream,
+                    Ok(Ok(Accepted::Plain(stream))) => {
+                        tracing::debug!(%address, "a peer without TLS (cluster.tls.accept_plaintext is on)");
+                        Box::new(stream)
+                    }
+                    Ok(Err(e)) => {
+                        if self
+                            .refusals
+                            .is_news((address.ip(), Refusal::Tls(e.to_string())))
+                        {
+                            tracing::warn!(%address, "refused a connection to the replica port: TLS: {e}");
+                        } else {
+                            tracing::debug!(%address, "refused a connection to the replica port again: TLS: {e}");
+                        }
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%address, "replica TLS handshake did not complete");
+                        return None;
+                    }
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(%address, "refused a connection to the replica port: TLS: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%address, "replica TLS handshake did not complete");
-                    return;
-                }
-            }
-        }
-    };
-    let accepted = match handshake::accept(&mut stream, &settings, uid.get()).await {
-        Ok(accepted) => accepted,
-        Err(HandshakeError::NotAPeer) => {
-            tracing::info!(%address, "closed a connection to the replica port that is not a broker of this cluster");
-            return;
-        }
-        Err(HandshakeError::Io(_)) | Err(HandshakeError::Timeout) => {
-            tracing::debug!(%address, "replica handshake did not complete");
-            return;
-        }
-        Err(e) => {
-            let news = match e {
-                HandshakeError::FoundedApart { peer, .. } => uid.refused(peer),
-                _ => true,
-            };
-            if news {
-                tracing::warn!(%address, "refused a peer: {e}");
-            } else {
-                tracing::debug!(%address, "refused a peer again: {e}");
-            }
-            return;
-        }
-    };
-    let peer = accepted.peer;
-    tracing::debug!(%address, peer, version = accepted.version, "peer connected");
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (replies, mut outgoing) = mpsc::channel::<Frame>(256);
-    let writing = tokio::spawn(async move {
-        while let Some(frame) = outgoing.recv().await {
-            if frame::write(&mut writer, &frame).await.is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let frame = match frame::read(&mut reader, max_frame_bytes).await {
-            Ok(Some(frame)) if frame.kind == KIND_REQUEST => frame,
-            Ok(Some(_)) => {
-                tracing::warn!(peer, "unexpected frame from a peer; closing");
-                break;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(peer, "peer connection ended: {e}");
-                break;
             }
         };
-        let handler = handler.clone();
-        let replies = replies.clone();
-        tokio::spawn(async move {
-            let (response, body) = match serde_json::from_slice::<Request>(&frame.meta) {
-                Ok(request) => handler.handle(peer, request, frame.body).await,
-                Err(e) => (
-                    Response::Unsupported {
-                        message: format!("unknown request: {e}"),
-                    },
-                    Bytes::new(),
-                ),
-            };
-            let meta = match serde_json::to_vec(&response) {
-                Ok(meta) => Bytes::from(meta),
-                Err(e) => Bytes::from(
-                    serde_json::to_vec(&Response::Failed {
-                        message: format!("unencodable response: {e}"),
-                    })
-                    .unwrap_or_default(),
-                ),
-            };
-            let _ = replies
-                .send(Frame {
-                    kind: KIND_RESPONSE,
-                    request_id: frame.request_id,
-                    meta,
-                    body,
-                })
-                .await;
-        });
+        match handshake::accept(&mut stream, &self.settings, self.uid.get()).await {
+            Ok(accepted) => {
+                tracing::debug!(%address, peer = accepted.peer, version = accepted.version, "peer connected");
+                Some((stream, accepted.peer))
+            }
+            Err(HandshakeError::NotAPeer) => {
+                tracing::info!(%address, "closed a connection to the replica port that is not a broker of this cluster");
+                None
+            }
+            Err(HandshakeError::Io(_)) | Err(HandshakeError::Timeout) => {
+                tracing::debug!(%address, "replica handshake did not complete");
+                None
+            }
+            Err(e) => {
+                // A broker of another uid calling tells readiness that this
+                // one may be the one founded apart (`cluster::uid`).
+                if let HandshakeError::FoundedApart { peer, .. } = e {
+                    self.uid.refused(peer);
+                }
+                let why = Refusal::Handshake(std::mem::discriminant(&e));
+                let news = self.refusals.is_news((address.ip(), why));
+                if news {
+                    tracing::warn!(%address, "refused a peer: {e}");
+                } else {
+                    tracing::debug!(%address, "refused a peer again: {e}");
+                }
+                None
+            }
+        }
     }
-    drop(replies);
-    let _ = writing.await;
+
+    /// Serve an admitted peer's requests, each answered as soon as it is
+    /// done, until the connection ends.
+    async fn serve_peer(&self, stream: PeerStream, peer: u32) {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (replies, mut outgoing) = mpsc::channel::<Frame>(256);
+        let writing = tokio::spawn(async move {
+            while let Some(frame) = outgoing.recv().await {
+                if frame::write(&mut writer, &frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let frame = match frame::read(&mut reader, self.max_frame_bytes).await {
+                Ok(Some(frame)) if frame.kind == KIND_REQUEST => frame,
+                Ok(Some(_)) => {
+                    tracing::warn!(peer, "unexpected frame from a peer; closing");
+                    break;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(peer, "peer connection ended: {e}");
+                    break;
+                }
+            };
+            let handler = self.handler.clone();
+            let replies = replies.clone();
+            tokio::spawn(async move {
+                let (response, body) = match serde_json::from_slice::<Request>(&frame.meta) {
+                    Ok(request) => handler.handle(peer, request, frame.body).await,
+                    Err(e) => (
+                        Response::Unsupported {
+                            message: format!("unknown request: {e}"),
+                        },
+                        Bytes::new(),
+                    ),
+                };
+                let meta = match serde_json::to_vec(&response) {
+                    Ok(meta) => Bytes::from(meta),
+                    Err(e) => Bytes::from(
+                        serde_json::to_vec(&Response::Failed {
+                            message: format!("unencodable response: {e}"),
+                        })
+                        .unwrap_or_default(),
+                    ),
+                };
+                let _ = replies
+                    .send(Frame {
+                        kind: KIND_RESPONSE,
+                        request_id: frame.request_id,
+                        meta,
+                        body,
+                    })
+                    .await;
+            });
+        }
+        drop(replies);
+        let _ = writing.await;
+    }
 }
