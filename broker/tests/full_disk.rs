@@ -9,55 +9,19 @@
 
 mod common;
 
+use common::tmpfs::Tmpfs;
 use common::{
     TestBroker, create_stream_and_topic, http_get, id, messages, metric, poll_all, wait_for,
 };
 use iggy::prelude::*;
 use powercut_fs::{PowerCutFs, libc_errno};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 /// `system.reserved_space` in these tests.
 const RESERVE: &str = "8 MiB";
 const RESERVE_BYTES: u64 = 8 * MIB;
-
-/// A size-limited tmpfs, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size_mib: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount tmpfs (needs root): {status}");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn available(&self) -> u64 {
-        let fs = rustix::fs::statvfs(self.path()).unwrap();
-        fs.f_bavail * fs.f_frsize
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// One batch of 100 messages of 10 KiB (about 1 MiB) with ids from `first`.
 fn big_batch(first: u128) -> Vec<IggyMessage> {
@@ -316,5 +280,115 @@ async fn a_failing_data_directory_is_reported_and_writes_resume_when_it_recovers
         broker
             .log()
             .contains("the data directory takes writes again")
+    );
+}
+
+/// A follower whose volume fills up: it refuses to copy past its reserve
+/// and falls out of the in-sync set, while the cluster acknowledges every
+/// send with the other replicas; it keeps applying metadata and says it is
+/// not ready; once its volume grows it copies what it missed, and every
+/// acknowledged message can be read from it as the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_disk_fills_drops_out_of_sync_and_catches_up_once_its_volume_grows() {
+    use common::cluster::TestCluster;
+    use common::replicated::{
+        admin_post, create_topic_with_partitions, read_all, wait_for_partition, wait_for_voters,
+        wait_until,
+    };
+    // Brokers 0 and 1 hold the topic from the start, so one of them is
+    // its preferred leader; broker 2 joins on a 64 MiB volume and gets
+    // the third replica.
+    let mut cluster = TestCluster::up_with_spare(
+        2,
+        1,
+        &[
+            ("IGGY_SYSTEM_RESERVED_SPACE", RESERVE),
+            ("IGGY_CLUSTER_DEFAULT_REPLICATION_FACTOR", "2"),
+        ],
+    );
+    let volume = Tmpfs::mount_at(&cluster.dir().join("node-2").join("data"), 64);
+    create_topic_with_partitions(&cluster, 1).await;
+    cluster.start(2);
+    wait_for_voters(&cluster, 0, &[0, 1, 2]).await;
+    let (status, body) = admin_post(
+        &cluster,
+        0,
+        "/cluster/topics/s/t/replication-factor",
+        r#"{"factor": 3}"#,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let grown = wait_for_partition(&cluster, 3).await;
+    assert_ne!(grown.leader, Some(2), "{grown:?}");
+
+    // 96 batches of 1 MiB: more than the volume holds. Every one is
+    // acknowledged, by the leader and the follower with room.
+    let client = cluster.client(0).await;
+    for batch in 0..96u128 {
+        // (Ids from 1: the SDK replaces id 0 with a random one.)
+        send_to(&client, "s", big_batch(1 + batch * 100))
+            .await
+            .unwrap_or_else(|e| panic!("batch {batch} not acknowledged: {e}"));
+    }
+    let shrunk = wait_until(&cluster, Some(0), "without broker 2 in sync", |p| {
+        p.in_sync.len() == 2 && !p.in_sync.contains(&2)
+    })
+    .await;
+    assert!(
+        cluster.log(2).contains("refusing to save messages"),
+        "broker 2 did not say why it stopped copying"
+    );
+    assert!(
+        volume.available() >= RESERVE_BYTES / 2,
+        "the follower used up its reserve: {} B free",
+        volume.available()
+    );
+    let readyz = http_get(cluster.node(2).http, "/readyz").await;
+    assert!(readyz.contains(" 503 "), "{readyz}");
+    let leader = shrunk.leader.expect("a leader");
+    let scraped = http_get(cluster.node(leader).http, "/metrics").await;
+    assert_eq!(
+        metric(&scraped, "iggy_broker_under_replicated_partitions"),
+        1.0
+    );
+    // It still takes metadata, and serves it.
+    client.create_stream("later").await.unwrap();
+    let through_2 = cluster.client(2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while through_2.get_stream(&id("later")).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "broker 2 took no metadata");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The volume grows: broker 2 copies the rest and is in sync again.
+    volume.resize(256);
+    wait_for_partition(&cluster, 3).await;
+    wait_for("broker 2 to be ready", Duration::from_secs(30), || {
+        common::is_ready(cluster.node(2).http)
+    })
+    .await;
+    // Led by broker 2, the partition holds every acknowledged message once.
+    let (status, body) = admin_post(
+        &cluster,
+        0,
+        "/cluster/partitions/s/t/0/leader",
+        r#"{"leader": 2}"#,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    wait_until(&cluster, Some(2), "led by broker 2", |p| {
+        p.leader == Some(2)
+    })
+    .await;
+    let ids: Vec<u128> = read_all(&through_2)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let first_wrong = ids.iter().zip(1..).position(|(id, want)| *id != want);
+    assert!(
+        ids.len() == 9_600 && first_wrong.is_none(),
+        "{} messages read from broker 2, the first out of place at {first_wrong:?}",
+        ids.len()
     );
 }

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod replicated;
 pub mod tls;
+pub mod tmpfs;
 pub mod upgrade;
 
 use iggy::prelude::*;
