@@ -827,3 +827,31 @@ async fn a_cluster_of_an_older_build_is_named_once_every_broker_reads_it() {
     }
     assert!(uids.iter().all(|uid| *uid == uids[0]), "{uids:?}");
 }
+
+/// A lone founder restarted before its cluster is named (naming held back
+/// here by a metadata version pin; otherwise a crash within a few hundred
+/// milliseconds of founding) still knows the uid it chose, so it keeps
+/// refusing brokers of another cluster of its name — and names the cluster
+/// with that uid once it may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_founder_restarted_before_naming_keeps_the_uid_it_chose() {
+    use common::upgrade::*;
+    let mut cluster = TestCluster::up_with(1, &[("IGGY_CLUSTER_METADATA_VERSION", "1")]);
+    let chosen = wait_for_uid(&cluster, 0).await;
+    assert!(!cluster.log(0).contains("this broker's cluster is named"));
+
+    cluster.kill(0);
+    cluster.start(0);
+    let status = replicated::admin_get(&cluster, 0, "/cluster/status").await;
+    assert_eq!(status["uid"].as_str(), Some(chosen.as_str()), "{status}");
+
+    roll_to_newest(&mut cluster).await;
+    common::wait_for("the cluster to be named", Duration::from_secs(10), || {
+        cluster
+            .log(0)
+            .lines()
+            .any(|l| l.contains("this broker's cluster is named") && l.contains(&chosen))
+    })
+    .await;
+    assert_eq!(wait_for_uid(&cluster, 0).await, chosen);
+}

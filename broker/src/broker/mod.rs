@@ -124,7 +124,7 @@ impl Broker {
         let max_frame = (effective.max_request_bytes + (1 << 20)).max(8 << 20);
         let peers = cluster
             .as_ref()
-            .map(|settings| Peers::new(settings.clone(), max_frame, uid).map(Arc::new))
+            .map(|settings| Peers::new(settings.clone(), max_frame, uid.clone()).map(Arc::new))
             .transpose()?;
         let raft_config = raft_config(&config.cluster, cluster.as_deref())?;
         let raft = Raft::new(
@@ -144,6 +144,12 @@ impl Broker {
             if let Err(e) = raft.initialize(members).await {
                 tracing::debug!("metadata group already initialized: {e}");
             }
+        }
+        // Committed entries are applied again by now: if they do not name
+        // the cluster, the uid a lone founder chose is still its own.
+        if cluster.is_some() {
+            uid.recall_founding(&raft_dir)
+                .map_err(|e| unreadable_metadata(&raft_dir, e))?;
         }
         if crate::cluster::membership::was_removed(&raft_dir) {
             // It asks to join first (`cluster::membership::run`).

@@ -121,7 +121,8 @@ pub async fn found_unless_formed(broker: &Broker) {
     // A lone founder is the one that can fork its cluster (see above): it
     // knows its new cluster's uid before its first entry, so that brokers
     // of the old one are refused from the start.
-    let uid = (settings.founders == 1).then(|| peers.uid().choose_for_founding());
+    let uid =
+        (settings.founders == 1).then(|| peers.uid().choose_for_founding(&broker.metadata_dir()));
     tracing::info!(
         node = me,
         founders = ?members.keys().collect::<Vec<_>>(),

@@ -15,10 +15,10 @@
 //! wins), and the state machine keeps it here for the handshake, which
 //! refuses a peer that names another uid (`transport::handshake`). A lone
 //! founder — the one that can fork — chooses its uid before it founds
-//! (`choose_for_founding`) and names the cluster with that one, so that it
-//! refuses its old cluster's brokers from its first log entry on, not
-//! only once the name is applied (a crash in between reopens that window:
-//! the chosen uid is kept in memory only). A broker
+//! (`choose_for_founding`, kept durably beside its metadata log and
+//! recalled after a restart) and names the cluster with that one, so that
+//! it refuses its old cluster's brokers from its first log entry on, not
+//! only once the name is applied. A broker
 //! that does not know its cluster's uid yet (one joining, or on a build
 //! from before uids) is let in by everyone, and learns the uid from the
 //! log it catches up with.
@@ -31,10 +31,13 @@
 
 use crate::broker::Broker;
 use crate::metadata::command::MetadataCommand;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Where a lone founder keeps the uid it chose, in its metadata directory.
+const FOUNDING_UID_FILE: &str = "founding-uid";
 /// How often the metadata leader checks whether the cluster needs a uid.
 const NAMING_INTERVAL: Duration = Duration::from_millis(250);
 /// How long after refusing a caller of another uid this broker still
@@ -89,9 +92,55 @@ impl ClusterUid {
     }
 
     /// A lone founder about to found: the uid it will name its cluster
-    /// with, known (and checked by the handshake) from now on.
-    pub fn choose_for_founding(&self) -> u64 {
+    /// with, known (and checked by the handshake) from now on, and written
+    /// to `metadata_dir` so that a restart before the name is applied
+    /// recalls it ([`Self::recall_founding`]).
+    pub fn choose_for_founding(&self, metadata_dir: &Path) -> u64 {
+        if let Some(known) = self.get() {
+            return known;
+        }
         let chosen = new_uid();
+        let file = metadata_dir.join(FOUNDING_UID_FILE);
+        if let Err(e) = crate::storage::fs::write_atomic(&file, format_uid(chosen).as_bytes(), true)
+        {
+            // Founding goes on: the uid is still checked until a restart.
+            tracing::warn!(
+                "could not keep the chosen cluster uid in {}: {e}",
+                file.display()
+            );
+        }
+        self.remember(chosen)
+    }
+
+    /// At start-up, after the metadata log was read: the uid this broker
+    /// chose when it founded its cluster, if the log has not named the
+    /// cluster yet (a restart between founding and naming).
+    pub fn recall_founding(&self, metadata_dir: &Path) -> std::io::Result<()> {
+        let file = metadata_dir.join(FOUNDING_UID_FILE);
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let chosen = u64::from_str_radix(text.trim(), 16)
+            .ok()
+            .filter(|uid| *uid != 0)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not a cluster uid: {text:?}", file.display()),
+                )
+            })?;
+        if self.get().is_none() {
+            tracing::info!(uid = %format_uid(chosen), "recalled the uid chosen when this broker founded its cluster");
+        }
+        self.remember(chosen);
+        Ok(())
+    }
+
+    /// Known from now on unless a uid is known already; returns the one
+    /// known.
+    fn remember(&self, chosen: u64) -> u64 {
         match self
             .uid
             .compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed)
@@ -192,9 +241,10 @@ mod tests {
 
     #[test]
     fn a_lone_founders_uid_is_known_before_it_is_named_and_is_the_name() {
+        let dir = tempfile::tempdir().unwrap();
         let uid = ClusterUid::default();
         assert_eq!(uid.get(), None);
-        let chosen = uid.choose_for_founding();
+        let chosen = uid.choose_for_founding(dir.path());
         assert_eq!(uid.get(), Some(chosen), "the handshake checks it already");
         assert!(!uid.is_named());
         assert_eq!(uid.to_propose(), chosen);
@@ -207,8 +257,33 @@ mod tests {
     fn a_uid_applied_before_founding_is_kept() {
         let uid = ClusterUid::default();
         uid.learn(7);
-        assert_eq!(uid.choose_for_founding(), 7);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(uid.choose_for_founding(dir.path()), 7);
         assert_eq!(uid.get(), Some(7));
+        assert!(!dir.path().join(FOUNDING_UID_FILE).exists());
+    }
+
+    #[test]
+    fn the_chosen_uid_is_recalled_after_a_restart_unless_the_log_named_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let chosen = ClusterUid::default().choose_for_founding(dir.path());
+        let restarted = ClusterUid::default();
+        restarted.recall_founding(dir.path()).unwrap();
+        assert_eq!(restarted.get(), Some(chosen));
+        assert!(!restarted.is_named());
+
+        let named = ClusterUid::default();
+        named.learn(chosen);
+        named.recall_founding(dir.path()).unwrap();
+        assert_eq!(named.get(), Some(chosen));
+
+        let empty = tempfile::tempdir().unwrap();
+        let fresh = ClusterUid::default();
+        fresh.recall_founding(empty.path()).unwrap();
+        assert_eq!(fresh.get(), None);
+
+        std::fs::write(dir.path().join(FOUNDING_UID_FILE), "not hex").unwrap();
+        assert!(ClusterUid::default().recall_founding(dir.path()).is_err());
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct ClusterStatus {
     /// `None` for a standalone broker.
     pub name: Option<String>,
     /// Tells the cluster apart from another formed under its name
-    /// (`cluster::uid`); absent until it is named.
+    /// (`cluster::uid`); absent until it is named (or, on a lone
+    /// founder, chosen).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
     /// The broker answering.
@@ -110,9 +111,12 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
         .collect();
     Ok(Json(ClusterStatus {
         name: broker.cluster.as_ref().map(|c| c.name.clone()),
+        // The one the handshake checks: applied, or chosen by a lone
+        // founder ahead of that.
         uid: broker
-            .metadata
-            .read(|m| m.cluster_uid)
+            .peers
+            .as_ref()
+            .and_then(|peers| peers.uid().get())
             .map(crate::cluster::uid::format_uid),
         node_id: me,
         leader,
