@@ -121,8 +121,11 @@ pub async fn found_unless_formed(broker: &Broker) {
     // A lone founder is the one that can fork its cluster (see above): it
     // knows its new cluster's uid before its first entry, so that brokers
     // of the old one are refused from the start.
-    let uid =
-        (settings.founders == 1).then(|| peers.uid().choose_for_founding(&broker.metadata_dir()));
+    let uid = if settings.founders == 1 {
+        peers.uid().choose_for_founding(&broker.metadata_dir())
+    } else {
+        None
+    };
     tracing::info!(
         node = me,
         founders = ?members.keys().collect::<Vec<_>>(),
@@ -135,6 +138,9 @@ pub async fn found_unless_formed(broker: &Broker) {
     // decides. One that was reached by a leader first is told it has a log.
     if let Err(e) = raft.initialize(members).await {
         tracing::debug!("metadata group already initialized: {e}");
+        if let Some(chosen) = uid {
+            peers.uid().abandon_founding(chosen, &broker.metadata_dir());
+        }
     }
 }
 

@@ -94,10 +94,11 @@ impl ClusterUid {
     /// A lone founder about to found: the uid it will name its cluster
     /// with, known (and checked by the handshake) from now on, and written
     /// to `metadata_dir` so that a restart before the name is applied
-    /// recalls it ([`Self::recall_founding`]).
-    pub fn choose_for_founding(&self, metadata_dir: &Path) -> u64 {
-        if let Some(known) = self.get() {
-            return known;
+    /// recalls it ([`Self::recall_founding`]). `None` if this broker knows
+    /// a uid already (a running group reached it first).
+    pub fn choose_for_founding(&self, metadata_dir: &Path) -> Option<u64> {
+        if self.get().is_some() {
+            return None;
         }
         let chosen = new_uid();
         let file = metadata_dir.join(FOUNDING_UID_FILE);
@@ -109,7 +110,12 @@ impl ClusterUid {
                 file.display()
             );
         }
-        self.remember(chosen)
+        if self.remember(chosen) {
+            Some(chosen)
+        } else {
+            self.abandon_founding(chosen, metadata_dir);
+            None
+        }
     }
 
     /// At start-up, after the metadata log was read: the uid this broker
@@ -131,23 +137,34 @@ impl ClusterUid {
                     format!("{}: not a cluster uid: {text:?}", file.display()),
                 )
             })?;
-        if self.get().is_none() {
+        if self.remember(chosen) {
             tracing::info!(uid = %format_uid(chosen), "recalled the uid chosen when this broker founded its cluster");
         }
-        self.remember(chosen);
         Ok(())
     }
 
-    /// Known from now on unless a uid is known already; returns the one
-    /// known.
-    fn remember(&self, chosen: u64) -> u64 {
-        match self
+    /// The founding did not happen after all (a running group's leader
+    /// reached this broker first): forget the uid chosen for it, unless
+    /// the group's own was applied meanwhile.
+    pub fn abandon_founding(&self, chosen: u64, metadata_dir: &Path) {
+        let _ = self
             .uid
-            .compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed)
-        {
-            Ok(_) => chosen,
-            Err(known) => known,
+            .compare_exchange(chosen, 0, Ordering::Relaxed, Ordering::Relaxed);
+        let file = metadata_dir.join(FOUNDING_UID_FILE);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {
+                let _ = crate::storage::fs::fsync_dir(metadata_dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("could not remove {}: {e}", file.display()),
         }
+    }
+
+    /// Known from now on unless a uid is known already; whether it is.
+    fn remember(&self, chosen: u64) -> bool {
+        self.uid
+            .compare_exchange(0, chosen, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// The uid to propose for naming the cluster: the chosen one, if any.
@@ -244,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uid = ClusterUid::default();
         assert_eq!(uid.get(), None);
-        let chosen = uid.choose_for_founding(dir.path());
+        let chosen = uid.choose_for_founding(dir.path()).unwrap();
         assert_eq!(uid.get(), Some(chosen), "the handshake checks it already");
         assert!(!uid.is_named());
         assert_eq!(uid.to_propose(), chosen);
@@ -258,7 +275,7 @@ mod tests {
         let uid = ClusterUid::default();
         uid.learn(7);
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(uid.choose_for_founding(dir.path()), 7);
+        assert_eq!(uid.choose_for_founding(dir.path()), None);
         assert_eq!(uid.get(), Some(7));
         assert!(!dir.path().join(FOUNDING_UID_FILE).exists());
     }
@@ -266,7 +283,9 @@ mod tests {
     #[test]
     fn the_chosen_uid_is_recalled_after_a_restart_unless_the_log_named_one() {
         let dir = tempfile::tempdir().unwrap();
-        let chosen = ClusterUid::default().choose_for_founding(dir.path());
+        let chosen = ClusterUid::default()
+            .choose_for_founding(dir.path())
+            .unwrap();
         let restarted = ClusterUid::default();
         restarted.recall_founding(dir.path()).unwrap();
         assert_eq!(restarted.get(), Some(chosen));
@@ -284,6 +303,22 @@ mod tests {
 
         std::fs::write(dir.path().join(FOUNDING_UID_FILE), "not hex").unwrap();
         assert!(ClusterUid::default().recall_founding(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_founding_that_did_not_happen_forgets_its_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let uid = ClusterUid::default();
+        let chosen = uid.choose_for_founding(dir.path()).unwrap();
+        uid.abandon_founding(chosen, dir.path());
+        assert_eq!(uid.get(), None);
+        assert!(!dir.path().join(FOUNDING_UID_FILE).exists());
+
+        // The running group's uid, applied meanwhile, is kept.
+        let chosen = uid.choose_for_founding(dir.path()).unwrap();
+        uid.learn(chosen ^ 1);
+        uid.abandon_founding(chosen, dir.path());
+        assert_eq!(uid.get(), Some(chosen ^ 1));
     }
 
     #[test]
