@@ -55,8 +55,9 @@ pub struct Metrics {
     pub peer_up: IntGaugeVec,
     /// Client requests sent on to the broker leading their partition.
     pub forwarded: IntCounterVec,
-    /// Partition leaders elected by this broker (as metadata leader), by
-    /// reason.
+    /// Partition leaders elected by this broker, by reason: as metadata
+    /// leader (`leader_down`, `reassignment`), or handing its own
+    /// partitions on (`low_disk_space`).
     pub partition_elections: IntCounterVec,
     certificates: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<Certificates>)>>,
 }
@@ -261,7 +262,7 @@ impl Default for Metrics {
             partition_elections: counter(
                 &registry,
                 "iggy_broker_partition_elections_total",
-                "Partition leaders elected by this broker while it led the metadata group, by reason",
+                "Partition leaders elected by this broker, by reason: leader_down and reassignment while it led the metadata group, low_disk_space for partitions it handed on",
                 &["reason"],
             ),
             disk_bytes: gauge(

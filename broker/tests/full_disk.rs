@@ -283,21 +283,15 @@ async fn a_failing_data_directory_is_reported_and_writes_resume_when_it_recovers
     );
 }
 
-/// A follower whose volume fills up: it refuses to copy past its reserve
-/// and falls out of the in-sync set, while the cluster acknowledges every
-/// send with the other replicas; it keeps applying metadata and says it is
-/// not ready; once its volume grows it copies what it missed, and every
-/// acknowledged message can be read from it as the leader.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_whose_disk_fills_drops_out_of_sync_and_catches_up_once_its_volume_grows() {
+/// Three brokers, broker 2's data on a 64 MiB volume, and topic `s`/`t`
+/// of one partition with a replica on each. Brokers 0 and 1 hold the
+/// topic from the start, so one of them is its preferred leader; broker 2
+/// joins and gets the third replica.
+async fn broker_2_on_a_small_volume() -> (common::cluster::TestCluster, Tmpfs) {
     use common::cluster::TestCluster;
     use common::replicated::{
-        admin_post, create_topic_with_partitions, read_all, wait_for_partition, wait_for_voters,
-        wait_until,
+        admin_post, create_topic_with_partitions, wait_for_partition, wait_for_voters,
     };
-    // Brokers 0 and 1 hold the topic from the start, so one of them is
-    // its preferred leader; broker 2 joins on a 64 MiB volume and gets
-    // the third replica.
     let mut cluster = TestCluster::up_with_spare(
         2,
         1,
@@ -320,6 +314,64 @@ async fn a_follower_whose_disk_fills_drops_out_of_sync_and_catches_up_once_its_v
     assert!((200..300).contains(&status), "{status} {body}");
     let grown = wait_for_partition(&cluster, 3).await;
     assert_ne!(grown.leader, Some(2), "{grown:?}");
+    (cluster, volume)
+}
+
+/// Make broker `to` the partition's leader.
+async fn move_leader(cluster: &common::cluster::TestCluster, to: u32) {
+    use common::replicated::{admin_post, wait_until};
+    let (status, body) = admin_post(
+        cluster,
+        0,
+        "/cluster/partitions/s/t/0/leader",
+        &format!(r#"{{"leader": {to}}}"#),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    wait_until(cluster, Some(to), "the leader moved", |p| {
+        p.leader == Some(to)
+    })
+    .await;
+}
+
+/// Whether broker 0's `/cluster/status` reports broker `node` low on space.
+async fn reported_low(cluster: &common::cluster::TestCluster, node: u32) -> bool {
+    let status = common::replicated::admin_get(cluster, 0, "/cluster/status").await;
+    let nodes = status["nodes"].as_array().expect("nodes");
+    let entry = nodes.iter().find(|n| n["id"] == node).expect("listed");
+    entry["low_on_space"].as_bool().expect("low_on_space")
+}
+
+/// Grow broker 2's volume to 256 MiB; once broker 2 is back in sync and
+/// ready, make it the partition's leader and read every message through it.
+async fn grow_and_read_through_2(
+    cluster: &common::cluster::TestCluster,
+    volume: &Tmpfs,
+) -> Vec<u128> {
+    volume.resize(256);
+    common::replicated::wait_for_partition(cluster, 3).await;
+    wait_for("broker 2 to be ready", Duration::from_secs(30), || {
+        common::is_ready(cluster.node(2).http)
+    })
+    .await;
+    move_leader(cluster, 2).await;
+    let through_2 = cluster.client(2).await;
+    common::replicated::read_all(&through_2)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// A follower whose volume fills up: it refuses to copy past its reserve
+/// and falls out of the in-sync set, while the cluster acknowledges every
+/// send with the other replicas; it keeps applying metadata and says it is
+/// not ready; once its volume grows it copies what it missed, and every
+/// acknowledged message can be read from it as the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_disk_fills_drops_out_of_sync_and_catches_up_once_its_volume_grows() {
+    use common::replicated::wait_until;
+    let (cluster, volume) = broker_2_on_a_small_volume().await;
 
     // 96 batches of 1 MiB: more than the volume holds. Every one is
     // acknowledged, by the leader and the follower with room.
@@ -360,35 +412,107 @@ async fn a_follower_whose_disk_fills_drops_out_of_sync_and_catches_up_once_its_v
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The volume grows: broker 2 copies the rest and is in sync again.
-    volume.resize(256);
-    wait_for_partition(&cluster, 3).await;
-    wait_for("broker 2 to be ready", Duration::from_secs(30), || {
-        common::is_ready(cluster.node(2).http)
-    })
-    .await;
-    // Led by broker 2, the partition holds every acknowledged message once.
-    let (status, body) = admin_post(
-        &cluster,
-        0,
-        "/cluster/partitions/s/t/0/leader",
-        r#"{"leader": 2}"#,
-    )
-    .await;
-    assert!((200..300).contains(&status), "{status} {body}");
-    wait_until(&cluster, Some(2), "led by broker 2", |p| {
-        p.leader == Some(2)
-    })
-    .await;
-    let ids: Vec<u128> = read_all(&through_2)
-        .await
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
+    // The volume grows: broker 2 copies the rest and is in sync again; led
+    // by it, the partition holds every acknowledged message once.
+    let ids = grow_and_read_through_2(&cluster, &volume).await;
     let first_wrong = ids.iter().zip(1..).position(|(id, want)| *id != want);
     assert!(
         ids.len() == 9_600 && first_wrong.is_none(),
         "{} messages read from broker 2, the first out of place at {first_wrong:?}",
         ids.len()
     );
+}
+
+/// A partition leader whose volume runs low hands leadership to an
+/// in-sync replica with room before it would refuse a send: producers go
+/// on at the new leader and never see the full disk; the broker is
+/// reported low on space and given no leadership until it has room again,
+/// then catches up and holds every message. Without the handover, sends
+/// are refused with 4006 once broker 2's volume reaches its reserve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_disk_runs_low_hands_leadership_to_a_replica_with_room() {
+    use common::replicated::{admin_post, wait_until};
+    let (cluster, volume) = broker_2_on_a_small_volume().await;
+    move_leader(&cluster, 2).await;
+
+    // 96 batches of 1 MiB through broker 0, which forwards them to the
+    // leader. A send in flight while leadership moves may fail with "may
+    // or may not be kept": it is sent again, as an application would.
+    let client = cluster.client(0).await;
+    let mut sent_again = Vec::new();
+    for batch in 0..96u128 {
+        loop {
+            match send_to(&client, "s", big_batch(1 + batch * 100)).await {
+                Ok(()) => break,
+                Err(e) if e.as_code() == 4006 => {
+                    panic!("batch {batch} refused for want of space: {e}")
+                }
+                Err(e) => {
+                    assert!(sent_again.len() < 5, "sent again: {sent_again:?}; {e}");
+                    sent_again.push(batch);
+                }
+            }
+        }
+    }
+    let moved = wait_until(&cluster, Some(0), "led by a broker with room", |p| {
+        p.leader.is_some_and(|l| l != 2)
+    })
+    .await;
+    assert!(
+        cluster
+            .log(2)
+            .contains("handing the partition's leadership to a replica with room"),
+        "broker 2 did not say why it handed leadership on"
+    );
+    let scraped = http_get(cluster.node(2).http, "/metrics").await;
+    assert_eq!(
+        metric(
+            &scraped,
+            r#"iggy_broker_partition_elections_total{reason="low_disk_space"}"#
+        ),
+        1.0
+    );
+    // The others know it runs low, and give it no leadership back.
+    assert!(reported_low(&cluster, 2).await, "broker 2 not reported low");
+    let (code, body) = admin_post(
+        &cluster,
+        0,
+        "/cluster/partitions/s/t/0/leader",
+        r#"{"leader": 2}"#,
+    )
+    .await;
+    assert!(
+        code == 400 && body.contains("low on disk space"),
+        "{code} {body}"
+    );
+    // As a follower it copies up to its reserve, then drops out of sync.
+    wait_until(
+        &cluster,
+        Some(moved.leader.unwrap()),
+        "without broker 2 in sync",
+        |p| !p.in_sync.contains(&2),
+    )
+    .await;
+    assert!(volume.available() >= RESERVE_BYTES / 2);
+
+    // With room again it catches up and, led by it, the partition holds
+    // every acknowledged message — once, but for batches sent again.
+    let ids = grow_and_read_through_2(&cluster, &volume).await;
+    assert!(
+        !reported_low(&cluster, 2).await,
+        "broker 2 still reported low"
+    );
+    let mut expected = 1u128;
+    for (at, id) in ids.iter().enumerate() {
+        if *id == expected {
+            expected += 1;
+        } else {
+            let batch = (id - 1) / 100;
+            assert!(
+                *id < expected && sent_again.contains(&batch),
+                "id {id} at {at}, expected {expected} (sent again: {sent_again:?})"
+            );
+        }
+    }
+    assert_eq!(expected, 9_601, "{} messages read", ids.len());
 }

@@ -26,7 +26,7 @@
 //! clusters meant to grow are best founded by three brokers (the
 //! operator's default).
 
-use super::transport::{Lane, Request, Response};
+use super::transport::{Lane, Response};
 use super::{ClusterSettings, Peers};
 use crate::broker::Broker;
 use std::collections::BTreeMap;
@@ -222,10 +222,7 @@ async fn ask(broker: &Broker, peers: &Peers, settings: &ClusterSettings, id: u32
         Ok(_) => {}
         Err(_) => return Answer::Silent,
     }
-    let ping = Request::Ping {
-        epoch: broker.metadata.epoch(),
-        applied: broker.metadata.applied_index(),
-    };
+    let ping = super::rpc::ping(broker);
     let call = peers.call(id, Lane::Control, &ping, bytes::Bytes::new(), ASK_TIMEOUT);
     match tokio::time::timeout(ASK_TIMEOUT, call).await {
         Ok(Ok((

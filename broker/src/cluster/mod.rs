@@ -50,6 +50,18 @@ pub struct PeerStatus {
     pub last_failure: Option<Instant>,
     pub epoch: u64,
     pub applied: u64,
+    /// Its data directory runs low on space (`DataDirectory::is_low`): it
+    /// should not be given the leadership of a partition another replica
+    /// with room can take.
+    pub low_on_space: bool,
+}
+
+/// What a peer says of itself in every ping and pong.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerReport {
+    pub epoch: u64,
+    pub applied: u64,
+    pub low_on_space: bool,
 }
 
 pub struct Peers {
@@ -154,14 +166,15 @@ impl Peers {
         result
     }
 
-    /// Record an answer (with the peer's epoch and applied index, if known).
-    pub fn heard_from(&self, peer: u32, progress: Option<(u64, u64)>) {
+    /// Record an answer (with what the peer said of itself, if it did).
+    pub fn heard_from(&self, peer: u32, report: Option<PeerReport>) {
         let mut status = lock(&self.status);
         let entry = status.entry(peer).or_default();
         entry.last_answer = Some(Instant::now());
-        if let Some((epoch, applied)) = progress {
-            entry.epoch = epoch;
-            entry.applied = applied;
+        if let Some(report) = report {
+            entry.epoch = report.epoch;
+            entry.applied = report.applied;
+            entry.low_on_space = report.low_on_space;
         }
     }
 

@@ -2,7 +2,7 @@
 //! and the pings that tell it which peers are alive.
 
 use super::transport::{Handler, Lane, Request, Response};
-use super::{PING_INTERVAL, Peers};
+use super::{PING_INTERVAL, PeerReport, Peers};
 use crate::broker::Broker;
 use crate::command::{Context, Kind, dispatch};
 use crate::metadata::Member;
@@ -177,18 +177,48 @@ impl Handler for PeerService {
                     message: format!("recording the removal: {e}"),
                 },
             },
-            Request::Ping { epoch, applied } => {
+            Request::Ping {
+                epoch,
+                applied,
+                low_on_space,
+            } => {
                 if let Some(peers) = &broker.peers {
-                    peers.heard_from(from, Some((epoch, applied)));
+                    let report = PeerReport {
+                        epoch,
+                        applied,
+                        low_on_space,
+                    };
+                    peers.heard_from(from, Some(report));
                 }
+                let me = report(broker);
                 Response::Pong {
-                    epoch: broker.metadata.epoch(),
-                    applied: broker.metadata.applied_index(),
+                    epoch: me.epoch,
+                    applied: me.applied,
                     leader: broker.metadata.leader(),
+                    low_on_space: me.low_on_space,
                 }
             }
         };
         (response, Bytes::new())
+    }
+}
+
+/// What this broker says of itself to its peers.
+fn report(broker: &Broker) -> PeerReport {
+    PeerReport {
+        epoch: broker.metadata.epoch(),
+        applied: broker.metadata.applied_index(),
+        low_on_space: broker.space.is_low(),
+    }
+}
+
+/// A ping carrying this broker's [`report`].
+pub fn ping(broker: &Broker) -> Request {
+    let me = report(broker);
+    Request::Ping {
+        epoch: me.epoch,
+        applied: me.applied,
+        low_on_space: me.low_on_space,
     }
 }
 
@@ -201,10 +231,7 @@ pub async fn ping_forever(broker: Arc<Broker>, peers: Arc<Peers>) {
         for peer in peers.ids() {
             let (broker, peers) = (broker.clone(), peers.clone());
             tokio::spawn(async move {
-                let request = Request::Ping {
-                    epoch: broker.metadata.epoch(),
-                    applied: broker.metadata.applied_index(),
-                };
+                let request = ping(&broker);
                 match peers
                     .call(
                         peer,
@@ -215,8 +242,21 @@ pub async fn ping_forever(broker: Arc<Broker>, peers: Arc<Peers>) {
                     )
                     .await
                 {
-                    Ok((Response::Pong { epoch, applied, .. }, _)) => {
-                        peers.heard_from(peer, Some((epoch, applied)));
+                    Ok((
+                        Response::Pong {
+                            epoch,
+                            applied,
+                            low_on_space,
+                            ..
+                        },
+                        _,
+                    )) => {
+                        let report = PeerReport {
+                            epoch,
+                            applied,
+                            low_on_space,
+                        };
+                        peers.heard_from(peer, Some(report));
                     }
                     Ok(_) => {}
                     Err(_) => peers.ping_failed(peer),

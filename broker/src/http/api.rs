@@ -160,8 +160,13 @@ pub fn router(broker: Arc<Broker>) -> Router {
 
 // ---- errors ----
 
-/// An error reply: upstream's numeric code and name, and a reason.
-pub struct ApiError(IggyError);
+/// An error reply: upstream's numeric code and name, and a reason — the
+/// broker's own when it says more than the code (which broker, which
+/// limit).
+pub struct ApiError {
+    error: IggyError,
+    reason: Option<String>,
+}
 
 #[derive(Serialize)]
 struct ErrorBody {
@@ -171,27 +176,33 @@ struct ErrorBody {
 }
 
 impl From<IggyError> for ApiError {
-    fn from(e: IggyError) -> Self {
-        ApiError(e)
+    fn from(error: IggyError) -> Self {
+        ApiError {
+            error,
+            reason: None,
+        }
     }
 }
 
 impl From<ApiError> for BodyError {
     fn from(e: ApiError) -> Self {
-        BodyError::Iggy(e.0)
+        BodyError::Iggy(e.error)
     }
 }
 
 impl From<crate::error::Error> for ApiError {
     fn from(e: crate::error::Error) -> Self {
-        ApiError(IggyError::from_code(e.code()))
+        ApiError {
+            error: IggyError::from_code(e.code()),
+            reason: Some(e.to_string()),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let id = self.0.as_code();
-        let status = match &self.0 {
+        let id = self.error.as_code();
+        let status = match &self.error {
             IggyError::Unauthenticated | IggyError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             IggyError::Unauthorized => StatusCode::FORBIDDEN,
             e if is_not_found(e) => StatusCode::NOT_FOUND,
@@ -205,7 +216,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             id,
             code: IggyError::from_code_as_string(id),
-            reason: self.0.to_string(),
+            reason: self.reason.unwrap_or_else(|| self.error.to_string()),
         };
         (status, Json(body)).into_response()
     }
@@ -229,7 +240,7 @@ fn is_not_found(e: &IggyError) -> bool {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 fn not_found(what: &str) -> ApiError {
-    ApiError(IggyError::ResourceNotFound(what.to_string()))
+    ApiError::from(IggyError::ResourceNotFound(what.to_string()))
 }
 
 /// `Some` as JSON, `None` as 404 (the SDK reads 404 as "not found").
@@ -240,7 +251,7 @@ fn found<T: Serialize>(value: Option<T>, what: &str) -> ApiResult<Json<T>> {
 /// A path segment naming a resource: a number is an id, anything else a
 /// name (as the SDK writes identifiers into paths).
 fn ident(value: &str) -> ApiResult<Identifier> {
-    Identifier::from_str(value).map_err(ApiError)
+    Identifier::from_str(value).map_err(ApiError::from)
 }
 
 // ---- authentication ----
@@ -272,7 +283,7 @@ impl FromRequestParts<Api> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError(IggyError::Unauthenticated))?;
+            .ok_or(ApiError::from(IggyError::Unauthenticated))?;
         let bearer = api.tokens.verify(token)?;
         // A deleted or deactivated user's token no longer works.
         let active = api.broker.metadata.read(|m| {
@@ -281,7 +292,7 @@ impl FromRequestParts<Api> for Caller {
                 .is_some_and(|u| u.status == crate::metadata::apply::USER_ACTIVE)
         });
         if !active {
-            return Err(ApiError(IggyError::Unauthenticated));
+            return Err(ApiError::from(IggyError::Unauthenticated));
         }
         let address = parts
             .extensions
@@ -611,13 +622,13 @@ fn param<T: FromStr>(query: &HashMap<String, String>, key: &str) -> ApiResult<Op
         .get(key)
         .map(|v| {
             v.parse::<T>()
-                .map_err(|_| ApiError(IggyError::InvalidFormat))
+                .map_err(|_| ApiError::from(IggyError::InvalidFormat))
         })
         .transpose()
 }
 
 fn required<T: FromStr>(query: &HashMap<String, String>, key: &str) -> ApiResult<T> {
-    param(query, key)?.ok_or(ApiError(IggyError::InvalidFormat))
+    param(query, key)?.ok_or(ApiError::from(IggyError::InvalidFormat))
 }
 
 async fn delete_partitions(
@@ -660,7 +671,7 @@ async fn poll_messages(
 ) -> ApiResult<impl IntoResponse> {
     let kind = match query.get("kind") {
         Some(kind) => {
-            PollingKind::from_str(kind).map_err(|_| ApiError(IggyError::InvalidFormat))?
+            PollingKind::from_str(kind).map_err(|_| ApiError::from(IggyError::InvalidFormat))?
         }
         None => PollingKind::Offset,
     };
@@ -680,7 +691,7 @@ async fn poll_messages(
             param(&query, "auto_commit")?.unwrap_or(false),
         )
         .await?;
-    let json = polled_body::to_json(&polled).map_err(|_| ApiError(IggyError::Error))?;
+    let json = polled_body::to_json(&polled).map_err(|_| ApiError::from(IggyError::Error))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 

@@ -59,6 +59,9 @@ pub struct NodeStatus {
     /// The zone it registered with (`cluster.zone`; absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Its data directory runs low on space (as last heard): it hands its
+    /// partitions' leadership to replicas with room and is given none.
+    pub low_on_space: bool,
 }
 
 pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<ClusterStatus>> {
@@ -107,6 +110,9 @@ pub async fn status(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Cl
                 .get(&node.id)
                 .map(|n| n.zone.clone())
                 .filter(|zone| !zone.is_empty()),
+            low_on_space: broker.peers.as_ref().is_some_and(|peers| {
+                !crate::replication::controller::has_room(broker, peers, node.id)
+            }),
         })
         .collect();
     Ok(Json(ClusterStatus {
@@ -376,13 +382,14 @@ pub async fn rebalance(
         // Partitions not led by their preferred (first) replica although
         // it is in sync: hand leadership back — only to a broker that may
         // lead by the rule elections follow (alive, registered since its
-        // last restart), never to one just back.
+        // last restart), never to one just back, nor to one running low
+        // on disk space (it would hand leadership on at once).
         let me = broker.node_id();
         let may_lead = |node: u32| {
-            broker
-                .peers
-                .as_ref()
-                .is_some_and(|peers| crate::replication::controller::may_lead(m, me, peers, node))
+            broker.peers.as_ref().is_some_and(|peers| {
+                use crate::replication::controller::{has_room, may_lead};
+                may_lead(m, me, peers, node) && has_room(broker, peers, node)
+            })
         };
         let preferred: Vec<(PartitionKey, u32, u32, Vec<u32>)> = m
             .partitions()
@@ -470,6 +477,17 @@ pub async fn move_leader(
     });
     if leader == Some(body.leader) {
         return Ok(StatusCode::OK);
+    }
+    let low = broker
+        .peers
+        .as_ref()
+        .is_some_and(|peers| !crate::replication::controller::has_room(broker, peers, body.leader));
+    if low {
+        return Err(crate::error::Error::InvalidReplicaSet(format!(
+            "broker {} is running low on disk space: it would hand the leadership of partition {} on at once",
+            body.leader, partition.2
+        ))
+        .into());
     }
     if !in_sync.contains(&body.leader) {
         return Err(crate::error::Error::InvalidReplicaSet(format!(

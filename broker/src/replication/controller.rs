@@ -1,11 +1,14 @@
 //! Partition decisions the metadata leader takes:
 //! - election: when a partition's leader is down, the first in-sync
-//!   replica that is alive takes over in the next epoch. Only in-sync
-//!   replicas are candidates — they have every acknowledged message — so a
-//!   partition whose in-sync replicas are all down waits for one of them
-//!   (no unclean election);
+//!   replica that is alive takes over in the next epoch — the first with
+//!   room on its disk if there is one (a broker running low would hand
+//!   leadership on at once, `low_space`). Only in-sync replicas are
+//!   candidates — they have every acknowledged message — so a partition
+//!   whose in-sync replicas are all down waits for one of them (no unclean
+//!   election);
 //! - reassignment: once every new replica is in sync, leadership moves to
-//!   one of them if needed, then the old replicas are dropped.
+//!   one of them if needed (one with room first), then the old replicas
+//!   are dropped.
 
 use crate::broker::Broker;
 use crate::metadata::{MetadataCommand, MetadataState, PartitionKey};
@@ -24,13 +27,15 @@ pub struct Election {
     pub in_sync: Vec<u32>,
 }
 
-/// The elections `state` needs, given which brokers are down and which
-/// may lead (alive, and registered since their last restart: a broker that
-/// restarted has not yet been fenced if it lost its disk).
+/// The elections `state` needs, given which brokers are down, which may
+/// lead (alive, and registered since their last restart: a broker that
+/// restarted has not yet been fenced if it lost its disk) and which have
+/// room.
 pub fn elections(
     state: &MetadataState,
     is_down: impl Fn(u32) -> bool,
     may_lead: impl Fn(u32) -> bool,
+    has_room: impl Fn(u32) -> bool,
 ) -> Vec<Election> {
     let mut needed = Vec::new();
     for (key, _, partition) in state.partitions() {
@@ -40,11 +45,14 @@ pub fn elections(
         if !is_down(leader) {
             continue;
         }
-        let successor = partition
-            .replicas
-            .iter()
-            .copied()
-            .find(|r| *r != leader && partition.in_sync.contains(r) && may_lead(*r));
+        let successor = first_with_room(
+            partition
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| *r != leader && partition.in_sync.contains(r) && may_lead(*r)),
+            &has_room,
+        );
         if let Some(successor) = successor {
             needed.push(Election {
                 partition: key,
@@ -62,11 +70,24 @@ pub fn elections(
     needed
 }
 
+/// The first of `candidates` with room on its disk, else the first.
+fn first_with_room(
+    candidates: impl Iterator<Item = u32> + Clone,
+    has_room: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    candidates
+        .clone()
+        .find(|r| has_room(*r))
+        .or_else(|| candidates.clone().next())
+}
+
 /// The next step of every reassignment in progress, given which brokers
-/// may lead: move leadership onto a new replica, or complete it.
+/// may lead and which have room: move leadership onto a new replica, or
+/// complete it.
 pub fn reassignment_steps(
     state: &MetadataState,
     may_lead: impl Fn(u32) -> bool,
+    has_room: impl Fn(u32) -> bool,
 ) -> Vec<MetadataCommand> {
     let mut steps = Vec::new();
     for (key, _, partition) in state.partitions() {
@@ -81,7 +102,9 @@ pub fn reassignment_steps(
                 partition: key,
                 epoch: partition.leader_epoch,
             });
-        } else if let Some(leader) = target.iter().copied().find(|r| may_lead(*r)) {
+        } else if let Some(leader) =
+            first_with_room(target.iter().copied().filter(|r| may_lead(*r)), &has_room)
+        {
             steps.push(MetadataCommand::ElectLeader {
                 partition: key,
                 epoch: partition.leader_epoch,
@@ -102,6 +125,16 @@ pub fn may_lead(state: &MetadataState, me: u32, peers: &crate::cluster::Peers, n
             && state.nodes.get(&node).map(|n| n.epoch) == Some(peers.status(node).epoch))
 }
 
+/// Whether `node`'s data directory has room, as broker `me` knows: its
+/// own directly, a peer's from its last ping or pong.
+pub fn has_room(broker: &Broker, peers: &crate::cluster::Peers, node: u32) -> bool {
+    if node == broker.node_id() {
+        !broker.space.is_low()
+    } else {
+        !peers.status(node).low_on_space
+    }
+}
+
 /// Elect new leaders whenever this broker leads the metadata group (runs
 /// until dropped).
 pub async fn run(broker: Arc<Broker>) {
@@ -116,11 +149,12 @@ pub async fn run(broker: Arc<Broker>) {
             continue;
         }
         let is_down = |node| node != me && peers.is_down(node);
+        let has_room = |node| has_room(&broker, &peers, node);
         let (needed, steps) = broker.metadata.read(|m| {
             let may_lead = |node: u32| may_lead(m, me, &peers, node);
             (
-                elections(m, is_down, may_lead),
-                reassignment_steps(m, may_lead),
+                elections(m, is_down, may_lead, has_room),
+                reassignment_steps(m, may_lead, has_room),
             )
         });
         for step in steps {
@@ -147,21 +181,28 @@ pub async fn run(broker: Arc<Broker>) {
                 in_sync = ?election.in_sync,
                 "electing a partition leader (the leader is down)"
             );
-            let command = MetadataCommand::ElectLeader {
-                partition: election.partition,
-                epoch: election.epoch,
-                leader: election.leader,
-                in_sync: election.in_sync,
-            };
-            match broker.metadata.write(command).await {
-                Ok(_) => broker
-                    .metrics
-                    .partition_elections
-                    .with_label_values(&["leader_down"])
-                    .inc(),
-                Err(e) => tracing::debug!("election not made: {e}"),
-            }
+            elect(&broker, election, "leader_down").await;
         }
+    }
+}
+
+/// Make `election` through the metadata group, counted under `reason`. Not
+/// made if the partition changed epoch meanwhile (someone else decided) or
+/// the group did not commit it in time: the caller looks again later.
+pub async fn elect(broker: &Broker, election: Election, reason: &str) {
+    let command = MetadataCommand::ElectLeader {
+        partition: election.partition,
+        epoch: election.epoch,
+        leader: election.leader,
+        in_sync: election.in_sync,
+    };
+    match broker.metadata.write(command).await {
+        Ok(_) => broker
+            .metrics
+            .partition_elections
+            .with_label_values(&[reason])
+            .inc(),
+        Err(e) => tracing::debug!(reason, "election not made: {e}"),
     }
 }
 
@@ -190,7 +231,8 @@ mod tests {
             partition(3, &[0, 1, 2], 0, &[0, 2]),
         ]);
         let down = |node| node == 0;
-        let elections = elections(&state, down, |node| !down(node));
+        let room = |_| true;
+        let elections = elections(&state, down, |node| !down(node), room);
         assert_eq!(
             elections,
             vec![
@@ -215,16 +257,33 @@ mod tests {
             ]
         );
         let both_down = |node| node == 0 || node == 1;
-        let partition_2 = super::elections(&state, both_down, |node| !both_down(node))
+        let partition_2 = super::elections(&state, both_down, |node| !both_down(node), room)
             .into_iter()
             .find(|e| e.partition == (0, 0, 2));
         assert_eq!(partition_2, None, "no unclean election");
         // A replica that restarted and has not registered again may not
         // lead yet: the next in-sync one does.
-        let first = super::elections(&state, down, |node| node == 2)
+        let first = super::elections(&state, down, |node| node == 2, room)
             .into_iter()
             .find(|e| e.partition == (0, 0, 0))
             .unwrap();
         assert_eq!(first.leader, 2);
+    }
+
+    #[test]
+    fn a_replica_with_room_is_elected_before_one_running_low() {
+        let state = state_with(vec![
+            partition(0, &[0, 1, 2], 0, &[0, 1, 2]),
+            partition(1, &[0, 1], 0, &[0, 1]),
+        ]);
+        let down = |node| node == 0;
+        let low = |node| node == 1;
+        let leaders: Vec<u32> = elections(&state, down, |node| !down(node), |node| !low(node))
+            .iter()
+            .map(|e| e.leader)
+            .collect();
+        // Broker 1 comes first, but runs low: 2 takes partition 0; for
+        // partition 1 broker 1 is the only candidate, and serves reads.
+        assert_eq!(leaders, vec![2, 1]);
     }
 }

@@ -16,6 +16,8 @@
 //! - When a leader is lost, the metadata leader picks a new one among the
 //!   in-sync replicas still alive and bumps the epoch ([`controller`]).
 //!   Every in-sync replica has every acknowledged message, so none is lost.
+//! - A leader whose disk runs low hands its partitions to in-sync
+//!   replicas with room before sends would be refused ([`low_space`]).
 //! - Each replica records where every leader epoch starts in its log
 //!   (`storage::epochs`); a follower of a new leader cuts off the tail its
 //!   old leader never committed by asking where its last epoch ended.
@@ -23,6 +25,7 @@
 pub mod controller;
 pub mod follower;
 pub mod leader;
+pub mod low_space;
 pub mod plan;
 pub mod rebalance;
 mod supervisor;

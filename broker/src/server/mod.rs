@@ -101,6 +101,9 @@ pub async fn run(
         background.push(tokio::spawn(crate::replication::controller::run(
             broker.clone(),
         )));
+        background.push(tokio::spawn(crate::replication::low_space::run(
+            broker.clone(),
+        )));
     }
     // Join: create the root user on the cluster's first start, record how
     // clients reach this broker, then report ready. Alone, this commits at

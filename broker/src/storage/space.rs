@@ -18,6 +18,12 @@
 //! `/readyz` says why, `iggy_broker_storage_writable` drops to 0 — until a
 //! probe write and fsync succeed again ([`DataDirectory::watch`]).
 //! Refusals are logged at most once per [`LOG_EVERY`].
+//!
+//! Before it comes to refusals, a broker *running low* — under twice the
+//! reserve free, or failing — hands the leadership of its partitions to
+//! replicas with room ([`DataDirectory::is_low`],
+//! `replication::low_space`), so producers rarely meet a full disk in a
+//! cluster.
 
 use crate::error::{Error, SaveKind};
 use std::io;
@@ -44,6 +50,8 @@ pub struct DataDirectory {
     failure: Mutex<Option<String>>,
     /// When a refusal was last logged, per kind (full, failing).
     last_logged: Mutex<[Option<Instant>; 2]>,
+    /// Woken when an admitted write or a failure makes the directory low.
+    ran_low: tokio::sync::Notify,
 }
 
 /// What a refusal was about, for logs and metrics.
@@ -62,6 +70,7 @@ impl DataDirectory {
             capacity: AtomicU64::new(0),
             failure: Mutex::new(None),
             last_logged: Mutex::new([None, None]),
+            ran_low: tokio::sync::Notify::new(),
         };
         space.refresh();
         space
@@ -79,6 +88,25 @@ impl DataDirectory {
 
     pub fn capacity(&self) -> u64 {
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Whether the directory runs low: less than twice the reserve free
+    /// (as of the last refresh, less what was admitted since), or failing.
+    /// A broker running low leads no partition that a replica with room
+    /// can lead.
+    pub fn is_low(&self) -> bool {
+        self.available() < self.low_mark() || self.failure().is_some()
+    }
+
+    fn low_mark(&self) -> u64 {
+        self.reserve.saturating_mul(2)
+    }
+
+    /// Wait until an admitted write takes the directory below the low
+    /// mark, or a write fails (other changes — space used by something
+    /// else — are seen at the next refresh, by polling [`Self::is_low`]).
+    pub async fn ran_low(&self) {
+        self.ran_low.notified().await;
     }
 
     /// Why writes are refused regardless of space (`None`: they are not).
@@ -137,11 +165,16 @@ impl DataDirectory {
                 ));
             }
         }
-        let _ = self
+        let before = self
             .available
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
                 Some(a.saturating_sub(bytes))
-            });
+            })
+            .unwrap_or_else(|a| a);
+        let mark = self.low_mark();
+        if before >= mark && before.saturating_sub(bytes) < mark {
+            self.ran_low.notify_one();
+        }
         Ok(())
     }
 
@@ -168,6 +201,7 @@ impl DataDirectory {
             newly
         };
         if newly {
+            self.ran_low.notify_one();
             tracing::error!(
                 path = %self.dir.display(),
                 "{reason}; writes are refused until a test write succeeds"
@@ -297,9 +331,27 @@ mod tests {
         assert!(space.failure().is_some());
         let refused = space.admit(SaveKind::Metadata, 1).unwrap_err();
         assert_eq!(refused.code(), 10006);
+        assert!(space.is_low(), "a failing directory counts as low");
         space.recheck();
         assert!(space.failure().is_none());
         assert!(!dir.path().join(PROBE_FILE).exists());
         space.admit(SaveKind::Metadata, 1).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_leaves_less_than_twice_the_reserve_makes_the_directory_low() {
+        let dir = tempfile::tempdir().unwrap();
+        let available = DataDirectory::new(dir.path(), 0).available();
+        // Low below half of what is free now.
+        let space = DataDirectory::new(dir.path(), available / 4);
+        let estimate = space.available();
+        assert!(!space.is_low());
+        space.admit(SaveKind::Messages, estimate / 3).unwrap();
+        assert!(!space.is_low(), "two thirds left");
+        space.admit(SaveKind::Messages, estimate / 4).unwrap();
+        assert!(space.is_low(), "five twelfths left");
+        tokio::time::timeout(Duration::from_secs(1), space.ran_low())
+            .await
+            .expect("crossing the low mark wakes whoever waits for it");
     }
 }

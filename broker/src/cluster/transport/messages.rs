@@ -63,6 +63,10 @@ pub enum Request {
     Ping {
         epoch: u64,
         applied: u64,
+        /// The sender's data directory runs low on space (false from
+        /// older brokers, which do not say).
+        #[serde(default)]
+        low_on_space: bool,
     },
 }
 
@@ -95,6 +99,8 @@ pub enum Response {
         epoch: u64,
         applied: u64,
         leader: Option<u32>,
+        #[serde(default)]
+        low_on_space: bool,
     },
     /// Batch records from the fetch offset (frame body), the leader's
     /// committed offset and its epoch starts `(epoch, start offset)`.
