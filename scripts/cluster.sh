@@ -32,6 +32,9 @@
 # trusts, and ca.key) and each node gets node-<id>.crt/.key for its address,
 # signed by it, when first started; the nodes re-read all three files, so a
 # test may replace them under a running cluster.
+# CLUSTER_VOLUME_MIB=M (at `up`, needs root) puts each node's data directory on
+# its own tmpfs of M MiB, as if each broker had its own volume: a test can fill
+# one. `down` unmounts them.
 set -euo pipefail
 
 usage() {
@@ -251,6 +254,10 @@ case "$cmd" in
     for ((i = 0; i < total; i++)); do
       node=$(node_dir "$i" "$dir")
       mkdir -p "$node/data"
+      if [ -n "${CLUSTER_VOLUME_MIB:-}" ]; then
+        mount -t tmpfs -o "size=${CLUSTER_VOLUME_MIB}m" tmpfs "$node/data"
+        echo "$node/data" >>"$dir/volumes"
+      fi
       base=$((i * 5))
       cat >"$node/ports" <<EOF
 TCP=${ports[$base]}
@@ -300,6 +307,10 @@ EOF
       for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     done
+    if [ -f "$dir/volumes" ]; then
+      while read -r volume; do umount "$volume"; done <"$dir/volumes"
+      rm -f "$dir/volumes"
+    fi
     rm -f "$dir/nodes"
     ;;
   *) usage ;;

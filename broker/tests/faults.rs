@@ -9,7 +9,11 @@
 //! (iptables) for a while, a paused broker (SIGSTOP, then SIGCONT), and a
 //! slow, lossy network for a while: loopback rate-limited (tc tbf) and 2 %
 //! of the packets to the brokers dropped at random (iptables statistic) —
-//! this machine's kernel has no netem, which would do both.
+//! this machine's kernel has no netem, which would do both — and a full
+//! volume: each broker's data directory is its own tmpfs, and a ballast
+//! file leaves the leader or a follower under twice its reserve (sometimes
+//! under the reserve) for a while; the cluster must go on acknowledging
+//! (the leader hands its partition to a replica with room).
 //!
 //! `IGGY_FAULT_SEED` (default 1) and `IGGY_FAULT_ROUNDS` (default 4, the
 //! short run `make test` makes; `make chaos` runs 200). A failure prints
@@ -31,16 +35,22 @@ enum Fault {
     Isolate,
     Pause,
     SlowNetwork,
+    FillDisk,
 }
 
-const FAULTS: [Fault; 6] = [
+const FAULTS: [Fault; 7] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::WipeFollower,
     Fault::Isolate,
     Fault::Pause,
     Fault::SlowNetwork,
+    Fault::FillDisk,
 ];
+
+/// Each broker's volume, and the reserve it keeps on it.
+const VOLUME_MIB: &str = "192";
+const RESERVE_MIB: u64 = 16;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -116,12 +126,56 @@ impl Drop for SlowLossyNetwork {
     }
 }
 
+/// A file taking all but `leave` bytes of the volume `dir` is on (removed
+/// on drop, also when the test fails).
+struct Ballast {
+    path: std::path::PathBuf,
+}
+
+impl Ballast {
+    fn leaving(dir: &std::path::Path, leave: u64) -> Self {
+        let fs = rustix::fs::statvfs(dir).unwrap();
+        let size = (fs.f_bavail * fs.f_frsize).saturating_sub(leave);
+        let path = dir.join("chaos-ballast");
+        let file = std::fs::File::create(&path).unwrap();
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size).unwrap();
+        Self { path }
+    }
+}
+
+impl Drop for Ballast {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Remove everything in `dir` (a volume's mount point stays).
+fn empty(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_faults_lose_nothing_acknowledged() {
     let seed = env_number("IGGY_FAULT_SEED", 1);
     let rounds = env_number("IGGY_FAULT_ROUNDS", 4);
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut cluster, _) = replicated_topic(3, &[("IGGY_CLUSTER_WRITE_TIMEOUT", "2s")]).await;
+    let reserve = format!("{RESERVE_MIB} MiB");
+    let (mut cluster, _) = replicated_topic(
+        3,
+        &[
+            ("IGGY_CLUSTER_WRITE_TIMEOUT", "2s"),
+            ("CLUSTER_VOLUME_MIB", VOLUME_MIB),
+            ("IGGY_SYSTEM_RESERVED_SPACE", &reserve),
+        ],
+    )
+    .await;
     let producer = Producer::start(&cluster);
     let mut done = Vec::new();
     for round in 0..rounds {
@@ -148,7 +202,7 @@ async fn seeded_faults_lose_nothing_acknowledged() {
             }
             Fault::WipeFollower => {
                 cluster.kill(follower);
-                std::fs::remove_dir_all(&cluster.node(follower).data).unwrap();
+                empty(&cluster.node(follower).data);
                 cluster.start(follower);
             }
             Fault::Isolate => {
@@ -177,6 +231,26 @@ async fn seeded_faults_lose_nothing_acknowledged() {
                 producer.more_acks(20).await;
                 tokio::time::sleep(hold).await;
                 drop(slow);
+            }
+            Fault::FillDisk => {
+                let victim = if rng.random_bool(0.5) {
+                    leader
+                } else {
+                    follower
+                };
+                let mib = 1 << 20;
+                let leave = rng.random_range(RESERVE_MIB * mib / 2..2 * RESERVE_MIB * mib);
+                eprintln!("  broker {victim} left with {} KiB free", leave >> 10);
+                let ballast = Ballast::leaving(&cluster.node(victim).data, leave);
+                if victim == leader {
+                    wait_until(&cluster, None, "handed to another leader", |p| {
+                        p.leader.is_some_and(|l| l != victim)
+                    })
+                    .await;
+                }
+                producer.more_acks(20).await;
+                tokio::time::sleep(hold).await;
+                drop(ballast);
             }
         }
         done.push(fault);
