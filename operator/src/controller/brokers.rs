@@ -40,6 +40,10 @@ pub struct NodeStatus {
     /// do not say: all of theirs were).
     #[serde(default = "yes")]
     pub voter: bool,
+    /// Its data directory runs low on space (brokers before this field do
+    /// not say).
+    #[serde(default)]
+    pub low_on_space: bool,
 }
 
 fn yes() -> bool {
@@ -392,6 +396,20 @@ pub fn members(cluster: &IggyCluster, status: &ClusterStatus) -> Vec<ClusterMemb
             status: node.status.clone(),
             applied_index: node.applied_index,
             version: node.version.clone(),
+            low_on_space: node.low_on_space,
+        })
+        .collect()
+}
+
+/// The members that run low on disk space now and did not before (one
+/// Warning Event each, not one per reconcile).
+pub fn newly_low<'a>(before: &[ClusterMember], now: &'a [ClusterMember]) -> Vec<&'a ClusterMember> {
+    now.iter()
+        .filter(|member| member.low_on_space)
+        .filter(|member| {
+            !before
+                .iter()
+                .any(|earlier| earlier.id == member.id && earlier.low_on_space)
         })
         .collect()
 }
@@ -403,6 +421,28 @@ mod tests {
     #[test]
     fn the_broker_client_builds_without_a_system_ca_store() {
         super::http_client(None).expect("client");
+    }
+
+    #[test]
+    fn a_member_is_announced_low_on_space_once_until_it_has_room_again() {
+        use super::newly_low;
+        use crate::crd::cluster::ClusterMember;
+        let member = |id: i32, low_on_space: bool| ClusterMember {
+            id,
+            pod: format!("demo-{id}"),
+            status: "healthy".into(),
+            applied_index: 1,
+            version: None,
+            low_on_space,
+        };
+        let ids = |members: Vec<&ClusterMember>| members.iter().map(|m| m.id).collect::<Vec<_>>();
+        let calm = [member(0, false), member(1, false)];
+        let one_low = [member(0, false), member(1, true)];
+        assert_eq!(ids(newly_low(&calm, &one_low)), vec![1]);
+        assert_eq!(ids(newly_low(&one_low, &one_low)), Vec::<i32>::new());
+        assert_eq!(ids(newly_low(&one_low, &calm)), Vec::<i32>::new());
+        // A member first seen low (a new status) is announced too.
+        assert_eq!(ids(newly_low(&[], &one_low)), vec![1]);
     }
 
     #[test]

@@ -515,7 +515,8 @@ async fn announce_size(ctx: &Context, cluster: &IggyCluster, before: Option<i32>
 }
 
 /// What the brokers report: members, metadata leader, the cluster's uid
-/// (and a Warning Event should it change).
+/// (and a Warning Event should it change, or a broker run low on disk
+/// space).
 async fn report_brokers(
     ctx: &Context,
     cluster: &IggyCluster,
@@ -523,7 +524,17 @@ async fn report_brokers(
     status: &mut IggyClusterStatus,
 ) {
     status.metadata_leader = observed.leader.map(|id| id as i32);
-    status.members = brokers::members(cluster, observed);
+    let members = brokers::members(cluster, observed);
+    for member in brokers::newly_low(&status.members, &members) {
+        let why = format!(
+            "broker {} (pod {}) runs low on disk space: it hands the leadership of its \
+             partitions to brokers with room, and refuses writes at its reserve; grow \
+             spec.storage.size or shorten the topics' retention",
+            member.id, member.pod
+        );
+        publish_event(ctx, cluster, EventType::Warning, "BrokerLowOnSpace", &why).await;
+    }
+    status.members = members;
     let uid = observed.uid.as_deref();
     if let Some(why) = brokers::founded_anew(status.cluster_uid.as_deref(), uid) {
         publish_event(ctx, cluster, EventType::Warning, "ClusterFormedAnew", &why).await;

@@ -527,6 +527,12 @@ pub struct ClusterMember {
     pub applied_index: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Its data volume runs low on space (less than twice the broker's
+    /// `system.reserved_space` free, or failing writes): it hands the
+    /// leadership of its partitions to brokers with room (a Warning Event
+    /// `BrokerLowOnSpace` when it starts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub low_on_space: bool,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
