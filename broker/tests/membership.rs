@@ -223,6 +223,8 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
     );
     let through_0 = cluster.client(0).await;
     through_0.create_stream("fork").await.unwrap();
+    create_fork_topic(&through_0, "t").await.unwrap();
+    send_to_fork(&through_0).await.unwrap();
 
     let earlier = cluster.log(0).len();
     // Neither is ready before the other is up: they are a majority of
@@ -268,6 +270,38 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
         "{readyz}"
     );
     assert!(common::is_ready(cluster.node(1).http) && common::is_ready(cluster.node(2).http));
+    // Nor does it take writes from clients connected to it directly: they
+    // would go with its volume. The refusal is `TransientNotAccepted`,
+    // which the SDK's TCP client retries at another broker if it knows one
+    // (for about 30 s when it knows only the fork); over HTTP it comes at
+    // once. The broker's log says why.
+    let over_http = http_client(cluster.node(0).http).await;
+    for refused in [
+        send_to_fork(&over_http)
+            .await
+            .expect_err("the fork took a send"),
+        create_fork_topic(&over_http, "later")
+            .await
+            .expect_err("the fork took a topic"),
+    ] {
+        assert!(refused.to_string().contains("\"id\":58"), "{refused}");
+    }
+    assert!(
+        cluster
+            .log(0)
+            .contains("refused a client's write: founded apart"),
+        "broker 0 did not say why it refused"
+    );
+    let fork = through_0
+        .get_stream(&Identifier::named("fork").unwrap())
+        .await
+        .unwrap()
+        .expect("the fork's stream");
+    assert_eq!(
+        (fork.topics_count, fork.messages_count),
+        (1, 1),
+        "the fork changed"
+    );
     let through_1 = cluster.client(1).await;
     through_1.create_stream("after").await.unwrap();
     assert_eq!(wait_for_uid(&cluster, 1).await, named);
@@ -286,6 +320,31 @@ async fn a_founder_that_founded_again_on_an_empty_volume_is_kept_apart_from_its_
     assert_eq!(wait_for_uid(&cluster, 0).await, named);
     let through_0 = cluster.client(0).await;
     assert_eq!(stream_names(&through_0).await, ["after", "s"]);
+}
+
+/// Create topic `name` in the fork's stream.
+async fn create_fork_topic(client: &IggyClient, name: &str) -> Result<(), IggyError> {
+    client
+        .create_topic(
+            &Identifier::named("fork").unwrap(),
+            name,
+            &TopicCreateOptions::default(),
+        )
+        .await
+        .map(drop)
+}
+
+/// Send one message to the fork's topic `t`.
+async fn send_to_fork(client: &IggyClient) -> Result<(), IggyError> {
+    client
+        .send_messages(
+            &Identifier::named("fork").unwrap(),
+            &Identifier::named("t").unwrap(),
+            &Partitioning::partition_id(0),
+            &mut common::messages(1, 1),
+        )
+        .await
+        .map(drop)
 }
 
 /// A cluster founded by broker 0 alone, joined by brokers 1 and 2, with

@@ -27,9 +27,11 @@
 //! leader keeps calling it (it is one of the cluster's voters), while its
 //! own group does not count the caller. It then reports itself not ready
 //! (`/readyz`), so that a load balancer or Kubernetes Service sends no
-//! client to the fork, and says why.
+//! client to the fork, says why, and refuses the writes of clients
+//! connected to it directly (they would go with its volume).
 
 use crate::broker::Broker;
+use crate::error::Error;
 use crate::metadata::command::MetadataCommand;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +57,8 @@ pub struct ClusterUid {
     named: AtomicBool,
     /// The last broker refused for naming another uid, and when.
     refused: Mutex<Option<(u32, Instant)>>,
+    /// Client writes refused while founded apart: warned of now and then.
+    refused_writes: super::transport::repeats::Repeats<()>,
 }
 
 impl ClusterUid {
@@ -216,6 +220,24 @@ pub fn founded_apart(broker: &Broker) -> Option<String> {
          cluster of its own, as a lone founder does on an empty volume while the rest of its \
          cluster is down). Empty its data directory and it joins that cluster"
     ))
+}
+
+/// Refuse a client's write on the broker founded apart: its data is not
+/// its cluster's, and goes when its volume is emptied to let it join, so
+/// whatever it acknowledged now would be lost. Reads go on.
+pub fn refuse_if_founded_apart(broker: &Broker) -> Result<(), Error> {
+    let Some(why) = founded_apart(broker) else {
+        return Ok(());
+    };
+    let why = format!("refused a client's write: {why}; nothing was changed");
+    let warn = broker
+        .peers
+        .as_ref()
+        .is_some_and(|peers| peers.uid().refused_writes.is_news(()));
+    if warn {
+        tracing::warn!("{why} (logged at most every 10 s)");
+    }
+    Err(Error::NotAccepted(why))
 }
 
 /// On the metadata leader, name the cluster if it has no uid yet: a new

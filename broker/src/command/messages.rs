@@ -144,6 +144,7 @@ pub async fn send_messages(
     };
     let (stream_id, topic_id, _) = partition.key;
     let role = leading_role(broker, &partition)?;
+    crate::cluster::uid::refuse_if_founded_apart(broker)?;
     broker
         .space
         .admit(SaveKind::Messages, record.len() as u64)?;

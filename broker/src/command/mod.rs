@@ -107,8 +107,10 @@ impl Context<'_> {
     }
 
     /// Refuse a change that adds to the metadata while this broker's data
-    /// directory is short of space or failing; deletions go through.
+    /// directory is short of space or failing (deletions go through), and
+    /// any change on a broker founded apart from its cluster.
     fn admit(&self, command: &MetadataCommand) -> Result<()> {
+        crate::cluster::uid::refuse_if_founded_apart(self.broker)?;
         if command.frees_space() {
             return Ok(());
         }
@@ -117,12 +119,13 @@ impl Context<'_> {
 
     /// Refuse at once, as [`Context::write`] would, a change that adds to
     /// the metadata while this broker cannot make it (cut off from the
-    /// majority, short of space): for changes committed behind the reply
+    /// majority, founded apart, short of space): for changes committed behind the reply
     /// (`broker::offset_commits`).
     pub fn check_writable(&self) -> Result<()> {
         if !self.broker.metadata.in_contact() {
             return Err(cut_off());
         }
+        crate::cluster::uid::refuse_if_founded_apart(self.broker)?;
         self.broker.space.admit(SaveKind::Metadata, 0)
     }
 

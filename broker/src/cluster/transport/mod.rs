@@ -17,7 +17,7 @@ pub mod client;
 pub mod frame;
 pub mod handshake;
 pub mod messages;
-mod repeats;
+pub(crate) mod repeats;
 pub mod server;
 
 pub use client::{Lane, PeerClient, PeerError};
