@@ -41,6 +41,8 @@ pub struct Metrics {
     pub storage_reserved: IntGauge,
     /// 0 while the data directory refuses writes (read-only, I/O errors).
     pub storage_writable: IntGauge,
+    /// 1 while the data directory runs low (`DataDirectory::is_low`).
+    pub storage_low: IntGauge,
     /// Passes of the retention cleaner, and the segments it deleted.
     pub retention_runs: IntCounter,
     pub retention_deleted_segments: IntCounter,
@@ -198,6 +200,11 @@ impl Default for Metrics {
                 &registry,
                 "iggy_broker_storage_writable",
                 "1 while the data directory takes writes, 0 while it is read-only or failing",
+            ),
+            storage_low: gauge(
+                &registry,
+                "iggy_broker_storage_low",
+                "1 while the data directory runs low (less than twice the reserve available, or failing): in a cluster the broker hands the leadership of its partitions to replicas with room",
             ),
             retention_runs: plain_counter(
                 &registry,

@@ -126,6 +126,7 @@ async fn a_full_disk_refuses_writes_keeps_serving_and_resumes_when_space_is_free
     let available = metric(&scraped, "iggy_broker_filesystem_avail_bytes");
     assert!(available < reserved + MIB as f64, "{available} B available");
     assert_eq!(metric(&scraped, "iggy_broker_storage_writable"), 1.0);
+    assert_eq!(metric(&scraped, "iggy_broker_storage_low"), 1.0);
     // Refusals are logged, not once per refused send.
     for i in 0..20 {
         assert!(send_small(&client, "kept", 200 + i * 10).await.is_err());
@@ -472,6 +473,7 @@ async fn a_leader_whose_disk_runs_low_hands_leadership_to_a_replica_with_room() 
         ),
         1.0
     );
+    assert_eq!(metric(&scraped, "iggy_broker_storage_low"), 1.0);
     // The others know it runs low, and give it no leadership back.
     assert!(reported_low(&cluster, 2).await, "broker 2 not reported low");
     let (code, body) = admin_post(

@@ -428,6 +428,7 @@ impl Broker {
         self.metrics
             .storage_writable
             .set(i64::from(space.failure().is_none()));
+        self.metrics.storage_low.set(i64::from(space.is_low()));
         let raft = self.metadata.raft().metrics().borrow().clone();
         self.metrics
             .metadata_leader
