@@ -115,6 +115,11 @@ impl Peers {
         self.uid.clone()
     }
 
+    /// The same, borrowed (for checks on every client write).
+    pub fn uid_ref(&self) -> &uid::ClusterUid {
+        &self.uid
+    }
+
     /// The other members, as last set from the metadata group.
     pub fn ids(&self) -> Vec<u32> {
         lock(&self.members).iter().copied().collect()

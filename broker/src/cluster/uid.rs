@@ -57,6 +57,9 @@ pub struct ClusterUid {
     named: AtomicBool,
     /// The last broker refused for naming another uid, and when.
     refused: Mutex<Option<(u32, Instant)>>,
+    /// Whether any was, ever: every client write asks whether this broker
+    /// was founded apart, and almost always none was.
+    ever_refused: AtomicBool,
     /// Client writes refused while founded apart: warned of now and then.
     refused_writes: super::transport::repeats::Repeats<()>,
 }
@@ -73,6 +76,7 @@ impl ClusterUid {
 
     /// The replica listener refused broker `peer`, which names another uid.
     pub fn refused(&self, peer: u32) {
+        self.ever_refused.store(true, Ordering::Relaxed);
         *self
             .refused
             .lock()
@@ -81,6 +85,9 @@ impl ClusterUid {
 
     /// The broker of another uid refused lately, if any.
     fn refused_lately(&self) -> Option<u32> {
+        if !self.ever_refused.load(Ordering::Relaxed) {
+            return None;
+        }
         let refused = *self
             .refused
             .lock()
@@ -210,7 +217,7 @@ fn new_uid() -> u64 {
 /// the caller's group counts this broker: that group is the cluster this
 /// broker was once part of, and this broker founded its own since.
 pub fn founded_apart(broker: &Broker) -> Option<String> {
-    let caller = broker.peers.as_ref()?.uid().refused_lately()?;
+    let caller = broker.peers.as_ref()?.uid_ref().refused_lately()?;
     if broker.metadata.members().contains(&caller) {
         return None;
     }
@@ -233,7 +240,7 @@ pub fn refuse_if_founded_apart(broker: &Broker) -> Result<(), Error> {
     let warn = broker
         .peers
         .as_ref()
-        .is_some_and(|peers| peers.uid().refused_writes.is_news(()));
+        .is_some_and(|peers| peers.uid_ref().refused_writes.is_news(()));
     if warn {
         tracing::warn!("{why} (logged at most every 10 s)");
     }
